@@ -1,0 +1,1 @@
+"""riskgrade features package."""

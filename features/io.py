@@ -1,0 +1,147 @@
+"""Reading and writing raw folders: one Parquet (or CSV) file per table."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from features.schema import SCHEMAS, TABLES
+
+
+class RawDataError(ValueError):
+    """A raw folder or file cannot be read as the raw-data contract demands."""
+
+
+@dataclass(frozen=True)
+class RawTables:
+    """The six raw tables of the contract, as pandas frames."""
+
+    customers: pd.DataFrame
+    financial_statements: pd.DataFrame
+    credit_facilities: pd.DataFrame
+    repayments: pd.DataFrame
+    transactions: pd.DataFrame
+    defaults: pd.DataFrame
+
+    def items(self) -> Iterator[tuple[str, pd.DataFrame]]:
+        """Yield (table name, frame) in contract order."""
+        for field in fields(self):
+            yield field.name, getattr(self, field.name)
+
+    @classmethod
+    def from_mapping(cls, tables: Mapping[str, pd.DataFrame]) -> RawTables:
+        """Build from a name -> frame mapping; every contract table must be present."""
+        missing = [name for name in TABLES if name not in tables]
+        if missing:
+            raise RawDataError(f"missing tables: {', '.join(missing)}")
+        return cls(**{name: tables[name] for name in TABLES})
+
+    def row_counts(self) -> dict[str, int]:
+        """Number of rows per table."""
+        return {name: len(frame) for name, frame in self.items()}
+
+
+def table_path(raw_dir: Path, table: str) -> Path:
+    """Locate a table's file in a raw folder: ``<table>.parquet`` first, else ``<table>.csv``.
+
+    Raises:
+        RawDataError: if neither file exists.
+    """
+    for suffix in (".parquet", ".csv"):
+        candidate = raw_dir / f"{table}{suffix}"
+        if candidate.is_file():
+            return candidate
+    raise RawDataError(
+        f"table '{table}' is missing: expected {raw_dir / (table + '.parquet')} "
+        f"or {raw_dir / (table + '.csv')}"
+    )
+
+
+def _csv_dtypes(table: str) -> dict[str, str]:
+    """Read id and code columns of a CSV as strings so '007' stays '007'."""
+    schema = SCHEMAS[table]
+    return {name: "string" for name, column in schema.columns.items() if column.dtype.type is str}
+
+
+def read_table(raw_dir: Path, table: str) -> pd.DataFrame:
+    """Read one raw table without validating it.
+
+    Raises:
+        RawDataError: if the file is missing, unreadable or not a table.
+    """
+    if table not in SCHEMAS:
+        raise RawDataError(f"unknown table '{table}'; the contract has {', '.join(TABLES)}")
+    path = table_path(raw_dir, table)
+    try:
+        if path.suffix == ".parquet":
+            return pq.read_table(path).to_pandas()
+        date_columns = [
+            name
+            for name, column in SCHEMAS[table].columns.items()
+            if str(column.dtype).startswith("datetime64")
+        ]
+        return pd.read_csv(path, dtype=_csv_dtypes(table), parse_dates=date_columns)
+    except (OSError, ValueError, pa.ArrowException, pd.errors.ParserError) as error:
+        raise RawDataError(f"cannot read {path}: {error}") from error
+
+
+def read_raw(raw_dir: Path | str) -> RawTables:
+    """Read every table of a raw folder (no validation; see ``features.validate``).
+
+    Raises:
+        RawDataError: if the folder or a table is missing or unreadable.
+    """
+    raw_dir = Path(raw_dir)
+    if not raw_dir.is_dir():
+        raise RawDataError(f"raw folder {raw_dir} does not exist or is not a folder")
+    return RawTables.from_mapping({table: read_table(raw_dir, table) for table in TABLES})
+
+
+def write_parquet_atomic(frame: pd.DataFrame, path: Path) -> None:
+    """Write a frame to Parquet via a temp file and rename: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
+    try:
+        frame.to_parquet(tmp_name, index=False, engine="pyarrow")
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+
+
+def write_raw(tables: RawTables, raw_dir: Path | str) -> None:
+    """Write all tables into ``raw_dir`` atomically: a staging folder renamed into place.
+
+    An existing folder is replaced only after the new one is fully written.
+    """
+    raw_dir = Path(raw_dir)
+    raw_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=raw_dir.parent, prefix=f".{raw_dir.name}.staging."))
+    try:
+        for name, frame in tables.items():
+            frame.to_parquet(staging / f"{name}.parquet", index=False, engine="pyarrow")
+        replace_dir(staging, raw_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def replace_dir(staging: Path, target: Path) -> None:
+    """Move a fully written staging folder to ``target``, replacing what was there."""
+    if target.exists():
+        trash = target.with_name(f".{target.name}.old")
+        shutil.rmtree(trash, ignore_errors=True)
+        os.replace(target, trash)
+        os.replace(staging, target)
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        os.replace(staging, target)

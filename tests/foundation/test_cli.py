@@ -1,0 +1,97 @@
+"""The command line: thin commands, clear errors, exit codes."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from riskgrade.cli import app
+
+runner = CliRunner(env={"COLUMNS": "200"})
+
+
+def _riskgrade(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    script = Path(sys.executable).with_name("riskgrade")
+    return subprocess.run(
+        [str(script), *args], capture_output=True, text=True, cwd=cwd, check=False
+    )
+
+
+def test_validate_prints_row_counts(sample_raw_dir: Path) -> None:
+    result = runner.invoke(app, ["validate", str(sample_raw_dir), "--as-of", "2025-12-31"])
+    assert result.exit_code == 0, result.output
+    assert "valid" in result.output
+    assert "transactions" in result.output
+
+
+def test_validate_exits_1_and_names_each_problem(sample_raw_dir: Path, tmp_path: Path) -> None:
+    raw = tmp_path / "raw"
+    shutil.copytree(sample_raw_dir, raw)
+    statements = pd.read_parquet(raw / "financial_statements.parquet")
+    statements.loc[0, "total_assets"] = -5.0
+    statements.to_parquet(raw / "financial_statements.parquet", index=False)
+    result = runner.invoke(app, ["validate", str(raw), "--as-of", "2025-12-31"])
+    assert result.exit_code == 1
+    assert "total_assets" in result.output
+    assert "financial_statements" in result.output
+
+
+def test_bad_date_argument_is_a_usage_error(sample_raw_dir: Path) -> None:
+    result = runner.invoke(app, ["validate", str(sample_raw_dir), "--as-of", "31/12/2025"])
+    assert result.exit_code == 2
+    assert "not a date" in result.output
+
+
+def test_generate_writes_a_valid_folder(tmp_path: Path) -> None:
+    out = tmp_path / "raw"
+    result = runner.invoke(app, ["generate", "--customers", "60", "--seed", "3", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.glob("*.parquet")) == sorted(
+        f"{t}.parquet"
+        for t in (
+            "customers",
+            "financial_statements",
+            "credit_facilities",
+            "repayments",
+            "transactions",
+            "defaults",
+        )
+    )
+    assert (out / "_truth" / "true_pd.parquet").is_file()
+
+
+def test_invalid_generator_setting_names_the_field(tmp_path: Path) -> None:
+    # Given a start date that is not the first of a month, when generating from the console
+    result = _riskgrade(
+        "generate", "--customers", "10", "--start", "2020-01-15", "--out", str(tmp_path / "r")
+    )
+    # Then a clear error, exit 2, no traceback and nothing written
+    assert result.returncode == 2
+    assert "start must be the first day of a month" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "r").exists()
+
+
+def test_describe_prints_segments_and_default_rates(sample_raw_dir: Path) -> None:
+    result = runner.invoke(app, ["describe", str(sample_raw_dir), "--as-of", "2025-12-31"])
+    assert result.exit_code == 0, result.output
+    assert "Customers by industry and size" in result.output
+    assert "Default rate by year" in result.output
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [("generate: {customers: -1}", "generate.customers"), ("bogus: 1", "bogus")],
+)
+def test_invalid_params_file_names_the_key(tmp_path: Path, content: str, message: str) -> None:
+    params = tmp_path / "params.yaml"
+    params.write_text(content)
+    result = _riskgrade("generate", "--params", str(params), "--out", str(tmp_path / "r"))
+    assert result.returncode == 2
+    assert message in result.stderr
