@@ -1,4 +1,4 @@
-"""Portfolio summaries: segments and observed default rates (source document: customer classification)."""
+"""Portfolio summaries: segments and observed default rates by year."""
 
 from __future__ import annotations
 

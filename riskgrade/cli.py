@@ -39,7 +39,8 @@ def _parse_date(value: str | None, option: str) -> date | None:
     try:
         return date.fromisoformat(value)
     except ValueError:
-        raise typer.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)", param_hint=option) from None
+        message = f"{value!r} is not a date (YYYY-MM-DD)"
+        raise typer.BadParameter(message, param_hint=option) from None
 
 
 @app.command()
@@ -114,10 +115,7 @@ def validate(
         rows_table(
             f"{raw_dir}: {len(report.problems)} problem(s)",
             ["table", "column", "check", "count", "examples"],
-            [
-                (p.table, p.column, p.check, p.count, "; ".join(p.examples))
-                for p in report.problems
-            ],
+            [(p.table, p.column, p.check, p.count, "; ".join(p.examples)) for p in report.problems],
         )
     )
     raise typer.Exit(1)
