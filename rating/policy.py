@@ -1,0 +1,337 @@
+"""Policy tiers over the master scale, the credit policy of each tier, and compliance hard rules.
+
+Tiers follow the source document's risk classes: low, medium, high, and restricted (the worst
+grades, the default grade, and any customer hit by a compliance hard rule).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import StrEnum
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from rating.scale import MasterScale
+
+
+class PolicyError(ValueError):
+    """The tier/policy configuration, or an input given to it, is invalid."""
+
+
+class Tier(StrEnum):
+    """Policy tiers, declared from the best to the worst."""
+
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    RESTRICTED = "restricted"
+
+    @property
+    def rank(self) -> int:
+        """Position in the tier order (0 = low risk, 3 = restricted)."""
+        return TIER_ORDER.index(self)
+
+
+TIER_ORDER: tuple[Tier, ...] = tuple(Tier)
+"""Tiers from the best to the worst: low < medium < high < restricted."""
+
+
+class CreditPolicy(BaseModel):
+    """Credit conditions granted to customers of one tier."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    credit_limit_factor: float = Field(ge=0.0, le=10.0)
+    """Multiplier on the customer's standard credit limit (0 = no unsecured credit)."""
+    max_payment_term_days: int = Field(ge=0, le=3650)
+    collateral_required: bool
+    guarantee_required: bool
+    review_frequency_days: int = Field(gt=0, le=3650)
+    new_credit_allowed: bool
+    exit_review: bool
+    """The relationship goes through the exit mechanism review."""
+
+
+class TierDef(BaseModel):
+    """One tier: its grades (contiguous on the master scale) and its credit policy."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    tier: Tier
+    label_en: str
+    label_zh: str
+    grades: tuple[str, ...] = Field(min_length=1)
+    policy: CreditPolicy
+
+
+class HardRule(BaseModel):
+    """A compliance fact that forces the restricted tier whatever the PD."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    code: str = Field(pattern=r"^HR[0-9]{2}$")
+    flag: str = Field(pattern=r"^flag_[a-z0-9_]+$")
+    """Name of the 0/1 flag feature that fires the rule."""
+    text_en: str = Field(min_length=1)
+    text_zh: str = Field(min_length=1)
+
+
+class HardRuleHit(BaseModel):
+    """A hard rule that fired for one customer."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    code: str
+    flag: str
+    text_en: str
+    text_zh: str
+
+
+def _default_tiers() -> tuple[TierDef, ...]:
+    return (
+        TierDef(
+            tier=Tier.LOW,
+            label_en="Low risk",
+            label_zh="低风险",
+            grades=("1", "2", "3"),
+            policy=CreditPolicy(
+                credit_limit_factor=1.0,
+                max_payment_term_days=90,
+                collateral_required=False,
+                guarantee_required=False,
+                review_frequency_days=365,
+                new_credit_allowed=True,
+                exit_review=False,
+            ),
+        ),
+        TierDef(
+            tier=Tier.MEDIUM,
+            label_en="Medium risk",
+            label_zh="中等风险",
+            grades=("4", "5"),
+            policy=CreditPolicy(
+                credit_limit_factor=0.7,
+                max_payment_term_days=60,
+                collateral_required=False,
+                guarantee_required=True,
+                review_frequency_days=180,
+                new_credit_allowed=True,
+                exit_review=False,
+            ),
+        ),
+        TierDef(
+            tier=Tier.HIGH,
+            label_en="High risk",
+            label_zh="高风险",
+            grades=("6", "7"),
+            policy=CreditPolicy(
+                credit_limit_factor=0.4,
+                max_payment_term_days=30,
+                collateral_required=True,
+                guarantee_required=True,
+                review_frequency_days=90,
+                new_credit_allowed=True,
+                exit_review=False,
+            ),
+        ),
+        TierDef(
+            tier=Tier.RESTRICTED,
+            label_en="Restricted",
+            label_zh="限制类",
+            grades=("8", "9", "D"),
+            policy=CreditPolicy(
+                credit_limit_factor=0.0,
+                max_payment_term_days=0,
+                collateral_required=True,
+                guarantee_required=True,
+                review_frequency_days=30,
+                new_credit_allowed=False,
+                exit_review=True,
+            ),
+        ),
+    )
+
+
+def _default_hard_rules() -> tuple[HardRule, ...]:
+    return (
+        HardRule(
+            code="HR01",
+            flag="flag_sanctions_hit",
+            text_en="Sanctions list hit",
+            text_zh="命中制裁名单",
+        ),
+        HardRule(
+            code="HR02",
+            flag="flag_legal_enforcement",
+            text_en="Subject to legal enforcement",
+            text_zh="涉及司法强制执行",
+        ),
+        HardRule(
+            code="HR03",
+            flag="flag_fraud",
+            text_en="Fraud on record",
+            text_zh="存在欺诈记录",
+        ),
+    )
+
+
+class RatingPolicy(BaseModel):
+    """Tiers (in order low, medium, high, restricted), their credit policies and hard rules."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    version: str = "policy-2025.1"
+    tiers: tuple[TierDef, ...] = Field(default_factory=_default_tiers)
+    hard_rules: tuple[HardRule, ...] = Field(default_factory=_default_hard_rules)
+
+    @model_validator(mode="after")
+    def _check(self) -> RatingPolicy:
+        found = tuple(t.tier for t in self.tiers)
+        if found != TIER_ORDER:
+            raise PolicyError(
+                f"tiers must be exactly {[t.value for t in TIER_ORDER]} in that order, "
+                f"got {[t.value for t in found]}"
+            )
+        grades = [g for t in self.tiers for g in t.grades]
+        repeated = sorted({g for g in grades if grades.count(g) > 1})
+        if repeated:
+            raise PolicyError(f"grades assigned to more than one tier: {repeated}")
+        for field in ("code", "flag"):
+            values = [getattr(r, field) for r in self.hard_rules]
+            if len(set(values)) != len(values):
+                raise PolicyError(f"hard rule {field}s must be unique, got {values}")
+        return self
+
+    def check_scale(self, scale: MasterScale) -> None:
+        """Check that the tiers partition the scale into contiguous runs of grades.
+
+        Every grade belongs to exactly one tier, tiers follow the grade order, and the
+        restricted tier holds the worst grades and the default grade.
+
+        Raises:
+            PolicyError: naming the first grade or tier that breaks this.
+        """
+        tier_grades = [g for t in self.tiers for g in t.grades]
+        unknown = [g for g in tier_grades if g not in scale.names]
+        if unknown:
+            raise PolicyError(f"tiers name grades not on master scale {scale.version}: {unknown}")
+        missing = [g for g in scale.names if g not in tier_grades]
+        if missing:
+            raise PolicyError(f"grades of master scale {scale.version} in no tier: {missing}")
+        if tier_grades != scale.names:
+            for tier in self.tiers:
+                indices = [scale.index_of(g) for g in tier.grades]
+                if indices != list(range(indices[0], indices[0] + len(indices))):
+                    raise PolicyError(
+                        f"tier '{tier.tier}' grades {list(tier.grades)} are not a contiguous "
+                        f"run of the master scale in best-to-worst order"
+                    )
+            raise PolicyError(f"tiers are not ordered along the master scale: {tier_grades}")
+        for tier in self.tiers:
+            if tier.grades == (scale.default_grade,):
+                raise PolicyError(
+                    f"tier '{tier.tier}' holds only the default grade; every tier needs a PD band"
+                )
+
+    def tier_def(self, tier: Tier | str) -> TierDef:
+        """Definition of one tier.
+
+        Raises:
+            PolicyError: for an unknown tier name.
+        """
+        for definition in self.tiers:
+            if definition.tier == tier:
+                return definition
+        raise PolicyError(f"unknown tier '{tier}', expected one of {[t.value for t in TIER_ORDER]}")
+
+    def policy_of_tier(self, tier: Tier | str) -> CreditPolicy:
+        """Credit policy of a tier.
+
+        Raises:
+            PolicyError: for an unknown tier name.
+        """
+        return self.tier_def(tier).policy
+
+    def tier_of_grade(self, grade: str) -> Tier:
+        """Tier holding a grade.
+
+        Raises:
+            PolicyError: for a grade in no tier.
+        """
+        for definition in self.tiers:
+            if grade in definition.grades:
+                return definition.tier
+        raise PolicyError(f"grade '{grade}' is in no tier of policy {self.version}")
+
+    def tier_index_of_grade_index(self, scale: MasterScale) -> np.ndarray:
+        """Lookup table: grade index on ``scale`` -> tier rank, for vectorised mapping."""
+        return np.array([self.tier_of_grade(g).rank for g in scale.names], dtype=np.int64)
+
+    def apply_hard_rules(self, flags: Mapping[str, float | bool | int]) -> list[HardRuleHit]:
+        """Hard rules fired by one customer's flags, in rule order.
+
+        Args:
+            flags: flag name -> 0/1 (bool, int or float) for at least every rule's flag.
+
+        Raises:
+            PolicyError: if a rule's flag is missing or not 0/1.
+        """
+        columns = {name: np.asarray([value], dtype=np.float64) for name, value in flags.items()}
+        return self.hard_rule_hits(columns)[0]
+
+    def hard_rule_mask(
+        self, flags: Mapping[str, np.ndarray], n_rows: int | None = None
+    ) -> np.ndarray:
+        """Vectorised hard rules: boolean matrix (customers x rules), True where a rule fires.
+
+        Args:
+            flags: flag name -> 1-D array of 0/1 values, one per customer.
+            n_rows: expected number of customers (checked when given).
+
+        Raises:
+            PolicyError: if a rule's flag is missing, of the wrong length, or not 0/1 (NaN
+                included: an unknown compliance status is an input error, not a pass).
+        """
+        columns = []
+        lengths = {int(np.asarray(v).size) for v in flags.values()}
+        if n_rows is not None:
+            lengths.add(n_rows)
+        if len(lengths) > 1:
+            raise PolicyError(f"flag arrays differ in length (or from the rows): {sorted(lengths)}")
+        n_rows = lengths.pop() if lengths else 0
+        for rule in self.hard_rules:
+            if rule.flag not in flags:
+                raise PolicyError(
+                    f"hard rule {rule.code} needs flag '{rule.flag}', which is missing"
+                )
+            values = np.asarray(flags[rule.flag], dtype=np.float64).reshape(-1)
+            bad = ~np.isin(values, (0.0, 1.0))
+            if bad.any():
+                row = int(np.flatnonzero(bad)[0])
+                raise PolicyError(
+                    f"flag '{rule.flag}' must be 0 or 1, got {float(values[row])} at row {row}"
+                )
+            columns.append(values == 1.0)
+        if not columns:
+            return np.zeros((n_rows, 0), dtype=bool)
+        return np.column_stack(columns)
+
+    def hard_rule_hits(
+        self, flags: Mapping[str, np.ndarray], n_rows: int | None = None
+    ) -> list[list[HardRuleHit]]:
+        """Per customer, the hard rules fired (see `hard_rule_mask`)."""
+        mask = self.hard_rule_mask(flags, n_rows)
+        hits = [
+            HardRuleHit(code=r.code, flag=r.flag, text_en=r.text_en, text_zh=r.text_zh)
+            for r in self.hard_rules
+        ]
+        result: list[list[HardRuleHit]] = [[] for _ in range(mask.shape[0])]
+        for i, j in np.argwhere(mask):  # row-major: rules stay in rule order
+            result[i].append(hits[j])
+        return result
+
+    @property
+    def flag_names(self) -> list[str]:
+        """Flags the hard rules read."""
+        return [r.flag for r in self.hard_rules]

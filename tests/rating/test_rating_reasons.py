@@ -1,0 +1,99 @@
+import numpy as np
+import pytest
+
+from features.spec import FeatureGroup
+from rating.policy import RatingPolicy
+from rating.reasons import ReasonText, build_reason_dictionary, derive_text, top_reasons
+
+
+def test_dictionary_has_one_stable_code_per_non_protected_feature(spec):
+    # When the dictionary is built twice from the same spec
+    first, second = build_reason_dictionary(spec), build_reason_dictionary(spec)
+    # Then it is identical, codes are prefixed by group, and the protected feature has no entry
+    assert first == second
+    assert first.entry("owner_age") is None
+    assert first.entry("debt_ratio").code == "FIN01"
+    assert first.entry("current_ratio").code == "FIN02"
+    assert first.entry("max_dpd_12m").code == "CRD01"
+    assert first.entry("inflow_cv_12m").code == "TRX01"
+    assert first.entry("industry").code.startswith("PRO")
+    assert first.version == "reasons-spec-test-1"
+
+
+def test_texts_are_derived_from_the_spec_descriptions(spec):
+    dictionary = build_reason_dictionary(spec)
+    debt = dictionary.entry("debt_ratio")
+    assert (debt.text_en, debt.text_zh) == ("High debt ratio", "资产负债率偏高")
+    current = dictionary.entry("current_ratio")
+    assert (current.text_en, current.text_zh) == ("Low current ratio", "流动比率偏低")
+    assert dictionary.entry("industry").text_en == "Unfavourable industry"
+    assert derive_text(spec.by_name("flag_fraud")).text_en == "Fraud on record"
+
+
+def test_overrides_replace_texts_but_not_for_protected_features(spec):
+    text = ReasonText(text_en="Heavily leveraged", text_zh="杠杆过高")
+    dictionary = build_reason_dictionary(spec, overrides={"debt_ratio": text})
+    assert dictionary.entry("debt_ratio").text_en == "Heavily leveraged"
+    with pytest.raises(ValueError, match="protected feature 'owner_age'"):
+        build_reason_dictionary(spec, overrides={"owner_age": text})
+    with pytest.raises(ValueError, match="'nope', which is not in the spec"):
+        build_reason_dictionary(spec, overrides={"nope": text})
+
+
+def test_codes_survive_spec_changes_and_are_never_reused(spec):
+    # Given a dictionary, then a new spec without current_ratio and with features reordered
+    old = build_reason_dictionary(spec)
+    names = [n for n in reversed(spec.names) if n != "current_ratio"]
+    new = build_reason_dictionary(spec.select(names), previous=old)
+    # Then kept features keep their codes and the dropped code is retired
+    assert new.entry("debt_ratio").code == "FIN01"
+    assert new.entry("max_dpd_12m").code == "CRD01"
+    assert "FIN02" in new.retired
+    # And a feature added back later gets a fresh code, not the retired one
+    again = build_reason_dictionary(spec, previous=new)
+    assert again.entry("current_ratio").code == "FIN03"
+
+
+def test_top_reasons_are_the_largest_positive_contributions_at_most_four(spec):
+    # Given contributions where the protected feature is the largest risk driver
+    contribs = np.zeros(len(spec.names))
+    values = np.arange(len(spec.names), dtype=float)
+    for name, value in {
+        "owner_age": 3.0,
+        "debt_ratio": 0.4,
+        "current_ratio": 0.9,
+        "max_dpd_12m": 0.2,
+        "inflow_cv_12m": -0.7,
+        "industry": 0.1,
+        "flag_fraud": 0.05,
+    }.items():
+        contribs[spec.names.index(name)] = value
+    # When the top reasons are taken
+    reasons = top_reasons(contribs, spec, values)
+    # Then they are the four largest positive, non-protected, largest first
+    assert [r.feature for r in reasons] == [
+        "current_ratio",
+        "debt_ratio",
+        "max_dpd_12m",
+        "industry",
+    ]
+    assert all(r.contribution > 0 for r in reasons)
+    assert reasons[0].group == FeatureGroup.FINANCIAL.value
+    assert reasons[0].value == values[spec.names.index("current_ratio")]
+    assert top_reasons(-np.abs(contribs), spec) == []
+
+
+def test_hard_rule_reasons_come_first(spec):
+    hits = RatingPolicy().apply_hard_rules(
+        {"flag_sanctions_hit": 0, "flag_legal_enforcement": 1, "flag_fraud": 0}
+    )
+    contribs = np.full(len(spec.names), 0.1)
+    reasons = top_reasons(contribs, spec, hard_rules=hits)
+    assert reasons[0].code == "HR02" and reasons[0].group == "hard_rule"
+    assert reasons[0].text_zh == "涉及司法强制执行"
+    assert len(reasons) == 4
+
+
+def test_wrong_shapes_are_rejected(spec):
+    with pytest.raises(ValueError, match=r"shape \(9,\) in spec order"):
+        top_reasons(np.zeros(3), spec)
