@@ -1,0 +1,185 @@
+"""Univariate feature quality on a built dataset: IV, AUC, missing share and PSI over time.
+
+* Information value: quantile bins of the non-missing values (``bins``, ties merged) plus one
+  bin for missing values; categorical and flag features bin by level. Weight of evidence uses
+  additive smoothing (``0.5`` per bin) so empty cells stay finite.
+* AUC of the raw feature against the label on non-missing rows (``auc``), the direction-aware
+  one (``auc_directional``: ``auc`` for risk direction up, ``1 - auc`` for down, the larger of
+  the two when the direction is unknown) and ``auc_max = max(auc, 1 - auc)``.
+* PSI between the first and the last snapshot, on deciles of the first plus a missing bin.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from sklearn.metrics import roc_auc_score
+
+from features.spec import FeatureKind, FeatureSpec, RiskDirection
+
+_SMOOTHING = 0.5
+_PSI_EPS = 1e-4
+
+
+class QualityError(ValueError):
+    """The dataset cannot be assessed (missing label or snapshot column, no feature of the spec)."""
+
+
+def _bin_codes(
+    values: pd.Series, kind: FeatureKind, bins: int, edges: np.ndarray | None = None
+) -> np.ndarray:
+    """Integer bin per row: -1 for missing, else the level or quantile bin."""
+    array = values.to_numpy(dtype="float64")
+    codes = np.full(array.shape, -1, dtype=np.int64)
+    present = ~np.isnan(array)
+    if kind != FeatureKind.NUMERIC:
+        _, codes[present] = np.unique(array[present], return_inverse=True)
+        return codes
+    if edges is None:
+        edges = _quantile_edges(array[present], bins)
+    codes[present] = np.searchsorted(edges, array[present], side="right")
+    return codes
+
+
+def _quantile_edges(values: np.ndarray, bins: int) -> np.ndarray:
+    """Inner cut points of equal-frequency bins (duplicates merged)."""
+    if values.size == 0:
+        return np.array([])
+    return np.unique(np.quantile(values, np.linspace(0, 1, bins + 1)[1:-1]))
+
+
+def information_value(codes: np.ndarray, label: np.ndarray) -> float:
+    """IV of a binned feature with smoothed weights of evidence."""
+    levels, inverse = np.unique(codes, return_inverse=True)
+    bad = np.bincount(inverse, weights=label, minlength=levels.size)
+    good = np.bincount(inverse, minlength=levels.size) - bad
+    bad_share = (bad + _SMOOTHING) / (bad.sum() + _SMOOTHING * levels.size)
+    good_share = (good + _SMOOTHING) / (good.sum() + _SMOOTHING * levels.size)
+    woe = np.log(good_share / bad_share)
+    return float(np.sum((good_share - bad_share) * woe))
+
+
+def psi(expected: np.ndarray, actual: np.ndarray) -> float:
+    """Population stability index between two arrays of bin codes."""
+    levels = np.union1d(expected, actual)
+    e = np.array([(expected == level).mean() for level in levels]) + _PSI_EPS
+    a = np.array([(actual == level).mean() for level in levels]) + _PSI_EPS
+    return float(np.sum((a - e) * np.log(a / e)))
+
+
+def _auc(values: pd.Series, label: pd.Series) -> float:
+    present = values.notna()
+    y = label[present]
+    if y.nunique() < 2:
+        return float("nan")
+    return float(roc_auc_score(y, values[present]))
+
+
+def feature_quality(
+    dataset: pd.DataFrame,
+    spec: FeatureSpec,
+    label: str = "default_12m",
+    snapshot: str = "snapshot_date",
+    bins: int = 10,
+) -> pd.DataFrame:
+    """Quality table with one row per spec feature present in ``dataset``.
+
+    Returns:
+        Columns feature, group, risk_direction, iv, auc, auc_directional, auc_max,
+        missing_share, psi_first_last (index: position in the spec).
+
+    Raises:
+        QualityError: if the label or snapshot column is missing, or no spec feature is present.
+    """
+    for column in (label, snapshot):
+        if column not in dataset.columns:
+            raise QualityError(f"dataset has no '{column}' column")
+    features = [f for f in spec.features if f.name in dataset.columns]
+    if not features:
+        raise QualityError("dataset holds none of the feature spec's features")
+    y = dataset[label].to_numpy(dtype="float64")
+    first = dataset[snapshot] == dataset[snapshot].min()
+    last = dataset[snapshot] == dataset[snapshot].max()
+    rows = []
+    for feature in features:
+        values = dataset[feature.name].astype("float64")
+        auc = _auc(values, dataset[label])
+        directional = {
+            RiskDirection.UP: auc,
+            RiskDirection.DOWN: 1.0 - auc,
+        }.get(feature.risk_direction, max(auc, 1.0 - auc))
+        reference = values[first].to_numpy()
+        edges = _quantile_edges(reference[~np.isnan(reference)], bins)
+        rows.append(
+            {
+                "feature": feature.name,
+                "group": str(feature.group),
+                "risk_direction": str(feature.risk_direction),
+                "iv": information_value(_bin_codes(values, feature.kind, bins), y),
+                "auc": auc,
+                "auc_directional": directional,
+                "auc_max": max(auc, 1.0 - auc),
+                "missing_share": float(values.isna().mean()),
+                "psi_first_last": psi(
+                    _bin_codes(values[first], feature.kind, bins, edges),
+                    _bin_codes(values[last], feature.kind, bins, edges),
+                ),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _bar_chart(table: pd.DataFrame, column: str, title: str, threshold: float | None) -> str:
+    """A horizontal bar chart of one column, as a base64 PNG."""
+    ordered = table.sort_values(column, na_position="first")
+    figure, axes = plt.subplots(figsize=(8, max(3.0, 0.22 * len(ordered))))
+    axes.barh(ordered["feature"], ordered[column].fillna(0.0), color="#4472c4")
+    if threshold is not None:
+        axes.axvline(threshold, color="#c00000", linestyle="--", linewidth=1)
+    axes.set_title(title)
+    axes.tick_params(axis="y", labelsize=7)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=90)
+    plt.close(figure)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def render_quality_report(table: pd.DataFrame, out_path: Path | str) -> Path:
+    """Write a self-contained HTML report (plots embedded as base64, no external resources).
+
+    Returns:
+        The path written.
+    """
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    charts = [
+        ("Information value", _bar_chart(table, "iv", "Information value", 0.02)),
+        ("Direction-aware AUC", _bar_chart(table, "auc_directional", "Direction-aware AUC", 0.5)),
+        ("PSI first vs last snapshot", _bar_chart(table, "psi_first_last", "PSI", 0.25)),
+    ]
+    images = "\n".join(
+        f'<h2>{html.escape(title)}</h2><img alt="{html.escape(title)}" '
+        f'src="data:image/png;base64,{data}"/>'
+        for title, data in charts
+    )
+    page = (
+        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>Feature quality</title>"
+        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:2px 6px;font-size:12px}</style></head><body>"
+        "<h1>Feature quality</h1>"
+        f"{images}<h2>Table</h2>{table.to_html(index=False, float_format=lambda v: f'{v:.4f}')}"
+        "</body></html>\n"
+    )
+    out_path.write_text(page, encoding="utf-8")
+    return out_path

@@ -1,0 +1,582 @@
+"""Tamper-evident, append-only audit log of scoring decisions (SQLite by default).
+
+Every decision is one row of ``decisions``; its ``hash`` is
+``sha256(prev_hash + canonical JSON of every other column)``, chaining it to the row before.
+Triggers reject UPDATE and DELETE. Every ``checkpoint_every`` records a row of ``checkpoints``
+stores (record count, head hash, HMAC-SHA256 of both under a secret key), so a log whose tail
+was cut off (rows and triggers removed by someone with file access) no longer matches its
+last checkpoint. A tail shorter than ``checkpoint_every`` records, cut together with no
+checkpoint, is only detectable against an external copy of the checkpoints: ship them
+elsewhere (``export_checkpoints``) when that matters.
+
+Scaling out: the schema and the chain use plain SQL and ``BEGIN IMMEDIATE``-style writer
+serialisation; a PostgreSQL backend would implement the same ``AuditStore`` interface with
+``SELECT ... FOR UPDATE`` on the head row (extension point, not shipped).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import math
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+GENESIS_HASH = "0" * 64
+HMAC_KEY_ENV = "RISKGRADE_AUDIT_KEY"
+_DEV_KEY = "riskgrade-dev-audit-key-change-me"
+
+_COLUMNS: tuple[str, ...] = (
+    "id",
+    "decision_id",
+    "created_at",
+    "kind",
+    "caller",
+    "customer_id",
+    "model_version",
+    "bundle_hash",
+    "policy_version",
+    "pd",
+    "grade",
+    "tier",
+    "payload",
+    "prev_hash",
+)
+"""Columns covered by a record's hash, in hashing order (everything but ``hash``)."""
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS decisions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    decision_id TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    caller TEXT NOT NULL,
+    customer_id TEXT NOT NULL,
+    model_version TEXT NOT NULL,
+    bundle_hash TEXT NOT NULL,
+    policy_version TEXT NOT NULL,
+    pd REAL NOT NULL,
+    grade TEXT NOT NULL,
+    tier TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL UNIQUE
+);
+CREATE INDEX IF NOT EXISTS decisions_created_at ON decisions (created_at);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    record_count INTEGER NOT NULL,
+    head_hash TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    signature TEXT NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS decisions_no_update BEFORE UPDATE ON decisions
+BEGIN SELECT RAISE(ABORT, 'audit log is append-only: UPDATE rejected'); END;
+CREATE TRIGGER IF NOT EXISTS decisions_no_delete BEFORE DELETE ON decisions
+BEGIN SELECT RAISE(ABORT, 'audit log is append-only: DELETE rejected'); END;
+CREATE TRIGGER IF NOT EXISTS checkpoints_no_update BEFORE UPDATE ON checkpoints
+BEGIN SELECT RAISE(ABORT, 'audit log is append-only: UPDATE rejected'); END;
+CREATE TRIGGER IF NOT EXISTS checkpoints_no_delete BEFORE DELETE ON checkpoints
+BEGIN SELECT RAISE(ABORT, 'audit log is append-only: DELETE rejected'); END;
+"""
+
+
+class AuditError(RuntimeError):
+    """The audit store cannot be opened or read."""
+
+
+class AuditUnavailableError(AuditError):
+    """A decision could not be committed: the caller must not hand out the decision."""
+
+
+class AuditRecordNotFoundError(AuditError, KeyError):
+    """No decision with the requested id."""
+
+
+class AuditConfig(BaseModel):
+    """Where and how decisions are recorded."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    path: Path = Path("data/audit.db")
+    checkpoint_every: int = Field(default=100, ge=1, le=1_000_000)
+    hmac_key_env: str = HMAC_KEY_ENV
+    """Environment variable holding the checkpoint signing key (a dev key is used if unset)."""
+    busy_timeout_ms: int = Field(default=5000, ge=0)
+
+
+class DecisionRecord(BaseModel):
+    """What the service writes for one decision (the store adds id, time and hashes)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    decision_id: str = Field(min_length=1, max_length=64)
+    kind: str = Field(min_length=1, max_length=32)
+    caller: str = Field(min_length=1, max_length=128)
+    customer_id: str = Field(min_length=1, max_length=64)
+    model_version: str
+    bundle_hash: str
+    policy_version: str
+    pd: float
+    grade: str
+    tier: str
+    payload: dict[str, Any]
+    """Request body, computed features, reasons, groups, hard rules: the full decision."""
+
+
+@dataclass(frozen=True)
+class StoredDecision:
+    """One row of the log, as stored."""
+
+    id: int
+    decision_id: str
+    created_at: str
+    kind: str
+    caller: str
+    customer_id: str
+    model_version: str
+    bundle_hash: str
+    policy_version: str
+    pd: float
+    grade: str
+    tier: str
+    payload: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready view of the record."""
+        return {name: getattr(self, name) for name in (*_COLUMNS, "hash")}
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """Outcome of a chain verification."""
+
+    ok: bool
+    records: int
+    checkpoints: int
+    first_bad_id: int | None = None
+    problem: str | None = None
+
+
+def canonical_json(value: Any) -> str:
+    """Deterministic JSON: sorted keys, no whitespace, UTF-8, non-finite floats refused."""
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
+
+
+def record_hash(prev_hash: str, row: Mapping[str, Any]) -> str:
+    """Hash of one row: sha256 over the previous hash and the canonical JSON of its columns.
+
+    ``row['payload']`` is hashed as the stored text, so any byte change is detected.
+    """
+    body = canonical_json({name: row[name] for name in _COLUMNS})
+    return hashlib.sha256((prev_hash + body).encode("utf-8")).hexdigest()
+
+
+def _sign(key: bytes, count: int, head_hash: str) -> str:
+    return hmac.new(key, f"{count}:{head_hash}".encode(), hashlib.sha256).hexdigest()
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def _jsonable(value: Any) -> Any:
+    """Replace non-finite floats by None so the payload is strict JSON."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(key): _jsonable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(item) for item in value]
+    return value
+
+
+class AuditStore:
+    """The SQLite audit store: append, read, export, verify.
+
+    One connection, serialised by a lock (SQLite has one writer anyway); safe to share between
+    the service's worker threads.
+    """
+
+    def __init__(self, config: AuditConfig | None = None, *, key: bytes | None = None) -> None:
+        """Open (creating if needed) the store; WAL journal, ``synchronous=FULL``.
+
+        Raises:
+            AuditError: if the database cannot be opened or initialised.
+        """
+        self.config = config or AuditConfig()
+        self.path = self.config.path
+        env_key = os.environ.get(self.config.hmac_key_env)
+        self._key = key if key is not None else (env_key or _DEV_KEY).encode()
+        self._lock = threading.Lock()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(
+                self.path,
+                timeout=self.config.busy_timeout_ms / 1000,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+            self._conn.execute(f"PRAGMA busy_timeout={self.config.busy_timeout_ms}")
+            mode = self._conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise AuditError(f"{self.path}: cannot switch the audit log to WAL (got {mode})")
+            self._conn.execute("PRAGMA synchronous=FULL")
+            self._conn.executescript(_SCHEMA)
+        except (OSError, sqlite3.Error) as error:
+            raise AuditError(f"cannot open audit store {self.path}: {error}") from error
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> AuditStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def uses_dev_key(self) -> bool:
+        """True when checkpoints are signed with the built-in development key."""
+        return self._key == _DEV_KEY.encode()
+
+    def is_writable(self) -> bool:
+        """Whether a write transaction can be taken right now (readiness probe)."""
+        if not os.access(self.path, os.W_OK):
+            return False
+        try:
+            with self._lock:
+                self._conn.execute("BEGIN IMMEDIATE")
+                self._conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            return False
+        return True
+
+    def append(self, record: DecisionRecord) -> StoredDecision:
+        """Commit one decision (and a checkpoint when due) durably, before returning.
+
+        Raises:
+            AuditUnavailableError: if anything prevents the commit; nothing is written then.
+        """
+        payload = canonical_json(_jsonable(record.payload))
+        with self._lock:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    head = self._conn.execute(
+                        "SELECT id, hash FROM decisions ORDER BY id DESC LIMIT 1"
+                    ).fetchone()
+                    prev_id, prev_hash = head if head else (0, GENESIS_HASH)
+                    row: dict[str, Any] = {
+                        "id": prev_id + 1,
+                        "decision_id": record.decision_id,
+                        "created_at": _now(),
+                        "kind": record.kind,
+                        "caller": record.caller,
+                        "customer_id": record.customer_id,
+                        "model_version": record.model_version,
+                        "bundle_hash": record.bundle_hash,
+                        "policy_version": record.policy_version,
+                        "pd": float(record.pd),
+                        "grade": record.grade,
+                        "tier": record.tier,
+                        "payload": payload,
+                        "prev_hash": prev_hash,
+                    }
+                    row["hash"] = record_hash(prev_hash, row)
+                    names = (*_COLUMNS, "hash")
+                    self._conn.execute(
+                        f"INSERT INTO decisions ({', '.join(names)}) "
+                        f"VALUES ({', '.join('?' for _ in names)})",
+                        [row[name] for name in names],
+                    )
+                    if row["id"] % self.config.checkpoint_every == 0:
+                        self._conn.execute(
+                            "INSERT INTO checkpoints (record_count, head_hash, created_at, "
+                            "signature) VALUES (?, ?, ?, ?)",
+                            (
+                                row["id"],
+                                row["hash"],
+                                row["created_at"],
+                                _sign(self._key, row["id"], row["hash"]),
+                            ),
+                        )
+                    self._conn.execute("COMMIT")
+                except BaseException:
+                    self._conn.execute("ROLLBACK")
+                    raise
+            except (sqlite3.Error, ValueError) as error:
+                raise AuditUnavailableError(f"audit store {self.path}: {error}") from error
+        return _to_stored(row)
+
+    def show(self, record_id: int | str) -> StoredDecision:
+        """One record by row id (int) or decision id (str).
+
+        Raises:
+            AuditRecordNotFoundError: if there is no such record.
+        """
+        column = "id" if isinstance(record_id, int) else "decision_id"
+        rows = self._select(f"WHERE {column} = ?", (record_id,))
+        if not rows:
+            raise AuditRecordNotFoundError(f"no audit record with {column} {record_id!r}")
+        return rows[0]
+
+    def export(
+        self, start: datetime | None = None, end: datetime | None = None
+    ) -> list[StoredDecision]:
+        """Records with ``start <= created_at < end`` (UTC; open bounds when None), by id."""
+        clauses, params = [], []
+        if start is not None:
+            clauses.append("created_at >= ?")
+            params.append(_utc_iso(start))
+        if end is not None:
+            clauses.append("created_at < ?")
+            params.append(_utc_iso(end))
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        return self._select(where, tuple(params))
+
+    def checkpoints(self) -> list[dict[str, Any]]:
+        """The checkpoint rows (count, head hash, time, signature), oldest first."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT id, record_count, head_hash, created_at, signature FROM checkpoints "
+                "ORDER BY id"
+            ).fetchall()
+        keys = ("id", "record_count", "head_hash", "created_at", "signature")
+        return [dict(zip(keys, row, strict=True)) for row in rows]
+
+    def count(self) -> int:
+        """Number of records."""
+        with self._lock:
+            return int(self._conn.execute("SELECT COUNT(*) FROM decisions").fetchone()[0])
+
+    def verify(self) -> VerifyResult:
+        """Check the whole chain and the checkpoints; see ``verify``."""
+        with self._lock:
+            rows, checkpoints = _read_all(self._conn)
+        return _verify_rows(rows, checkpoints, self._key, self.config.checkpoint_every)
+
+    def _select(self, where: str, params: tuple[Any, ...]) -> list[StoredDecision]:
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT {', '.join(_COLUMNS)}, hash FROM decisions {where} ORDER BY id", params
+            ).fetchall()
+        names = (*_COLUMNS, "hash")
+        return [_to_stored(dict(zip(names, row, strict=True))) for row in rows]
+
+    def iter_all(self) -> Iterator[StoredDecision]:
+        """Every record, oldest first."""
+        yield from self._select("", ())
+
+
+def _utc_iso(moment: datetime) -> str:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _to_stored(row: Mapping[str, Any]) -> StoredDecision:
+    values = dict(row)
+    values["payload"] = json.loads(values["payload"])
+    return StoredDecision(**values)
+
+
+def _verify_rows(
+    rows: list[tuple[Any, ...]],
+    checkpoints: list[tuple[Any, ...]],
+    key: bytes,
+    checkpoint_every: int,
+) -> VerifyResult:
+    names = (*_COLUMNS, "hash")
+    n_rows, n_checks = len(rows), len(checkpoints)
+
+    def bad(record_id: int, problem: str) -> VerifyResult:
+        return VerifyResult(False, n_rows, n_checks, record_id, problem)
+
+    hashes: list[str] = []
+    prev_hash = GENESIS_HASH
+    for position, values in enumerate(rows, start=1):
+        row = dict(zip(names, values, strict=True))
+        if row["id"] != position:
+            return bad(position, f"record {position} is missing (next stored id is {row['id']})")
+        if row["prev_hash"] != prev_hash:
+            return bad(
+                position, f"record {position}: prev_hash does not link to record {position - 1}"
+            )
+        if record_hash(prev_hash, row) != row["hash"]:
+            return bad(position, f"record {position}: content does not match its hash")
+        prev_hash = row["hash"]
+        hashes.append(prev_hash)
+
+    for number, (check_id, count, head_hash, signature) in enumerate(checkpoints, start=1):
+        if check_id != number or count != number * checkpoint_every:
+            return bad(
+                min(count, n_rows + 1),
+                f"checkpoint {number} is missing or out of sequence (count {count})",
+            )
+        if not hmac.compare_digest(_sign(key, count, head_hash), signature):
+            return bad(min(count, n_rows + 1), f"checkpoint {number}: bad signature")
+        if count > n_rows:
+            return bad(
+                n_rows + 1,
+                f"tail cut off: checkpoint {number} covers {count} records, the log holds {n_rows}",
+            )
+        if hashes[count - 1] != head_hash:
+            return bad(count, f"checkpoint {number}: head hash differs from record {count}")
+    expected = n_rows // checkpoint_every
+    if n_checks < expected:
+        return bad(
+            (n_checks + 1) * checkpoint_every,
+            f"checkpoint {n_checks + 1} (due at record {(n_checks + 1) * checkpoint_every}) "
+            "is missing",
+        )
+    return VerifyResult(True, n_rows, n_checks)
+
+
+def verify(
+    db: Path | str | AuditStore, *, key: bytes | None = None, checkpoint_every: int | None = None
+) -> VerifyResult:
+    """Verify an audit database: chain links, record hashes, id sequence and checkpoints.
+
+    Detects an edited byte, a deleted or reordered record, a forged checkpoint and a tail cut
+    below the last checkpoint; ``first_bad_id`` is the first record that fails.
+
+    Args:
+        db: The database path, or an open store.
+        key: Checkpoint HMAC key (default: from the environment, as the store does).
+        checkpoint_every: Checkpoint interval the log was written with (default: config default).
+    """
+    if isinstance(db, AuditStore):
+        return db.verify()
+    path = Path(db)
+    if not path.is_file():
+        raise AuditError(f"audit database {path} does not exist")
+    config = AuditConfig()
+    if key is None:
+        key = (os.environ.get(config.hmac_key_env) or _DEV_KEY).encode()
+    every = checkpoint_every or config.checkpoint_every
+    # Read-only: verification must not recreate triggers or tables someone removed.
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        rows, checkpoints = _read_all(conn)
+    except sqlite3.Error as error:
+        raise AuditError(f"cannot read audit database {path}: {error}") from error
+    finally:
+        conn.close()
+    return _verify_rows(rows, checkpoints, key, every)
+
+
+def _read_all(conn: sqlite3.Connection) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    rows = conn.execute(f"SELECT {', '.join(_COLUMNS)}, hash FROM decisions ORDER BY id").fetchall()
+    checkpoints = conn.execute(
+        "SELECT id, record_count, head_hash, signature FROM checkpoints ORDER BY id"
+    ).fetchall()
+    return rows, checkpoints
+
+
+def export_checkpoints(store: AuditStore, path: Path) -> None:
+    """Write the checkpoints as JSON lines, to keep outside the database (tail-cut anchor)."""
+    lines = [canonical_json(row) for row in store.checkpoints()]
+    path.write_text("".join(line + "\n" for line in lines))
+
+
+class Rescorer(Protocol):
+    """What replay needs of a model: re-score a stored decision payload."""
+
+    def rescore(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """Return ``features`` (name -> value or None), ``pd``, ``grade`` and ``tier``."""
+        ...
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    """Outcome of re-scoring one stored decision with its recorded model."""
+
+    id: int
+    decision_id: str
+    bundle_hash: str
+    equal: bool
+    recorded_pd: float
+    replayed_pd: float
+    abs_diff: float
+    grade_equal: bool
+    tier_equal: bool
+    features_equal: bool
+    differing_features: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready view."""
+        out = dict(self.__dict__)
+        out["differing_features"] = list(self.differing_features)
+        return out
+
+
+def _same(a: float | None, b: float | None, tolerance: float) -> bool:
+    """Equal, both missing, or within ``tolerance`` (relative).
+
+    The feature engine may accumulate float sums in a different order from run to run.
+    """
+    if a is None or b is None:
+        return a is None and b is None
+    return math.isclose(a, b, rel_tol=tolerance, abs_tol=tolerance)
+
+
+def replay(
+    store: AuditStore,
+    record_id: int | str,
+    bundle_loader: Callable[[str], Rescorer],
+    tolerance: float = 1e-12,
+) -> ReplayResult:
+    """Re-score a stored decision's request with the model of its recorded bundle hash.
+
+    Features are recomputed from the stored request (not read back), so replay checks the
+    feature code as well as the model.
+
+    Args:
+        store: the audit store.
+        record_id: row id or decision id.
+        bundle_loader: bundle hash -> a model able to ``rescore`` (e.g. ``serving.engine.Engine``).
+        tolerance: largest accepted absolute PD difference (and relative feature difference).
+    """
+    record = store.show(record_id)
+    model = bundle_loader(record.bundle_hash)
+    again = model.rescore(record.payload)
+    stored_features = record.payload.get("features", {})
+    differing = tuple(
+        sorted(
+            name
+            for name in set(stored_features) | set(again["features"])
+            if not _same(stored_features.get(name), again["features"].get(name), tolerance)
+        )
+    )
+    diff = abs(float(again["pd"]) - record.pd)
+    grade_equal = again["grade"] == record.grade
+    tier_equal = again["tier"] == record.tier
+    return ReplayResult(
+        id=record.id,
+        decision_id=record.decision_id,
+        bundle_hash=record.bundle_hash,
+        equal=diff <= tolerance and grade_equal and tier_equal and not differing,
+        recorded_pd=record.pd,
+        replayed_pd=float(again["pd"]),
+        abs_diff=diff,
+        grade_equal=grade_equal,
+        tier_equal=tier_equal,
+        features_equal=not differing,
+        differing_features=differing,
+    )

@@ -1,0 +1,346 @@
+"""Request models of the scoring API and the one error schema of every non-2xx answer.
+
+A scoring request carries one customer's raw records in the raw-data contract's shape
+(``features/schema.py``: amounts CNY yuan, calendar dates, timestamps in bank local time) or a
+ready feature vector. Every model forbids unknown fields and non-finite numbers; impossible
+values (negative assets, events dated after ``as_of``, a customer onboarded after ``as_of``)
+are rejected with the field's location. List sizes are bounded by ``RequestLimits``, passed as
+validation context (``{"limits": RequestLimits(...)}``) so they come from configuration.
+
+Error schema (every 4xx/5xx of the service)::
+
+    {"error": {"code": "validation_error", "message": "...",
+               "fields": [{"loc": "statements.0.total_assets", "message": "..."}]}}
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import date, datetime
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from features.schema import (
+    CHANNELS,
+    DIRECTIONS,
+    FACILITY_TYPES,
+    LEGAL_FORMS,
+    MAX_AMOUNT,
+    MIN_DATE,
+    SIZE_CLASSES,
+)
+
+Lang = Literal["en", "zh"]
+Id = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")]
+Amount = Annotated[float, Field(ge=0.0, le=MAX_AMOUNT)]
+PositiveAmount = Annotated[float, Field(gt=0.0, le=MAX_AMOUNT)]
+SignedAmount = Annotated[float, Field(ge=-MAX_AMOUNT, le=MAX_AMOUNT)]
+_MIN_DATE = date.fromisoformat(MIN_DATE)
+_REL_TOL = 1e-9
+
+
+class RequestLimits(BaseModel):
+    """Size bounds of one request (anything larger is refused with the field named)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    max_statements: int = Field(default=80, ge=1)
+    max_facilities: int = Field(default=100, ge=1)
+    max_instalments: int = Field(default=600, ge=1)
+    """Per facility."""
+    max_transactions: int = Field(default=20_000, ge=1)
+    max_batch: int = Field(default=100, ge=1)
+
+
+DEFAULT_LIMITS = RequestLimits()
+
+
+def _limits(info: ValidationInfo) -> RequestLimits:
+    context = info.context or {}
+    limits = context.get("limits", DEFAULT_LIMITS) if isinstance(context, dict) else DEFAULT_LIMITS
+    return limits if isinstance(limits, RequestLimits) else DEFAULT_LIMITS
+
+
+def _bounded(items: list[Any], bound: int, what: str) -> list[Any]:
+    if len(items) > bound:
+        raise ValueError(f"at most {bound} {what} per request, got {len(items)}")
+    return items
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False, strict=False)
+
+
+class CustomerProfile(_Strict):
+    """One row of ``customers``."""
+
+    customer_id: Id
+    industry: Id
+    region: Id
+    size_class: Literal[SIZE_CLASSES]  # type: ignore[valid-type]
+    legal_form: Literal[LEGAL_FORMS]  # type: ignore[valid-type]
+    founded_date: date = Field(ge=_MIN_DATE)
+    onboarding_date: date = Field(ge=_MIN_DATE)
+    sanctions_hit: bool = False
+    legal_enforcement: bool = False
+    fraud: bool = False
+
+    @model_validator(mode="after")
+    def _dates(self) -> Self:
+        if self.onboarding_date < self.founded_date:
+            raise ValueError("onboarding_date is before founded_date")
+        return self
+
+
+class Statement(_Strict):
+    """One row of ``financial_statements`` (without customer_id: the request's customer)."""
+
+    period_end: date = Field(ge=_MIN_DATE)
+    published_date: date = Field(ge=_MIN_DATE)
+    period_months: Literal[3, 6, 12]
+    audited: bool = False
+    total_assets: Amount
+    total_liabilities: Amount
+    current_assets: Amount
+    current_liabilities: Amount
+    cash: Amount
+    revenue: Amount
+    operating_costs: Amount
+    net_income: SignedAmount
+    operating_cash_flow: SignedAmount
+    interest_expense: Amount
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.published_date < self.period_end:
+            raise ValueError("published_date is before period_end")
+        if self.current_assets > self.total_assets * (1 + _REL_TOL):
+            raise ValueError("current_assets exceed total_assets")
+        if self.cash > self.current_assets * (1 + _REL_TOL):
+            raise ValueError("cash exceeds current_assets")
+        return self
+
+
+class Instalment(_Strict):
+    """One row of ``repayments`` (facility and customer come from the enclosing objects)."""
+
+    instalment_no: int = Field(ge=1, le=100_000)
+    due_date: date = Field(ge=_MIN_DATE)
+    amount_due: PositiveAmount
+    paid_date: date | None = Field(default=None, ge=_MIN_DATE)
+    amount_paid: Amount = 0.0
+
+    @model_validator(mode="after")
+    def _paid(self) -> Self:
+        if self.paid_date is None and self.amount_paid > 0:
+            raise ValueError("amount_paid > 0 needs a paid_date")
+        if self.paid_date is not None and self.amount_paid <= 0:
+            raise ValueError("paid_date set but amount_paid is 0")
+        return self
+
+
+class Facility(_Strict):
+    """One row of ``credit_facilities`` with its instalments."""
+
+    facility_id: Id
+    facility_type: Literal[FACILITY_TYPES]  # type: ignore[valid-type]
+    currency: Literal["CNY"] = "CNY"
+    opened: date = Field(ge=_MIN_DATE)
+    maturity_date: date = Field(ge=_MIN_DATE)
+    limit: PositiveAmount
+    outstanding: Amount = 0.0
+    instalments: list[Instalment] = Field(default_factory=list)
+
+    @field_validator("instalments")
+    @classmethod
+    def _bound(cls, value: list[Instalment], info: ValidationInfo) -> list[Instalment]:
+        return _bounded(value, _limits(info).max_instalments, "instalments per facility")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.maturity_date <= self.opened:
+            raise ValueError("maturity_date is not after opened")
+        numbers = [i.instalment_no for i in self.instalments]
+        if len(set(numbers)) != len(numbers):
+            raise ValueError("instalment_no values repeat within the facility")
+        return self
+
+
+class Transaction(_Strict):
+    """One row of ``transactions``."""
+
+    txn_id: Id
+    ts: datetime
+    amount: PositiveAmount
+    direction: Literal[DIRECTIONS]  # type: ignore[valid-type]
+    counterparty_id: Id
+    channel: Literal[CHANNELS]  # type: ignore[valid-type]
+
+    @field_validator("ts")
+    @classmethod
+    def _naive(cls, value: datetime) -> datetime:
+        if value.tzinfo is not None:
+            raise ValueError("ts must be bank local time without a time zone offset")
+        if value.date() < _MIN_DATE:
+            raise ValueError(f"ts before {MIN_DATE}")
+        return value
+
+
+class FeatureVector(_Strict):
+    """A ready feature vector: values by feature name, null for missing."""
+
+    customer_id: Id
+    values: dict[str, float | None] = Field(max_length=1000)
+    flags: dict[str, bool] = Field(default_factory=dict, max_length=100)
+    """Compliance flags by hard-rule flag name (e.g. ``flag_fraud``) when not in ``values``."""
+
+
+def _after(field: str, value: date, as_of: date) -> str | None:
+    return (
+        f"{field} {value.isoformat()} is after as_of {as_of.isoformat()}" if value > as_of else None
+    )
+
+
+class ScoreRequest(_Strict):
+    """Score one customer at ``as_of``: raw records (``customer`` + lists) or ``feature_vector``."""
+
+    as_of: date = Field(ge=_MIN_DATE)
+    lang: Lang = "en"
+    customer: CustomerProfile | None = None
+    statements: list[Statement] = Field(default_factory=list)
+    facilities: list[Facility] = Field(default_factory=list)
+    transactions: list[Transaction] = Field(default_factory=list)
+    feature_vector: FeatureVector | None = None
+
+    @field_validator("statements")
+    @classmethod
+    def _bound_statements(cls, value: list[Statement], info: ValidationInfo) -> list[Statement]:
+        return _bounded(value, _limits(info).max_statements, "statements")
+
+    @field_validator("facilities")
+    @classmethod
+    def _bound_facilities(cls, value: list[Facility], info: ValidationInfo) -> list[Facility]:
+        return _bounded(value, _limits(info).max_facilities, "facilities")
+
+    @field_validator("transactions")
+    @classmethod
+    def _bound_transactions(
+        cls, value: list[Transaction], info: ValidationInfo
+    ) -> list[Transaction]:
+        return _bounded(value, _limits(info).max_transactions, "transactions")
+
+    @model_validator(mode="after")
+    def _shape_and_time(self) -> Self:
+        if (self.customer is None) == (self.feature_vector is None):
+            raise ValueError("give exactly one of 'customer' (raw records) or 'feature_vector'")
+        if self.feature_vector is not None:
+            if self.statements or self.facilities or self.transactions:
+                raise ValueError("a feature_vector request carries no raw records")
+            return self
+        problems = self.future_dates()
+        if problems:
+            raise ValueError("; ".join(problems[:5]))
+        for key, ids in (
+            ("facility_id", [f.facility_id for f in self.facilities]),
+            ("txn_id", [t.txn_id for t in self.transactions]),
+            ("period_end", [s.period_end for s in self.statements]),
+        ):
+            if len(set(ids)) != len(ids):
+                raise ValueError(f"{key} values repeat")
+        return self
+
+    def future_dates(self) -> list[str]:
+        """Events dated after ``as_of`` (the request would leak the future)."""
+        as_of, problems = self.as_of, []
+        if self.customer is not None:
+            problems += [
+                _after("customer.founded_date", self.customer.founded_date, as_of),
+                _after("customer.onboarding_date", self.customer.onboarding_date, as_of),
+            ]
+        for i, s in enumerate(self.statements):
+            problems.append(_after(f"statements.{i}.published_date", s.published_date, as_of))
+        for i, f in enumerate(self.facilities):
+            problems.append(_after(f"facilities.{i}.opened", f.opened, as_of))
+            for k, inst in enumerate(f.instalments):
+                if inst.paid_date is not None:
+                    where = f"facilities.{i}.instalments.{k}.paid_date"
+                    problems.append(_after(where, inst.paid_date, as_of))
+        for i, t in enumerate(self.transactions):
+            problems.append(_after(f"transactions.{i}.ts", t.ts.date(), as_of))
+        return [p for p in problems if p is not None]
+
+    @property
+    def customer_id(self) -> str:
+        """The scored customer's id."""
+        if self.customer is not None:
+            return self.customer.customer_id
+        assert self.feature_vector is not None
+        return self.feature_vector.customer_id
+
+
+class ExplainRequest(ScoreRequest):
+    """A score request plus the explanation chart wanted."""
+
+    chart: Literal["none", "png", "svg"] = "none"
+
+
+class ScoreBatchRequest(_Strict):
+    """Many score requests in one call (bounded by ``RequestLimits.max_batch``)."""
+
+    requests: list[ScoreRequest] = Field(min_length=1)
+
+    @field_validator("requests")
+    @classmethod
+    def _bound(cls, value: list[ScoreRequest], info: ValidationInfo) -> list[ScoreRequest]:
+        return _bounded(value, _limits(info).max_batch, "requests")
+
+
+class ReloadRequest(_Strict):
+    """Admin reload: optionally a new bundle folder (default: the configured one)."""
+
+    bundle: str | None = Field(default=None, max_length=4096)
+
+
+class FieldError(BaseModel):
+    """One invalid field."""
+
+    loc: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """The error object of every non-2xx response."""
+
+    code: str
+    message: str
+    fields: list[FieldError] = Field(default_factory=list)
+
+
+class ErrorResponse(BaseModel):
+    """``{"error": {...}}``: the one error schema of the service."""
+
+    error: ErrorBody
+
+
+def field_errors(error: ValidationError) -> list[FieldError]:
+    """Flatten a pydantic error into (dotted location, message) pairs; inputs never echoed."""
+    out = []
+    for item in error.errors(include_input=False, include_url=False):
+        loc = ".".join(str(part) for part in item["loc"]) or "body"
+        out.append(FieldError(loc=loc, message=item["msg"]))
+    return out
+
+
+def is_finite_number(value: object) -> bool:
+    """True for a finite int/float (bools excluded)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

@@ -1,0 +1,492 @@
+"""The BentoML scoring service: score, score_batch, explain, model info, audit, reload, probes.
+
+Run: ``RISKGRADE_BUNDLE=models/champion bentoml serve serving.service:RiskgradeService``.
+
+The HTTP endpoints are a Starlette app mounted on the ``@bentoml.service`` class with
+``@bentoml.asgi_app`` rather than ``@bentoml.api`` methods: BentoML 1.4 api routes are
+POST-only, reply to validation errors and raised exceptions with their own bodies (and mask
+401/403 as "Authorization error"), while this API needs GET routes, one error schema, 401 vs
+403, 413/415 and a fast 503. BentoML still runs the service: lifecycle, workers, ``/livez``,
+``/readyz`` (``__is_ready__``: bundle verified, tokens loaded, audit store writable),
+``/metrics``, request timeout, containerisation.
+
+Every decision is committed to the audit store before its response is sent; if the commit
+fails the caller gets 503 and no decision.
+
+Configuration (environment, read when the service starts):
+``RISKGRADE_BUNDLE`` (bundle folder), ``RISKGRADE_BUNDLE_HASH`` (expected bundle hash, optional),
+``RISKGRADE_AUDIT_DB``, ``RISKGRADE_AUDIT_KEY`` (checkpoint HMAC key), ``RISKGRADE_TOKENS``,
+``RISKGRADE_MAX_CONCURRENCY``, ``RISKGRADE_MAX_BODY_BYTES``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import bentoml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from rating.bundle import BundleError
+from rating.model import RatingModel
+from serving.audit import (
+    AuditConfig,
+    AuditError,
+    AuditRecordNotFoundError,
+    AuditStore,
+    AuditUnavailableError,
+    StoredDecision,
+    replay,
+)
+from serving.auth import (
+    AuthenticationError,
+    PermissionDeniedError,
+    Role,
+    TokenError,
+    TokenStore,
+)
+from serving.engine import Decision, Engine, ModelIncompatibleError, ScoringError
+from serving.schemas import (
+    ExplainRequest,
+    FieldError,
+    ReloadRequest,
+    RequestLimits,
+    ScoreBatchRequest,
+    ScoreRequest,
+    field_errors,
+)
+
+logger = logging.getLogger("riskgrade.serving")
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
+class ServiceConfig(BaseModel):
+    """Serving settings; ``from_env`` overlays the environment on the defaults."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    bundle: Path = Path("models/champion")
+    bundle_hash: str | None = None
+    """Expected bundle hash (pinned by the registry); None trusts the manifest."""
+    tokens: Path = Path("data/tokens.json")
+    audit: AuditConfig = Field(default_factory=AuditConfig)
+    limits: RequestLimits = Field(default_factory=RequestLimits)
+    max_concurrency: int = Field(default=16, ge=1, le=10_000)
+    """Scoring requests in flight per worker; more get 503 at once."""
+    timeout_s: float = Field(default=30.0, gt=0)
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> ServiceConfig:
+        """Defaults overridden by ``RISKGRADE_*`` environment variables."""
+        env = os.environ if environ is None else environ
+        base = cls()
+        audit = base.audit
+        if "RISKGRADE_AUDIT_DB" in env:
+            audit = audit.model_copy(update={"path": Path(env["RISKGRADE_AUDIT_DB"])})
+        limits = base.limits
+        if "RISKGRADE_MAX_BODY_BYTES" in env:
+            limits = RequestLimits(
+                **{**limits.model_dump(), "max_body_bytes": int(env["RISKGRADE_MAX_BODY_BYTES"])}
+            )
+        return cls(
+            bundle=Path(env.get("RISKGRADE_BUNDLE", str(base.bundle))),
+            bundle_hash=env.get("RISKGRADE_BUNDLE_HASH") or None,
+            tokens=Path(env.get("RISKGRADE_TOKENS", str(base.tokens))),
+            audit=audit,
+            limits=limits,
+            max_concurrency=int(env.get("RISKGRADE_MAX_CONCURRENCY", base.max_concurrency)),
+        )
+
+
+class ApiError(Exception):
+    """An error answered with the service's error schema."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        fields: list[FieldError] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+        self.fields = fields or []
+        self.headers = headers
+
+
+def error_response(error: ApiError) -> JSONResponse:
+    """Render an `ApiError` as ``{"error": {"code", "message", "fields"}}``."""
+    body = {
+        "error": {
+            "code": error.code,
+            "message": error.message,
+            "fields": [f.model_dump() for f in error.fields],
+        }
+    }
+    return JSONResponse(body, status_code=error.status, headers=error.headers)
+
+
+class ServingState:
+    """Everything a worker serves with: model engine, audit store, tokens, limits."""
+
+    def __init__(self, config: ServiceConfig) -> None:
+        """Load tokens, open the audit store and load + verify the bundle.
+
+        Failures are kept (``problems``) rather than raised so that the process stays alive
+        and the readiness probe reports them.
+        """
+        self.config = config
+        self.engine: Engine | None = None
+        self.audit: AuditStore | None = None
+        self.tokens: TokenStore | None = None
+        self.problems: dict[str, str] = {}
+        self._slots = threading.BoundedSemaphore(config.max_concurrency)
+        self._reload_lock = threading.Lock()
+        try:
+            self.tokens = TokenStore(config.tokens)
+        except (TokenError, ValueError) as error:
+            self.problems["tokens"] = str(error)
+        try:
+            self.audit = AuditStore(config.audit)
+            if self.audit.uses_dev_key:
+                logger.warning("audit checkpoints are signed with the development key")
+        except AuditError as error:
+            self.problems["audit"] = str(error)
+        try:
+            self.load_model(config.bundle, config.bundle_hash)
+        except ApiError as error:
+            logger.error("not ready: %s", error.message)
+
+    def load_model(self, bundle: Path, expected_hash: str | None) -> None:
+        """Load and verify a bundle and swap it in; on failure keep serving the old one.
+
+        Raises:
+            ApiError: 409 when the bundle is refused (the message names the file at fault).
+        """
+        with self._reload_lock:
+            try:
+                engine = Engine(RatingModel.load(bundle, expected_hash))
+            except (BundleError, ModelIncompatibleError, ValueError, OSError) as error:
+                message = f"bundle {bundle} refused: {error}"
+                if self.engine is None:
+                    self.problems["bundle"] = message
+                raise ApiError(409, "bundle_refused", message) from error
+            self.engine = engine
+            self.problems.pop("bundle", None)
+            logger.info("serving model %s (bundle %s)", engine.model_version, engine.bundle_hash)
+
+    def is_ready(self) -> bool:
+        """Bundle verified, tokens loaded and the audit store writable."""
+        return (
+            self.engine is not None
+            and self.tokens is not None
+            and self.audit is not None
+            and self.audit.is_writable()
+        )
+
+    def require(self, request: Request, role: Role | None) -> str:
+        """Authenticate the request (any role when ``role`` is None); returns the caller name."""
+        if self.tokens is None:
+            raise ApiError(503, "not_ready", "token store unavailable")
+        header = request.headers.get("authorization")
+        try:
+            if role is None:
+                return self.tokens.authenticate(header).name
+            return self.tokens.require(header, role).name
+        except AuthenticationError as error:
+            raise ApiError(
+                401, "unauthorized", str(error), headers={"WWW-Authenticate": "Bearer"}
+            ) from error
+        except PermissionDeniedError as error:
+            raise ApiError(403, "forbidden", str(error)) from error
+
+    def ready_engine(self) -> tuple[Engine, AuditStore]:
+        """The engine and audit store, or 503 when the service is not ready."""
+        if self.engine is None or self.audit is None:
+            problems = "; ".join(f"{k}: {v}" for k, v in self.problems.items())
+            raise ApiError(503, "not_ready", f"service not ready ({problems or 'starting'})")
+        return self.engine, self.audit
+
+    def acquire(self) -> None:
+        """Take a scoring slot or fail fast with 503 (overload)."""
+        if not self._slots.acquire(blocking=False):
+            raise ApiError(
+                503,
+                "overloaded",
+                f"more than {self.config.max_concurrency} scoring requests in flight; retry",
+                headers={"Retry-After": "1"},
+            )
+
+    def release(self) -> None:
+        """Give a scoring slot back."""
+        self._slots.release()
+
+
+# -- HTTP layer ---------------------------------------------------------------------------
+
+
+async def _read_json_body(request: Request, limit: int) -> bytes:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/json":
+        raise ApiError(415, "unsupported_media_type", "send the body as application/json")
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, "payload_too_large", f"body exceeds {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, "payload_too_large", f"body exceeds {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _parse(request: Request, state: ServingState, model: type[_Model]) -> _Model:
+    body = await _read_json_body(request, state.config.limits.max_body_bytes)
+    try:
+        return model.model_validate_json(body, context={"limits": state.config.limits})
+    except ValidationError as error:
+        fields = field_errors(error)
+        first = fields[0] if fields else None
+        message = f"{first.loc}: {first.message}" if first else "invalid body"
+        raise ApiError(422, "validation_error", message, fields) from error
+
+
+def _state() -> ServingState:
+    try:
+        service = bentoml.get_current_service()
+    except bentoml.exceptions.BentoMLException as error:
+        raise ApiError(503, "not_ready", "service is starting") from error
+    return service.state
+
+
+def _commit(audit: AuditStore, decisions: list[Decision]) -> None:
+    try:
+        for decision in decisions:
+            audit.append(decision.record)
+    except AuditUnavailableError as error:
+        logger.error("audit store unavailable: %s", error)
+        raise ApiError(
+            503, "audit_unavailable", "the decision could not be recorded; no decision given"
+        ) from error
+
+
+def _scoring_error(error: ScoringError) -> ApiError:
+    return ApiError(422, "unscorable", str(error), [FieldError(loc=error.loc, message=str(error))])
+
+
+async def _decide(
+    state: ServingState,
+    caller: str,
+    requests: list[ScoreRequest],
+    kind: str,
+    charts: list[str] | None = None,
+) -> list[dict[str, Any]]:
+    engine, audit = state.ready_engine()
+    state.acquire()
+    try:
+
+        def work() -> list[dict[str, Any]]:
+            try:
+                decisions = engine.decide(requests, caller, kind=kind, explain_charts=charts)
+            except ScoringError as error:
+                raise _scoring_error(error) from error
+            _commit(audit, decisions)
+            return [d.response for d in decisions]
+
+        return await run_in_threadpool(work)
+    finally:
+        state.release()
+
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def _endpoint(handler: Callable[[Request, ServingState], Awaitable[Any]]) -> Handler:
+    async def wrapped(request: Request) -> Response:
+        try:
+            state = _state()
+            result = await handler(request, state)
+        except ApiError as error:
+            return error_response(error)
+        if isinstance(result, Response):
+            return result
+        return JSONResponse(result)
+
+    wrapped.__name__ = handler.__name__
+    return wrapped
+
+
+@_endpoint
+async def score(request: Request, state: ServingState) -> Any:
+    """POST /score: one customer."""
+    caller = state.require(request, Role.SCORER)
+    body = await _parse(request, state, ScoreRequest)
+    return (await _decide(state, caller, [body], "score"))[0]
+
+
+@_endpoint
+async def score_batch(request: Request, state: ServingState) -> Any:
+    """POST /score_batch: many customers, one audit record each."""
+    caller = state.require(request, Role.SCORER)
+    body = await _parse(request, state, ScoreBatchRequest)
+    return {"results": await _decide(state, caller, body.requests, "score")}
+
+
+@_endpoint
+async def explain(request: Request, state: ServingState) -> Any:
+    """POST /explain: the score plus the explanation on the tiers (optional chart)."""
+    caller = state.require(request, Role.SCORER)
+    body = await _parse(request, state, ExplainRequest)
+    return (await _decide(state, caller, [body], "explain", [body.chart]))[0]
+
+
+@_endpoint
+async def model_info(request: Request, state: ServingState) -> Any:
+    """GET /model: any valid token."""
+    state.require(request, None)
+    engine, _ = state.ready_engine()
+    return engine.model_info()
+
+
+def _record_id(request: Request) -> int | str:
+    raw = request.path_params["record_id"]
+    if len(raw) > 64:
+        raise ApiError(
+            422,
+            "validation_error",
+            "record id too long",
+            [FieldError(loc="id", message="at most 64 characters")],
+        )
+    return int(raw) if raw.isdigit() else raw
+
+
+def _show(audit: AuditStore, record_id: int | str) -> StoredDecision:
+    try:
+        return audit.show(record_id)
+    except AuditRecordNotFoundError as error:
+        raise ApiError(404, "not_found", str(error)) from error
+
+
+@_endpoint
+async def audit_record(request: Request, state: ServingState) -> Any:
+    """GET /audit/{id}: one stored decision (auditor)."""
+    state.require(request, Role.AUDITOR)
+    _, audit = state.ready_engine()
+    return (await run_in_threadpool(_show, audit, _record_id(request))).to_dict()
+
+
+@_endpoint
+async def audit_replay(request: Request, state: ServingState) -> Any:
+    """POST /audit/{id}/replay: re-score the stored inputs with the recorded model (auditor)."""
+    state.require(request, Role.AUDITOR)
+    engine, audit = state.ready_engine()
+    record = await run_in_threadpool(_show, audit, _record_id(request))
+
+    def loader(bundle_hash: str) -> Engine:
+        if bundle_hash == engine.bundle_hash:
+            return engine
+        raise ApiError(
+            409,
+            "model_unavailable",
+            f"record {record.id} was scored by bundle {bundle_hash[:12]}, this service runs "
+            f"{engine.bundle_hash[:12]}; replay it offline with that bundle",
+        )
+
+    result = await run_in_threadpool(replay, audit, record.id, loader)
+    return result.to_dict()
+
+
+@_endpoint
+async def audit_verify(request: Request, state: ServingState) -> Any:
+    """GET /audit/verify: verify the whole chain (auditor)."""
+    state.require(request, Role.AUDITOR)
+    _, audit = state.ready_engine()
+    result = await run_in_threadpool(audit.verify)
+    return {
+        "ok": result.ok,
+        "records": result.records,
+        "checkpoints": result.checkpoints,
+        "first_bad_id": result.first_bad_id,
+        "problem": result.problem,
+    }
+
+
+@_endpoint
+async def admin_reload(request: Request, state: ServingState) -> Any:
+    """POST /admin/reload: reload tokens and the bundle (admin); the old model stays on failure."""
+    state.require(request, Role.ADMIN)
+    body = await _parse(request, state, ReloadRequest)
+    bundle = Path(body.bundle) if body.bundle else state.config.bundle
+    await run_in_threadpool(
+        state.load_model, bundle, None if body.bundle else state.config.bundle_hash
+    )
+    try:
+        state.tokens = TokenStore(state.config.tokens)
+    except (TokenError, ValueError) as error:
+        raise ApiError(409, "tokens_refused", str(error)) from error
+    engine, _ = state.ready_engine()
+    return {"model_version": engine.model_version, "bundle_hash": engine.bundle_hash}
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    return error_response(ApiError(exc.status_code, code, str(exc.detail)))
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    logger.exception("unexpected error on %s", request.url.path)
+    return error_response(ApiError(500, "internal_error", "unexpected server error"))
+
+
+http_app = Starlette(
+    routes=[
+        Route("/score", score, methods=["POST"]),
+        Route("/score_batch", score_batch, methods=["POST"]),
+        Route("/explain", explain, methods=["POST"]),
+        Route("/model", model_info, methods=["GET"]),
+        Route("/audit/verify", audit_verify, methods=["GET"]),
+        Route("/audit/{record_id}", audit_record, methods=["GET"]),
+        Route("/audit/{record_id}/replay", audit_replay, methods=["POST"]),
+        Route("/admin/reload", admin_reload, methods=["POST"]),
+    ],
+    exception_handlers={HTTPException: _http_error, Exception: _unexpected},
+)
+
+_CONFIG_AT_IMPORT = ServiceConfig.from_env()
+
+
+@bentoml.service(
+    name="riskgrade",
+    traffic={"timeout": _CONFIG_AT_IMPORT.timeout_s},
+    workers=1,
+)
+@bentoml.asgi_app(http_app, path="/")
+class RiskgradeService:
+    """The riskgrade scoring service (one instance per worker)."""
+
+    def __init__(self) -> None:
+        """Read the configuration from the environment and load everything."""
+        self.state = ServingState(ServiceConfig.from_env())
+
+    def __is_ready__(self) -> bool:
+        """Readiness: bundle verified, tokens loaded, audit store writable."""
+        return self.state.is_ready()
+
+    @bentoml.on_shutdown
+    def close(self) -> None:
+        """Close the audit store."""
+        if self.state.audit is not None:
+            self.state.audit.close()

@@ -1,0 +1,74 @@
+"""Shared fixtures: a tiny real bundle, a generated portfolio, tokens and a service client."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from features.io import RawTables
+from rating.bundle import Bundle
+from serving.auth import create_token
+from tests.serving.factory import AS_OF, make_bundle, make_portfolio
+
+
+@pytest.fixture(scope="session")
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> Bundle:
+    return make_bundle(tmp_path_factory.mktemp("bundle") / "champion")
+
+
+@pytest.fixture(scope="session")
+def portfolio() -> RawTables:
+    return make_portfolio(12, seed=11)
+
+
+@pytest.fixture(scope="session")
+def as_of():
+    return AS_OF
+
+
+@pytest.fixture(scope="session")
+def asgi_app() -> object:
+    """One ASGI app per session (BentoML registers process-wide metrics); each TestClient
+    context runs the lifespan again, so every test gets a fresh service instance."""
+    from serving.service import RiskgradeService
+
+    return RiskgradeService.to_asgi()
+
+
+@pytest.fixture
+def service_client(asgi_app: object, tmp_path: Path, bundle: Bundle) -> Callable[..., object]:
+    """Start the BentoML service in-process (``to_asgi``) with its own audit db and tokens."""
+
+    @contextmanager
+    def start(
+        bundle_path: Path | None = None, **env: str
+    ) -> Iterator[tuple[TestClient, dict[str, str], Path]]:
+        tokens_path = tmp_path / "tokens.json"
+        if not tokens_path.exists():
+            tokens = {
+                role: create_token(tokens_path, f"{role}-user", role)
+                for role in ("scorer", "auditor", "admin")
+            }
+            (tmp_path / "tokens.plain.json").write_text(json.dumps(tokens))
+        tokens = json.loads((tmp_path / "tokens.plain.json").read_text())
+        audit_db = tmp_path / "audit.db"
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("RISKGRADE_BUNDLE", str(bundle_path or bundle.path))
+            mp.setenv("RISKGRADE_AUDIT_DB", str(audit_db))
+            mp.setenv("RISKGRADE_TOKENS", str(tokens_path))
+            mp.setenv("RISKGRADE_AUDIT_KEY", "test-key")
+            for key, value in env.items():
+                mp.setenv(key, value)
+            with TestClient(asgi_app, raise_server_exceptions=False) as client:
+                yield client, tokens, audit_db
+
+    return start
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}

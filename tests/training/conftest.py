@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.spec import FeatureDef, FeatureGroup, FeatureKind, FeatureSpec, RiskDirection
+from training.config import LgbmConfig, RegistryConfig, TrainConfig
+
+INDUSTRIES = ("manufacturing", "retail", "construction")
+
+
+def small_spec() -> FeatureSpec:
+    def f(name, group, direction, kind=FeatureKind.NUMERIC, categories=()):
+        return FeatureDef(
+            name=name,
+            group=group,
+            description=name.replace("_", " "),
+            description_zh=name,
+            unit="x",
+            risk_direction=direction,
+            kind=kind,
+            categories=categories,
+        )
+
+    return FeatureSpec(
+        version="test-1",
+        features=(
+            f(
+                "industry",
+                FeatureGroup.PROFILE,
+                RiskDirection.NONE,
+                FeatureKind.CATEGORICAL,
+                INDUSTRIES,
+            ),
+            f("debt_ratio", FeatureGroup.FINANCIAL, RiskDirection.UP),
+            f("current_ratio", FeatureGroup.FINANCIAL, RiskDirection.DOWN),
+            f("max_dpd_12m", FeatureGroup.CREDIT, RiskDirection.UP),
+            f("inflow_cv_12m", FeatureGroup.TRANSACTION, RiskDirection.UP),
+            f("noise", FeatureGroup.TRANSACTION, RiskDirection.NONE),
+            f("flag_fraud", FeatureGroup.PROFILE, RiskDirection.UP, FeatureKind.FLAG),
+        ),
+    )
+
+
+def make_dataset(customers: int = 400, snapshots: int = 10, seed: int = 0) -> pd.DataFrame:
+    """Synthetic features dataset: latent health drives features and the 12-month default."""
+    rng = np.random.default_rng(seed)
+    dates = pd.date_range("2020-03-31", periods=snapshots, freq="QE")
+    n = customers * snapshots
+    health = np.repeat(rng.normal(0, 1, customers), snapshots) + rng.normal(0, 0.5, n)
+    industry = np.repeat(rng.integers(0, 3, customers), snapshots).astype(float)
+    debt = np.clip(0.5 - 0.15 * health + rng.normal(0, 0.1, n), 0, 2)
+    current = np.clip(1.5 + 0.4 * health + rng.normal(0, 0.3, n), 0, None)
+    dpd = np.clip(np.round(20 * np.exp(-1.2 * health + rng.normal(0, 0.8, n)) - 10), 0, 365)
+    cv = np.abs(0.4 - 0.1 * health + rng.normal(0, 0.1, n))
+    debt[rng.random(n) < 0.05] = np.nan
+    fraud = (rng.random(n) < 0.01).astype(float)
+    logit = -3.2 - 1.1 * health + 0.3 * (industry == 2) + 1.5 * fraud
+    y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(np.int64)
+    return pd.DataFrame(
+        {
+            "customer_id": np.tile([f"C{i:05d}" for i in range(customers)], 1)
+            .reshape(customers, 1)
+            .repeat(snapshots, axis=1)
+            .ravel(),
+            "snapshot_date": np.tile(dates.to_numpy(), customers),
+            "industry": industry,
+            "debt_ratio": debt,
+            "current_ratio": current,
+            "max_dpd_12m": dpd,
+            "inflow_cv_12m": cv,
+            "noise": rng.normal(0, 1, n),
+            "flag_fraud": fraud,
+            "short_history": np.zeros(n, dtype=np.int64),
+            "default_12m": y,
+        }
+    )
+
+
+def fast_config(**registry) -> TrainConfig:
+    return TrainConfig(
+        lgbm=LgbmConfig(num_boost_round=120, learning_rate=0.08, early_stopping_rounds=30),
+        registry=RegistryConfig(enabled=False, **registry)
+        if not registry
+        else RegistryConfig(**registry),
+        show_progress=False,
+    )
+
+
+@pytest.fixture(scope="session")
+def dataset() -> pd.DataFrame:
+    return make_dataset()
+
+
+@pytest.fixture(scope="session")
+def spec() -> FeatureSpec:
+    return small_spec()

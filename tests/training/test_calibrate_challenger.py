@@ -1,0 +1,88 @@
+import numpy as np
+import pytest
+from scipy.special import expit
+
+from features.spec import FeatureKind, RiskDirection
+from training.calibrate import anchor_intercept, calibrate, fit_platt
+from training.challenger import fit_bins, fit_scorecard
+from training.config import CalibrationConfig, ChallengerConfig
+from training.errors import TrainingError
+from training.validate import auc
+
+
+def test_platt_recovers_a_known_calibration():
+    # Given labels drawn from log-odds 0.7*margin - 1.2
+    rng = np.random.default_rng(1)
+    margin = rng.normal(0, 2, 40_000)
+    y = (rng.random(margin.size) < expit(0.7 * margin - 1.2)).astype(int)
+    # When Platt is fitted
+    platt = fit_platt(margin, y)
+    # Then it finds the slope and intercept
+    assert platt.a == pytest.approx(0.7, abs=0.03)
+    assert platt.b == pytest.approx(-1.2, abs=0.05)
+
+
+def test_anchoring_sets_the_mean_training_pd_to_the_long_run_rate():
+    rng = np.random.default_rng(2)
+    margin = rng.normal(-2, 1, 5000)
+    y = (rng.random(5000) < expit(margin)).astype(int)
+    platt, rate = calibrate(margin, y, margin, y, CalibrationConfig(long_run_default_rate=0.03))
+    assert rate == 0.03
+    assert np.mean(platt.pd_from_margin(margin)) == pytest.approx(0.03, abs=1e-9)
+    # the slope is kept, only the level moves
+    assert platt.a == pytest.approx(fit_platt(margin, y).a)
+
+
+def test_default_anchor_is_the_mean_training_label():
+    rng = np.random.default_rng(3)
+    margin = rng.normal(-2, 1, 3000)
+    y = (rng.random(3000) < expit(margin)).astype(int)
+    platt, rate = calibrate(margin[:1000], y[:1000], margin, y, CalibrationConfig())
+    assert rate == pytest.approx(y.mean())
+    assert np.mean(platt.pd_from_margin(margin)) == pytest.approx(y.mean(), abs=1e-9)
+
+
+def test_platt_refuses_a_single_class():
+    with pytest.raises(TrainingError, match="both classes"):
+        fit_platt(np.arange(5.0), np.zeros(5))
+
+
+def test_anchor_rejects_rates_outside_0_1():
+    with pytest.raises(TrainingError, match=r"in \(0, 1\)"):
+        anchor_intercept(
+            fit_platt(np.array([0.0, 1, 2, 3]), np.array([0, 1, 0, 1])), np.zeros(3), 1.5
+        )
+
+
+def test_woe_bins_are_monotone_in_the_risk_direction_and_missing_has_its_own_bin():
+    # Given a noisy feature whose risk rises with the value, with missing values
+    rng = np.random.default_rng(4)
+    x = rng.normal(0, 1, 20_000)
+    y = (rng.random(x.size) < expit(-2 + 0.8 * x + 0.6 * np.sin(4 * x))).astype(float)
+    x[:1000] = np.nan
+    # When it is binned with a monotone constraint
+    bins = fit_bins(x, y, "f", FeatureKind.NUMERIC, RiskDirection.UP, ChallengerConfig())
+    # Then WOE increases bin over bin, and missing values get the missing WOE
+    assert (np.diff(bins.woe) >= 0).all()
+    assert len(bins.woe) == len(bins.edges) + 1 >= 3
+    assert bins.iv > 0.1
+    assert bins.transform(np.array([np.nan]))[0] == bins.woe_missing
+
+
+def test_categorical_bins_map_unknown_codes_to_the_missing_woe():
+    x = np.array([0, 0, 1, 1, 2, 2, np.nan] * 50, dtype=float)
+    y = np.array([0, 1, 0, 0, 1, 1, 0] * 50, dtype=float)
+    bins = fit_bins(x, y, "c", FeatureKind.CATEGORICAL, RiskDirection.NONE, ChallengerConfig())
+    woe = bins.transform(np.array([0.0, 1.0, 2.0, 7.0]))
+    assert woe[2] > woe[0] > woe[1]
+    assert woe[3] == bins.woe_missing
+
+
+def test_woe_scorecard_ranks_risk(dataset, spec):
+    x = dataset[spec.names].to_numpy(dtype=np.float64)
+    y = dataset["default_12m"].to_numpy()
+    card = fit_scorecard(x[:2000], y[:2000], spec, ChallengerConfig(), seed=0)
+    pd_ = card.predict_pd(x[2000:])
+    assert ((pd_ > 0) & (pd_ < 1)).all()
+    assert auc(y[2000:].astype(float), pd_) > 0.65
+    assert set(card.information_values()) == set(spec.names)

@@ -1,0 +1,173 @@
+"""Challenger: a logistic-regression scorecard on WOE bins (binning implemented here).
+
+Numeric features: quantile bins, small bins merged into a neighbour, then adjacent bins merged
+until the bad rate is monotone (direction from the spec, else from the data's trend); missing
+values get their own bin. Categorical features: one bin per code plus a missing bin. WOE is
+``ln(bad share / good share)`` with additive smoothing, so a positive WOE means riskier.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+
+from features.spec import FeatureKind, FeatureSpec, RiskDirection
+from training.config import ChallengerConfig
+from training.errors import TrainingError
+
+
+@dataclass(frozen=True)
+class FeatureBins:
+    """WOE bins of one feature: numeric upper edges or categorical codes, and WOE values."""
+
+    name: str
+    categorical: bool
+    edges: np.ndarray
+    """Numeric: inner bin edges (bin i holds ``edges[i-1] < x <= edges[i]``). Categorical: codes."""
+    woe: np.ndarray
+    """WOE per bin (numeric: ``len(edges) + 1`` bins; categorical: one per code)."""
+    woe_missing: float
+    """WOE of missing values (and of unseen categorical codes)."""
+    iv: float
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        """WOE of every value."""
+        x = np.asarray(x, dtype=np.float64)
+        out = np.full(x.shape, self.woe_missing)
+        present = ~np.isnan(x)
+        if self.categorical and len(self.edges) == 0:
+            values = np.full(int(present.sum()), self.woe_missing)
+        elif self.categorical:
+            pos = np.searchsorted(self.edges, x[present])
+            pos = np.clip(pos, 0, len(self.edges) - 1)
+            known = self.edges[pos] == x[present]
+            values = np.where(known, self.woe[pos], self.woe_missing)
+        else:
+            values = self.woe[np.searchsorted(self.edges, x[present], side="left")]
+        out[present] = values
+        return out
+
+
+def _woe(bad: np.ndarray, good: np.ndarray, smoothing: float) -> np.ndarray:
+    bad_share = (bad + smoothing) / (bad.sum() + smoothing * len(bad))
+    good_share = (good + smoothing) / (good.sum() + smoothing * len(good))
+    return np.log(bad_share / good_share)
+
+
+def _merge(edges: list[float], n: list[float], bad: list[float], i: int) -> None:
+    """Merge bin ``i`` with bin ``i + 1`` in place."""
+    n[i] += n.pop(i + 1)
+    bad[i] += bad.pop(i + 1)
+    edges.pop(i)
+
+
+def _numeric_bins(
+    x: np.ndarray, y: np.ndarray, direction: RiskDirection, config: ChallengerConfig
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Edges and per-bin (count, bad) of a numeric feature's non-missing values."""
+    quantiles = np.quantile(x, np.linspace(0, 1, config.n_bins + 1)[1:-1])
+    edges = list(np.unique(quantiles))
+    idx = np.searchsorted(np.asarray(edges), x, side="left")
+    n = list(np.bincount(idx, minlength=len(edges) + 1).astype(float))
+    bad = list(np.bincount(idx, weights=y, minlength=len(edges) + 1))
+    # Empty or small bins carry no stable WOE: fold them into the neighbour with fewer rows.
+    min_n = config.min_bin_share * len(x)
+    while len(n) > 1 and min(n) < min_n:
+        i = int(np.argmin(n))
+        j = i - 1 if i == len(n) - 1 or (i > 0 and n[i - 1] <= n[i + 1]) else i
+        _merge(edges, n, bad, j)
+    if config.monotone and len(n) > 2:
+        rates = np.asarray(bad) / np.asarray(n)
+        sign = {RiskDirection.UP: 1.0, RiskDirection.DOWN: -1.0}.get(direction)
+        if sign is None:
+            trend = np.corrcoef(np.arange(len(rates)), rates)[0, 1]
+            sign = 1.0 if np.nan_to_num(trend) >= 0 else -1.0
+        while len(n) > 1:
+            rates = np.asarray(bad) / np.asarray(n)
+            steps = sign * np.diff(rates)
+            if (steps >= 0).all():
+                break
+            _merge(edges, n, bad, int(np.argmin(steps)))
+    return np.asarray(edges, dtype=np.float64), np.asarray(n), np.asarray(bad)
+
+
+def fit_bins(
+    x: np.ndarray,
+    y: np.ndarray,
+    name: str,
+    kind: FeatureKind,
+    direction: RiskDirection,
+    config: ChallengerConfig,
+) -> FeatureBins:
+    """Bin one feature on the training rows and compute WOE and information value."""
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    missing = np.isnan(x)
+    xs, ys = x[~missing], y[~missing]
+    categorical = kind == FeatureKind.CATEGORICAL
+    if xs.size == 0:
+        edges, n, bad = np.empty(0), np.empty(0), np.empty(0)
+    elif categorical:
+        edges, codes = np.unique(xs, return_inverse=True)
+        n = np.bincount(codes).astype(float)
+        bad = np.bincount(codes, weights=ys)
+    else:
+        edges, n, bad = _numeric_bins(xs, ys, direction, config)
+    all_bad = np.append(bad, y[missing].sum())
+    all_good = np.append(n - bad, missing.sum() - y[missing].sum())
+    woe = _woe(all_bad, all_good, config.woe_smoothing)
+    bad_share = all_bad / max(all_bad.sum(), 1.0)
+    good_share = all_good / max(all_good.sum(), 1.0)
+    iv = float(np.sum((bad_share - good_share) * woe))
+    return FeatureBins(
+        name=name,
+        categorical=categorical,
+        edges=edges,
+        woe=woe[:-1],
+        woe_missing=float(woe[-1]),
+        iv=iv,
+    )
+
+
+@dataclass(frozen=True)
+class WoeScorecard:
+    """Fitted challenger: bins per feature and a logistic regression on the WOE matrix."""
+
+    bins: tuple[FeatureBins, ...]
+    model: LogisticRegression
+
+    def woe_matrix(self, x: np.ndarray) -> np.ndarray:
+        """WOE-encode a matrix whose columns follow the spec order."""
+        return np.column_stack([b.transform(x[:, i]) for i, b in enumerate(self.bins)])
+
+    def predict_pd(self, x: np.ndarray) -> np.ndarray:
+        """PD of each row."""
+        return self.model.predict_proba(self.woe_matrix(x))[:, 1]
+
+    def information_values(self) -> dict[str, float]:
+        """Information value per feature (training window)."""
+        return {b.name: b.iv for b in self.bins}
+
+
+def fit_scorecard(
+    x: np.ndarray, y: np.ndarray, spec: FeatureSpec, config: ChallengerConfig, seed: int
+) -> WoeScorecard:
+    """Fit the WOE logistic-regression challenger on the training rows.
+
+    Raises:
+        TrainingError: if the matrix does not match the spec or the labels hold one class.
+    """
+    if x.shape[1] != len(spec.features):
+        raise TrainingError(f"matrix has {x.shape[1]} columns, the spec {len(spec.features)}")
+    if np.unique(y).size < 2:
+        raise TrainingError("the challenger needs both classes in the training window")
+    bins = tuple(
+        fit_bins(x[:, i], y, f.name, f.kind, f.risk_direction, config)
+        for i, f in enumerate(spec.features)
+    )
+    scorecard_input = np.column_stack([b.transform(x[:, i]) for i, b in enumerate(bins)])
+    model = LogisticRegression(C=config.c, max_iter=config.max_iter, random_state=seed)
+    model.fit(scorecard_input, y)
+    return WoeScorecard(bins=bins, model=model)

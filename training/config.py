@@ -1,0 +1,176 @@
+"""Training configuration: frozen pydantic models with defaults that work.
+
+The lead composes :class:`TrainConfig` into the ``train:`` section of ``params.yaml``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class SplitConfig(BaseModel):
+    """Out-of-time split by snapshot date (dataset) or stratified random split (own table).
+
+    Out of time: the last ``test_snapshots`` snapshot dates form the test window, the
+    ``calibration_snapshots`` before them the calibration window, all earlier ones the
+    training window. ``embargo_months`` drops training snapshots whose date lies less than
+    that many months before the first held-out (calibration) snapshot: with the 12-month
+    label horizon, ``embargo_months=12`` guarantees no training label observes an outcome
+    inside the held-out period (at the price of four quarterly snapshots).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    test_snapshots: int = Field(default=4, ge=1)
+    calibration_snapshots: int = Field(default=2, ge=1)
+    embargo_months: int = Field(default=0, ge=0, le=36)
+    calibration_share: float = Field(default=0.2, gt=0.0, lt=0.5)
+    """Random split only: share of rows in the calibration window."""
+    test_share: float = Field(default=0.2, gt=0.0, lt=0.5)
+    """Random split only: share of rows in the test window."""
+
+
+class LgbmConfig(BaseModel):
+    """LightGBM binary model parameters (lightgbm 4.x names)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    num_boost_round: int = Field(default=1000, ge=1)
+    early_stopping_rounds: int = Field(default=100, ge=0)
+    """Stop when the calibration-window log loss has not improved for this many rounds (0 = off)."""
+    learning_rate: float = Field(default=0.03, gt=0.0, le=1.0)
+    num_leaves: int = Field(default=31, ge=2)
+    max_depth: int = Field(default=6, ge=-1)
+    """Depth cap (-1 = unlimited); shallow trees keep the rating explainable."""
+    min_child_samples: int = Field(default=20, ge=1)
+    feature_fraction: float = Field(default=0.8, gt=0.0, le=1.0)
+    bagging_fraction: float = Field(default=0.8, gt=0.0, le=1.0)
+    bagging_freq: int = Field(default=1, ge=0)
+    lambda_l2: float = Field(default=1.0, ge=0.0)
+    min_gain_to_split: float = Field(default=0.0, ge=0.0)
+    monotone: bool = True
+    """Apply monotone constraints from the spec's risk directions."""
+    monotone_constraints_method: Literal["basic", "intermediate", "advanced"] = "basic"
+    num_threads: int = Field(default=1, ge=1)
+    """Threads for training; the model text is identical for any value (checked by a test)."""
+
+
+class OptunaConfig(BaseModel):
+    """Optional hyper-parameter search (TPE, seeded) maximising calibration-window AUC."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    n_trials: int = Field(default=0, ge=0)
+    """0 = no search: the ``LgbmConfig`` values are used as given."""
+    max_depth_choices: tuple[int, ...] = (4, 5, 6)
+
+
+class ChallengerConfig(BaseModel):
+    """Logistic-regression scorecard on WOE bins, trained as challenger in every run."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    n_bins: int = Field(default=10, ge=2, le=50)
+    min_bin_share: float = Field(default=0.05, gt=0.0, lt=0.5)
+    monotone: bool = True
+    """Merge adjacent bins until the bad rate is monotone (direction from the spec or the data)."""
+    woe_smoothing: float = Field(default=0.5, gt=0.0)
+    c: float = Field(default=1.0, gt=0.0)
+    """Inverse L2 regularisation strength of the logistic regression."""
+    max_iter: int = Field(default=2000, ge=10)
+
+
+class CalibrationConfig(BaseModel):
+    """Platt scaling on the raw margin, anchored to the long-run default rate.
+
+    ``anchor="long_run"`` shifts the Platt intercept so that the mean calibrated PD over the
+    training window equals the long-run default rate: ``long_run_default_rate`` when given,
+    else the mean label over all training snapshots (a through-the-cycle average, since the
+    training window spans several years). ``anchor="none"`` keeps the calibration window's
+    point-in-time level. Isotonic regression is always fitted for comparison, never used.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    anchor: Literal["long_run", "none"] = "long_run"
+    long_run_default_rate: float | None = Field(default=None, gt=0.0, lt=1.0)
+
+
+class ValidationConfig(BaseModel):
+    """How validation statistics are computed."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    ece_bins: int = Field(default=10, ge=2)
+    psi_bins: int = Field(default=10, ge=2)
+    jeffreys_red: float = Field(default=0.01, gt=0.0, lt=1.0)
+    jeffreys_yellow: float = Field(default=0.05, gt=0.0, lt=1.0)
+    min_grade_customers: int = Field(default=30, ge=1)
+    """Grades with fewer customers are ignored by the monotonicity check (too noisy)."""
+    approval_share: float = Field(default=0.8, gt=0.0, lt=1.0)
+    """Fairness: share of lowest-PD rows approved when computing approval rates by group."""
+    reference_bins: int = Field(default=10, ge=2)
+
+    @model_validator(mode="after")
+    def _check_levels(self) -> ValidationConfig:
+        if self.jeffreys_red >= self.jeffreys_yellow:
+            raise ValueError(
+                f"jeffreys_red ({self.jeffreys_red}) must be below jeffreys_yellow "
+                f"({self.jeffreys_yellow})"
+            )
+        return self
+
+
+class GateConfig(BaseModel):
+    """Promotion gates: a model failing any of them is not promoted."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    min_auc: float = Field(default=0.70, ge=0.5, le=1.0)
+    require_monotone_grades: bool = True
+    max_red_grades: int = Field(default=0, ge=0)
+    max_grade_share: float = Field(default=0.5, gt=0.0, le=1.0)
+    max_psi: float = Field(default=0.25, gt=0.0)
+    max_ece: float = Field(default=0.05, gt=0.0)
+    challenger_margin: float = Field(default=0.0, ge=0.0)
+    """The model passes when its test AUC >= challenger AUC - margin."""
+    champion_margin: float = Field(default=0.0, ge=0.0)
+    """Promotion: the challenger passes when its AUC >= champion AUC - margin on the same rows."""
+
+
+class RegistryConfig(BaseModel):
+    """MLflow tracking and registry."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    enabled: bool = True
+    tracking_uri: str = "sqlite:///mlflow.db"
+    """Used unless ``MLFLOW_TRACKING_URI`` is set or a tracking URI is passed explicitly."""
+    experiment_name: str = "riskgrade"
+    registered_model_name: str = Field(default="riskgrade", min_length=1)
+    challenger_alias: str = "challenger"
+    champion_alias: str = "champion"
+
+
+class TrainConfig(BaseModel):
+    """Everything a training run needs besides the data (maps to ``params.yaml`` ``train:``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    seed: int = Field(default=42, ge=0)
+    target: str = "default_12m"
+    time_col: str = "snapshot_date"
+    id_col: str = "customer_id"
+    split: SplitConfig = SplitConfig()
+    lgbm: LgbmConfig = LgbmConfig()
+    optuna: OptunaConfig = OptunaConfig()
+    challenger: ChallengerConfig = ChallengerConfig()
+    calibration: CalibrationConfig = CalibrationConfig()
+    validation: ValidationConfig = ValidationConfig()
+    gates: GateConfig = GateConfig()
+    registry: RegistryConfig = RegistryConfig()
+    model_version_prefix: str = "rg"
+    """Bundle version label: ``<prefix>-<utc timestamp>-<sha prefix>``."""
+    show_progress: bool = True
