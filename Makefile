@@ -14,11 +14,8 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 export MPLBACKEND := Agg
 
-DEMO_CUSTOMERS ?= 5000
-DEMO_SEED ?= 42
-RAW := data/raw
 
-.PHONY: help install test lint demo bench clean
+.PHONY: help install test lint demo stop bench clean
 
 help:
 	@echo "make demo    install and run the whole product on a sample portfolio"
@@ -44,9 +41,10 @@ test: lint
 	$(RUN)/pytest -n 2 --dist loadfile
 
 demo: install
-	$(RUN)/riskgrade generate --customers $(DEMO_CUSTOMERS) --seed $(DEMO_SEED) --out $(RAW)
-	$(RUN)/riskgrade validate $(RAW) --as-of 2025-12-31
-	$(RUN)/riskgrade describe $(RAW)
+	bash scripts/demo.sh
+
+stop:
+	@if [ -f data/serve.pid ]; then kill $$(cat data/serve.pid) 2>/dev/null || true; rm -f data/serve.pid; echo stopped; fi
 
 bench: install
 	$(RUN)/python benchmarks/bench_generate.py

@@ -83,16 +83,19 @@ def _extract_date(raw: RawTables) -> pd.Timestamp:
 
 
 def _first_activity(raw: RawTables) -> pd.Timestamp:
-    """Earliest statement, facility or transaction: features need a year of records after it."""
+    """Start of the observed window: the latest of the earliest statement and transaction.
+
+    An extract often carries older statements or facilities than the transaction history it
+    covers; a snapshot is only comparable to later ones once every source is observed.
+    """
     candidates = [
         raw.financial_statements["published_date"].min(),
-        raw.credit_facilities["opened"].min(),
         raw.transactions["ts"].min(),
     ]
     known = [pd.Timestamp(c).normalize() for c in candidates if pd.notna(c)]
     if not known:
-        raise DatasetError("the raw tables hold no statement, facility or transaction")
-    return min(known)
+        raise DatasetError("the raw tables hold no statement or transaction")
+    return max(known)
 
 
 def snapshot_dates(raw: RawTables, config: DatasetConfig) -> list[date]:

@@ -9,12 +9,23 @@ import os
 import sys
 from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from riskgrade.config import DEFAULT_PARAMS_PATH, Params, load_params
-from riskgrade.console import console, err_console, frame_table, rows_table
+from riskgrade.console import (
+    console,
+    err_console,
+    frame_table,
+    gate_table,
+    grade_table,
+    rows_table,
+)
+
+if TYPE_CHECKING:
+    from serving.audit import AuditStore
+    from training.pipeline import TrainResult
 
 app = typer.Typer(
     name="riskgrade",
@@ -34,8 +45,10 @@ def _params(path: Path) -> Params:
 
 
 def _parse_date(value: str | None, option: str) -> date | None:
-    if value is None:
-        return None
+    return None if value is None else _require_date(value, option)
+
+
+def _require_date(value: str, option: str) -> date:
     try:
         return date.fromisoformat(value)
     except ValueError:
@@ -148,9 +161,484 @@ def describe(
     console.print(frame_table(default_rate_by_year(raw), "Default rate by year"))
 
 
+features_app = typer.Typer(
+    help="Point-in-time features and the training dataset.", no_args_is_help=True
+)
+app.add_typer(features_app, name="features")
+
+
+@features_app.command("at")
+def features_at(
+    raw: Annotated[Path, typer.Option(help="raw folder")],
+    as_of: Annotated[str, typer.Option(help="feature date, YYYY-MM-DD")],
+    out: Annotated[Path, typer.Option(help="Parquet or CSV file to write")],
+) -> None:
+    """Features of every customer at one date (customer_id, as_of, then the features)."""
+    from features.catalog import compute_features
+    from features.io import write_parquet_atomic
+    from features.validate import load_raw
+
+    day = _require_date(as_of, "--as-of")
+    frame = compute_features(load_raw(raw, day), day)
+    if out.suffix == ".csv":
+        out.parent.mkdir(parents=True, exist_ok=True)
+        frame.to_csv(out, index=False)
+    else:
+        write_parquet_atomic(frame, out)
+    console.print(f"wrote {len(frame):,} customers x {frame.shape[1] - 2} features to {out}")
+
+
+@features_app.command("build")
+def features_build(
+    raw: Annotated[Path | None, typer.Option(help="raw folder (default from params)")] = None,
+    out: Annotated[Path | None, typer.Option(help="dataset folder (default from params)")] = None,
+    params: ParamsOption = DEFAULT_PARAMS_PATH,
+) -> None:
+    """The training set: (customer, snapshot) rows, features and the 12-month default label."""
+    from rich.progress import Progress
+
+    from features.build import build_dataset, write_dataset
+    from features.validate import load_raw
+
+    settings = _params(params)
+    raw_dir, out_dir = raw or settings.paths.raw, out or settings.paths.dataset
+    tables = load_raw(raw_dir)
+    with Progress(console=err_console, transient=True) as progress:
+        task = progress.add_task("snapshots", total=None)
+        dataset = build_dataset(
+            tables,
+            settings.features,
+            progress=lambda done, total: progress.update(task, completed=done, total=total),
+        )
+    card = write_dataset(dataset, out_dir)
+    per_snapshot = dataset.groupby("snapshot_date")["default_12m"].agg(["size", "mean"])
+    per_snapshot.columns = ["rows", "default_rate"]
+    console.print(frame_table(per_snapshot, "Rows and default rate per snapshot", index=True))
+    console.print(
+        f"wrote {len(dataset):,} rows to {out_dir} (content hash {card['content_sha256']})"
+    )
+
+
+@features_app.command("report")
+def features_report(
+    dataset_dir: Annotated[Path, typer.Argument(help="dataset folder from 'features build'")],
+    out: Annotated[Path | None, typer.Option(help="HTML report path")] = None,
+    top: Annotated[int, typer.Option(help="rows to print", min=1)] = 15,
+) -> None:
+    """Information value, univariate AUC, missing share and PSI per feature (table + HTML)."""
+    import pandas as pd
+
+    from features.catalog import FEATURE_SPEC
+    from features.quality import feature_quality, render_quality_report
+
+    dataset_file = dataset_dir / "dataset.parquet" if dataset_dir.is_dir() else dataset_dir
+    if not dataset_file.is_file():
+        raise FileNotFoundError(f"no dataset at {dataset_file}: run 'riskgrade features build'")
+    table = feature_quality(pd.read_parquet(dataset_file), FEATURE_SPEC)
+    target = out or dataset_file.parent / "quality.html"
+    render_quality_report(table, target)
+    shown = table.sort_values("iv", ascending=False).head(top)
+    shown = shown[["feature", "group", "iv", "auc_directional", "missing_share", "psi_first_last"]]
+    shown.columns = ["feature", "group", "IV", "AUC", "missing", "PSI first/last"]
+    console.print(
+        frame_table(shown, f"Top {top} features by information value", float_format=".3f")
+    )
+    console.print(f"HTML report: {target}")
+
+
+def _print_training(result: TrainResult) -> None:
+    """Validation summary of a training run: headline metrics, gates, grade table."""
+    metrics = result.metrics
+    keys = [
+        "test.auc",
+        "test.gini",
+        "test.ks",
+        "test.brier",
+        "test.ece",
+        "challenger.test.auc",
+        "oracle.test.auc",
+        "cv.auc_mean",
+        "cv.auc_std",
+        "cv.challenger_auc_mean",
+        "grades.monotone",
+        "model.version",
+    ]
+    console.print(
+        rows_table(
+            "Validation (out-of-time test)",
+            ["metric", "value"],
+            [
+                (k, f"{metrics[k]:.4f}" if isinstance(metrics[k], float) else metrics[k])
+                for k in keys
+                if k in metrics
+            ],
+        )
+    )
+    console.print(gate_table(result.gates, "Gates"))
+    if not result.grades.empty:
+        console.print(grade_table(result.grades))
+    console.print(f"bundle: {result.bundle_dir}  outputs: {result.out_dir}")
+
+
+@app.command()
+def train(
+    dataset: Annotated[
+        Path | None, typer.Option(help="dataset folder (default from params)")
+    ] = None,
+    truth: Annotated[
+        Path | None, typer.Option(help="generator _truth/ folder: report the oracle")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="output folder (default reports/)")] = None,
+    table: Annotated[Path | None, typer.Option(help="your own feature table (CSV/Parquet)")] = None,
+    target: Annotated[str | None, typer.Option(help="target column of --table")] = None,
+    positive: Annotated[str | None, typer.Option(help="target value meaning default")] = None,
+    time_col: Annotated[
+        str | None, typer.Option(help="time column for an out-of-time split")
+    ] = None,
+    cv: Annotated[int | None, typer.Option(help="K-fold cross-validated AUC", min=2)] = None,
+    drop: Annotated[str | None, typer.Option(help="comma-separated columns to ignore")] = None,
+    protected: Annotated[
+        str | None, typer.Option(help="comma-separated protected columns (fairness only)")
+    ] = None,
+    no_mlflow: Annotated[bool, typer.Option("--no-mlflow", help="do not log or register")] = False,
+    params: ParamsOption = DEFAULT_PARAMS_PATH,
+) -> None:
+    """Train LightGBM + challenger, calibrate, validate, register as 'challenger' in MLflow."""
+    from training.pipeline import train_dataset, train_table
+
+    settings = _params(params)
+    config = settings.train
+    if no_mlflow:
+        registry = config.registry.model_copy(update={"enabled": False})
+        config = config.model_copy(update={"registry": registry})
+    out_dir = out or settings.paths.reports
+    if table is not None:
+        if target is None:
+            raise typer.BadParameter("--table needs --target", param_hint="--target")
+        result = train_table(
+            table,
+            target,
+            positive=positive,
+            time_col=time_col,
+            cv=cv,
+            drop=_split_list(drop),
+            protected=_split_list(protected),
+            config=config,
+            out_dir=out_dir,
+            scale=settings.rating.scale,
+            policy=settings.rating.policy,
+        )
+    else:
+        result = train_dataset(
+            dataset or settings.paths.dataset,
+            config,
+            out_dir,
+            truth_dir=truth,
+            scale=settings.rating.scale,
+            policy=settings.rating.policy,
+        )
+    _print_training(result)
+
+
+def _split_list(value: str | None) -> tuple[str, ...]:
+    return tuple(item.strip() for item in value.split(",") if item.strip()) if value else ()
+
+
+@app.command()
+def promote(params: ParamsOption = DEFAULT_PARAMS_PATH) -> None:
+    """Move 'champion' to the challenger if all gates pass and it is not worse (else exit 1)."""
+    from training.registry import promote as run_promote
+
+    result = run_promote(_params(params).train)
+    console.print(gate_table(result.gates, "Promotion gates"))
+    console.print(result.message)
+    if not result.promoted:
+        raise typer.Exit(1)
+
+
+def _champion_bundle(settings: Params, bundle: Path | None) -> tuple[Path, str]:
+    """The bundle to serve: the given folder, else the MLflow champion; archived by hash."""
+    import shutil
+
+    from rating.bundle import load_bundle
+    from serving.champion import fetch_champion
+
+    if bundle is None:
+        registry = settings.train.registry
+        tracking_uri = os.environ.get("MLFLOW_TRACKING_URI", registry.tracking_uri)
+        champion = fetch_champion(
+            tracking_uri,
+            registry.registered_model_name,
+            settings.paths.bundles / "_champion",
+            alias=registry.champion_alias,
+        )
+        bundle = champion.bundle_dir
+    verified = load_bundle(bundle)
+    archived = settings.paths.bundles / verified.bundle_hash
+    if not archived.exists():
+        shutil.copytree(bundle, archived)
+    return archived, verified.bundle_hash
+
+
+@app.command()
+def serve(
+    port: Annotated[int, typer.Option(help="TCP port", min=1, max=65535)] = 3000,
+    host: Annotated[str, typer.Option(help="interface to bind")] = "127.0.0.1",
+    bundle: Annotated[
+        Path | None, typer.Option(help="bundle folder (default: MLflow champion)")
+    ] = None,
+    params: ParamsOption = DEFAULT_PARAMS_PATH,
+) -> None:
+    """Run the BentoML scoring service on the champion bundle (or a given bundle folder)."""
+    settings = _params(params)
+    bundle_dir, bundle_hash = _champion_bundle(settings, bundle)
+    env = {
+        **os.environ,
+        "RISKGRADE_BUNDLE": str(bundle_dir.resolve()),
+        "RISKGRADE_BUNDLE_HASH": bundle_hash,
+        "RISKGRADE_TOKENS": str(settings.paths.tokens.resolve()),
+        "RISKGRADE_AUDIT_DB": str(settings.paths.audit_db.resolve()),
+    }
+    bentoml = Path(sys.executable).with_name("bentoml")
+    command = [str(bentoml), "serve", "serving.service:RiskgradeService"]
+    command += ["--host", host, "--port", str(port)]
+    err_console.print(f"serving bundle {bundle_hash[:12]} on http://{host}:{port}")
+    os.execve(command[0], command, env)
+
+
+@app.command()
+def score(
+    raw: Annotated[Path, typer.Option(help="raw folder")],
+    as_of: Annotated[str, typer.Option(help="rating date, YYYY-MM-DD")],
+    out: Annotated[Path, typer.Option(help="Parquet or CSV file to write")],
+    bundle: Annotated[
+        Path | None, typer.Option(help="bundle folder (default: MLflow champion)")
+    ] = None,
+    chunk_size: Annotated[int, typer.Option(help="customers per chunk", min=1)] = 10_000,
+    params: ParamsOption = DEFAULT_PARAMS_PATH,
+) -> None:
+    """Rate a whole portfolio: PD, grade, tier, policy and reasons per customer."""
+    from rich.progress import Progress
+
+    from features.io import write_parquet_atomic
+    from features.validate import load_raw
+    from serving.batch import score_portfolio
+
+    settings = _params(params)
+    day = _require_date(as_of, "--as-of")
+    bundle_dir, _ = _champion_bundle(settings, bundle)
+    tables = load_raw(raw, day)
+    with Progress(console=err_console, transient=True) as progress:
+        task = progress.add_task("scoring", total=None)
+        rated = score_portfolio(
+            tables,
+            day,
+            bundle_dir,
+            chunk_size=chunk_size,
+            progress=lambda done, total: progress.update(task, completed=done, total=total),
+        )
+    if out.suffix == ".csv":
+        out.parent.mkdir(parents=True, exist_ok=True)
+        rated.to_csv(out, index=False)
+    else:
+        write_parquet_atomic(rated, out)
+    counts = rated.groupby("tier").size().rename("customers").reset_index()
+    console.print(frame_table(counts, f"Customers by tier at {day}"))
+    console.print(f"wrote {len(rated):,} ratings to {out}")
+
+
+@app.command("request-example")
+def request_example(
+    raw: Annotated[Path, typer.Option(help="raw folder")],
+    customer: Annotated[str, typer.Option(help="customer_id")],
+    as_of: Annotated[str, typer.Option(help="rating date, YYYY-MM-DD")],
+    lang: Annotated[str, typer.Option(help="reason language: en or zh")] = "en",
+) -> None:
+    """Print a valid /score request body for one customer of a raw folder."""
+    import json
+
+    from features.validate import load_raw
+    from serving.batch import request_example as build_example
+
+    day = _require_date(as_of, "--as-of")
+    body = build_example(load_raw(raw, day), customer, day, lang=lang)
+    sys.stdout.write(json.dumps(body, ensure_ascii=False) + "\n")
+
+
+token_app = typer.Typer(help="API tokens with roles scorer, auditor, admin.", no_args_is_help=True)
+app.add_typer(token_app, name="token")
+
+
+@token_app.command("create")
+def token_create(
+    name: Annotated[str, typer.Option(help="who holds the token")],
+    role: Annotated[str, typer.Option(help="scorer, auditor or admin")],
+    store: Annotated[Path | None, typer.Option(help="token store (default from params)")] = None,
+    params: ParamsOption = DEFAULT_PARAMS_PATH,
+) -> None:
+    """Create a token; it is printed once, alone on the last line; only its hash is stored."""
+    from serving.auth import create_token
+
+    path = store or _params(params).paths.tokens
+    token = create_token(path, name, role)
+    err_console.print(f"token for '{name}' ({role}) stored as a hash in {path}; copy it now:")
+    sys.stdout.write(token + "\n")
+
+
+@token_app.command("list")
+def token_list(
+    store: Annotated[Path | None, typer.Option(help="token store (default from params)")] = None,
+    params: ParamsOption = DEFAULT_PARAMS_PATH,
+) -> None:
+    """List token names and roles (never the tokens)."""
+    from serving.auth import list_tokens
+
+    entries = list_tokens(store or _params(params).paths.tokens)
+    console.print(rows_table("Tokens", ["name", "role"], [(e["name"], e["role"]) for e in entries]))
+
+
+@token_app.command("revoke")
+def token_revoke(
+    name: Annotated[str, typer.Option(help="token name")],
+    store: Annotated[Path | None, typer.Option(help="token store (default from params)")] = None,
+    params: ParamsOption = DEFAULT_PARAMS_PATH,
+) -> None:
+    """Revoke a token by name (exit 1 if there is none)."""
+    from serving.auth import revoke_token
+
+    if not revoke_token(store or _params(params).paths.tokens, name):
+        err_console.print(f"no token named '{name}'")
+        raise typer.Exit(1)
+    console.print(f"revoked '{name}'")
+
+
+audit_app = typer.Typer(help="The tamper-evident decision log.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+AuditDbOption = Annotated[
+    Path | None, typer.Option("--db", help="audit database (default from params)")
+]
+
+
+def _audit_store(settings: Params, db: Path | None) -> AuditStore:
+    from serving.audit import AuditConfig, AuditStore
+
+    path = db or settings.paths.audit_db
+    if not path.is_file():
+        raise FileNotFoundError(f"audit database {path} does not exist")
+    return AuditStore(AuditConfig(path=path))
+
+
+@audit_app.command("verify")
+def audit_verify(db: AuditDbOption = None, params: ParamsOption = DEFAULT_PARAMS_PATH) -> None:
+    """Check the whole hash chain and checkpoints (exit 1 naming the first bad record)."""
+    from serving.audit import verify
+
+    path = db or _params(params).paths.audit_db
+    if not path.is_file():
+        raise FileNotFoundError(f"audit database {path} does not exist")
+    result = verify(path)
+    if result.ok:
+        console.print(
+            f"audit log intact: {result.records:,} records, {result.checkpoints:,} checkpoints"
+        )
+        return
+    console.print(
+        f"[bold red]audit log broken[/] at record {result.first_bad_id}: {result.problem}"
+    )
+    raise typer.Exit(1)
+
+
+@audit_app.command("show")
+def audit_show(
+    record: Annotated[str, typer.Argument(help="row id or decision_id")],
+    db: AuditDbOption = None,
+    params: ParamsOption = DEFAULT_PARAMS_PATH,
+) -> None:
+    """Print one stored decision as JSON."""
+    import json
+
+    store = _audit_store(_params(params), db)
+    key: int | str = int(record) if record.isdigit() else record
+    sys.stdout.write(json.dumps(store.show(key).to_dict(), ensure_ascii=False, indent=2) + "\n")
+
+
+@audit_app.command("replay")
+def audit_replay(
+    record: Annotated[str, typer.Argument(help="row id or decision_id")],
+    db: AuditDbOption = None,
+    params: ParamsOption = DEFAULT_PARAMS_PATH,
+) -> None:
+    """Re-score a stored decision with its recorded bundle; exit 1 if the result differs."""
+    from rating.model import RatingModel
+    from serving.audit import replay
+    from serving.engine import Engine
+
+    settings = _params(params)
+    store = _audit_store(settings, db)
+
+    def load(bundle_hash: str) -> Engine:
+        folder = settings.paths.bundles / bundle_hash
+        if not folder.is_dir():
+            raise FileNotFoundError(f"bundle {bundle_hash} is not in the archive {folder.parent}")
+        return Engine(RatingModel.load(folder, expected_hash=bundle_hash))
+
+    key: int | str = int(record) if record.isdigit() else record
+    result = replay(store, key, load)
+    console.print(
+        rows_table(
+            f"Replay of decision {result.decision_id}",
+            ["check", "value"],
+            [
+                ("recorded pd", f"{result.recorded_pd:.12g}"),
+                ("replayed pd", f"{result.replayed_pd:.12g}"),
+                ("abs diff", f"{result.abs_diff:.3g}"),
+                ("grade equal", result.grade_equal),
+                ("tier equal", result.tier_equal),
+                ("features equal", result.features_equal),
+                ("equal", result.equal),
+            ],
+        )
+    )
+    if not result.equal:
+        raise typer.Exit(1)
+
+
+@audit_app.command("export")
+def audit_export(
+    date_from: Annotated[str, typer.Option("--from", help="first day, YYYY-MM-DD")],
+    date_to: Annotated[str, typer.Option("--to", help="last day, YYYY-MM-DD (inclusive)")],
+    out: Annotated[Path | None, typer.Option(help="JSON lines file (default stdout)")] = None,
+    db: AuditDbOption = None,
+    params: ParamsOption = DEFAULT_PARAMS_PATH,
+) -> None:
+    """Export the decisions of a date range as JSON lines."""
+    import json
+    from datetime import UTC, datetime, time, timedelta
+
+    start_day = _require_date(date_from, "--from")
+    end_day = _require_date(date_to, "--to")
+    if end_day < start_day:
+        raise typer.BadParameter("--to must not be before --from", param_hint="--to")
+    start = datetime.combine(start_day, time.min, tzinfo=UTC)
+    end = datetime.combine(end_day + timedelta(days=1), time.min, tzinfo=UTC)
+    store = _audit_store(_params(params), db)
+    lines = [json.dumps(r.to_dict(), ensure_ascii=False) + "\n" for r in store.export(start, end)]
+    if out is None:
+        sys.stdout.writelines(lines)
+    else:
+        out.write_text("".join(lines))
+        err_console.print(f"exported {len(lines):,} decisions to {out}")
+
+
 def main() -> None:
     """Console entry point: runs the app and turns input errors into clear messages."""
+    import warnings
+
     from pydantic import ValidationError
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"mlflow\..*")
+    warnings.filterwarnings("ignore", category=FutureWarning)
 
     try:
         app()

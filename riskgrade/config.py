@@ -11,7 +11,10 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from features.build import DatasetConfig
 from features.synthetic import GeneratorConfig
+from rating.config import RatingConfig
+from training.config import TrainConfig
 
 DEFAULT_PARAMS_PATH = Path("params.yaml")
 
@@ -24,6 +27,10 @@ class PathsConfig(BaseModel):
     raw: Path = Path("data/raw")
     dataset: Path = Path("data/features")
     reports: Path = Path("reports")
+    bundles: Path = Path("data/bundles")
+    """Archive of every bundle served, one folder per bundle hash (audit replay reads it)."""
+    tokens: Path = Path("data/tokens.json")
+    audit_db: Path = Path("data/audit.db")
 
 
 class Params(BaseModel):
@@ -31,9 +38,11 @@ class Params(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    seed: int = 42
     paths: PathsConfig = Field(default_factory=PathsConfig)
     generate: GeneratorConfig = Field(default_factory=GeneratorConfig)
+    features: DatasetConfig = Field(default_factory=DatasetConfig)
+    rating: RatingConfig = Field(default_factory=RatingConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
 
 
 class ParamsError(ValueError):

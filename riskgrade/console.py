@@ -41,3 +41,44 @@ def rows_table(title: str, columns: Iterable[str], rows: Iterable[Iterable[objec
     for row in rows:
         table.add_row(*(str(cell) for cell in row))
     return table
+
+
+def _fmt(value: object) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def gate_table(gates: Iterable[object], title: str) -> Table:
+    """Gates as rows: name, passed, value, threshold."""
+    return rows_table(
+        title,
+        ["gate", "passed", "value", "threshold"],
+        [
+            (
+                gate.name,  # type: ignore[attr-defined]
+                "yes" if gate.passed else "[bold red]NO[/]",  # type: ignore[attr-defined]
+                _fmt(gate.value),  # type: ignore[attr-defined]
+                _fmt(gate.threshold),  # type: ignore[attr-defined]
+            )
+            for gate in gates
+        ],
+    )
+
+
+def grade_table(grades: pd.DataFrame) -> Table:
+    """The per-grade validation table: band, customers, observed against predicted, light."""
+    table = Table(title="Grades on the out-of-time test", title_justify="left")
+    for column in ("grade", "PD band", "customers", "share", "observed DR", "mean PD", "test"):
+        table.add_column(column, justify="left" if column in ("grade", "test") else "right")
+    colours = {"green": "green", "yellow": "yellow", "red": "bold red"}
+    for row in grades.itertuples(index=False):
+        light = str(row.traffic_light)
+        table.add_row(
+            f"{row.grade} {row.label}",
+            f"{row.pd_lower:.2%}-{row.pd_upper:.2%}",
+            f"{int(row.customers):,}",
+            f"{row.share:.1%}",
+            "" if pd.isna(row.observed_dr) else f"{row.observed_dr:.2%}",
+            "" if pd.isna(row.mean_pd) else f"{row.mean_pd:.2%}",
+            f"[{colours.get(light, 'dim')}]{light}[/]",
+        )
+    return table

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# make demo: the whole product on a sample portfolio, ending with the scoring service running.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+RG=.venv/bin/riskgrade
+CUSTOMERS=${DEMO_CUSTOMERS:-5000}
+SEED=${DEMO_SEED:-42}
+PORT=${DEMO_PORT:-3000}
+AS_OF=2025-12-31
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+step "1. Sample portfolio: $CUSTOMERS customers, seed $SEED -> data/raw"
+$RG generate --customers "$CUSTOMERS" --seed "$SEED" --out data/raw
+step "2. Validate the raw-data contract"
+$RG validate data/raw --as-of "$AS_OF"
+step "3. Portfolio summary"
+$RG describe data/raw --as-of "$AS_OF"
+step "4. Point-in-time features and the training set -> data/features"
+$RG features build --raw data/raw --out data/features | tail -n 3
+$RG features report data/features --top 10
+step "5. Train LightGBM + scorecard challenger, calibrate, validate, register in MLflow (mlflow.db)"
+$RG train --truth data/raw/_truth
+step "6. Promote to champion when every gate passes"
+$RG promote
+step "7. Rate the whole portfolio at $AS_OF -> reports/ratings.parquet"
+$RG score --raw data/raw --as-of "$AS_OF" --out reports/ratings.parquet
+
+step "8. Serve the champion on http://127.0.0.1:$PORT"
+if [ -f data/serve.pid ] && kill -0 "$(cat data/serve.pid)" 2>/dev/null; then
+  kill "$(cat data/serve.pid)" && sleep 2
+fi
+$RG token revoke --name demo-scorer >/dev/null 2>&1 || true
+TOKEN=$($RG token create --name demo-scorer --role scorer 2>/dev/null | tail -n 1)
+CUSTOMER=$(.venv/bin/python -c "import pandas as pd; r = pd.read_parquet('reports/ratings.parquet'); print(r.loc[r.tier == 'high', 'customer_id'].iloc[0])")
+$RG request-example --raw data/raw --customer "$CUSTOMER" --as-of "$AS_OF" > data/request.json
+nohup $RG serve --port "$PORT" > data/serve.log 2>&1 &
+echo $! > data/serve.pid
+for _ in $(seq 1 90); do
+  curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null 2>&1 && break
+  sleep 1
+done
+curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null || { echo "service did not become ready; see data/serve.log"; exit 1; }
+echo "service ready (pid $(cat data/serve.pid), log data/serve.log); stop it with: make stop"
+echo
+echo "\$ curl -s -X POST http://127.0.0.1:$PORT/score -H 'Authorization: Bearer <scorer token>' \\"
+echo "       -H 'Content-Type: application/json' --data @data/request.json   # customer $CUSTOMER"
+curl -s -X POST "http://127.0.0.1:$PORT/score" -H "Authorization: Bearer $TOKEN" \
+  -H 'Content-Type: application/json' --data @data/request.json | .venv/bin/python -m json.tool

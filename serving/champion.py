@@ -1,0 +1,66 @@
+"""Resolve the MLflow ``champion`` alias to a verified bundle folder on local disk."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from rating.bundle import load_bundle
+
+
+class ChampionError(RuntimeError):
+    """The registry has no usable champion."""
+
+
+@dataclass(frozen=True)
+class Champion:
+    """A champion bundle copied out of the registry."""
+
+    version: str
+    bundle_dir: Path
+    bundle_hash: str
+
+
+def fetch_champion(
+    tracking_uri: str, model_name: str, dest: Path, alias: str = "champion"
+) -> Champion:
+    """Download the bundle of ``model_name@alias`` into ``dest`` and verify its manifest.
+
+    ``dest`` is replaced only once the new bundle is downloaded and verified.
+
+    Raises:
+        ChampionError: if the alias is not set or its run holds no bundle.
+        rating.bundle.BundleIntegrityError: if a file does not match the manifest.
+    """
+    import mlflow
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri)
+    try:
+        version = client.get_model_version_by_alias(model_name, alias)
+    except MlflowException as error:
+        raise ChampionError(
+            f"no '{alias}' alias on registered model '{model_name}' at {tracking_uri}: "
+            "train and promote a model first (riskgrade train; riskgrade promote)"
+        ) from error
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=dest.parent) as tmp:
+        mlflow.set_tracking_uri(tracking_uri)
+        local = Path(
+            mlflow.artifacts.download_artifacts(
+                artifact_uri=f"runs:/{version.run_id}/model", dst_path=tmp
+            )
+        )
+        manifests = sorted(local.rglob("manifest.json"))
+        if not manifests:
+            raise ChampionError(f"run {version.run_id} of version {version.version} has no bundle")
+        bundle = load_bundle(manifests[0].parent)
+        staging = Path(tmp) / "verified"
+        shutil.copytree(manifests[0].parent, staging)
+        if dest.exists():
+            shutil.rmtree(dest)
+        shutil.move(staging, dest)
+    return Champion(version=str(version.version), bundle_dir=dest, bundle_hash=bundle.bundle_hash)
