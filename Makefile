@@ -49,6 +49,10 @@ stop:
 bench: install
 	$(RUN)/python benchmarks/bench_generate.py
 	$(RUN)/python benchmarks/bench_features.py
+	$(RUN)/python benchmarks/bench_real_data.py
+	$(RUN)/python benchmarks/bench_sample_quality.py
+	$(RUN)/python benchmarks/bench_rating_score.py
+	$(RUN)/python benchmarks/bench_serving.py
 
 clean:
 	rm -rf data reports mlruns mlflow.db .pytest_cache .ruff_cache
