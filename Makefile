@@ -52,6 +52,7 @@ bench: install
 	$(RUN)/python benchmarks/bench_real_data.py
 	$(RUN)/python benchmarks/bench_sample_quality.py
 	$(RUN)/python benchmarks/bench_rating_score.py
+	$(RUN)/python benchmarks/bench_monitor.py
 	$(RUN)/python benchmarks/bench_serving.py
 
 clean:

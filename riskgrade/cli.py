@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from riskgrade import cli_monitor
 from riskgrade.config import DEFAULT_PARAMS_PATH, Params, load_params
 from riskgrade.console import (
     console,
@@ -628,6 +629,9 @@ def audit_export(
     else:
         out.write_text("".join(lines))
         err_console.print(f"exported {len(lines):,} decisions to {out}")
+
+
+cli_monitor.register(app)
 
 
 def main() -> None:

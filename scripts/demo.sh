@@ -25,7 +25,11 @@ $RG promote
 step "7. Rate the whole portfolio at $AS_OF -> reports/ratings.parquet"
 $RG score --raw data/raw --as-of "$AS_OF" --out reports/ratings.parquet
 
-step "8. Serve the champion on http://127.0.0.1:$PORT"
+step "8. Monitoring: re-rate at two quarter ends, migration, drift and the early-warning list"
+$RG monitor --raw data/raw --as-of 2025-09-30 --rows 5 > /dev/null
+$RG monitor --raw data/raw --as-of "$AS_OF" --rows 15
+
+step "9. Serve the champion on http://127.0.0.1:$PORT"
 if [ -f data/serve.pid ] && kill -0 "$(cat data/serve.pid)" 2>/dev/null; then
   kill "$(cat data/serve.pid)" && sleep 2
 fi

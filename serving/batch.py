@@ -1,67 +1,32 @@
 """Batch scoring of a whole portfolio through the service's code, and /score request bodies.
 
-``score_portfolio`` computes features with the same ``compute_features_pl`` definitions the
-service uses, one chunk of customers at a time (feature and SHAP matrices stay bounded), and
-scores each chunk with one ``pred_contrib`` pass.
+``score_portfolio`` is a thin wrapper over ``rating.portfolio`` (the batch scoring path that
+monitoring shares): features with the same ``compute_features_pl`` definitions the service
+uses, one chunk of customers at a time (feature and SHAP matrices stay bounded), each chunk
+scored with one ``pred_contrib`` pass; only the per-customer table is kept.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
-import polars as pl
 
-from features.catalog import FEATURE_SPEC, compute_features_pl
-from features.groups.common import FeatureFrames, to_frames
+from features.groups.common import FeatureFrames
 from features.io import RawTables
 from rating.bundle import Bundle
 from rating.model import RatingModel
-from rating.reasons import MAX_REASONS
+from rating.portfolio import Progress, as_model, chunk_table, iter_rated_chunks
 from serving.engine import Engine
 
-Progress = Callable[[int, int], None]
-"""Called with (customers done, customers total) after each chunk."""
+__all__ = ["BatchError", "Progress", "request_example", "score_portfolio"]
 
 
 class BatchError(ValueError):
     """Bad batch-scoring input."""
-
-
-def _model(bundle: Bundle | RatingModel | Path | str) -> RatingModel:
-    if isinstance(bundle, RatingModel):
-        return bundle
-    if isinstance(bundle, Bundle):
-        return RatingModel(bundle)
-    return RatingModel.load(bundle)
-
-
-def _chunks(frames: FeatureFrames, ids: list[str], chunk_size: int) -> list[FeatureFrames]:
-    """Split every frame by customer chunk in one pass per table."""
-    chunk_of = pl.DataFrame(
-        {"customer_id": ids, "_chunk": [i // chunk_size for i in range(len(ids))]},
-        schema={"customer_id": pl.String(), "_chunk": pl.Int64()},
-    )
-    n_chunks = (len(ids) + chunk_size - 1) // chunk_size
-    parts: dict[str, dict[int, pl.DataFrame]] = {}
-    for name in (
-        "customers",
-        "financial_statements",
-        "credit_facilities",
-        "repayments",
-        "transactions",
-    ):
-        frame: pl.DataFrame = getattr(frames, name)
-        tagged = frame.join(chunk_of, on="customer_id", how="inner")
-        split = tagged.partition_by("_chunk", as_dict=True, include_key=False)
-        empty = frame.clear()
-        parts[name] = {k: split.get((k,), empty) for k in range(n_chunks)}
-    return [FeatureFrames(**{name: parts[name][k] for name in parts}) for k in range(n_chunks)]
 
 
 def score_portfolio(
@@ -88,51 +53,16 @@ def score_portfolio(
 
     Raises:
         BatchError: if ``chunk_size`` < 1.
+        ModelIncompatibleError: if the bundle needs features the feature code lacks.
     """
     if chunk_size < 1:
         raise BatchError(f"chunk_size must be >= 1, got {chunk_size}")
-    engine = Engine(_model(bundle))
+    engine = Engine(as_model(bundle))
     model = engine.model
-    frames = to_frames(raw)
-    ids = (
-        frames.customers.filter(pl.col("onboarding_date") <= as_of)
-        .get_column("customer_id")
-        .sort()
-        .to_list()
-    )
-    columns = model.spec.names
-    flag_names = [f for f in model.policy.flag_names if f in FEATURE_SPEC.names]
-    out: list[pd.DataFrame] = []
-    done = 0
-    for chunk in _chunks(frames, ids, chunk_size):
-        features = compute_features_pl(chunk, as_of).fill_null(float("nan"))
-        x = np.ascontiguousarray(features.select(columns).to_numpy(), dtype=np.float64)
-        flags = {f: features.get_column(f).to_numpy().astype(np.float64) for f in flag_names}
-        result = model.score(x, flags)
-        frame = pd.DataFrame(
-            {
-                "customer_id": features.get_column("customer_id").to_list(),
-                "as_of": pd.Timestamp(as_of),
-                "pd": result.pd,
-                "score": result.points.astype(np.int64),
-                "grade": result.grade.astype(str),
-                "model_tier": [str(t) for t in result.model_tier],
-                "tier": [str(t) for t in result.tier],
-                "hard_rules": [";".join(h.code for h in hits) for hits in result.hard_rules],
-            }
-        )
-        for k in range(MAX_REASONS):
-            adverse = [[r for r in rs if r.group != "hard_rule"] for rs in result.reasons]
-            frame[f"reason_{k + 1}"] = [rs[k].code if len(rs) > k else None for rs in adverse]
-            frame[f"reason_{k + 1}_contribution"] = [
-                rs[k].contribution if len(rs) > k else math.nan for rs in adverse
-            ]
-        for group, values in result.group_contributions.items():
-            frame[f"group_{group}"] = values
-        out.append(frame)
-        done += len(frame)
-        if progress is not None:
-            progress(done, len(ids))
+    out = [
+        chunk_table(chunk, as_of, model)
+        for chunk in iter_rated_chunks(raw, as_of, model, chunk_size, progress)
+    ]
     table = pd.concat(out, ignore_index=True) if out else pd.DataFrame()
     table["model_version"] = engine.model_version
     table["bundle_hash"] = engine.bundle_hash

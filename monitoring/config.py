@@ -1,0 +1,120 @@
+"""Monitoring settings: drift thresholds, early-warning triggers and actions, outcome tests."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Final, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+DEFAULT_STORE: Final[Path] = Path("data/monitoring.duckdb")
+"""Default monitoring store (embedded DuckDB file)."""
+
+
+class MonitoringError(ValueError):
+    """A monitoring input or setting is invalid (names the offending value)."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Trigger(StrEnum):
+    """Why a customer is on the early-warning list."""
+
+    GRADE_DROP = "grade_drop"
+    """Grade worsened by at least ``WarningConfig.grade_notches`` since the previous run."""
+    ENTERED_HIGH = "entered_high"
+    ENTERED_RESTRICTED = "entered_restricted"
+    HARD_RULE = "hard_rule"
+    NEW_DEFAULT = "new_default"
+    """Defaulted since the previous run."""
+    REVIEW_OVERDUE = "review_overdue"
+
+
+class Action(StrEnum):
+    """Policy action of an early warning, from the mildest to the most severe."""
+
+    RESTRICT = "restrict"
+    """Apply the tier's tighter conditions now (limit factor, term, collateral)."""
+    SUSPEND_NEW_CREDIT = "suspend new credit"
+    EXIT_REVIEW = "exit review"
+    """The relationship goes through the exit mechanism (suspend service, terminate)."""
+
+    @property
+    def severity(self) -> int:
+        """0 = mildest."""
+        return list(Action).index(self)
+
+
+def _default_actions() -> dict[Trigger, Action]:
+    return {
+        Trigger.GRADE_DROP: Action.RESTRICT,
+        Trigger.ENTERED_HIGH: Action.RESTRICT,
+        Trigger.REVIEW_OVERDUE: Action.RESTRICT,
+        Trigger.ENTERED_RESTRICTED: Action.SUSPEND_NEW_CREDIT,
+        Trigger.HARD_RULE: Action.EXIT_REVIEW,
+        Trigger.NEW_DEFAULT: Action.EXIT_REVIEW,
+    }
+
+
+class DriftConfig(_Frozen):
+    """PSI flags.
+
+    Small samples inflate PSI: the expected PSI of an unchanged population, about
+    ``(bins - 1) * (1/n + 1/n_reference)``, is reported next to every value.
+    """
+
+    watch: float = Field(default=0.10, gt=0.0)
+    """PSI at or above this: a moderate shift, watch."""
+    alert: float = Field(default=0.25, gt=0.0)
+    """PSI at or above this: a significant shift, act."""
+    epsilon: float = Field(default=1e-4, gt=0.0, lt=0.01)
+    """Share floor in empty bins (keeps the log finite)."""
+
+    @model_validator(mode="after")
+    def _order(self) -> DriftConfig:
+        if self.watch >= self.alert:
+            raise MonitoringError(
+                f"drift.watch ({self.watch}) must be below drift.alert ({self.alert})"
+            )
+        return self
+
+
+class WarningConfig(_Frozen):
+    """Early-warning triggers and the policy action each calls for."""
+
+    grade_notches: int = Field(default=2, ge=1, le=10)
+    actions: dict[Trigger, Action] = Field(default_factory=_default_actions)
+
+    @model_validator(mode="after")
+    def _complete(self) -> WarningConfig:
+        missing = [t.value for t in Trigger if t not in self.actions]
+        if missing:
+            raise MonitoringError(f"warnings.actions lacks an action for trigger(s) {missing}")
+        return self
+
+
+class OutcomeConfig(_Frozen):
+    """Back-testing of past runs once their outcome window has passed."""
+
+    horizon_months: int = Field(default=12, ge=1, le=60)
+    """A run is back-tested when it is at least this old; defaults within it count."""
+    alpha: float = Field(default=0.05, gt=0.0, lt=0.5)
+    """One-sided binomial test level against each end of the grade's PD band."""
+
+
+class MonitoringConfig(_Frozen):
+    """Everything a monitoring run needs besides its inputs (working defaults)."""
+
+    chunk_size: int = Field(default=10_000, ge=1)
+    drift: DriftConfig = DriftConfig()
+    warnings: WarningConfig = WarningConfig()
+    outcomes: OutcomeConfig = OutcomeConfig()
+    top_factors: int = Field(default=3, ge=1, le=10)
+    """Factors named per migration explanation."""
+    lang: Literal["en", "zh"] = "en"
+    """Language of reason texts in the report and tables."""
+    auto_previous: bool = True
+    """Without an explicit previous run, compare with the latest stored run before as_of."""

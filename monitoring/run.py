@@ -1,0 +1,308 @@
+"""A monitoring run: re-rate the portfolio, store it, compare with the previous run.
+
+``run_monitoring`` rates every customer through the batch scoring path
+(`rating.portfolio.rate_portfolio`), marks customers in default at ``as_of`` with the default
+grade (a status, not a PD band) in the restricted tier, stores the run with every customer's
+SHAP vector, and computes: migration matrices of tiers and grades against the previous run,
+every move explained by the SHAP difference, drift of the score and every feature against the
+bundle's reference (performing customers only, as in training), outcomes of runs old enough,
+the review schedule and the early-warning list.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from features.io import RawTables
+from features.spec import FeatureSpec
+from monitoring.config import DEFAULT_STORE, MonitoringConfig, MonitoringError
+from monitoring.drift import DRIFT_COLUMNS, drift_table, has_reference
+from monitoring.migration import TIER_LABELS, MigrationMatrix, explain_moves, migration_matrix
+from monitoring.outcomes import AUC_COLUMNS, GRADE_OUTCOME_COLUMNS, grade_outcomes, is_due
+from monitoring.store import RATING_COLUMNS, MonitoringStore, RunInfo, StoredRun
+from monitoring.warnings import early_warnings, review_schedule
+from rating.bundle import Bundle
+from rating.model import RatingModel
+from rating.policy import RatingPolicy, Tier
+from rating.portfolio import PortfolioRating, Progress, as_model, rate_portfolio
+from rating.scale import MasterScale
+
+
+@dataclass(frozen=True)
+class MonitoringRun:
+    """Everything one monitoring run found (see `run_monitoring`)."""
+
+    info: RunInfo
+    previous: RunInfo | None
+    ratings: pd.DataFrame
+    """Per-customer ratings of this run (`monitoring.store.RATING_COLUMNS`)."""
+    tier_matrix: MigrationMatrix | None
+    grade_matrix: MigrationMatrix | None
+    moves: pd.DataFrame
+    """Every downgrade and upgrade with its explanation (`monitoring.migration.MOVE_COLUMNS`)."""
+    drift: pd.DataFrame
+    """PSI rows, score first (`monitoring.drift.DRIFT_COLUMNS`); empty without a reference."""
+    previous_drift: pd.DataFrame | None
+    grade_outcomes: pd.DataFrame
+    """Realised default rate per grade of every run old enough, against the PD band."""
+    auc_history: pd.DataFrame
+    """AUC per back-tested run, oldest first."""
+    warnings: pd.DataFrame
+    schedule: pd.DataFrame
+    scale: MasterScale
+    policy: RatingPolicy
+    spec: FeatureSpec
+    config: MonitoringConfig
+    notes: list[str] = field(default_factory=list)
+    score_edges: list[float] = field(default_factory=list)
+    """Inner PD bin edges of the reference (for the score distribution chart)."""
+
+    @property
+    def run_id(self) -> str:
+        """This run's id."""
+        return self.info.run_id
+
+    @property
+    def downgrades(self) -> int:
+        """Customers whose (tier, grade) worsened since the previous run."""
+        return int((self.moves["direction"] == "downgrade").sum()) if len(self.moves) else 0
+
+    @property
+    def upgrades(self) -> int:
+        """Customers whose (tier, grade) improved since the previous run."""
+        return int((self.moves["direction"] == "upgrade").sum()) if len(self.moves) else 0
+
+    def flagged_drift(self) -> pd.DataFrame:
+        """Drift rows flagged ``watch`` or ``alert``."""
+        if self.drift.empty:
+            return self.drift
+        return self.drift[self.drift["flag"].isin(["watch", "alert"])]
+
+
+def _defaults_at(raw: RawTables, as_of: date) -> pd.DataFrame:
+    """First default per customer on or before ``as_of``."""
+    d = raw.defaults
+    d = d[pd.to_datetime(d["default_date"]) <= pd.Timestamp(as_of)]
+    return (
+        d.sort_values("default_date")
+        .drop_duplicates("customer_id")
+        .set_index("customer_id")[["default_date", "default_type"]]
+    )
+
+
+def _reason_texts(rating: PortfolioRating, lang: str) -> list[str]:
+    key = "text_zh" if lang == "zh" else "text_en"
+    return ["; ".join(getattr(r, key) for r in rs) for rs in rating.result.reasons]
+
+
+def ratings_frame(
+    rating: PortfolioRating, raw: RawTables, scale: MasterScale, lang: str = "en"
+) -> tuple[pd.DataFrame, pd.Series]:
+    """The run's per-customer table and each customer's reason text.
+
+    Customers in default at the rating date get the default grade and the restricted tier;
+    their model PD and SHAP vector are kept.
+    """
+    result = rating.result
+    ids = pd.Index(rating.customer_ids, name="customer_id")
+    customers = raw.customers.set_index("customer_id").reindex(ids)
+    defaults = _defaults_at(raw, rating.as_of).reindex(ids)
+    in_default = defaults["default_date"].notna().to_numpy()
+    grade = result.grade.astype(str).copy()
+    grade[in_default] = scale.default_grade
+    grade_index = np.where(in_default, scale.default_index, result.grade_index)
+    tier = np.array([str(t) for t in result.tier], dtype=object)
+    tier[in_default] = Tier.RESTRICTED.value
+    rank = {t.value: t.rank for t in Tier}
+    texts = _reason_texts(rating, lang)
+    for i in np.flatnonzero(in_default):
+        since = pd.Timestamp(defaults["default_date"].iloc[i]).date().isoformat()
+        kind = defaults["default_type"].iloc[i]
+        status = (
+            f"In default since {since} ({kind})" if lang != "zh" else f"{since}起违约（{kind}）"
+        )
+        texts[i] = "; ".join(t for t in (status, texts[i]) if t)
+    frame = pd.DataFrame(
+        {
+            "customer_id": ids.to_numpy(),
+            "industry": customers["industry"].astype(str).to_numpy(),
+            "region": customers["region"].astype(str).to_numpy(),
+            "size_class": customers["size_class"].astype(str).to_numpy(),
+            "onboarding_date": pd.to_datetime(customers["onboarding_date"]).to_numpy(),
+            "in_default": in_default,
+            "default_date": pd.to_datetime(defaults["default_date"]).to_numpy(),
+            "pd": result.pd,
+            "log_odds": result.log_odds,
+            "score": result.points.astype(np.int64),
+            "grade": grade,
+            "grade_index": grade_index.astype(np.int64),
+            "model_tier": [str(t) for t in result.model_tier],
+            "tier": tier,
+            "tier_rank": [rank[t] for t in tier],
+            "hard_rules": [";".join(h.code for h in hits) for hits in result.hard_rules],
+            "reasons": [";".join(r.code for r in rs) for rs in result.reasons],
+            "base": result.base,
+        },
+        columns=RATING_COLUMNS,
+    )
+    return frame, pd.Series(texts, index=ids.to_numpy(), name="reasons")
+
+
+def _outcomes(
+    store: MonitoringStore,
+    raw: RawTables,
+    as_of: date,
+    scale: MasterScale,
+    config: MonitoringConfig,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    horizon = config.outcomes.horizon_months
+    due = [info for info in store.runs_up_to(as_of) if is_due(info.as_of, as_of, horizon)]
+    known = raw.defaults[pd.to_datetime(raw.defaults["default_date"]) <= pd.Timestamp(as_of)]
+    ratings = store.ratings_of(
+        [i.run_id for i in due], ["customer_id", "grade", "pd", "in_default"]
+    )
+    tables, records = [], []
+    for info in due:
+        rows = ratings[ratings["run_id"] == info.run_id]
+        table, record = grade_outcomes(rows, info.run_id, info.as_of, known, scale, config.outcomes)
+        tables.append(table)
+        records.append(record)
+    by_grade = (
+        pd.concat(tables, ignore_index=True)
+        if tables
+        else pd.DataFrame(columns=GRADE_OUTCOME_COLUMNS)
+    )
+    return by_grade, pd.DataFrame(records, columns=AUC_COLUMNS)
+
+
+def run_monitoring(
+    raw: RawTables,
+    as_of: date,
+    bundle_dir: Bundle | RatingModel | Path | str,
+    store_path: Path | str = DEFAULT_STORE,
+    previous_run_id: str | None = None,
+    config: MonitoringConfig | None = None,
+    *,
+    progress: Progress | None = None,
+    created_at: datetime | None = None,
+) -> MonitoringRun:
+    """Re-rate the portfolio at ``as_of``, store the run and compare it with the previous one.
+
+    Args:
+        raw: the raw tables (validated upstream); records after ``as_of`` are ignored for the
+            rating, defaults after a past run's date serve its back-test.
+        as_of: rating date.
+        bundle_dir: the model bundle (folder, loaded bundle or model).
+        store_path: the monitoring store (DuckDB file, created if needed).
+        previous_run_id: the run to compare with; by default the latest stored run before
+            ``as_of`` (``config.auto_previous``), none for the first run.
+        config: monitoring settings.
+        progress: optional callback ``(done, total)`` of the rating.
+        created_at: timestamp recorded with the run (default: now, UTC).
+
+    Returns:
+        The stored run's findings.
+
+    Raises:
+        MonitoringError: for an unknown previous run or one dated after ``as_of``.
+        PortfolioError: if the bundle needs features the feature code does not compute.
+    """
+    config = config or MonitoringConfig()
+    model = as_model(bundle_dir)
+    bundle = model.bundle
+    store = MonitoringStore(store_path)
+    if previous_run_id is None and config.auto_previous:
+        previous_run_id = store.latest_before(as_of)
+    previous_info = store.run_info(previous_run_id) if previous_run_id else None
+    if previous_info is not None and previous_info.as_of > as_of:
+        raise MonitoringError(
+            f"previous run {previous_info.run_id} is dated {previous_info.as_of}, "
+            f"after as_of {as_of}"
+        )
+
+    rating = rate_portfolio(raw, as_of, model, config.chunk_size, progress)
+    ratings, texts = ratings_frame(rating, raw, model.scale, config.lang)
+    performing = ~ratings["in_default"].to_numpy()
+    notes: list[str] = []
+    if has_reference(bundle.reference):
+        drift = drift_table(
+            rating.features[performing],
+            rating.feature_names,
+            rating.result.pd[performing],
+            model.spec,
+            bundle.reference,
+            config.drift,
+        )
+    else:
+        drift = pd.DataFrame(columns=DRIFT_COLUMNS)
+        notes.append("the bundle has no reference distributions: drift not computed")
+    if previous_info is not None and previous_info.bundle_hash != bundle.bundle_hash:
+        notes.append(
+            f"model changed since the previous run ({previous_info.model_version} -> "
+            f"{bundle.metadata.version}): moves include the model change (base_delta)"
+        )
+
+    info = RunInfo(
+        run_id=store.next_run_id(as_of),
+        as_of=as_of,
+        created_at=(created_at or datetime.now(UTC)).replace(tzinfo=None),
+        previous_run_id=previous_info.run_id if previous_info else None,
+        model_version=bundle.metadata.version,
+        bundle_hash=bundle.bundle_hash,
+        spec_version=model.spec.version,
+        feature_names=rating.feature_names,
+        customers=len(ratings),
+        performing=int(performing.sum()),
+        row_counts=raw.row_counts(),
+        notes=notes,
+    )
+    store.save_run(info, ratings, rating.result.contributions, drift)
+    current = StoredRun(info=info, ratings=ratings, contributions=rating.result.contributions)
+
+    tier_matrix = grade_matrix = None
+    previous_drift = None
+    moves = pd.DataFrame()
+    previous_ratings = None
+    if previous_info is not None:
+        previous = store.load_run(previous_info.run_id)
+        previous_ratings = previous.ratings
+        prev, curr = (r.set_index("customer_id") for r in (previous.ratings, current.ratings))
+        tier_matrix = migration_matrix(prev["tier"], curr["tier"], TIER_LABELS)
+        grade_matrix = migration_matrix(prev["grade"], curr["grade"], model.scale.names)
+        moves = explain_moves(
+            previous,
+            current,
+            model.spec,
+            model.reasons,
+            top=config.top_factors,
+            lang=config.lang,
+        )
+        previous_drift = store.drift_of(previous_info.run_id)
+    schedule = review_schedule(ratings, store.last_reviews(as_of), model.policy, as_of)
+    warnings = early_warnings(ratings, previous_ratings, schedule, texts, config.warnings)
+    by_grade, auc_history = _outcomes(store, raw, as_of, model.scale, config)
+    return MonitoringRun(
+        info=info,
+        previous=previous_info,
+        ratings=ratings,
+        tier_matrix=tier_matrix,
+        grade_matrix=grade_matrix,
+        moves=moves,
+        drift=drift,
+        previous_drift=previous_drift,
+        grade_outcomes=by_grade,
+        auc_history=auc_history,
+        warnings=warnings,
+        schedule=schedule,
+        scale=model.scale,
+        policy=model.policy,
+        spec=model.spec,
+        config=config,
+        notes=notes,
+        score_edges=[float(e) for e in bundle.reference.get("score", {}).get("edges", [])],
+    )

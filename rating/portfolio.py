@@ -1,0 +1,285 @@
+"""Rating a whole portfolio: features chunk by chunk, one ``pred_contrib`` pass per chunk.
+
+This is the batch scoring path shared by the service's batch endpoint (``serving.batch``) and
+by monitoring (which may not import serving). Features come from the same
+``features.catalog.compute_features_pl`` definitions the service uses for single requests, one
+chunk of customers at a time, so the feature and SHAP matrices of a chunk stay bounded.
+
+``iter_rated_chunks`` yields chunks (bounded memory, for callers that only keep a summary);
+``rate_portfolio`` keeps everything, including the feature matrix and the full calibrated SHAP
+contribution vector of every customer, which migration explanations and drift need.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import polars as pl
+
+from features.catalog import FEATURE_SPEC, compute_features_pl
+from features.groups.common import FeatureFrames, to_frames
+from features.io import RawTables
+from features.spec import FeatureGroup
+from rating.bundle import Bundle
+from rating.model import RatingModel, ScoreResult
+from rating.reasons import HARD_RULE_GROUP, MAX_REASONS, Reason
+
+Progress = Callable[[int, int], None]
+"""Called with (customers done, customers total) after each chunk."""
+
+_TABLES = ("customers", "financial_statements", "credit_facilities", "repayments", "transactions")
+
+
+class PortfolioError(ValueError):
+    """Bad portfolio-rating input (chunk size, a model needing features the catalog lacks)."""
+
+
+def as_model(bundle: Bundle | RatingModel | Path | str) -> RatingModel:
+    """A rating model from a loaded bundle, a model, or a bundle folder (verified on load)."""
+    if isinstance(bundle, RatingModel):
+        return bundle
+    if isinstance(bundle, Bundle):
+        return RatingModel(bundle)
+    return RatingModel.load(bundle)
+
+
+def check_model_features(model: RatingModel) -> None:
+    """Check the feature code computes every feature the model needs.
+
+    Raises:
+        PortfolioError: naming the features the catalog lacks.
+    """
+    unknown = [name for name in model.spec.names if name not in FEATURE_SPEC.names]
+    if unknown:
+        raise PortfolioError(
+            f"bundle {model.bundle.bundle_hash[:12]} needs features the feature code does not "
+            f"compute: {', '.join(unknown)}"
+        )
+
+
+@dataclass(frozen=True)
+class RatedChunk:
+    """One chunk of rated customers, row-aligned."""
+
+    customer_ids: list[str]
+    features: np.ndarray
+    """``(n, n_features)`` model input in spec order (NaN = missing, categoricals as codes)."""
+    result: ScoreResult
+
+
+def _split_frames(frames: FeatureFrames, ids: list[str], chunk_size: int) -> list[FeatureFrames]:
+    """Split every frame by customer chunk in one pass per table."""
+    chunk_of = pl.DataFrame(
+        {"customer_id": ids, "_chunk": [i // chunk_size for i in range(len(ids))]},
+        schema={"customer_id": pl.String(), "_chunk": pl.Int64()},
+    )
+    n_chunks = (len(ids) + chunk_size - 1) // chunk_size
+    parts: dict[str, dict[int, pl.DataFrame]] = {}
+    for name in _TABLES:
+        frame: pl.DataFrame = getattr(frames, name)
+        tagged = frame.join(chunk_of, on="customer_id", how="inner")
+        split = tagged.partition_by("_chunk", as_dict=True, include_key=False)
+        empty = frame.clear()
+        parts[name] = {k: split.get((k,), empty) for k in range(n_chunks)}
+    return [FeatureFrames(**{name: parts[name][k] for name in parts}) for k in range(n_chunks)]
+
+
+def portfolio_ids(raw: RawTables | FeatureFrames, as_of: date) -> list[str]:
+    """Ids of the customers onboarded on or before ``as_of``, sorted."""
+    return (
+        to_frames(raw)
+        .customers.filter(pl.col("onboarding_date") <= as_of)
+        .get_column("customer_id")
+        .sort()
+        .to_list()
+    )
+
+
+def iter_rated_chunks(
+    raw: RawTables | FeatureFrames,
+    as_of: date,
+    model: RatingModel,
+    chunk_size: int = 10_000,
+    progress: Progress | None = None,
+) -> Iterator[RatedChunk]:
+    """Rate every customer onboarded by ``as_of``, yielding one chunk at a time (sorted by id).
+
+    Args:
+        raw: the raw tables (validated upstream) or their polars frames.
+        as_of: rating date; only records known then are used.
+        model: the rating model.
+        chunk_size: customers per chunk (bounds the feature and SHAP matrices).
+        progress: optional callback ``(done, total)`` after each chunk.
+
+    Raises:
+        PortfolioError: if ``chunk_size`` < 1 or the model needs an unknown feature.
+    """
+    if chunk_size < 1:
+        raise PortfolioError(f"chunk_size must be >= 1, got {chunk_size}")
+    check_model_features(model)
+    frames = to_frames(raw)
+    ids = portfolio_ids(frames, as_of)
+    columns = model.spec.names
+    flag_names = [f for f in model.policy.flag_names if f in FEATURE_SPEC.names]
+    done = 0
+    for chunk in _split_frames(frames, ids, chunk_size):
+        features = compute_features_pl(chunk, as_of).fill_null(float("nan"))
+        x = np.ascontiguousarray(features.select(columns).to_numpy(), dtype=np.float64)
+        flags = {f: features.get_column(f).to_numpy().astype(np.float64) for f in flag_names}
+        result = model.score(x, flags)
+        done += len(result)
+        yield RatedChunk(features.get_column("customer_id").to_list(), x, result)
+        if progress is not None:
+            progress(done, len(ids))
+
+
+def _adverse(reasons: list[Reason]) -> list[Reason]:
+    return [r for r in reasons if r.group != HARD_RULE_GROUP]
+
+
+def chunk_table(chunk: RatedChunk, as_of: date, model: RatingModel) -> pd.DataFrame:
+    """The per-customer table of a rated chunk (the batch scoring output format).
+
+    Columns: ``customer_id, as_of, pd, score, grade, model_tier, tier, hard_rules`` (codes,
+    ``;``-joined), ``reason_1..4`` codes, ``reason_1..4_contribution``, ``group_<name>``
+    contributions, ``model_version``, ``bundle_hash``.
+    """
+    result = chunk.result
+    frame = pd.DataFrame(
+        {
+            "customer_id": chunk.customer_ids,
+            "as_of": pd.Timestamp(as_of),
+            "pd": result.pd,
+            "score": result.points.astype(np.int64),
+            "grade": result.grade.astype(str),
+            "model_tier": [str(t) for t in result.model_tier],
+            "tier": [str(t) for t in result.tier],
+            "hard_rules": [";".join(h.code for h in hits) for hits in result.hard_rules],
+        }
+    )
+    adverse = [_adverse(rs) for rs in result.reasons]
+    for k in range(MAX_REASONS):
+        frame[f"reason_{k + 1}"] = [rs[k].code if len(rs) > k else None for rs in adverse]
+        frame[f"reason_{k + 1}_contribution"] = [
+            rs[k].contribution if len(rs) > k else math.nan for rs in adverse
+        ]
+    for group, values in result.group_contributions.items():
+        frame[f"group_{group}"] = values
+    frame["model_version"] = model.bundle.metadata.version
+    frame["bundle_hash"] = model.bundle.bundle_hash
+    return frame
+
+
+def _concat_results(results: list[ScoreResult], n_features: int) -> ScoreResult:
+    def cat(name: str, empty: np.ndarray) -> np.ndarray:
+        arrays = [getattr(r, name) for r in results]
+        return np.concatenate(arrays) if arrays else empty
+
+    floats = np.zeros(0, dtype=np.float64)
+    objects = np.zeros(0, dtype=object)
+    return ScoreResult(
+        pd=cat("pd", floats),
+        log_odds=cat("log_odds", floats),
+        points=cat("points", floats),
+        grade=cat("grade", objects),
+        grade_index=cat("grade_index", np.zeros(0, dtype=np.int64)),
+        model_tier=cat("model_tier", objects),
+        tier=cat("tier", objects),
+        contributions=cat("contributions", np.zeros((0, n_features))),
+        base=cat("base", floats),
+        group_contributions={
+            g.value: (
+                np.concatenate([r.group_contributions[g.value] for r in results])
+                if results
+                else floats
+            )
+            for g in FeatureGroup
+        },
+        hard_rules=[hits for r in results for hits in r.hard_rules],
+        reasons=[rs for r in results for rs in r.reasons],
+    )
+
+
+@dataclass(frozen=True)
+class PortfolioRating:
+    """A whole portfolio rated at one date, with features and full SHAP vectors."""
+
+    as_of: date
+    customer_ids: list[str]
+    """Sorted customer ids, row order of every array."""
+    features: np.ndarray
+    """``(n, n_features)`` model input in spec order."""
+    result: ScoreResult
+    """PD, grade, tiers, calibrated contributions, base, hard rules and reasons per row."""
+    model: RatingModel
+
+    def __len__(self) -> int:
+        return len(self.customer_ids)
+
+    @property
+    def feature_names(self) -> list[str]:
+        """Feature names in the column order of ``features`` and ``result.contributions``."""
+        return self.model.spec.names
+
+    @property
+    def model_version(self) -> str:
+        """Version of the bundle that rated the portfolio."""
+        return self.model.bundle.metadata.version
+
+    @property
+    def bundle_hash(self) -> str:
+        """SHA-256 of the bundle manifest."""
+        return self.model.bundle.bundle_hash
+
+    def table(self) -> pd.DataFrame:
+        """Per-customer table in the batch scoring format (see `chunk_table`)."""
+        chunk = RatedChunk(self.customer_ids, self.features, self.result)
+        return chunk_table(chunk, self.as_of, self.model)
+
+
+def rate_portfolio(
+    raw: RawTables | FeatureFrames,
+    as_of: date,
+    bundle: Bundle | RatingModel | Path | str,
+    chunk_size: int = 10_000,
+    progress: Progress | None = None,
+) -> PortfolioRating:
+    """Rate every customer onboarded by ``as_of`` and keep features and SHAP vectors.
+
+    Args:
+        raw: the raw tables (validated upstream) or their polars frames.
+        as_of: rating date; only records known then are used.
+        bundle: a loaded bundle, a model, or a bundle folder (verified on load).
+        chunk_size: customers per chunk (bounds the work matrices, not the result).
+        progress: optional callback ``(done, total)``.
+
+    Returns:
+        The rating of every customer, sorted by id; ``result.contributions`` holds each
+        customer's calibrated SHAP vector (its sum plus ``result.base`` is the log-odds).
+
+    Raises:
+        PortfolioError: if ``chunk_size`` < 1 or the model needs an unknown feature.
+    """
+    model = as_model(bundle)
+    ids: list[str] = []
+    features: list[np.ndarray] = []
+    results: list[ScoreResult] = []
+    for chunk in iter_rated_chunks(raw, as_of, model, chunk_size, progress):
+        ids.extend(chunk.customer_ids)
+        features.append(chunk.features)
+        results.append(chunk.result)
+    n_features = len(model.spec.features)
+    matrix = np.concatenate(features) if features else np.zeros((0, n_features))
+    return PortfolioRating(
+        as_of=as_of,
+        customer_ids=ids,
+        features=matrix,
+        result=_concat_results(results, n_features),
+        model=model,
+    )
