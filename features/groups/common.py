@@ -18,9 +18,13 @@ Time conventions, shared by all groups (``as_of`` is a calendar date):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import lru_cache
+from itertools import pairwise
 from pathlib import Path
+from typing import Final
 
 import pandas as pd
 import polars as pl
@@ -29,6 +33,19 @@ from pydantic import BaseModel, ConfigDict, Field
 from features.io import RawDataError, RawTables, read_table, table_path
 
 DAYS_PER_YEAR = 365.25
+
+BY_CUSTOMER: tuple[str, ...] = ("customer_id",)
+"""Grouping keys of the batch path; the one-customer path groups by ``()`` (the whole frame)."""
+
+_ROWS = "__rows"
+
+ENGINE: Final = "streaming"
+"""Polars engine of the batch queries: on a portfolio the streaming engine was ~4x faster than
+the in-memory one at the same peak memory (1M customers: 33 s against 141 s). The one-customer
+path is eager (no query planning). Engines could round differently (the in-memory one divides a
+long column by a literal as a product with the reciprocal, the streaming one exactly), so
+constants are applied as reciprocal products and money is summed in integers: batch and online
+values are equal bit for bit (tested, ``tests/features/test_feature_paths.py``)."""
 
 _COLUMNS: dict[str, tuple[str, ...]] = {
     "customers": (
@@ -70,6 +87,9 @@ _COLUMNS: dict[str, tuple[str, ...]] = {
     "transactions": ("customer_id", "ts", "amount", "direction", "counterparty_id"),
 }
 """Columns each group reads; everything else in a raw table is ignored."""
+
+FRAME_TABLES: tuple[str, ...] = tuple(_COLUMNS)
+"""Fields of :class:`FeatureFrames`, ``customers`` first."""
 
 _DATE_COLUMNS = {
     "founded_date",
@@ -164,26 +184,41 @@ def to_frames(raw: RawTables | FeatureFrames) -> FeatureFrames:
     return FeatureFrames(**{table: _convert(table, getattr(raw, table)) for table in _COLUMNS})
 
 
-def read_frames(raw_dir: Path | str, as_of: date | None = None) -> FeatureFrames:
+def read_frames(
+    raw_dir: Path | str,
+    as_of: date | None = None,
+    *,
+    customers: tuple[str, str] | None = None,
+) -> FeatureFrames:
     """Read a raw folder straight into :class:`FeatureFrames` (Parquet via polars, no pandas).
 
     The batch path: only the columns the features read are loaded. With ``as_of``, the frames
     serve that one snapshot only: transactions outside the 12 months up to ``as_of`` (which no
-    feature at ``as_of`` reads) are skipped at scan time. CSV tables go through
-    ``features.io.read_table``. Validate the folder first (``features.validate``).
+    feature at ``as_of`` reads) are skipped at scan time. With ``customers=(first, last)``
+    only the rows of customer ids in that inclusive range are read (Parquet row groups whose
+    statistics lie outside it are skipped, so a file written in customer order is read only
+    where needed). CSV tables go through ``features.io.read_table``. Validate the folder first
+    (``features.validate``).
 
     Raises:
         RawDataError: if a table is missing or unreadable.
         FeatureInputError: if a needed column is missing or mistyped.
     """
     raw_dir = Path(raw_dir)
+    in_range = None
+    if customers is not None:
+        first, last = (pl.lit(bound, dtype=pl.String) for bound in customers)
+        in_range = pl.col("customer_id").is_between(first, last)
     frames = {}
     for table, columns in _COLUMNS.items():
         path = table_path(raw_dir, table)
         if path.suffix != ".parquet":
-            frames[table] = _convert(table, read_table(raw_dir, table))
+            frame = _convert(table, read_table(raw_dir, table))
+            frames[table] = frame if in_range is None else frame.filter(in_range)
             continue
         scan = pl.scan_parquet(path).select(columns)
+        if in_range is not None:
+            scan = scan.filter(in_range)
         if as_of is not None and table == "transactions":
             # A little wider than 12 months: months_back() decides exactly which rows count.
             start = datetime(as_of.year - 1, as_of.month, 1) - timedelta(days=1)
@@ -203,6 +238,46 @@ def read_frames(raw_dir: Path | str, as_of: date | None = None) -> FeatureFrames
                 f"table '{table}' has a column of the wrong type: {error}"
             ) from error
     return FeatureFrames(**frames)
+
+
+def read_customer_ids(raw_dir: Path | str, as_of: date | None = None) -> list[str]:
+    """The sorted customer ids of a raw folder (onboarded by ``as_of`` when given).
+
+    Raises:
+        RawDataError: if the customers table is missing or unreadable.
+    """
+    raw_dir = Path(raw_dir)
+    path = table_path(raw_dir, "customers")
+    try:
+        if path.suffix == ".parquet":
+            customers = pl.scan_parquet(path).select("customer_id", "onboarding_date").collect()
+        else:
+            table = read_table(raw_dir, "customers")
+            customers = _convert("customers", table).select("customer_id", "onboarding_date")
+    except (OSError, pl.exceptions.PolarsError) as error:
+        raise RawDataError(f"cannot read {path}: {error}") from error
+    customers = customers.with_columns(
+        pl.col("customer_id").cast(pl.String), pl.col("onboarding_date").cast(pl.Date)
+    )
+    if as_of is not None:
+        customers = customers.filter(pl.col("onboarding_date") <= as_of)
+    return customers.get_column("customer_id").drop_nulls().sort().to_list()
+
+
+def customer_chunks(customer_ids: Sequence[str], chunk_customers: int) -> list[tuple[str, str]]:
+    """Split sorted customer ids into inclusive ``(first, last)`` ranges of at most n ids.
+
+    Raises:
+        ValueError: if ``chunk_customers`` is not positive or the ids are not sorted.
+    """
+    if chunk_customers < 1:
+        raise ValueError(f"chunk_customers must be at least 1, got {chunk_customers}")
+    if any(a > b for a, b in pairwise(customer_ids)):
+        raise ValueError("customer_ids must be sorted")
+    return [
+        (customer_ids[i], customer_ids[min(i + chunk_customers, len(customer_ids)) - 1])
+        for i in range(0, len(customer_ids), chunk_customers)
+    ]
 
 
 def as_date(as_of: date) -> date:
@@ -237,9 +312,56 @@ def finish_group(
     return joined.select("customer_id", *(expr.cast(pl.Float64) for expr in finish))
 
 
+def over(expr: pl.Expr, by: Sequence[str]) -> pl.Expr:
+    """A per-customer window aggregate: ``expr.over(by)``, or plain ``expr`` for one customer."""
+    return expr.over(list(by)) if by else expr
+
+
+def aggregate_by(
+    frame: pl.DataFrame | pl.LazyFrame, by: Sequence[str], exprs: Sequence[pl.Expr]
+) -> pl.DataFrame | pl.LazyFrame:
+    """Aggregate ``exprs`` per ``by`` keys, or over the whole frame when ``by`` is empty.
+
+    The same aggregation expressions serve both paths. Per key (batch), a customer without rows
+    gets no row, which the left join onto the customer base turns into nulls; over the whole
+    frame (one customer), an empty frame gives the same all-null row, so both paths agree.
+    Eager frames stay eager (the one-customer path), lazy frames stay lazy.
+    """
+    if by:
+        return frame.group_by(*by, maintain_order=True).agg(*exprs)
+    if isinstance(frame, pl.DataFrame):
+        out = frame.select(*exprs)
+        return out.clear(1) if frame.height == 0 else out
+    return frame.select(*exprs, pl.len().alias(_ROWS)).select(
+        pl.when(pl.col(_ROWS) > 0).then(pl.all().exclude(_ROWS))
+    )
+
+
+def side_by_side(
+    frames: Sequence[pl.DataFrame | pl.LazyFrame], by: Sequence[str], how: str = "left"
+) -> pl.DataFrame | pl.LazyFrame:
+    """Combine per-customer aggregates: joined on ``by``, or (one row each) concatenated."""
+    if not by:
+        return pl.concat(frames, how="horizontal")
+    out = frames[0]
+    for other in frames[1:]:
+        if how == "full":
+            out = out.join(
+                other, on=list(by), how="full", coalesce=True, maintain_order="left_right"
+            )
+        else:
+            out = out.join(other, on=list(by), how="left", maintain_order="left")
+    return out
+
+
 def end_of_day(as_of: date) -> datetime:
     """First instant after the as-of day: transactions strictly before it are known."""
     return datetime(as_of.year, as_of.month, as_of.day) + timedelta(days=1)
+
+
+def _as_of_day(as_of: date) -> int:
+    # At a month end every day of a month is "on or before" it: windows are calendar months.
+    return 31 if (as_of + timedelta(days=1)).day == 1 else as_of.day
 
 
 def months_back(column: str | pl.Expr, as_of: date) -> pl.Expr:
@@ -249,9 +371,27 @@ def months_back(column: str | pl.Expr, as_of: date) -> pl.Expr:
     """
     expr = pl.col(column) if isinstance(column, str) else column
     diff = (as_of.year * 12 + as_of.month) - (expr.dt.year() * 12 + expr.dt.month())
-    # At a month end every day of a month is "on or before" it: windows are calendar months.
-    as_of_day = 31 if (as_of + timedelta(days=1)).day == 1 else as_of.day
-    return (diff - (expr.dt.day() > as_of_day).cast(pl.Int32)).cast(pl.Int32)
+    return (diff - (expr.dt.day() > _as_of_day(as_of)).cast(pl.Int32)).cast(pl.Int32)
+
+
+@lru_cache(maxsize=1024)
+def window_start(as_of: date, months: int) -> date:
+    """The first date ``d`` with ``months_back(d) < months``: the window's opening day.
+
+    ``months_back`` never increases with the date, so "``0 <= months_back(d) < n``" is the
+    plain range ``window_start(as_of, n) <= d <= as_of``: a cheap comparison against a constant
+    instead of date-part arithmetic on every row (a test checks the equivalence day by day).
+    """
+    if months < 1:
+        raise ValueError(f"a window spans at least one month, got {months}")
+    index = as_of.year * 12 + as_of.month - 1 - months  # the month ``months`` before as_of
+    year, month = divmod(index, 12)
+    next_year, next_month = divmod(index + 1, 12)
+    first_of_next = date(next_year, next_month + 1, 1)
+    day = _as_of_day(as_of) + 1
+    if day <= (first_of_next - timedelta(days=1)).day:
+        return date(year, month + 1, day)
+    return first_of_next
 
 
 def days_between(column: str | pl.Expr, as_of: date) -> pl.Expr:

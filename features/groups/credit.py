@@ -20,20 +20,26 @@ since the payment that ended the latest delinquency; a customer never delinquent
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 
 import polars as pl
 
 from features.groups.common import (
+    BY_CUSTOMER,
+    ENGINE,
     FeatureConfig,
     FeatureFrames,
+    aggregate_by,
     as_date,
     customer_base,
     days_between,
     fen,
     finish_group,
-    months_back,
     safe_ratio,
+    side_by_side,
+    window_start,
 )
 
 FEATURES: tuple[str, ...] = (
@@ -56,8 +62,17 @@ _SETTLE_TOLERANCE = 0.01
 """Yuan: a payment within 1 fen of the amount due settles the instalment."""
 
 
-def _instalments(repayments: pl.DataFrame, as_of: date) -> pl.LazyFrame:
-    """Per instalment: outstanding and overdue amounts, dpd, window and delinquency columns."""
+@dataclass(frozen=True)
+class _Exprs:
+    instalment: tuple[pl.Expr, ...]
+    opened: pl.Expr
+    facility: tuple[pl.Expr, ...]
+    behaviour: tuple[pl.Expr, ...]
+
+
+@lru_cache(maxsize=256)
+def _exprs(as_of: date, by: tuple[str, ...]) -> _Exprs:
+    """The group's expressions for one (as_of, keys), built once and reused."""
     paid_known = pl.col("paid_date").is_not_null() & (pl.col("paid_date") <= as_of)
     paid = pl.when(paid_known).then(fen("amount_paid")).otherwise(0)
     unpaid = (fen("amount_due") - paid).clip(lower_bound=0)
@@ -71,46 +86,32 @@ def _instalments(repayments: pl.DataFrame, as_of: date) -> pl.LazyFrame:
         .then(late_days.clip(lower_bound=0.0))
         .otherwise(days_between("due_date", as_of).clip(lower_bound=0.0))
     )
-    back = months_back("due_date", as_of)
-    return repayments.select(
-        "customer_id",
+    since = pl.when(settled).then(days_between("paid_date", as_of)).otherwise(0.0)
+    # dpd > 0, without evaluating dpd again: paid late, or due before as_of and not settled.
+    delinquent = is_due & pl.when(settled).then(pl.col("paid_date") > pl.col("due_date")).otherwise(
+        pl.col("due_date") < as_of
+    )
+    # ``is_due & months_back(due_date) < n`` as a range against constants (same rows).
+    instalment = (
+        *by,
         "facility_id",
         unpaid.alias("outstanding"),
         pl.when(pl.col("due_date") < as_of).then(unpaid).otherwise(0).alias("overdue_amount"),
         dpd.alias("dpd"),
-        (is_due & (back < 12)).alias("in_12m"),
-        (is_due & (back < 3)).alias("in_3m"),
-        pl.when(settled).then(days_between("paid_date", as_of)).otherwise(0.0).alias("since"),
-    ).with_columns(
-        pl.when(pl.col("dpd") > 0).then(pl.col("since")).otherwise(None).alias("since"),
+        (is_due & (pl.col("due_date") >= window_start(as_of, 12))).alias("in_12m"),
+        (is_due & (pl.col("due_date") >= window_start(as_of, 3))).alias("in_3m"),
+        pl.when(delinquent).then(since).otherwise(None).alias("since"),
     )
-
-
-def aggregate(frames: FeatureFrames, as_of: date, config: FeatureConfig) -> pl.DataFrame:
-    """Per customer with facilities or instalments: exposure, limits and dpd statistics."""
-    del config
-    instalments = _instalments(frames.repayments, as_of)
-    per_facility = instalments.group_by("facility_id", maintain_order=True).agg(
-        pl.col("outstanding").sum(), pl.col("overdue_amount").sum()
-    )
-    active = pl.col("active")
-    facility_totals = (
-        frames.credit_facilities.filter(pl.col("opened") <= as_of)
-        .join(per_facility, on="facility_id", how="left", maintain_order="left")
-        .with_columns(
-            ((pl.col("maturity_date") > as_of) | (pl.col("outstanding") > 0)).alias("active")
-        )
-        .group_by("customer_id", maintain_order=True)
-        .agg(
-            active.sum().alias("active_facilities"),
-            pl.when(active).then(fen("limit")).otherwise(0).sum().alias("limit"),
-            pl.when(active).then(pl.col("outstanding")).otherwise(0).sum(),
-            pl.when(active).then(pl.col("overdue_amount")).otherwise(0).sum(),
-            (months_back("opened", as_of) < 6).sum().alias("facilities_opened_6m"),
-        )
+    active = (pl.col("maturity_date") > as_of) | (pl.col("outstanding") > 0)
+    facility = (
+        active.sum().alias("active_facilities"),
+        pl.when(active).then(fen("limit")).otherwise(0).sum().alias("limit"),
+        pl.when(active).then(pl.col("outstanding")).otherwise(0).sum(),
+        pl.when(active).then(pl.col("overdue_amount")).otherwise(0).sum(),
+        (pl.col("opened") >= window_start(as_of, 6)).sum().alias("facilities_opened_6m"),
     )
     dpd_12m = pl.when(pl.col("in_12m")).then(pl.col("dpd"))
-    behaviour = instalments.group_by("customer_id", maintain_order=True).agg(
+    behaviour = (
         pl.col("in_12m").sum().alias("due_12m"),
         (dpd_12m > 0).sum().alias("overdue_12m"),
         pl.when(pl.col("in_3m")).then(pl.col("dpd")).max().alias("max_dpd_3m"),
@@ -118,17 +119,73 @@ def aggregate(frames: FeatureFrames, as_of: date, config: FeatureConfig) -> pl.D
         *((dpd_12m >= days).sum().alias(f"dpd{days}_count_12m") for days in _DPD_LEVELS),
         pl.col("since").min().alias("since"),
     )
-    return facility_totals.join(
-        behaviour, on="customer_id", how="full", coalesce=True, maintain_order="left_right"
+    return _Exprs(
+        instalment=instalment,
+        opened=pl.col("opened") <= as_of,
+        facility=facility,
+        behaviour=behaviour,
     )
+
+
+def _query(
+    frames: FeatureFrames, as_of: date, by: tuple[str, ...], lazy: bool
+) -> pl.DataFrame | pl.LazyFrame:
+    e = _exprs(as_of, by)
+    repayments = frames.repayments.lazy() if lazy else frames.repayments
+    facilities = frames.credit_facilities.lazy() if lazy else frames.credit_facilities
+    instalments = repayments.select(e.instalment)
+    per_facility = instalments.group_by("facility_id", maintain_order=True).agg(
+        pl.col("outstanding").sum(), pl.col("overdue_amount").sum()
+    )
+    opened = facilities.filter(e.opened).join(
+        per_facility, on="facility_id", how="left", maintain_order="left"
+    )
+    return side_by_side(
+        [aggregate_by(opened, by, e.facility), aggregate_by(instalments, by, e.behaviour)],
+        by,
+        how="full",
+    )
+
+
+def plan(
+    frames: FeatureFrames,
+    as_of: date,
+    config: FeatureConfig,
+    by: tuple[str, ...] = BY_CUSTOMER,
+) -> pl.LazyFrame:
+    """The lazy query of :func:`aggregate` (the batch path)."""
+    del config
+    return _query(frames, as_of, by, lazy=True)  # type: ignore[return-value]
+
+
+def aggregate(
+    frames: FeatureFrames,
+    as_of: date,
+    config: FeatureConfig,
+    *,
+    by: tuple[str, ...] = BY_CUSTOMER,
+) -> pl.DataFrame:
+    """Per customer with facilities or instalments: exposure, limits and dpd statistics.
+
+    With ``by=()`` the frames hold one customer's rows and the result is its one row (no key),
+    computed eagerly with the same expressions (the online path).
+    """
+    if by:
+        return plan(frames, as_of, config, by).collect(engine=ENGINE)
+    return _query(frames, as_of, by, lazy=False)  # type: ignore[return-value]
 
 
 def finish(as_of: date, config: FeatureConfig) -> list[pl.Expr]:
     """Expressions turning the joined aggregates into :data:`FEATURES`."""
+    return list(_finish(as_of, config))
+
+
+@lru_cache(maxsize=256)
+def _finish(as_of: date, config: FeatureConfig) -> tuple[pl.Expr, ...]:
     del as_of
     never = config.never_delinquent_days
     limit = pl.col("limit")
-    return [
+    return (
         pl.col("active_facilities").fill_null(0),
         safe_ratio(pl.col("outstanding"), limit, 0.0, 10.0, positive_den=True).alias("utilisation"),
         safe_ratio(pl.col("overdue_12m"), pl.col("due_12m"), 0.0, 1.0, positive_den=True).alias(
@@ -145,7 +202,7 @@ def finish(as_of: date, config: FeatureConfig) -> list[pl.Expr]:
             "overdue_amount_to_limit"
         ),
         pl.col("facilities_opened_6m").fill_null(0),
-    ]
+    )
 
 
 def compute(

@@ -12,16 +12,21 @@ operating result is positive, null when both are zero or negative.
 from __future__ import annotations
 
 from datetime import date
+from functools import lru_cache
 
 import polars as pl
 
 from features.groups.common import (
+    BY_CUSTOMER,
+    ENGINE,
     FeatureConfig,
     FeatureFrames,
+    aggregate_by,
     as_date,
     customer_base,
     finish_group,
     months_back,
+    over,
     safe_ratio,
 )
 
@@ -77,13 +82,16 @@ def _ratios(config: FeatureConfig) -> list[pl.Expr]:
     ]
 
 
-def aggregate(frames: FeatureFrames, as_of: date, config: FeatureConfig) -> pl.DataFrame:
-    """Per customer with a known statement: the latest ratios and the year-earlier ones."""
-    latest_end = pl.col("period_end").max().over("customer_id")
+@lru_cache(maxsize=256)
+def _exprs(
+    as_of: date, config: FeatureConfig, by: tuple[str, ...]
+) -> tuple[pl.Expr, tuple[pl.Expr, ...], tuple[pl.Expr, ...]]:
+    """(known filter, per-statement columns, per-customer aggregates), built once per key."""
+    latest_end = over(pl.col("period_end").max(), by)
     distance = (pl.col("period_end") - latest_end.dt.offset_by("-12mo")).dt.total_days().abs()
     is_prior = distance <= config.statement_match_tolerance_days
-    known = frames.financial_statements.filter(pl.col("published_date") <= as_of).select(
-        "customer_id",
+    rows = (
+        *by,
         "period_end",
         *_ratios(config),
         pl.when(is_prior).then(distance).alias("prior_distance"),
@@ -96,7 +104,7 @@ def aggregate(frames: FeatureFrames, as_of: date, config: FeatureConfig) -> pl.D
         "descending": [False, True],
         "nulls_last": True,
     }
-    return known.group_by("customer_id", maintain_order=True).agg(
+    aggs = (
         pl.col("period_end").max(),
         pl.col("prior_distance").min(),
         *(pl.col(name).get(latest) for name in (*RATIOS, "revenue_annual")),
@@ -105,15 +113,60 @@ def aggregate(frames: FeatureFrames, as_of: date, config: FeatureConfig) -> pl.D
             for name in (*CHANGES, "revenue_annual")
         ),
     )
+    return pl.col("published_date") <= as_of, rows, aggs
+
+
+def _query(
+    frames: FeatureFrames,
+    as_of: date,
+    config: FeatureConfig,
+    by: tuple[str, ...],
+    lazy: bool,
+) -> pl.DataFrame | pl.LazyFrame:
+    known, rows, aggs = _exprs(as_of, config, by)
+    source = frames.financial_statements.lazy() if lazy else frames.financial_statements
+    return aggregate_by(source.filter(known).select(rows), by, aggs)
+
+
+def plan(
+    frames: FeatureFrames,
+    as_of: date,
+    config: FeatureConfig,
+    by: tuple[str, ...] = BY_CUSTOMER,
+) -> pl.LazyFrame:
+    """The lazy query of :func:`aggregate` (the batch path)."""
+    return _query(frames, as_of, config, by, lazy=True)  # type: ignore[return-value]
+
+
+def aggregate(
+    frames: FeatureFrames,
+    as_of: date,
+    config: FeatureConfig,
+    *,
+    by: tuple[str, ...] = BY_CUSTOMER,
+) -> pl.DataFrame:
+    """Per customer with a known statement: the latest ratios and the year-earlier ones.
+
+    With ``by=()`` the frames hold one customer's rows and the result is its one row (no key),
+    computed eagerly with the same expressions (the online path).
+    """
+    if by:
+        return plan(frames, as_of, config, by).collect(engine=ENGINE)
+    return _query(frames, as_of, config, by, lazy=False)  # type: ignore[return-value]
 
 
 def finish(as_of: date, config: FeatureConfig) -> list[pl.Expr]:
     """Expressions turning the joined aggregates into :data:`FEATURES`."""
+    return list(_finish(as_of, config))
+
+
+@lru_cache(maxsize=256)
+def _finish(as_of: date, config: FeatureConfig) -> tuple[pl.Expr, ...]:
     del config
     has_prior = pl.col("prior_distance").is_not_null()
     prior = {name: pl.when(has_prior).then(pl.col(f"{name}_prior")) for name in CHANGES}
     revenue_prior = pl.when(has_prior).then(pl.col("revenue_annual_prior"))
-    return [
+    return (
         *(pl.col(name) for name in RATIOS),
         safe_ratio(
             pl.col("revenue_annual") - revenue_prior,
@@ -125,7 +178,7 @@ def finish(as_of: date, config: FeatureConfig) -> list[pl.Expr]:
         months_back("period_end", as_of).alias("months_since_period_end"),
         pl.col("period_end").is_null().alias("no_statement"),
         *((pl.col(c) - prior[c]).alias(f"{c}_change_1y") for c in CHANGES),
-    ]
+    )
 
 
 def compute(

@@ -8,10 +8,12 @@ A customer onboarded after ``as_of`` does not exist yet and gets no row.
 from __future__ import annotations
 
 from datetime import date
+from functools import lru_cache
 
 import polars as pl
 
 from features.groups.common import (
+    BY_CUSTOMER,
     DAYS_PER_YEAR,
     FeatureConfig,
     FeatureFrames,
@@ -45,16 +47,41 @@ def _code(column: str, levels: tuple[str, ...]) -> pl.Expr:
     return pl.col(column).replace_strict(mapping, default=None, return_dtype=pl.Float64)
 
 
-def aggregate(frames: FeatureFrames, as_of: date, config: FeatureConfig) -> pl.DataFrame:
-    """Per-customer profile features (one customers row each, so no aggregation is needed)."""
-    del config  # no tunable constant in this group; the signature is shared by all groups
-    return frames.customers.select(
-        "customer_id",
+@lru_cache(maxsize=256)
+def _exprs(as_of: date) -> tuple[pl.Expr, ...]:
+    """The group's per-customer expressions for one as_of, built once and reused."""
+    return (
         *(_code(column, levels).alias(column) for column, levels in CATEGORIES.items()),
-        (days_between("founded_date", as_of) / DAYS_PER_YEAR).alias("company_age_years"),
+        (days_between("founded_date", as_of) * (1.0 / DAYS_PER_YEAR)).alias("company_age_years"),
         months_back("onboarding_date", as_of).cast(pl.Float64).alias("months_as_customer"),
         *(pl.col(flag).cast(pl.Float64).alias(f"flag_{flag}") for flag in FLAGS),
     )
+
+
+def plan(
+    frames: FeatureFrames,
+    as_of: date,
+    config: FeatureConfig,
+    by: tuple[str, ...] = BY_CUSTOMER,
+) -> pl.LazyFrame:
+    """The lazy query of :func:`aggregate` (the batch path)."""
+    del config  # no tunable constant in this group; the signature is shared by all groups
+    return frames.customers.lazy().select(*by, *_exprs(as_of))
+
+
+def aggregate(
+    frames: FeatureFrames,
+    as_of: date,
+    config: FeatureConfig,
+    *,
+    by: tuple[str, ...] = BY_CUSTOMER,
+) -> pl.DataFrame:
+    """Per-customer profile features (one customers row each, so no aggregation is needed).
+
+    With ``by=()`` the frames hold one customer's row and the result is its one row (no key).
+    """
+    del config
+    return frames.customers.select(*by, *_exprs(as_of))
 
 
 def finish(as_of: date, config: FeatureConfig) -> list[pl.Expr]:

@@ -19,20 +19,28 @@ Definitions worth stating:
 
 from __future__ import annotations
 
-from datetime import date
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from functools import lru_cache
 
 import polars as pl
 
 from features.groups.common import (
+    BY_CUSTOMER,
+    ENGINE,
     FeatureConfig,
     FeatureFrames,
+    aggregate_by,
     as_date,
     customer_base,
     end_of_day,
     fen,
     finish_group,
     months_back,
+    over,
     safe_ratio,
+    side_by_side,
+    window_start,
 )
 
 WINDOWS: dict[str, int] = {"1m": 1, "3m": 3, "12m": 12}
@@ -55,94 +63,168 @@ FEATURES: tuple[str, ...] = (
 
 _MONTHS = 12
 
+_YUAN = 0.01
+_YUAN_SQ = 1e-4
+"""Fen to yuan (and fen squared to yuan squared). Constants divide by multiplying with their
+reciprocal: polars' in-memory kernels divide a long column by a literal that way but a one-row
+column exactly, so a true division would make online (one row) and batch values differ in the
+last bit."""
 
-def aggregate(frames: FeatureFrames, as_of: date, config: FeatureConfig) -> pl.DataFrame:
-    """Per customer with transactions in the window: flow sums by window and concentration."""
+
+def _sum_of_squares(column: str) -> pl.Expr:
+    """Sum of squared fen amounts, in yuan squared.
+
+    Summed exactly in 128-bit integers, so the result does not depend on row order (which a
+    query optimiser is free to change between runs) and features stay bit-reproducible.
+    """
+    fen_value = pl.col(column).cast(pl.Int128)
+    return (fen_value * fen_value).sum().cast(pl.Float64) * _YUAN_SQ
+
+
+@dataclass(frozen=True)
+class _Exprs:
+    keep: pl.Expr
+    rows: tuple[pl.Expr, ...]
+    monthly: tuple[pl.Expr, ...]
+    flows: tuple[pl.Expr, ...]
+    concentration: tuple[pl.Expr, ...]
+
+
+@lru_cache(maxsize=256)
+def _exprs(as_of: date, config: FeatureConfig, by: tuple[str, ...]) -> _Exprs:
+    """The group's expressions for one (as_of, config, keys), built once and reused."""
     month = months_back("ts", as_of)
     is_in = pl.col("direction") == "in"
-    mean_amount = pl.col("amount").mean().over("customer_id")
-    window = frames.transactions.filter((pl.col("ts") < end_of_day(as_of)) & (month < _MONTHS))
-    window = window.select(
-        "customer_id",
-        "counterparty_id",
-        month.alias("month"),
-        pl.when(is_in).then(fen("amount")).otherwise(0).alias("inflow"),
-        pl.when(is_in).then(0).otherwise(fen("amount")).alias("outflow"),
-        (pl.col("amount") >= config.large_txn_multiple * mean_amount).alias("large"),
-    )
+    mean_amount = over(pl.col("amount").mean(), by)
     in_window = {w: pl.col("month") < n for w, n in WINDOWS.items()}
-    flows = (
-        window.group_by("customer_id", "month", maintain_order=True)
-        .agg(pl.col("inflow").sum(), pl.col("outflow").sum(), pl.len(), pl.col("large").sum())
-        .group_by("customer_id", maintain_order=True)
-        .agg(
+    return _Exprs(
+        # Same rows as ``0 <= month < 12``, by comparing against constants.
+        keep=(pl.col("ts") >= datetime.combine(window_start(as_of, _MONTHS), time()))
+        & (pl.col("ts") < end_of_day(as_of)),
+        rows=(
+            *by,
+            "counterparty_id",
+            month.alias("month"),
+            pl.when(is_in).then(fen("amount")).otherwise(0).alias("inflow"),
+            pl.when(is_in).then(0).otherwise(fen("amount")).alias("outflow"),
+            (pl.col("amount") >= config.large_txn_multiple * mean_amount).alias("large"),
+        ),
+        monthly=(pl.col("inflow").sum(), pl.col("outflow").sum(), pl.len(), pl.col("large").sum()),
+        flows=(
             *(
                 pl.when(inside).then(pl.col(flow)).otherwise(0).sum().alias(f"{flow}_{w}")
                 for flow in ("inflow", "outflow")
                 for w, inside in in_window.items()
             ),
-            ((pl.col("inflow") / 100.0) ** 2).sum().alias("inflow_sq"),
+            _sum_of_squares("inflow").alias("inflow_sq"),
             (pl.col("inflow") > 0).sum().alias("active_months_12m"),
             pl.len().alias("months_with_txn"),
             pl.col("len").sum().alias("n_txn"),
             pl.col("large").sum().alias("n_large"),
-        )
+        ),
+        concentration=(
+            _sum_of_squares("inflow").alias("cp_sq"),
+            (pl.col("inflow").max() * _YUAN).alias("cp_max"),
+            (pl.col("inflow").sum() * _YUAN).alias("cp_total"),
+        ),
     )
-    concentration = (
+
+
+def _query(
+    frames: FeatureFrames,
+    as_of: date,
+    config: FeatureConfig,
+    by: tuple[str, ...],
+    lazy: bool,
+) -> pl.DataFrame | pl.LazyFrame:
+    e = _exprs(as_of, config, by)
+    source = frames.transactions.lazy() if lazy else frames.transactions
+    window = source.filter(e.keep).select(e.rows)
+    monthly = window.group_by(*by, "month", maintain_order=True).agg(*e.monthly)
+    per_counterparty = (
         window.filter(pl.col("inflow") > 0)
-        .group_by("customer_id", "counterparty_id", maintain_order=True)
+        .group_by(*by, "counterparty_id", maintain_order=True)
         .agg(pl.col("inflow").sum())
-        .group_by("customer_id", maintain_order=True)
-        .agg(
-            ((pl.col("inflow") / 100.0) ** 2).sum().alias("cp_sq"),
-            (pl.col("inflow").max() / 100.0).alias("cp_max"),
-            (pl.col("inflow").sum() / 100.0).alias("cp_total"),
-        )
     )
-    return flows.join(concentration, on="customer_id", how="left", maintain_order="left")
+    return side_by_side(
+        [aggregate_by(monthly, by, e.flows), aggregate_by(per_counterparty, by, e.concentration)],
+        by,
+    )
+
+
+def plan(
+    frames: FeatureFrames,
+    as_of: date,
+    config: FeatureConfig,
+    by: tuple[str, ...] = BY_CUSTOMER,
+) -> pl.LazyFrame:
+    """The lazy query of :func:`aggregate` (the batch path)."""
+    return _query(frames, as_of, config, by, lazy=True)  # type: ignore[return-value]
+
+
+def aggregate(
+    frames: FeatureFrames,
+    as_of: date,
+    config: FeatureConfig,
+    *,
+    by: tuple[str, ...] = BY_CUSTOMER,
+) -> pl.DataFrame:
+    """Per customer with transactions in the window: flow sums by window and concentration.
+
+    With ``by=()`` the frames hold one customer's rows and the result is its one row (no key),
+    computed eagerly with the same expressions (the online path).
+    """
+    if by:
+        return plan(frames, as_of, config, by).collect(engine=ENGINE)
+    return _query(frames, as_of, config, by, lazy=False)  # type: ignore[return-value]
 
 
 def finish(as_of: date, config: FeatureConfig) -> list[pl.Expr]:
     """Expressions turning the joined aggregates into :data:`FEATURES`."""
+    return list(_finish(as_of, config))
+
+
+@lru_cache(maxsize=256)
+def _finish(as_of: date, config: FeatureConfig) -> tuple[pl.Expr, ...]:
     del as_of, config
-    flow = {
-        f"{d}_{w}": pl.col(f"{d}_{w}").fill_null(0) / 100.0
-        for d in ("inflow", "outflow")
-        for w in WINDOWS
-    }
-    net = {w: flow[f"inflow_{w}"] - flow[f"outflow_{w}"] for w in WINDOWS}
-    mean = flow["inflow_12m"] / _MONTHS
-    variance = (pl.col("inflow_sq") / _MONTHS - mean**2).clip(lower_bound=0.0)
+    # Aggregates are fen (null when the customer has no transaction in the window). Ratios
+    # are scale-free, so they divide fen by fen; a null operand leaves them null, exactly as
+    # a zero inflow does, so only the amounts need ``fill_null`` (small trees: cheap online).
+    inflow = {w: pl.col(f"inflow_{w}") for w in WINDOWS}
+    outflow = {w: pl.col(f"outflow_{w}") for w in WINDOWS}
+    mean = inflow["12m"] * (_YUAN / _MONTHS)
+    variance = (pl.col("inflow_sq") * (1.0 / _MONTHS) - mean * mean).clip(lower_bound=0.0)
     positive = {"positive_den": True}
-    return [
-        *(expr.alias(name) for name, expr in flow.items()),
-        *(expr.alias(f"netflow_{w}") for w, expr in net.items()),
+    return (
+        *(inflow[w].fill_null(0) * _YUAN for w in WINDOWS),
+        *(outflow[w].fill_null(0) * _YUAN for w in WINDOWS),
+        *((inflow[w] - outflow[w]).fill_null(0).alias(f"netflow_{w}") * _YUAN for w in WINDOWS),
         *(
-            safe_ratio(net[w], flow[f"inflow_{w}"], -10.0, 1.0, **positive).alias(
+            safe_ratio(inflow[w] - outflow[w], inflow[w], -10.0, 1.0, **positive).alias(
                 f"netflow_to_inflow_{w}"
             )
             for w in ("3m", "12m")
         ),
         safe_ratio(variance.sqrt(), mean, 0.0, 10.0, **positive).alias("inflow_cv_12m"),
         safe_ratio(
-            pl.col("inflow_3m") / 3,
-            (pl.col("inflow_12m") - pl.col("inflow_3m")) / 9,
+            inflow["3m"] * (1.0 / 3),
+            (inflow["12m"] - inflow["3m"]) * (1.0 / 9),
             0.0,
             100.0,
             **positive,
         ).alias("inflow_trend"),
         pl.col("active_months_12m").fill_null(0),
         (_MONTHS - pl.col("months_with_txn").fill_null(0)).alias("dormant_months_12m"),
-        safe_ratio(pl.col("cp_sq"), pl.col("cp_total") ** 2, 0.0, 1.0, **positive).alias(
-            "inflow_hhi_12m"
-        ),
+        safe_ratio(
+            pl.col("cp_sq"), pl.col("cp_total") * pl.col("cp_total"), 0.0, 1.0, **positive
+        ).alias("inflow_hhi_12m"),
         safe_ratio(pl.col("cp_max"), pl.col("cp_total"), 0.0, 1.0, **positive).alias(
             "top1_inflow_share_12m"
         ),
         safe_ratio(pl.col("n_large"), pl.col("n_txn"), 0.0, 1.0, **positive).alias(
             "large_txn_share_12m"
         ),
-    ]
+    )
 
 
 def compute(
