@@ -54,6 +54,7 @@ bench: install
 	$(RUN)/python benchmarks/bench_rating_score.py
 	$(RUN)/python benchmarks/bench_monitor.py
 	$(RUN)/python benchmarks/bench_serving.py
+	$(RUN)/python benchmarks/bench_batch_explain.py
 
 clean:
 	rm -rf data reports mlruns mlflow.db .pytest_cache .ruff_cache

@@ -1,8 +1,9 @@
 """Scoring core shared by the HTTP service, batch scoring and audit replay (no HTTP here).
 
 A request's raw records become polars frames in the feature code's input types (no pandas),
-``features.catalog.compute_features_pl`` computes every feature with the same definitions as
-training, the bundle's columns are taken in spec order as one contiguous float64 matrix, and
+``features.catalog.compute_feature_row`` computes every feature with the same definitions as
+training (as one float64 row in catalog order), the bundle's columns are taken by position in
+spec order into one contiguous float64 matrix, and
 ``RatingModel.score`` runs one ``pred_contrib`` pass for PD, grade, tier, reasons and groups.
 """
 
@@ -18,7 +19,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from features.catalog import FEATURE_SPEC, compute_features_pl
+from features.catalog import FEATURE_SPEC, compute_feature_row
 from features.groups.common import FeatureFrames
 from rating.bundle import POLICY_FILE
 from rating.explain import Explanation, render_waterfall
@@ -191,6 +192,12 @@ class Engine:
         self._columns = model.spec.names
         self._column_set = set(self._columns)
         self._flag_names = model.policy.flag_names
+        self._catalog_index = np.array(
+            [catalog.index(name) for name in self._columns], dtype=np.intp
+        )
+        self._flag_index = tuple(
+            (name, catalog.index(name)) for name in self._flag_names if name in catalog
+        )
         bundle = model.bundle
         self.model_version = bundle.metadata.version
         self.bundle_hash = bundle.bundle_hash
@@ -198,17 +205,14 @@ class Engine:
 
     # -- features --------------------------------------------------------------------------
     def _raw_row(self, request: ScoreRequest) -> tuple[np.ndarray, dict[str, float]]:
-        frame = compute_features_pl(request_frames(request), request.as_of)
-        if frame.height != 1:
+        values = compute_feature_row(request_frames(request), request.as_of)
+        if values is None:
             raise ScoringError(
                 f"customer not rated at as_of {request.as_of} (onboarded later?)", "customer"
             )
-        values = frame.select(FEATURE_SPEC.names).fill_null(float("nan")).row(0)
-        named = dict(zip(FEATURE_SPEC.names, values, strict=True))
-        row = np.fromiter(
-            (named[c] for c in self._columns), dtype=np.float64, count=len(self._columns)
-        )
-        flags = {name: float(named[name]) for name in self._flag_names if name in named}
+        # Catalog order -> model order by position: one fancy-index, no per-name lookups.
+        row = values[self._catalog_index]
+        flags = {name: float(values[j]) for name, j in self._flag_index}
         return row, flags
 
     def _vector_row(self, request: ScoreRequest) -> tuple[np.ndarray, dict[str, float]]:
