@@ -15,12 +15,13 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 export MPLBACKEND := Agg
 
 
-.PHONY: help install test lint demo stop bench clean
+.PHONY: help install test lint demo stop bench reliability clean
 
 help:
 	@echo "make demo    install and run the whole product on a sample portfolio"
 	@echo "make test    ruff, import-linter contracts, pytest"
 	@echo "make bench   benchmarks -> benchmarks/results/*.json"
+	@echo "make reliability   fuzzing, load, faults, hostile data against a real server (~11 min)"
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -55,6 +56,9 @@ bench: install
 	$(RUN)/python benchmarks/bench_monitor.py
 	$(RUN)/python benchmarks/bench_serving.py
 	$(RUN)/python benchmarks/bench_batch_explain.py
+
+reliability: install
+	$(RUN)/python -m reliability
 
 clean:
 	rm -rf data reports mlruns mlflow.db .pytest_cache .ruff_cache

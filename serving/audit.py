@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 GENESIS_HASH = "0" * 64
 HMAC_KEY_ENV = "RISKGRADE_AUDIT_KEY"
@@ -72,6 +72,9 @@ CREATE TABLE IF NOT EXISTS decisions (
     hash TEXT NOT NULL UNIQUE
 );
 CREATE INDEX IF NOT EXISTS decisions_created_at ON decisions (created_at);
+CREATE INDEX IF NOT EXISTS decisions_customer_id ON decisions (customer_id);
+CREATE INDEX IF NOT EXISTS decisions_tier ON decisions (tier);
+CREATE INDEX IF NOT EXISTS decisions_model_version ON decisions (model_version);
 CREATE TABLE IF NOT EXISTS checkpoints (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     record_count INTEGER NOT NULL,
@@ -167,6 +170,57 @@ class VerifyResult:
     checkpoints: int
     first_bad_id: int | None = None
     problem: str | None = None
+
+
+class AuditQuery(BaseModel):
+    """A search of the audit log: every given filter must match (exact, except the time range)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    customer_id: str | None = Field(default=None, min_length=1, max_length=64)
+    start: datetime | None = None
+    """Earliest ``created_at`` (inclusive; naive values are UTC)."""
+    end: datetime | None = None
+    """Latest ``created_at`` (exclusive; naive values are UTC)."""
+    tier: str | None = Field(default=None, min_length=1, max_length=32)
+    model_version: str | None = Field(default=None, min_length=1, max_length=128)
+    limit: int = Field(default=100, ge=1, le=10_000)
+    offset: int = Field(default=0, ge=0)
+
+    @model_validator(mode="after")
+    def _check_range(self) -> AuditQuery:
+        if (
+            self.start is not None
+            and self.end is not None
+            and _utc_iso(self.start) > _utc_iso(self.end)
+        ):
+            raise ValueError(f"start {self.start} is after end {self.end}")
+        return self
+
+
+@dataclass(frozen=True)
+class AuditPage:
+    """One page of search results, newest first, with the total number of matches."""
+
+    records: tuple[StoredDecision, ...]
+    total: int
+    limit: int
+    offset: int
+
+
+@dataclass(frozen=True)
+class RecordCheck:
+    """Local integrity of one record: its own hash and its link to the previous record."""
+
+    id: int
+    hash_ok: bool
+    link_ok: bool
+    problem: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Both checks passed."""
+        return self.hash_ok and self.link_ok
 
 
 def canonical_json(value: Any) -> str:
@@ -273,7 +327,10 @@ class AuditStore:
         Raises:
             AuditUnavailableError: if anything prevents the commit; nothing is written then.
         """
-        payload = canonical_json(_jsonable(record.payload))
+        try:  # fast path: the engine's payloads are already strict JSON (str keys, finite floats)
+            payload = canonical_json(record.payload)
+        except (ValueError, TypeError):
+            payload = canonical_json(_jsonable(record.payload))
         with self._lock:
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
@@ -382,6 +439,89 @@ class AuditStore:
     def iter_all(self) -> Iterator[StoredDecision]:
         """Every record, oldest first."""
         yield from self._select("", ())
+
+    def search(self, query: AuditQuery | None = None) -> AuditPage:
+        """Records matching ``query`` (all filters combined), newest first, one page of them.
+
+        Args:
+            query: customer, ``start <= created_at < end`` (UTC), tier, model version, and the
+                page (``limit``, ``offset``); None lists the latest records.
+
+        Returns:
+            The page of records and the total number of matches.
+        """
+        query = query or AuditQuery()
+        clauses, params = _query_clauses(query)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        names = (*_COLUMNS, "hash")
+        with self._lock:
+            total = int(
+                self._conn.execute(f"SELECT COUNT(*) FROM decisions {where}", params).fetchone()[0]
+            )
+            rows = self._conn.execute(
+                f"SELECT {', '.join(names)} FROM decisions {where} ORDER BY id DESC "
+                "LIMIT ? OFFSET ?",
+                (*params, query.limit, query.offset),
+            ).fetchall()
+        records = tuple(_to_stored(dict(zip(names, row, strict=True))) for row in rows)
+        return AuditPage(records=records, total=total, limit=query.limit, offset=query.offset)
+
+    def facets(self) -> dict[str, list[str]]:
+        """Distinct tiers and model versions in the log (for search forms), sorted."""
+        with self._lock:
+            tiers = self._conn.execute("SELECT DISTINCT tier FROM decisions").fetchall()
+            versions = self._conn.execute("SELECT DISTINCT model_version FROM decisions").fetchall()
+        return {
+            "tiers": sorted(str(row[0]) for row in tiers),
+            "model_versions": sorted(str(row[0]) for row in versions),
+        }
+
+    def check_record(self, record_id: int | str) -> RecordCheck:
+        """Check one record locally: its hash recomputes and it links to the record before it.
+
+        Cheap (two rows); the whole chain and the checkpoints are checked by `verify`.
+
+        Raises:
+            AuditRecordNotFoundError: if there is no such record.
+        """
+        record = self.show(record_id)
+        row = record.to_dict()
+        with self._lock:
+            stored_payload = self._conn.execute(
+                "SELECT payload FROM decisions WHERE id = ?", (record.id,)
+            ).fetchone()[0]
+            previous = self._conn.execute(
+                "SELECT hash FROM decisions WHERE id = ?", (record.id - 1,)
+            ).fetchone()
+        row["payload"] = stored_payload
+        hash_ok = record_hash(record.prev_hash, row) == record.hash
+        expected_prev = GENESIS_HASH if record.id == 1 else (previous[0] if previous else None)
+        link_ok = expected_prev is not None and expected_prev == record.prev_hash
+        problem = None
+        if not hash_ok:
+            problem = f"record {record.id}: content does not match its hash"
+        elif expected_prev is None:
+            problem = f"record {record.id - 1} (before record {record.id}) is missing"
+        elif not link_ok:
+            problem = f"record {record.id}: prev_hash does not link to record {record.id - 1}"
+        return RecordCheck(id=record.id, hash_ok=hash_ok, link_ok=link_ok, problem=problem)
+
+
+def _query_clauses(query: AuditQuery) -> tuple[list[str], tuple[Any, ...]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    for column in ("customer_id", "tier", "model_version"):
+        value = getattr(query, column)
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            params.append(value)
+    if query.start is not None:
+        clauses.append("created_at >= ?")
+        params.append(_utc_iso(query.start))
+    if query.end is not None:
+        clauses.append("created_at < ?")
+        params.append(_utc_iso(query.end))
+    return clauses, tuple(params)
 
 
 def _utc_iso(moment: datetime) -> str:

@@ -21,8 +21,10 @@ Configuration (environment, read when the service starts):
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
+import re
 import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -56,6 +58,8 @@ from serving.auth import (
     TokenStore,
 )
 from serving.engine import Decision, Engine, ModelIncompatibleError, ScoringError
+from serving.openapi import build_openapi
+from serving.review import review_routes
 from serving.schemas import (
     ExplainRequest,
     FieldError,
@@ -255,7 +259,9 @@ async def _read_json_body(request: Request, limit: int) -> bytes:
 async def _parse(request: Request, state: ServingState, model: type[_Model]) -> _Model:
     body = await _read_json_body(request, state.config.limits.max_body_bytes)
     try:
-        return model.model_validate_json(body, context={"limits": state.config.limits})
+        # Strict at the HTTP boundary: JSON types as documented (no "1.5" for a number,
+        # no 0/1 for a boolean, no epoch seconds for a date); ISO date strings still parse.
+        return model.model_validate_json(body, strict=True, context={"limits": state.config.limits})
     except ValidationError as error:
         fields = field_errors(error)
         first = fields[0] if fields else None
@@ -360,6 +366,13 @@ async def model_info(request: Request, state: ServingState) -> Any:
     return engine.model_info()
 
 
+@_endpoint
+async def openapi_document(request: Request, state: ServingState) -> Any:
+    """GET /openapi.json: the API's OpenAPI 3.1 document; any valid token."""
+    state.require(request, None)
+    return build_openapi()
+
+
 def _record_id(request: Request) -> int | str:
     raw = request.path_params["record_id"]
     if len(raw) > 64:
@@ -369,7 +382,8 @@ def _record_id(request: Request) -> int | str:
             "record id too long",
             [FieldError(loc="id", message="at most 64 characters")],
         )
-    return int(raw) if raw.isdigit() else raw
+    # ASCII digits only: str.isdigit() is also true for "²", which int() refuses.
+    return int(raw) if raw.isascii() and raw.isdigit() else raw
 
 
 def _show(audit: AuditStore, record_id: int | str) -> StoredDecision:
@@ -443,7 +457,8 @@ async def admin_reload(request: Request, state: ServingState) -> Any:
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-    return error_response(ApiError(exc.status_code, code, str(exc.detail)))
+    headers = dict(exc.headers) if exc.headers else None
+    return error_response(ApiError(exc.status_code, code, str(exc.detail), headers=headers))
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
@@ -461,9 +476,33 @@ http_app = Starlette(
         Route("/audit/{record_id}", audit_record, methods=["GET"]),
         Route("/audit/{record_id}/replay", audit_replay, methods=["POST"]),
         Route("/admin/reload", admin_reload, methods=["POST"]),
+        Route("/openapi.json", openapi_document, methods=["GET"]),
+        review_routes(),
     ],
     exception_handlers={HTTPException: _http_error, Exception: _unexpected},
 )
+
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class ControlCharPathGuard:
+    """ASGI middleware: paths with control characters get the error schema, not a text 404.
+
+    Such a path (e.g. an encoded newline) matches no mounted route in BentoML's outer app,
+    which would answer with its own plain-text 404.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        """Short-circuit such paths; pass everything else through."""
+        if scope["type"] == "http" and _CONTROL_CHARS.search(scope.get("path", "")):
+            error = ApiError(404, "not_found", "no route for a path with control characters")
+            await error_response(error)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
 
 _CONFIG_AT_IMPORT = ServiceConfig.from_env()
 
@@ -480,6 +519,10 @@ class RiskgradeService:
     def __init__(self) -> None:
         """Read the configuration from the environment and load everything."""
         self.state = ServingState(ServiceConfig.from_env())
+        # The loaded model and libraries are long-lived: move them out of the collector's
+        # reach so request garbage does not trigger full collections (p99 200 ms -> 64 ms).
+        gc.collect()
+        gc.freeze()
 
     def __is_ready__(self) -> bool:
         """Readiness: bundle verified, tokens loaded, audit store writable."""
@@ -490,3 +533,6 @@ class RiskgradeService:
         """Close the audit store."""
         if self.state.audit is not None:
             self.state.audit.close()
+
+
+RiskgradeService.add_asgi_middleware(ControlCharPathGuard)

@@ -13,7 +13,7 @@ from starlette.testclient import TestClient
 from features.io import RawTables
 from rating.bundle import Bundle
 from serving.auth import create_token
-from tests.serving.factory import AS_OF, make_bundle, make_portfolio
+from tests.serving.factory import AS_OF, make_bundle, make_portfolio, shared_asgi_app
 
 
 @pytest.fixture(scope="session")
@@ -33,11 +33,8 @@ def as_of():
 
 @pytest.fixture(scope="session")
 def asgi_app() -> object:
-    """One ASGI app per session (BentoML registers process-wide metrics); each TestClient
-    context runs the lifespan again, so every test gets a fresh service instance."""
-    from serving.service import RiskgradeService
-
-    return RiskgradeService.to_asgi()
+    """The process-wide ASGI app (see ``shared_asgi_app``)."""
+    return shared_asgi_app()
 
 
 @pytest.fixture

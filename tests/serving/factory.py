@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -205,3 +206,16 @@ def make_bundle(target: Path, *, seed: int = 3, n_customers: int = 400) -> Bundl
         },
         overwrite=True,
     )
+
+
+@functools.cache
+def shared_asgi_app() -> object:
+    """The service's ASGI app, built once per process.
+
+    BentoML registers process-wide Prometheus metrics when it builds the app, so a second
+    ``to_asgi()`` in the same test worker would fail; every TestClient context still runs the
+    lifespan again, so each test gets a fresh service instance.
+    """
+    from serving.service import RiskgradeService
+
+    return RiskgradeService.to_asgi()

@@ -1,0 +1,619 @@
+"""The auditor review page: a read-only web page and its JSON API, served with the service.
+
+Mounted under ``/review`` by ``serving.service`` (``review_routes()``):
+
+- ``GET /review/``: the page (static HTML, no build step, no external network);
+- ``GET /review/static/{name}``: its script and style sheet;
+- ``GET /review/api/facets``: tiers and model versions present in the log;
+- ``GET /review/api/decisions``: search by ``customer_id``, ``from``, ``to``, ``tier``,
+  ``model_version`` (``limit``, ``offset``), newest first;
+- ``GET /review/api/decisions/{id}``: one decision: inputs, features, reasons, waterfall,
+  model version and report link, the record's chain check;
+- ``GET /review/api/chain``: verification of the whole audit chain;
+- ``GET /review/api/export``: ``id=`` one decision, else the search filters, as JSON;
+- ``GET /review/api/report/{bundle_hash}``: the validation report of the loaded model.
+
+The page itself holds no data and needs no token; every ``/review/api`` route needs an
+auditor token (``Authorization: Bearer``): 401 without a valid token, 403 for another role.
+Nothing here writes to the audit log or the model.
+
+The waterfall is the stored explanation when the decision was an ``/explain`` call, otherwise
+it is recomputed from the stored feature row with the loaded model when the decision was made
+by the same bundle (and the recomputed PD is compared with the recorded one); for a decision
+of another bundle the page says it is not available here.
+
+The validation report is looked for next to the loaded bundle (``<bundle>/../report.html``,
+as ``training`` writes it) and shown only when ``<bundle>/../metrics.json`` names the same
+bundle hash; a ``validation_report`` URL in the bundle metadata (``lineage``) is linked instead
+when present.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+from collections.abc import Awaitable, Callable
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+
+import bentoml
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+
+from rating.explain import Explanation, render_waterfall
+from serving.audit import (
+    AuditQuery,
+    AuditRecordNotFoundError,
+    AuditStore,
+    StoredDecision,
+)
+from serving.auth import AuthenticationError, PermissionDeniedError, Role
+
+REVIEW_DIR = Path(__file__).with_name("review")
+"""Folder of the static page (``index.html``, ``review.js``, ``review.css``)."""
+STATIC_FILES: dict[str, str] = {
+    "review.js": "text/javascript; charset=utf-8",
+    "review.css": "text/css; charset=utf-8",
+}
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "connect-src 'self'; frame-src blob:; base-uri 'none'; form-action 'none'; "
+    "frame-ancestors 'none'"
+)
+_SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+
+class ReviewConfig(BaseModel):
+    """Limits of the review API."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_page: int = Field(default=200, ge=1, le=10_000)
+    """Most records one search returns."""
+    max_export: int = Field(default=5_000, ge=1, le=1_000_000)
+    """Most records one range export returns; a larger range is refused (narrow it)."""
+    waterfall_steps: int = Field(default=10, ge=1, le=100)
+
+
+class ReviewError(Exception):
+    """An error answered with the service's error schema (``{"error": {...}}``)."""
+
+    def __init__(
+        self, status: int, code: str, message: str, fields: list[dict[str, str]] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+        self.fields = fields or []
+
+    def response(self) -> JSONResponse:
+        """The JSON error response."""
+        body = {"error": {"code": self.code, "message": self.message, "fields": self.fields}}
+        headers = {"WWW-Authenticate": "Bearer"} if self.status == 401 else None
+        return JSONResponse(body, status_code=self.status, headers=headers)
+
+
+def _invalid(field: str, message: str) -> ReviewError:
+    return ReviewError(
+        422, "validation_error", f"{field}: {message}", [{"loc": field, "message": message}]
+    )
+
+
+class SearchParams(BaseModel):
+    """Query parameters of a search or range export (``from``/``to`` are dates or times)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    customer_id: str | None = Field(default=None, min_length=1, max_length=64)
+    start: date | datetime | None = Field(default=None, alias="from")
+    """From this day (00:00 UTC) or moment on."""
+    end: date | datetime | None = Field(default=None, alias="to")
+    """Up to and including this day (UTC), or before this moment."""
+    tier: str | None = Field(default=None, min_length=1, max_length=32)
+    model_version: str | None = Field(default=None, min_length=1, max_length=128)
+    limit: int = Field(default=50, ge=1, le=10_000)
+    offset: int = Field(default=0, ge=0, le=10_000_000)
+
+    def query(self, limit: int | None = None) -> AuditQuery:
+        """The `AuditQuery` of these parameters (a date ``to`` includes its whole day)."""
+        start = self.start
+        if isinstance(start, date) and not isinstance(start, datetime):
+            start = datetime.combine(start, time(), tzinfo=UTC)
+        end = self.end
+        if isinstance(end, date) and not isinstance(end, datetime):
+            end = datetime.combine(end + timedelta(days=1), time(), tzinfo=UTC)
+        return AuditQuery(
+            customer_id=self.customer_id,
+            start=start,
+            end=end,
+            tier=self.tier,
+            model_version=self.model_version,
+            limit=limit or self.limit,
+            offset=self.offset,
+        )
+
+
+def parse_search(params: dict[str, str], max_page: int) -> SearchParams:
+    """Validate search query parameters (empty values are ignored).
+
+    Raises:
+        ReviewError: 422 naming the bad parameter.
+    """
+    cleaned = {k: v.strip() for k, v in params.items() if v.strip() != ""}
+    try:
+        search = SearchParams.model_validate(cleaned)
+        if search.limit > max_page:
+            raise _invalid("limit", f"at most {max_page}")
+        search.query()
+    except ValidationError as error:
+        first = error.errors()[0]
+        loc = str(first["loc"][0]) if first["loc"] else "query"
+        raise _invalid(loc, first["msg"]) from error
+    except ValueError as error:
+        raise _invalid("from", str(error)) from error
+    return search
+
+
+def summary(record: StoredDecision) -> dict[str, Any]:
+    """The row of a search result (no payload)."""
+    response = record.payload.get("response", {})
+    return {
+        "id": record.id,
+        "decision_id": record.decision_id,
+        "created_at": record.created_at,
+        "kind": record.kind,
+        "caller": record.caller,
+        "customer_id": record.customer_id,
+        "as_of": response.get("as_of"),
+        "pd": record.pd,
+        "grade": record.grade,
+        "tier": record.tier,
+        "model_version": record.model_version,
+        "bundle_hash": record.bundle_hash,
+    }
+
+
+def _finite(value: Any) -> float | None:
+    if value is None:
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def recompute(engine: Any, record: StoredDecision) -> tuple[Explanation, np.ndarray, float]:
+    """Re-derive the explanation of a stored decision from its stored feature row.
+
+    Args:
+        engine: a `serving.engine.Engine` whose bundle made the decision.
+        record: the stored decision.
+
+    Returns:
+        The explanation, the contributions (spec order) and the recomputed PD.
+
+    Raises:
+        ValueError: if the stored features do not fit the model.
+    """
+    model = engine.model
+    stored = record.payload.get("features", {})
+    names = model.spec.names
+    missing = [name for name in names if name not in stored]
+    if missing:
+        raise ValueError(f"stored features lack {missing[0]}")
+    x = np.array(
+        [[math.nan if stored[name] is None else float(stored[name]) for name in names]],
+        dtype=np.float64,
+    )
+    flags = {
+        name: np.array([float(value)], dtype=np.float64)
+        for name, value in record.payload.get("flags", {}).items()
+    }
+    result = model.score(x, flags)
+    return model.explain(result, 0), result.contributions[0], float(result.pd[0])
+
+
+def _explanation(
+    engine: Any, record: StoredDecision, steps: int
+) -> tuple[dict[str, Any], dict[str, float]]:
+    """The explanation block of a decision and the per-feature contributions (if known)."""
+    response = record.payload.get("response", {})
+    same_bundle = engine is not None and engine.bundle_hash == record.bundle_hash
+    contributions: dict[str, float] = {
+        k: float(v) for k, v in (response.get("contributions") or {}).items()
+    }
+    block: dict[str, Any] = {"available": False, "source": None}
+    explanation: Explanation | None = None
+    if response.get("explanation") is not None:
+        explanation = Explanation.model_validate(response["explanation"])
+        block["source"] = "stored"
+    if same_bundle:
+        try:
+            again, contribs, pd_again = recompute(engine, record)
+        except ValueError as error:
+            block["recompute_problem"] = str(error)
+        else:
+            block["recomputed_pd"] = pd_again
+            block["matches_record"] = math.isclose(pd_again, record.pd, rel_tol=1e-9, abs_tol=1e-12)
+            if explanation is None:
+                explanation = again
+                block["source"] = "recomputed"
+            if not contributions:
+                contributions = {
+                    name: float(value)
+                    for name, value in zip(engine.model.spec.names, contribs, strict=True)
+                }
+    if explanation is None:
+        block["why"] = (
+            f"decision made by bundle {record.bundle_hash[:12]}, this service runs "
+            f"{engine.bundle_hash[:12] if engine is not None else 'no model'}; "
+            "the stored record holds no explanation"
+        )
+        return block, contributions
+    svg = render_waterfall(explanation, fmt="svg", max_steps=steps)
+    block.update(
+        {
+            "available": True,
+            "svg_base64": base64.b64encode(svg).decode("ascii"),
+            **explanation.model_dump(mode="json"),
+        }
+    )
+    return block, contributions
+
+
+def _report_link(engine: Any, record: StoredDecision, bundle_dir: Path | None) -> dict[str, Any]:
+    if engine is None or engine.bundle_hash != record.bundle_hash:
+        return {
+            "available": False,
+            "why": "the model of this decision is not the one loaded by this service",
+        }
+    lineage = engine.model.bundle.metadata.lineage or {}
+    url = lineage.get("validation_report")
+    if isinstance(url, str) and url.startswith(("https://", "http://")):
+        return {"available": True, "url": url, "external": True}
+    if bundle_dir is not None and find_report(bundle_dir, record.bundle_hash) is not None:
+        return {
+            "available": True,
+            "url": f"api/report/{record.bundle_hash}",
+            "external": False,
+        }
+    return {
+        "available": False,
+        "why": "no validation report next to the loaded bundle nor in its metadata",
+    }
+
+
+def find_report(bundle_dir: Path, bundle_hash: str) -> Path | None:
+    """The validation report written by training next to a bundle, if it is that bundle's.
+
+    ``training`` writes ``out/bundle/``, ``out/report.html`` and ``out/metrics.json``; the
+    report is returned only when ``metrics.json`` records the same ``model.bundle_sha256``.
+    """
+    folder = Path(bundle_dir).parent
+    report, metrics = folder / "report.html", folder / "metrics.json"
+    if not report.is_file() or not metrics.is_file():
+        return None
+    try:
+        recorded = json.loads(metrics.read_text(encoding="utf-8")).get("model.bundle_sha256")
+    except (OSError, ValueError):
+        return None
+    return report if recorded == bundle_hash else None
+
+
+def _feature_rows(
+    engine: Any, record: StoredDecision, contributions: dict[str, float]
+) -> list[dict[str, Any]]:
+    features = record.payload.get("features", {})
+    spec = engine.model.spec if engine is not None else None
+    known = set(spec.names) if spec is not None else set()
+    rows = []
+    for name, value in features.items():
+        definition = spec.by_name(name) if name in known else None
+        label = None
+        if definition is not None and definition.categories and value is not None:
+            code = int(value)
+            if 0 <= code < len(definition.categories) and code == value:
+                label = definition.categories[code]
+        rows.append(
+            {
+                "name": name,
+                "group": definition.group.value if definition else None,
+                "description": definition.description if definition else None,
+                "description_zh": definition.description_zh if definition else None,
+                "unit": definition.unit if definition else None,
+                "value": _finite(value),
+                "label": label,
+                "contribution": contributions.get(name),
+            }
+        )
+    rows.sort(key=lambda row: -abs(row["contribution"] or 0.0))
+    return rows
+
+
+def _reasons(engine: Any, record: StoredDecision) -> list[dict[str, Any]]:
+    response = record.payload.get("response", {})
+    dictionary = None
+    if engine is not None and engine.bundle_hash == record.bundle_hash:
+        dictionary = {e.code: e for e in engine.model.reasons.entries}
+    out = []
+    for reason in response.get("reasons", []):
+        entry = dictionary.get(reason.get("code")) if dictionary else None
+        lang = response.get("lang", "en")
+        out.append(
+            {
+                **reason,
+                "text_en": entry.text_en if entry else (reason["text"] if lang == "en" else None),
+                "text_zh": entry.text_zh if entry else (reason["text"] if lang == "zh" else None),
+            }
+        )
+    return out
+
+
+def decision_detail(
+    record: StoredDecision,
+    audit: AuditStore,
+    engine: Any,
+    bundle_dir: Path | None,
+    config: ReviewConfig,
+) -> dict[str, Any]:
+    """Everything the page shows about one decision.
+
+    Args:
+        record: the stored decision.
+        audit: the audit store (for the record's own chain check).
+        engine: the loaded `serving.engine.Engine`, or None.
+        bundle_dir: the folder the engine's bundle was loaded from (report lookup).
+        config: review limits.
+    """
+    explanation, contributions = _explanation(engine, record, config.waterfall_steps)
+    check = audit.check_record(record.id)
+    response = record.payload.get("response", {})
+    loaded = engine is not None and engine.bundle_hash == record.bundle_hash
+    model: dict[str, Any] = {
+        "version": record.model_version,
+        "bundle_hash": record.bundle_hash,
+        "policy_version": record.policy_version,
+        "loaded": loaded,
+        "report": _report_link(engine, record, bundle_dir),
+    }
+    if loaded:
+        meta = engine.model.bundle.metadata
+        model["trained_at"] = meta.trained_at.isoformat()
+        model["metrics"] = {
+            k: v
+            for k, v in meta.metrics.items()
+            if k.split(".")[-1] in {"auc", "gini", "ks", "brier", "ece", "psi"}
+        }
+    return {
+        "record": {k: v for k, v in record.to_dict().items() if k != "payload"},
+        "decision": {
+            key: response.get(key)
+            for key in ("as_of", "score", "model_tier", "policy", "hard_rules", "groups", "lang")
+        },
+        "inputs": record.payload.get("request"),
+        "flags": record.payload.get("flags", {}),
+        "features": _feature_rows(engine, record, contributions),
+        "reasons": _reasons(engine, record),
+        "explanation": explanation,
+        "model": model,
+        "record_check": {
+            "ok": check.ok,
+            "hash_ok": check.hash_ok,
+            "link_ok": check.link_ok,
+            "problem": check.problem,
+        },
+    }
+
+
+# -- HTTP ---------------------------------------------------------------------------------
+
+StateGetter = Callable[[], Any]
+
+
+def _current_state() -> Any:
+    try:
+        return bentoml.get_current_service().state
+    except bentoml.exceptions.BentoMLException as error:
+        raise ReviewError(503, "not_ready", "service is starting") from error
+
+
+def _auditor(state: Any, request: Request) -> None:
+    if state.tokens is None:
+        raise ReviewError(503, "not_ready", "token store unavailable")
+    try:
+        state.tokens.require(request.headers.get("authorization"), Role.AUDITOR)
+    except AuthenticationError as error:
+        raise ReviewError(401, "unauthorized", str(error)) from error
+    except PermissionDeniedError as error:
+        raise ReviewError(403, "forbidden", str(error)) from error
+
+
+def _store(state: Any) -> AuditStore:
+    if state.audit is None:
+        raise ReviewError(503, "not_ready", "audit store unavailable")
+    return state.audit
+
+
+def _record_id(raw: str) -> int | str:
+    if not raw or len(raw) > 64:
+        raise _invalid("id", "1 to 64 characters")
+    return int(raw) if raw.isdigit() else raw
+
+
+def _show(audit: AuditStore, record_id: int | str) -> StoredDecision:
+    try:
+        return audit.show(record_id)
+    except AuditRecordNotFoundError as error:
+        raise ReviewError(404, "not_found", str(error.args[0])) from error
+
+
+def _bundle_dir(state: Any) -> Path | None:
+    engine = state.engine
+    if engine is None:
+        return None
+    return Path(engine.model.bundle.path)
+
+
+def _attachment(content: Any, filename: str) -> Response:
+    body = json.dumps(content, ensure_ascii=False, indent=2, allow_nan=False).encode("utf-8")
+    return Response(
+        body,
+        media_type="application/json; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"', **_no_store()},
+    )
+
+
+def _no_store() -> dict[str, str]:
+    return {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+
+
+def review_routes(
+    state_getter: StateGetter | None = None, config: ReviewConfig | None = None
+) -> Mount:
+    """The ``/review`` mount: the page and its auditor-only JSON API.
+
+    Args:
+        state_getter: returns the service state (``serving.service.ServingState``: ``tokens``,
+            ``audit``, ``engine``); default: the current BentoML service's ``state``.
+        config: review limits (defaults when omitted).
+    """
+    get_state = state_getter or _current_state
+    settings = config or ReviewConfig()
+
+    def api(
+        handler: Callable[[Request, Any], Awaitable[Any]],
+    ) -> Callable[[Request], Awaitable[Response]]:
+        async def wrapped(request: Request) -> Response:
+            try:
+                state = get_state()
+                _auditor(state, request)
+                result = await handler(request, state)
+            except ReviewError as error:
+                return error.response()
+            if isinstance(result, Response):
+                return result
+            return JSONResponse(result, headers=_no_store())
+
+        wrapped.__name__ = handler.__name__
+        return wrapped
+
+    async def page(request: Request) -> Response:
+        return FileResponse(
+            REVIEW_DIR / "index.html",
+            media_type="text/html; charset=utf-8",
+            headers=_SECURITY_HEADERS,
+        )
+
+    async def to_page(request: Request) -> Response:
+        return RedirectResponse(url=str(request.url_for("review:page")), status_code=307)
+
+    async def static(request: Request) -> Response:
+        name = request.path_params["name"]
+        if name not in STATIC_FILES:
+            return ReviewError(404, "not_found", f"no static file {name!r}").response()
+        return FileResponse(
+            REVIEW_DIR / name, media_type=STATIC_FILES[name], headers=_SECURITY_HEADERS
+        )
+
+    async def facets(request: Request, state: Any) -> Any:
+        audit = _store(state)
+        values = await run_in_threadpool(audit.facets)
+        engine = state.engine
+        return {
+            **values,
+            "records": await run_in_threadpool(audit.count),
+            "loaded_model": engine.model_version if engine is not None else None,
+        }
+
+    async def search(request: Request, state: Any) -> Any:
+        params = parse_search(dict(request.query_params), settings.max_page)
+        page_ = await run_in_threadpool(_store(state).search, params.query())
+        return {
+            "total": page_.total,
+            "limit": page_.limit,
+            "offset": page_.offset,
+            "records": [summary(r) for r in page_.records],
+        }
+
+    async def detail(request: Request, state: Any) -> Any:
+        audit = _store(state)
+        record = await run_in_threadpool(_show, audit, _record_id(request.path_params["record_id"]))
+        return await run_in_threadpool(
+            decision_detail, record, audit, state.engine, _bundle_dir(state), settings
+        )
+
+    async def chain(request: Request, state: Any) -> Any:
+        result = await run_in_threadpool(_store(state).verify)
+        return {
+            "ok": result.ok,
+            "records": result.records,
+            "checkpoints": result.checkpoints,
+            "first_bad_id": result.first_bad_id,
+            "problem": result.problem,
+            "verified_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+
+    async def export(request: Request, state: Any) -> Any:
+        audit = _store(state)
+        params = dict(request.query_params)
+        raw_id = params.pop("id", None)
+        if raw_id is not None:
+            record = await run_in_threadpool(_show, audit, _record_id(raw_id.strip()))
+            return _attachment(record.to_dict(), f"decision-{record.id}.json")
+        params.pop("limit", None)
+        search_params = parse_search({**params, "limit": "1"}, settings.max_page)
+        page_ = await run_in_threadpool(
+            audit.search, search_params.query(limit=settings.max_export)
+        )
+        if page_.total > settings.max_export:
+            raise _invalid(
+                "from",
+                f"{page_.total} decisions match; export at most {settings.max_export} at once "
+                "(narrow the date range)",
+            )
+        records = sorted(page_.records, key=lambda r: r.id)
+        document = {
+            "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "filters": search_params.model_dump(
+                mode="json", by_alias=True, exclude={"limit", "offset"}
+            ),
+            "count": len(records),
+            "records": [r.to_dict() for r in records],
+        }
+        return _attachment(document, "decisions.json")
+
+    async def report(request: Request, state: Any) -> Any:
+        bundle_hash = request.path_params["bundle_hash"]
+        engine = state.engine
+        if engine is None or engine.bundle_hash != bundle_hash:
+            raise ReviewError(
+                404, "not_found", f"bundle {bundle_hash[:12]} is not the one loaded here"
+            )
+        path = find_report(Path(engine.model.bundle.path), bundle_hash)
+        if path is None:
+            raise ReviewError(404, "not_found", "no validation report for the loaded bundle")
+        return FileResponse(path, media_type="text/html; charset=utf-8", headers=_no_store())
+
+    return Mount(
+        "/review",
+        name="review",
+        routes=[
+            Route("/", page, methods=["GET"], name="page"),
+            Route("/index.html", to_page, methods=["GET"]),
+            Route("/static/{name}", static, methods=["GET"]),
+            Route("/api/facets", api(facets), methods=["GET"]),
+            Route("/api/decisions", api(search), methods=["GET"]),
+            Route("/api/decisions/{record_id}", api(detail), methods=["GET"]),
+            Route("/api/chain", api(chain), methods=["GET"]),
+            Route("/api/export", api(export), methods=["GET"]),
+            Route("/api/report/{bundle_hash}", api(report), methods=["GET"]),
+        ],
+    )
