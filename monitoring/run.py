@@ -29,7 +29,7 @@ from monitoring.warnings import early_warnings, review_schedule
 from rating.bundle import Bundle
 from rating.model import RatingModel
 from rating.policy import RatingPolicy, Tier
-from rating.portfolio import PortfolioRating, Progress, as_model, rate_portfolio
+from rating.portfolio import PortfolioRating, Progress, as_model, defaults_at, rate_portfolio
 from rating.scale import MasterScale
 
 
@@ -84,17 +84,6 @@ class MonitoringRun:
         return self.drift[self.drift["flag"].isin(["watch", "alert"])]
 
 
-def _defaults_at(raw: RawTables, as_of: date) -> pd.DataFrame:
-    """First default per customer on or before ``as_of``."""
-    d = raw.defaults
-    d = d[pd.to_datetime(d["default_date"]) <= pd.Timestamp(as_of)]
-    return (
-        d.sort_values("default_date")
-        .drop_duplicates("customer_id")
-        .set_index("customer_id")[["default_date", "default_type"]]
-    )
-
-
 def _reason_texts(rating: PortfolioRating, lang: str) -> list[str]:
     key = "text_zh" if lang == "zh" else "text_en"
     return ["; ".join(getattr(r, key) for r in rs) for rs in rating.result.reasons]
@@ -111,7 +100,7 @@ def ratings_frame(
     result = rating.result
     ids = pd.Index(rating.customer_ids, name="customer_id")
     customers = raw.customers.set_index("customer_id").reindex(ids)
-    defaults = _defaults_at(raw, rating.as_of).reindex(ids)
+    defaults = defaults_at(raw.defaults, rating.as_of).reindex(ids)
     in_default = defaults["default_date"].notna().to_numpy()
     grade = result.grade.astype(str).copy()
     grade[in_default] = scale.default_grade

@@ -283,3 +283,17 @@ def rate_portfolio(
         result=_concat_results(results, n_features),
         model=model,
     )
+
+
+def defaults_at(defaults: pd.DataFrame, as_of: date) -> pd.DataFrame:
+    """First default per customer on or before ``as_of`` (index ``customer_id``).
+
+    A customer in default is rated with the default grade and the restricted tier whatever
+    its model PD (the master scale's default grade is a status, not a PD band).
+    """
+    known = defaults[pd.to_datetime(defaults["default_date"]) <= pd.Timestamp(as_of)]
+    return (
+        known.sort_values("default_date")
+        .drop_duplicates("customer_id")
+        .set_index("customer_id")[["default_date", "default_type"]]
+    )

@@ -443,8 +443,13 @@ def score(
         rated.to_csv(out, index=False)
     else:
         write_parquet_atomic(rated, out)
-    counts = rated.groupby("tier").size().rename("customers").reset_index()
-    console.print(frame_table(counts, f"Customers by tier at {day}"))
+    order = ["low", "medium", "high", "restricted"]
+    counts = (
+        rated.groupby("tier")
+        .agg(customers=("customer_id", "size"), in_default=("in_default", "sum"))
+        .reindex(order, fill_value=0)
+    )
+    console.print(frame_table(counts, f"Customers by tier at {day}", index=True))
     console.print(f"wrote {len(rated):,} ratings to {out}")
 
 

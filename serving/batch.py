@@ -19,7 +19,8 @@ from features.groups.common import FeatureFrames
 from features.io import RawTables
 from rating.bundle import Bundle
 from rating.model import RatingModel
-from rating.portfolio import Progress, as_model, chunk_table, iter_rated_chunks
+from rating.policy import Tier
+from rating.portfolio import Progress, as_model, chunk_table, defaults_at, iter_rated_chunks
 from serving.engine import Engine
 
 __all__ = ["BatchError", "Progress", "request_example", "score_portfolio"]
@@ -48,8 +49,9 @@ def score_portfolio(
     Returns:
         One row per customer sorted by id: ``customer_id, as_of, pd, score, grade,
         model_tier, tier, hard_rules`` (codes, ``;``-joined), ``reason_1..4`` codes,
-        ``reason_1..4_contribution``, ``group_<name>`` contributions, ``model_version``,
-        ``bundle_hash``.
+        ``reason_1..4_contribution``, ``group_<name>`` contributions, ``in_default`` (from
+        raw tables: customers in default at ``as_of`` get the default grade and the restricted
+        tier), ``model_version``, ``bundle_hash``.
 
     Raises:
         BatchError: if ``chunk_size`` < 1.
@@ -64,6 +66,11 @@ def score_portfolio(
         for chunk in iter_rated_chunks(raw, as_of, model, chunk_size, progress)
     ]
     table = pd.concat(out, ignore_index=True) if out else pd.DataFrame()
+    if isinstance(raw, RawTables) and not table.empty:
+        in_default = table["customer_id"].isin(defaults_at(raw.defaults, as_of).index)
+        table["in_default"] = in_default.to_numpy()
+        table.loc[in_default, "grade"] = model.scale.default_grade
+        table.loc[in_default, "tier"] = Tier.RESTRICTED.value
     table["model_version"] = engine.model_version
     table["bundle_hash"] = engine.bundle_hash
     return table

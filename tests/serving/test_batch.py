@@ -57,3 +57,29 @@ def test_given_bad_inputs_when_batch_or_example_then_clear_errors(portfolio, as_
         score_portfolio(portfolio, as_of, bundle, chunk_size=0)
     with pytest.raises(BatchError, match="not in the raw tables"):
         request_example(portfolio, "nobody", as_of)
+
+
+def test_given_a_customer_in_default_when_the_portfolio_is_rated_then_grade_d_restricted(
+    portfolio, bundle, as_of
+):
+    import pandas as pd
+
+    from features.io import RawTables
+
+    # Given one customer with a default recorded before the rating date
+    defaulted = portfolio.customers["customer_id"].iloc[0]
+    defaults = pd.DataFrame(
+        {
+            "customer_id": [defaulted],
+            "default_date": [pd.Timestamp(as_of) - pd.Timedelta(days=30)],
+            "default_type": ["dpd90"],
+        }
+    )
+    raw = RawTables(**{**dict(portfolio.items()), "defaults": defaults})
+    # When the portfolio is rated
+    table = score_portfolio(raw, as_of, bundle).set_index("customer_id")
+    # Then that customer carries the default grade and the restricted tier, the others not
+    assert table.loc[defaulted, "grade"] == "D"
+    assert table.loc[defaulted, "tier"] == "restricted"
+    assert bool(table.loc[defaulted, "in_default"])
+    assert not table.drop(index=defaulted)["in_default"].any()
