@@ -236,6 +236,10 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+# mlflow and bentoml start their servers (uvicorn, ...) through PATH: put this venv first.
+VENV_PATH = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+
+
 def start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
     with log.open("wb") as out:
         return subprocess.Popen(
@@ -386,7 +390,7 @@ def mlflow_runs(work: Path, bundle: Bundle, rows: np.ndarray, args) -> dict:
         )
     log_s = time.perf_counter() - t0
     port = free_port()
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PYTHONPATH": str(ROOT), "PATH": VENV_PATH}
     model_uri = f"models:/riskgrade-bench/{info.registered_model_version}"
     command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", model_uri]
     command += ["--env-manager", "local", "--host", "127.0.0.1", "-p", str(port), "-w", "1"]
