@@ -56,6 +56,20 @@ CHANNELS: Final[tuple[str, ...]] = ("wire", "online", "card", "cash", "cheque")
 DEFAULT_TYPES: Final[tuple[str, ...]] = ("dpd90", "write_off", "insolvency")
 COMPLIANCE_FLAGS: Final[tuple[str, ...]] = ("sanctions_hit", "legal_enforcement", "fraud")
 
+STATEMENT_AMOUNTS: Final[tuple[str, ...]] = (
+    "total_assets",
+    "total_liabilities",
+    "current_assets",
+    "current_liabilities",
+    "cash",
+    "revenue",
+    "operating_costs",
+    "net_income",
+    "operating_cash_flow",
+    "interest_expense",
+)
+"""The amount columns of a financial statement, in contract order."""
+
 TABLES: Final[tuple[str, ...]] = (
     "customers",
     "financial_statements",

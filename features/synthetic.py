@@ -41,6 +41,7 @@ from features.schema import (
     LEGAL_FORMS,
     REGIONS,
     SIZE_CLASSES,
+    STATEMENT_AMOUNTS,
     TABLES,
 )
 
@@ -132,21 +133,7 @@ SCHEMAS_ARROW: Final[dict[str, pa.Schema]] = {
             ("published_date", pa.timestamp("ns")),
             ("period_months", pa.int64()),
             ("audited", pa.bool_()),
-            *[
-                (name, pa.float64())
-                for name in (
-                    "total_assets",
-                    "total_liabilities",
-                    "current_assets",
-                    "current_liabilities",
-                    "cash",
-                    "revenue",
-                    "operating_costs",
-                    "net_income",
-                    "operating_cash_flow",
-                    "interest_expense",
-                )
-            ],
+            *[(name, pa.float64()) for name in STATEMENT_AMOUNTS],
         ]
     ),
     "credit_facilities": pa.schema(

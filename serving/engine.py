@@ -21,6 +21,7 @@ import polars as pl
 
 from features.catalog import FEATURE_SPEC, compute_feature_row
 from features.groups.common import FeatureFrames
+from features.schema import STATEMENT_AMOUNTS
 from rating.bundle import POLICY_FILE
 from rating.explain import Explanation, render_waterfall
 from rating.model import RatingModel, ScoreResult
@@ -44,21 +45,7 @@ _STATEMENTS = {
     "period_end": pl.Date(),
     "published_date": pl.Date(),
     "period_months": pl.Int64(),
-    **{
-        name: pl.Float64()
-        for name in (
-            "total_assets",
-            "total_liabilities",
-            "current_assets",
-            "current_liabilities",
-            "cash",
-            "revenue",
-            "operating_costs",
-            "net_income",
-            "operating_cash_flow",
-            "interest_expense",
-        )
-    },
+    **{name: pl.Float64() for name in STATEMENT_AMOUNTS},
 }
 _FACILITIES = {
     "facility_id": pl.String(),

@@ -31,6 +31,7 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
 from features.io import RawDataError, RawTables, read_table, table_path
+from features.schema import STATEMENT_AMOUNTS
 
 DAYS_PER_YEAR = 365.25
 
@@ -64,16 +65,7 @@ _COLUMNS: dict[str, tuple[str, ...]] = {
         "period_end",
         "published_date",
         "period_months",
-        "total_assets",
-        "total_liabilities",
-        "current_assets",
-        "current_liabilities",
-        "cash",
-        "revenue",
-        "operating_costs",
-        "net_income",
-        "operating_cash_flow",
-        "interest_expense",
+        *STATEMENT_AMOUNTS,
     ),
     "credit_facilities": ("facility_id", "customer_id", "opened", "maturity_date", "limit"),
     "repayments": (
