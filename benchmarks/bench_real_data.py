@@ -45,7 +45,7 @@ CASES = {
     },
     "polish_year1": {
         "path": DATA / "polish_bankruptcy" / "1year.arff",
-        "target": "class",
+        "target": "bankruptcy",  # the ARFF header names the last column so
         "drop": [],
         "protected": [],
         "target_auc": 0.957,
@@ -53,7 +53,7 @@ CASES = {
     },
     "polish_year5": {
         "path": DATA / "polish_bankruptcy" / "5year.arff",
-        "target": "class",
+        "target": "bankruptcy",  # the ARFF header names the last column so
         "drop": [],
         "protected": [],
         "target_auc": 0.962,

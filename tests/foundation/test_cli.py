@@ -95,3 +95,25 @@ def test_invalid_params_file_names_the_key(tmp_path: Path, content: str, message
     result = _riskgrade("generate", "--params", str(params), "--out", str(tmp_path / "r"))
     assert result.returncode == 2
     assert message in result.stderr
+
+
+def test_params_yaml_loads_and_has_no_yaml_dates() -> None:
+    # DVC reads params.yaml too and refuses YAML date values: dates are quoted strings.
+    import datetime
+
+    import yaml
+
+    from riskgrade.config import load_params
+
+    root = Path(__file__).resolve().parents[2]
+
+    def walk(node: object) -> list[object]:
+        if isinstance(node, dict):
+            return [v for value in node.values() for v in walk(value)]
+        if isinstance(node, list):
+            return [v for value in node for v in walk(value)]
+        return [node]
+
+    document = yaml.safe_load((root / "params.yaml").read_text())
+    assert not [v for v in walk(document) if isinstance(v, datetime.date)]
+    assert load_params(root / "params.yaml").generate.start == datetime.date(2019, 1, 1)
