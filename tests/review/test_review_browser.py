@@ -10,10 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -22,8 +18,7 @@ import pytest
 from rating.bundle import Bundle
 from serving.auth import create_token
 from serving.batch import request_example
-from tests.serving.factory import AS_OF
-from tests.serving.test_serve_subprocess import free_port
+from tests.serving.factory import AS_OF, bentoml_serve
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path(os.environ.get("RISKGRADE_CHROMIUM", "/usr/bin/chromium"))
@@ -53,38 +48,7 @@ def served(tmp_path, trained: Bundle, raw):
     """``bentoml serve`` on loopback with decisions of three customers (one explained)."""
     tokens_path = tmp_path / "tokens.json"
     tokens = {r: create_token(tokens_path, f"{r}-user", r) for r in ("scorer", "auditor")}
-    port = free_port()
-    env = {
-        **os.environ,
-        "RISKGRADE_BUNDLE": str(trained.path),
-        "RISKGRADE_AUDIT_DB": str(tmp_path / "audit.db"),
-        "RISKGRADE_TOKENS": str(tokens_path),
-        "RISKGRADE_AUDIT_KEY": "test-key",
-        "BENTOML_HOME": str(tmp_path / "bentoml"),
-        "BENTOML_DO_NOT_TRACK": "true",
-    }
-    command = [sys.executable, "-m", "bentoml", "serve", "serving.service:RiskgradeService"]
-    command += ["--host", "127.0.0.1", "--port", str(port)]
-    process = subprocess.Popen(
-        command,
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and process.poll() is None:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        else:
-            pytest.fail("service did not become ready")
+    with bentoml_serve(trained.path, tokens_path, tmp_path) as base:
         scorer = {"Authorization": f"Bearer {tokens['scorer']}"}
         customers = list(raw.customers["customer_id"])[:3]
         for cid in customers:
@@ -93,12 +57,6 @@ def served(tmp_path, trained: Bundle, raw):
         explained = {**request_example(raw, customers[0], AS_OF), "chart": "none"}
         assert httpx.post(f"{base}/explain", json=explained, headers=scorer).status_code == 200
         yield base, tokens, customers
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
 
 
 def test_given_the_review_page_when_an_auditor_reviews_a_decision_then_waterfall_shown(served):

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import httpx
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
@@ -219,3 +228,63 @@ def shared_asgi_app() -> object:
     from serving.service import RiskgradeService
 
     return RiskgradeService.to_asgi()
+
+
+def free_port() -> int:
+    """A free TCP port on loopback."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def bentoml_serve(
+    bundle_dir: Path, tokens: Path, workdir: Path, *, timeout_s: float = 90
+) -> Iterator[str]:
+    """Run ``bentoml serve`` on loopback until the block ends; yields the base URL once ready.
+
+    The audit log goes to ``workdir/audit.db`` (checkpoint key ``test-key``). The whole
+    process group is stopped at the end (BentoML workers run in their own session).
+    """
+    port = free_port()
+    env = {
+        **os.environ,
+        "RISKGRADE_BUNDLE": str(bundle_dir),
+        "RISKGRADE_AUDIT_DB": str(workdir / "audit.db"),
+        "RISKGRADE_TOKENS": str(tokens),
+        "RISKGRADE_AUDIT_KEY": "test-key",
+        "BENTOML_HOME": str(workdir / "bentoml"),
+        "BENTOML_DO_NOT_TRACK": "true",
+    }
+    command = [sys.executable, "-m", "bentoml", "serve", "serving.service:RiskgradeService"]
+    command += ["--host", "127.0.0.1", "--port", str(port)]
+    process = subprocess.Popen(
+        command,
+        cwd=Path(__file__).resolve().parents[2],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        else:
+            raise AssertionError("bentoml serve did not become ready")
+        if process.poll() is not None:
+            raise AssertionError(f"bentoml serve exited with code {process.returncode}")
+        yield base
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
