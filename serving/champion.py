@@ -9,6 +9,9 @@ from pathlib import Path
 
 from rating.bundle import load_bundle
 
+BUNDLE_HASH_TAG = "bundle.sha256"
+"""Run tag under which training records the bundle hash."""
+
 
 class ChampionError(RuntimeError):
     """The registry has no usable champion."""
@@ -32,7 +35,8 @@ def fetch_champion(
 
     Raises:
         ChampionError: if the alias is not set or its run holds no bundle.
-        rating.bundle.BundleIntegrityError: if a file does not match the manifest.
+        rating.bundle.BundleIntegrityError: if a file does not match the manifest, or the
+            manifest does not match the hash recorded on the training run.
     """
     import mlflow
     from mlflow.exceptions import MlflowException
@@ -57,7 +61,10 @@ def fetch_champion(
         manifests = sorted(local.rglob("manifest.json"))
         if not manifests:
             raise ChampionError(f"run {version.run_id} of version {version.version} has no bundle")
-        bundle = load_bundle(manifests[0].parent)
+        # Pin the download to the hash the training run recorded in the registry, so a
+        # bundle whose files and manifest were both replaced is refused too.
+        recorded = client.get_run(version.run_id).data.tags.get(BUNDLE_HASH_TAG)
+        bundle = load_bundle(manifests[0].parent, expected_hash=recorded)
         staging = Path(tmp) / "verified"
         shutil.copytree(manifests[0].parent, staging)
         if dest.exists():
