@@ -26,6 +26,7 @@ from riskgrade.console import (
 
 if TYPE_CHECKING:
     from serving.audit import AuditStore
+    from serving.audit_sql import SqlAuditStore
     from training.pipeline import TrainResult
 
 app = typer.Typer(
@@ -525,13 +526,17 @@ AuditDbOption = Annotated[
 ]
 
 
-def _audit_store(settings: Params, db: Path | None) -> AuditStore:
-    from serving.audit import AuditConfig, AuditStore
+def _audit_store(settings: Params, db: Path | None) -> AuditStore | SqlAuditStore:
+    """The audit store: PostgreSQL when RISKGRADE_AUDIT_URL is set, else the SQLite file."""
+    from serving.audit import AuditConfig, open_audit_store
 
+    url = os.environ.get("RISKGRADE_AUDIT_URL")
+    if url and db is None:
+        return open_audit_store(AuditConfig(url=url))
     path = db or settings.paths.audit_db
     if not path.is_file():
         raise FileNotFoundError(f"audit database {path} does not exist")
-    return AuditStore(AuditConfig(path=path))
+    return open_audit_store(AuditConfig(path=path))
 
 
 @audit_app.command("verify")
@@ -539,10 +544,14 @@ def audit_verify(db: AuditDbOption = None, params: ParamsOption = DEFAULT_PARAMS
     """Check the whole hash chain and checkpoints (exit 1 naming the first bad record)."""
     from serving.audit import verify
 
-    path = db or _params(params).paths.audit_db
-    if not path.is_file():
-        raise FileNotFoundError(f"audit database {path} does not exist")
-    result = verify(path)
+    settings = _params(params)
+    if os.environ.get("RISKGRADE_AUDIT_URL") and db is None:
+        result = verify(_audit_store(settings, None))
+    else:
+        path = db or settings.paths.audit_db
+        if not path.is_file():
+            raise FileNotFoundError(f"audit database {path} does not exist")
+        result = verify(path)
     if result.ok:
         console.print(
             f"audit log intact: {result.records:,} records, {result.checkpoints:,} checkpoints"

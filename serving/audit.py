@@ -9,9 +9,9 @@ last checkpoint. A tail shorter than ``checkpoint_every`` records, cut together 
 checkpoint, is only detectable against an external copy of the checkpoints: ship them
 elsewhere (``export_checkpoints``) when that matters.
 
-Scaling out: the schema and the chain use plain SQL and ``BEGIN IMMEDIATE``-style writer
-serialisation; a PostgreSQL backend would implement the same ``AuditStore`` interface with
-``SELECT ... FOR UPDATE`` on the head row (extension point, not shipped).
+Scaling out: ``AuditConfig.url`` set to a PostgreSQL URL makes ``open_audit_store`` return
+``serving.audit_sql.SqlAuditStore``: the same interface, records and chain, with a table lock
+serialising writers across processes.
 """
 
 from __future__ import annotations
@@ -27,9 +27,12 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+if TYPE_CHECKING:
+    from serving.audit_sql import SqlAuditStore
 
 GENESIS_HASH = "0" * 64
 HMAC_KEY_ENV = "RISKGRADE_AUDIT_KEY"
@@ -115,6 +118,8 @@ class AuditConfig(BaseModel):
     hmac_key_env: str = HMAC_KEY_ENV
     """Environment variable holding the checkpoint signing key (a dev key is used if unset)."""
     busy_timeout_ms: int = Field(default=5000, ge=0)
+    url: str | None = None
+    """SQLAlchemy URL of a PostgreSQL audit database (``serving.audit_sql``); None: ``path``."""
 
 
 class DecisionRecord(BaseModel):
@@ -507,6 +512,22 @@ class AuditStore:
         return RecordCheck(id=record.id, hash_ok=hash_ok, link_ok=link_ok, problem=problem)
 
 
+def open_audit_store(
+    config: AuditConfig | None = None, *, key: bytes | None = None
+) -> AuditStore | SqlAuditStore:
+    """The audit store ``config`` names: PostgreSQL when ``url`` is set, else the SQLite file.
+
+    Raises:
+        AuditError: if the store cannot be opened (``AuditUrlError`` for a bad URL).
+    """
+    config = config or AuditConfig()
+    if config.url is None:
+        return AuditStore(config, key=key)
+    from serving.audit_sql import SqlAuditStore
+
+    return SqlAuditStore(config, key=key)
+
+
 def _query_clauses(query: AuditQuery) -> tuple[list[str], tuple[Any, ...]]:
     clauses: list[str] = []
     params: list[Any] = []
@@ -589,7 +610,10 @@ def _verify_rows(
 
 
 def verify(
-    db: Path | str | AuditStore, *, key: bytes | None = None, checkpoint_every: int | None = None
+    db: Path | str | AuditStore | SqlAuditStore,
+    *,
+    key: bytes | None = None,
+    checkpoint_every: int | None = None,
 ) -> VerifyResult:
     """Verify an audit database: chain links, record hashes, id sequence and checkpoints.
 
@@ -597,11 +621,11 @@ def verify(
     below the last checkpoint; ``first_bad_id`` is the first record that fails.
 
     Args:
-        db: The database path, or an open store.
+        db: The SQLite database path, or an open store (SQLite or PostgreSQL).
         key: Checkpoint HMAC key (default: from the environment, as the store does).
         checkpoint_every: Checkpoint interval the log was written with (default: config default).
     """
-    if isinstance(db, AuditStore):
+    if not isinstance(db, Path | str):
         return db.verify()
     path = Path(db)
     if not path.is_file():

@@ -48,8 +48,10 @@ from serving.audit import (
     AuditStore,
     AuditUnavailableError,
     StoredDecision,
+    open_audit_store,
     replay,
 )
+from serving.audit_sql import SqlAuditStore
 from serving.auth import (
     AuthenticationError,
     PermissionDeniedError,
@@ -97,6 +99,8 @@ class ServiceConfig(BaseModel):
         audit = base.audit
         if "RISKGRADE_AUDIT_DB" in env:
             audit = audit.model_copy(update={"path": Path(env["RISKGRADE_AUDIT_DB"])})
+        if env.get("RISKGRADE_AUDIT_URL"):
+            audit = audit.model_copy(update={"url": env["RISKGRADE_AUDIT_URL"]})
         limits = base.limits
         if "RISKGRADE_MAX_BODY_BYTES" in env:
             limits = RequestLimits(
@@ -152,7 +156,7 @@ class ServingState:
         """
         self.config = config
         self.engine: Engine | None = None
-        self.audit: AuditStore | None = None
+        self.audit: AuditStore | SqlAuditStore | None = None
         self.tokens: TokenStore | None = None
         self.problems: dict[str, str] = {}
         self._slots = threading.BoundedSemaphore(config.max_concurrency)
@@ -162,7 +166,7 @@ class ServingState:
         except (TokenError, ValueError) as error:
             self.problems["tokens"] = str(error)
         try:
-            self.audit = AuditStore(config.audit)
+            self.audit = open_audit_store(config.audit)
             if self.audit.uses_dev_key:
                 logger.warning("audit checkpoints are signed with the development key")
         except AuditError as error:
@@ -215,7 +219,7 @@ class ServingState:
         except PermissionDeniedError as error:
             raise ApiError(403, "forbidden", str(error)) from error
 
-    def ready_engine(self) -> tuple[Engine, AuditStore]:
+    def ready_engine(self) -> tuple[Engine, AuditStore | SqlAuditStore]:
         """The engine and audit store, or 503 when the service is not ready."""
         if self.engine is None or self.audit is None:
             problems = "; ".join(f"{k}: {v}" for k, v in self.problems.items())
@@ -277,7 +281,7 @@ def _state() -> ServingState:
     return service.state
 
 
-def _commit(audit: AuditStore, decisions: list[Decision]) -> None:
+def _commit(audit: AuditStore | SqlAuditStore, decisions: list[Decision]) -> None:
     try:
         for decision in decisions:
             audit.append(decision.record)
@@ -386,7 +390,7 @@ def _record_id(request: Request) -> int | str:
     return int(raw) if raw.isascii() and raw.isdigit() else raw
 
 
-def _show(audit: AuditStore, record_id: int | str) -> StoredDecision:
+def _show(audit: AuditStore | SqlAuditStore, record_id: int | str) -> StoredDecision:
     try:
         return audit.show(record_id)
     except AuditRecordNotFoundError as error:
