@@ -263,6 +263,41 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def payload_json(record: DecisionRecord) -> str:
+    """Canonical JSON of a record's payload (strict JSON fast path, converted otherwise)."""
+    try:  # the engine's payloads are already strict JSON (str keys, finite floats)
+        return canonical_json(record.payload)
+    except (ValueError, TypeError):
+        return canonical_json(_jsonable(record.payload))
+
+
+def chained_row(
+    record: DecisionRecord, payload: str, row_id: int, prev_hash: str
+) -> dict[str, Any]:
+    """The stored row of ``record`` linked after ``prev_hash``, with its own hash.
+
+    Every backend stores exactly these values, so a log verifies the same way anywhere.
+    """
+    row: dict[str, Any] = {
+        "id": row_id,
+        "decision_id": record.decision_id,
+        "created_at": _now(),
+        "kind": record.kind,
+        "caller": record.caller,
+        "customer_id": record.customer_id,
+        "model_version": record.model_version,
+        "bundle_hash": record.bundle_hash,
+        "policy_version": record.policy_version,
+        "pd": float(record.pd),
+        "grade": record.grade,
+        "tier": record.tier,
+        "payload": payload,
+        "prev_hash": prev_hash,
+    }
+    row["hash"] = record_hash(prev_hash, row)
+    return row
+
+
 class AuditStore:
     """The SQLite audit store: append, read, export, verify.
 
@@ -332,10 +367,7 @@ class AuditStore:
         Raises:
             AuditUnavailableError: if anything prevents the commit; nothing is written then.
         """
-        try:  # fast path: the engine's payloads are already strict JSON (str keys, finite floats)
-            payload = canonical_json(record.payload)
-        except (ValueError, TypeError):
-            payload = canonical_json(_jsonable(record.payload))
+        payload = payload_json(record)
         with self._lock:
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
@@ -344,23 +376,7 @@ class AuditStore:
                         "SELECT id, hash FROM decisions ORDER BY id DESC LIMIT 1"
                     ).fetchone()
                     prev_id, prev_hash = head if head else (0, GENESIS_HASH)
-                    row: dict[str, Any] = {
-                        "id": prev_id + 1,
-                        "decision_id": record.decision_id,
-                        "created_at": _now(),
-                        "kind": record.kind,
-                        "caller": record.caller,
-                        "customer_id": record.customer_id,
-                        "model_version": record.model_version,
-                        "bundle_hash": record.bundle_hash,
-                        "policy_version": record.policy_version,
-                        "pd": float(record.pd),
-                        "grade": record.grade,
-                        "tier": record.tier,
-                        "payload": payload,
-                        "prev_hash": prev_hash,
-                    }
-                    row["hash"] = record_hash(prev_hash, row)
+                    row = chained_row(record, payload, prev_id + 1, prev_hash)
                     names = (*_COLUMNS, "hash")
                     self._conn.execute(
                         f"INSERT INTO decisions ({', '.join(names)}) "

@@ -48,14 +48,13 @@ from serving.audit import (
     RecordCheck,
     StoredDecision,
     VerifyResult,
-    _jsonable,
-    _now,
     _query_clauses,
     _sign,
     _to_stored,
     _utc_iso,
     _verify_rows,
-    canonical_json,
+    chained_row,
+    payload_json,
     record_hash,
 )
 
@@ -240,10 +239,7 @@ class SqlAuditStore:
         Raises:
             AuditUnavailableError: if anything prevents the commit; nothing is written then.
         """
-        try:
-            payload = canonical_json(record.payload)
-        except (ValueError, TypeError):
-            payload = canonical_json(_jsonable(record.payload))
+        payload = payload_json(record)
         try:
             with self._engine.begin() as conn:
                 conn.execute(sa.text("LOCK TABLE decisions IN EXCLUSIVE MODE"))
@@ -251,23 +247,7 @@ class SqlAuditStore:
                     sa.text("SELECT id, hash FROM decisions ORDER BY id DESC LIMIT 1")
                 ).first()
                 prev_id, prev_hash = (int(head[0]), str(head[1])) if head else (0, GENESIS_HASH)
-                row: dict[str, Any] = {
-                    "id": prev_id + 1,
-                    "decision_id": record.decision_id,
-                    "created_at": _now(),
-                    "kind": record.kind,
-                    "caller": record.caller,
-                    "customer_id": record.customer_id,
-                    "model_version": record.model_version,
-                    "bundle_hash": record.bundle_hash,
-                    "policy_version": record.policy_version,
-                    "pd": float(record.pd),
-                    "grade": record.grade,
-                    "tier": record.tier,
-                    "payload": payload,
-                    "prev_hash": prev_hash,
-                }
-                row["hash"] = record_hash(prev_hash, row)
+                row = chained_row(record, payload, prev_id + 1, prev_hash)
                 conn.execute(
                     sa.text(
                         f"INSERT INTO decisions ({', '.join(_NAMES)}) "
