@@ -57,7 +57,7 @@ from rating.scale import MasterScale  # noqa: E402
 from serving.audit import AuditConfig, AuditStore  # noqa: E402
 from serving.auth import create_token  # noqa: E402
 from serving.batch import request_example  # noqa: E402
-from serving.engine import Engine, request_frames  # noqa: E402
+from serving.engine import Engine, RequestSource, request_frames  # noqa: E402
 from serving.schemas import DEFAULT_LIMITS, ScoreRequest  # noqa: E402
 from tests.serving.factory import AS_OF, make_portfolio  # noqa: E402
 
@@ -209,7 +209,7 @@ def in_process(engine: Engine, bodies: list[bytes], audit_dir: Path, rounds: int
             t4 = clock()
             booster.predict(row, pred_contrib=True, num_threads=1)
             t5 = clock()
-            decision = engine.decide([request], "bench")[0]
+            decision = engine.decide([request], "bench", sources=[RequestSource(body)])[0]
             t6 = clock()
             audit.append(decision.record)
             t7 = clock()

@@ -302,7 +302,7 @@ def reproducibility(ws: Workspace, out: Path, n: int = 8) -> dict[str, Any]:
             stored = httpx.get(
                 f"{second.base}/audit/{decision_id}", headers=ws.auth("auditor"), timeout=30
             ).json()
-            request = {k: v for k, v in stored["payload"]["request"].items() if k != "chart"}
+            request = {k: v for k, v in stored["request"].items() if k != "chart"}
             again = httpx.post(
                 f"{second.base}/score", json=request, headers=ws.auth(), timeout=30
             ).json()

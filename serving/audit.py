@@ -2,11 +2,20 @@
 
 Every decision is one row of ``decisions``; its ``hash`` is
 ``sha256(prev_hash + canonical JSON of every other column)``, chaining it to the row before.
-Triggers reject UPDATE and DELETE. Every ``checkpoint_every`` records a row of ``checkpoints``
-stores (record count, head hash, HMAC-SHA256 of both under a secret key), so a log whose tail
-was cut off (rows and triggers removed by someone with file access) no longer matches its
-last checkpoint. A tail shorter than ``checkpoint_every`` records, cut together with no
-checkpoint, is only detectable against an external copy of the checkpoints: ship them
+The request body is kept exactly as it was received, once, in ``request_bodies`` (keyed by its
+SHA-256); a decision names it by ``request_sha256`` plus ``request_pointer``, the JSON pointer
+of its request inside that body (``""`` for ``/score``, ``"/requests/3"`` for the fourth
+request of a ``/score_batch`` call). The digest is part of the row hash and verification
+re-hashes every body, so a changed byte of a body is detected like a changed column. Storing
+the bytes received also means nothing is re-serialised on the scoring path. Records written
+before bodies were stored separately (no ``request_sha256``) keep their request in the payload
+and are hashed as they were written. Triggers reject UPDATE and DELETE on every table.
+
+Every ``checkpoint_every`` records a row of ``checkpoints`` stores (record count, head hash,
+HMAC-SHA256 of both under a secret key), so a log whose tail was cut off (rows and triggers
+removed by someone with file access) no longer matches its last checkpoint. A tail shorter than
+``checkpoint_every`` records, cut together with no checkpoint, is only detectable against an
+external copy of the checkpoints: ship them
 elsewhere (``export_checkpoints``) when that matters.
 
 Scaling out: ``AuditConfig.url`` set to a PostgreSQL URL makes ``open_audit_store`` return
@@ -23,8 +32,8 @@ import math
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -54,7 +63,11 @@ _COLUMNS: tuple[str, ...] = (
     "payload",
     "prev_hash",
 )
-"""Columns covered by a record's hash, in hashing order (everything but ``hash``)."""
+"""Columns covered by every record's hash, in hashing order."""
+_REQUEST_COLUMNS: tuple[str, ...] = ("request_sha256", "request_pointer")
+"""Also hashed when ``request_sha256`` is set (every record but those of the first format)."""
+_STORED: tuple[str, ...] = (*_COLUMNS, *_REQUEST_COLUMNS, "hash")
+"""Columns read back from ``decisions``."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS decisions (
@@ -72,7 +85,13 @@ CREATE TABLE IF NOT EXISTS decisions (
     tier TEXT NOT NULL,
     payload TEXT NOT NULL,
     prev_hash TEXT NOT NULL,
-    hash TEXT NOT NULL UNIQUE
+    hash TEXT NOT NULL UNIQUE,
+    request_sha256 TEXT,
+    request_pointer TEXT
+);
+CREATE TABLE IF NOT EXISTS request_bodies (
+    sha256 TEXT PRIMARY KEY,
+    body BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS decisions_created_at ON decisions (created_at);
 CREATE INDEX IF NOT EXISTS decisions_customer_id ON decisions (customer_id);
@@ -88,6 +107,10 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 CREATE TRIGGER IF NOT EXISTS decisions_no_update BEFORE UPDATE ON decisions
 BEGIN SELECT RAISE(ABORT, 'audit log is append-only: UPDATE rejected'); END;
 CREATE TRIGGER IF NOT EXISTS decisions_no_delete BEFORE DELETE ON decisions
+BEGIN SELECT RAISE(ABORT, 'audit log is append-only: DELETE rejected'); END;
+CREATE TRIGGER IF NOT EXISTS request_bodies_no_update BEFORE UPDATE ON request_bodies
+BEGIN SELECT RAISE(ABORT, 'audit log is append-only: UPDATE rejected'); END;
+CREATE TRIGGER IF NOT EXISTS request_bodies_no_delete BEFORE DELETE ON request_bodies
 BEGIN SELECT RAISE(ABORT, 'audit log is append-only: DELETE rejected'); END;
 CREATE TRIGGER IF NOT EXISTS checkpoints_no_update BEFORE UPDATE ON checkpoints
 BEGIN SELECT RAISE(ABORT, 'audit log is append-only: UPDATE rejected'); END;
@@ -138,7 +161,11 @@ class DecisionRecord(BaseModel):
     grade: str
     tier: str
     payload: dict[str, Any]
-    """Request body, computed features, reasons, groups, hard rules: the full decision."""
+    """Computed features, flags and the response (reasons, groups, hard rules)."""
+    request_body: bytes
+    """The HTTP body the request came in, byte for byte (stored once per distinct body)."""
+    request_pointer: str = Field(default="", max_length=64, pattern=r"^(/[A-Za-z0-9_]+)*$")
+    """JSON pointer of this decision's request inside ``request_body`` (``""``: the body)."""
 
 
 @dataclass(frozen=True)
@@ -160,10 +187,14 @@ class StoredDecision:
     payload: dict[str, Any]
     prev_hash: str
     hash: str
+    request_sha256: str | None = None
+    request_pointer: str | None = None
+    request: dict[str, Any] | None = None
+    """The scored request (read by ``show``; None in search results and listings)."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready view of the record."""
-        return {name: getattr(self, name) for name in (*_COLUMNS, "hash")}
+        return {name: getattr(self, name) for name in (*_STORED, "request")}
 
 
 @dataclass(frozen=True)
@@ -238,10 +269,48 @@ def canonical_json(value: Any) -> str:
 def record_hash(prev_hash: str, row: Mapping[str, Any]) -> str:
     """Hash of one row: sha256 over the previous hash and the canonical JSON of its columns.
 
-    ``row['payload']`` is hashed as the stored text, so any byte change is detected.
+    ``row['payload']`` is hashed as the stored text, so any byte change is detected; the
+    request body is covered through its digest (``request_sha256``).
     """
-    body = canonical_json({name: row[name] for name in _COLUMNS})
+    names = _COLUMNS if row.get("request_sha256") is None else (*_COLUMNS, *_REQUEST_COLUMNS)
+    body = canonical_json({name: row[name] for name in names})
     return hashlib.sha256((prev_hash + body).encode("utf-8")).hexdigest()
+
+
+def body_digest(body: bytes) -> str:
+    """SHA-256 (hex) of a request body, its key in ``request_bodies``."""
+    return hashlib.sha256(body).hexdigest()
+
+
+def resolve_pointer(document: Any, pointer: str) -> Any:
+    """The value at a JSON pointer (RFC 6901, the subset the store writes: keys and indices).
+
+    Raises:
+        AuditError: if the pointer does not lead to a value.
+    """
+    value = document
+    for token in pointer.split("/")[1:] if pointer else []:
+        key = token.replace("~1", "/").replace("~0", "~")
+        try:
+            value = value[int(key)] if isinstance(value, list) else value[key]
+        except (KeyError, IndexError, ValueError, TypeError) as error:
+            raise AuditError(f"request pointer {pointer!r} does not resolve") from error
+    return value
+
+
+def stored_request(record: StoredDecision, body: bytes | None) -> dict[str, Any] | None:
+    """The request a record scored: its pointer into ``body``, or (first format) the payload."""
+    if record.request_sha256 is None:
+        request = record.payload.get("request")
+        return request if isinstance(request, dict) else None
+    if body is None:
+        return None
+    try:
+        document = json.loads(body)
+    except ValueError as error:
+        raise AuditError(f"record {record.id}: stored request body is not JSON") from error
+    request = resolve_pointer(document, record.request_pointer or "")
+    return request if isinstance(request, dict) else None
 
 
 def _sign(key: bytes, count: int, head_hash: str) -> str:
@@ -272,7 +341,7 @@ def payload_json(record: DecisionRecord) -> str:
 
 
 def chained_row(
-    record: DecisionRecord, payload: str, row_id: int, prev_hash: str
+    record: DecisionRecord, payload: str, row_id: int, prev_hash: str, request_sha256: str
 ) -> dict[str, Any]:
     """The stored row of ``record`` linked after ``prev_hash``, with its own hash.
 
@@ -293,6 +362,8 @@ def chained_row(
         "tier": record.tier,
         "payload": payload,
         "prev_hash": prev_hash,
+        "request_sha256": request_sha256,
+        "request_pointer": record.request_pointer,
     }
     row["hash"] = record_hash(prev_hash, row)
     return row
@@ -302,7 +373,8 @@ class AuditStore:
     """The SQLite audit store: append, read, export, verify.
 
     One connection, serialised by a lock (SQLite has one writer anyway); safe to share between
-    the service's worker threads.
+    the service's worker threads. Several processes may share one file: every append takes the
+    write lock (``BEGIN IMMEDIATE``) before it reads the chain head.
     """
 
     def __init__(self, config: AuditConfig | None = None, *, key: bytes | None = None) -> None:
@@ -330,6 +402,7 @@ class AuditStore:
                 raise AuditError(f"{self.path}: cannot switch the audit log to WAL (got {mode})")
             self._conn.execute("PRAGMA synchronous=FULL")
             self._conn.executescript(_SCHEMA)
+            _add_request_columns(self._conn)
         except (OSError, sqlite3.Error) as error:
             raise AuditError(f"cannot open audit store {self.path}: {error}") from error
 
@@ -367,7 +440,20 @@ class AuditStore:
         Raises:
             AuditUnavailableError: if anything prevents the commit; nothing is written then.
         """
-        payload = payload_json(record)
+        return self.append_many([record])[0]
+
+    def append_many(self, records: Sequence[DecisionRecord]) -> list[StoredDecision]:
+        """Commit decisions in one transaction (one fsync), chained in the given order.
+
+        All or nothing: if anything prevents the commit, no record of the group is written.
+
+        Raises:
+            AuditUnavailableError: if the group cannot be committed.
+        """
+        prepared = [
+            (record, payload_json(record), body_digest(record.request_body)) for record in records
+        ]
+        rows: list[dict[str, Any]] = []
         with self._lock:
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
@@ -376,34 +462,36 @@ class AuditStore:
                         "SELECT id, hash FROM decisions ORDER BY id DESC LIMIT 1"
                     ).fetchone()
                     prev_id, prev_hash = head if head else (0, GENESIS_HASH)
-                    row = chained_row(record, payload, prev_id + 1, prev_hash)
-                    names = (*_COLUMNS, "hash")
-                    self._conn.execute(
-                        f"INSERT INTO decisions ({', '.join(names)}) "
-                        f"VALUES ({', '.join('?' for _ in names)})",
-                        [row[name] for name in names],
-                    )
-                    if row["id"] % self.config.checkpoint_every == 0:
+                    for record, payload, digest in prepared:
                         self._conn.execute(
-                            "INSERT INTO checkpoints (record_count, head_hash, created_at, "
-                            "signature) VALUES (?, ?, ?, ?)",
-                            (
-                                row["id"],
-                                row["hash"],
-                                row["created_at"],
-                                _sign(self._key, row["id"], row["hash"]),
-                            ),
+                            "INSERT OR IGNORE INTO request_bodies (sha256, body) VALUES (?, ?)",
+                            (digest, record.request_body),
                         )
+                        row = chained_row(record, payload, prev_id + 1, prev_hash, digest)
+                        self._conn.execute(_INSERT_DECISION, [row[name] for name in _STORED])
+                        if row["id"] % self.config.checkpoint_every == 0:
+                            self._conn.execute(
+                                "INSERT INTO checkpoints (record_count, head_hash, created_at, "
+                                "signature) VALUES (?, ?, ?, ?)",
+                                (
+                                    row["id"],
+                                    row["hash"],
+                                    row["created_at"],
+                                    _sign(self._key, row["id"], row["hash"]),
+                                ),
+                            )
+                        rows.append(row)
+                        prev_id, prev_hash = row["id"], row["hash"]
                     self._conn.execute("COMMIT")
                 except BaseException:
                     self._conn.execute("ROLLBACK")
                     raise
             except (sqlite3.Error, ValueError) as error:
                 raise AuditUnavailableError(f"audit store {self.path}: {error}") from error
-        return _to_stored(row)
+        return [_to_stored(row) for row in rows]
 
     def show(self, record_id: int | str) -> StoredDecision:
-        """One record by row id (int) or decision id (str).
+        """One record by row id (int) or decision id (str), with the request it scored.
 
         Raises:
             AuditRecordNotFoundError: if there is no such record.
@@ -412,7 +500,18 @@ class AuditStore:
         rows = self._select(f"WHERE {column} = ?", (record_id,))
         if not rows:
             raise AuditRecordNotFoundError(f"no audit record with {column} {record_id!r}")
-        return rows[0]
+        record = rows[0]
+        body = self._body(record.request_sha256)
+        return replace(record, request=stored_request(record, body))
+
+    def _body(self, digest: str | None) -> bytes | None:
+        if digest is None:
+            return None
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT body FROM request_bodies WHERE sha256 = ?", (digest,)
+            ).fetchone()
+        return bytes(row[0]) if row else None
 
     def export(
         self, start: datetime | None = None, end: datetime | None = None
@@ -430,12 +529,11 @@ class AuditStore:
 
     def checkpoints(self) -> list[dict[str, Any]]:
         """The checkpoint rows (count, head hash, time, signature), oldest first."""
+        keys = ("id", "record_count", "head_hash", "created_at", "signature")
         with self._lock:
             rows = self._conn.execute(
-                "SELECT id, record_count, head_hash, created_at, signature FROM checkpoints "
-                "ORDER BY id"
+                f"SELECT {', '.join(keys)} FROM checkpoints ORDER BY id"
             ).fetchall()
-        keys = ("id", "record_count", "head_hash", "created_at", "signature")
         return [dict(zip(keys, row, strict=True)) for row in rows]
 
     def count(self) -> int:
@@ -444,18 +542,16 @@ class AuditStore:
             return int(self._conn.execute("SELECT COUNT(*) FROM decisions").fetchone()[0])
 
     def verify(self) -> VerifyResult:
-        """Check the whole chain and the checkpoints; see ``verify``."""
+        """Check the whole chain, the request bodies and the checkpoints; see ``verify``."""
         with self._lock:
-            rows, checkpoints = _read_all(self._conn)
-        return _verify_rows(rows, checkpoints, self._key, self.config.checkpoint_every)
+            return _verify_sqlite(self._conn, self._key, self.config.checkpoint_every)
 
     def _select(self, where: str, params: tuple[Any, ...]) -> list[StoredDecision]:
         with self._lock:
             rows = self._conn.execute(
-                f"SELECT {', '.join(_COLUMNS)}, hash FROM decisions {where} ORDER BY id", params
+                f"SELECT {', '.join(_STORED)} FROM decisions {where} ORDER BY id", params
             ).fetchall()
-        names = (*_COLUMNS, "hash")
-        return [_to_stored(dict(zip(names, row, strict=True))) for row in rows]
+        return [_to_stored(dict(zip(_STORED, row, strict=True))) for row in rows]
 
     def iter_all(self) -> Iterator[StoredDecision]:
         """Every record, oldest first."""
@@ -474,17 +570,16 @@ class AuditStore:
         query = query or AuditQuery()
         clauses, params = _query_clauses(query)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        names = (*_COLUMNS, "hash")
         with self._lock:
             total = int(
                 self._conn.execute(f"SELECT COUNT(*) FROM decisions {where}", params).fetchone()[0]
             )
             rows = self._conn.execute(
-                f"SELECT {', '.join(names)} FROM decisions {where} ORDER BY id DESC "
+                f"SELECT {', '.join(_STORED)} FROM decisions {where} ORDER BY id DESC "
                 "LIMIT ? OFFSET ?",
                 (*params, query.limit, query.offset),
             ).fetchall()
-        records = tuple(_to_stored(dict(zip(names, row, strict=True))) for row in rows)
+        records = tuple(_to_stored(dict(zip(_STORED, row, strict=True))) for row in rows)
         return AuditPage(records=records, total=total, limit=query.limit, offset=query.offset)
 
     def facets(self) -> dict[str, list[str]]:
@@ -498,15 +593,14 @@ class AuditStore:
         }
 
     def check_record(self, record_id: int | str) -> RecordCheck:
-        """Check one record locally: its hash recomputes and it links to the record before it.
+        """Check one record locally: its hash, its request body and its link to the record before.
 
-        Cheap (two rows); the whole chain and the checkpoints are checked by `verify`.
+        Cheap (two rows and a body); the whole chain and the checkpoints are checked by `verify`.
 
         Raises:
             AuditRecordNotFoundError: if there is no such record.
         """
         record = self.show(record_id)
-        row = record.to_dict()
         with self._lock:
             stored_payload = self._conn.execute(
                 "SELECT payload FROM decisions WHERE id = ?", (record.id,)
@@ -514,18 +608,49 @@ class AuditStore:
             previous = self._conn.execute(
                 "SELECT hash FROM decisions WHERE id = ?", (record.id - 1,)
             ).fetchone()
-        row["payload"] = stored_payload
-        hash_ok = record_hash(record.prev_hash, row) == record.hash
-        expected_prev = GENESIS_HASH if record.id == 1 else (previous[0] if previous else None)
-        link_ok = expected_prev is not None and expected_prev == record.prev_hash
-        problem = None
-        if not hash_ok:
-            problem = f"record {record.id}: content does not match its hash"
-        elif expected_prev is None:
-            problem = f"record {record.id - 1} (before record {record.id}) is missing"
-        elif not link_ok:
-            problem = f"record {record.id}: prev_hash does not link to record {record.id - 1}"
-        return RecordCheck(id=record.id, hash_ok=hash_ok, link_ok=link_ok, problem=problem)
+        body = self._body(record.request_sha256)
+        return check_row(record, stored_payload, previous[0] if previous else None, body)
+
+
+_INSERT_DECISION = (
+    f"INSERT INTO decisions ({', '.join(_STORED)}) VALUES ({', '.join('?' for _ in _STORED)})"
+)
+
+
+def _add_request_columns(conn: sqlite3.Connection) -> None:
+    """Bring a log of the first format (request inside the payload) to the current columns.
+
+    ALTER TABLE ADD COLUMN changes no stored row (the append-only triggers stay intact); old
+    rows keep NULL request columns and are hashed as they were written.
+    """
+    present = {row[1] for row in conn.execute("PRAGMA table_info(decisions)")}
+    for column in _REQUEST_COLUMNS:
+        if column not in present:
+            conn.execute(f"ALTER TABLE decisions ADD COLUMN {column} TEXT")
+
+
+def check_row(
+    record: StoredDecision, stored_payload: str, previous_hash: str | None, body: bytes | None
+) -> RecordCheck:
+    """Local integrity of one stored row (shared by every backend)."""
+    row = record.to_dict()
+    row["payload"] = stored_payload
+    hash_ok = record_hash(record.prev_hash, row) == record.hash
+    body_ok = record.request_sha256 is None or (
+        body is not None and body_digest(body) == record.request_sha256
+    )
+    expected_prev = GENESIS_HASH if record.id == 1 else previous_hash
+    link_ok = expected_prev is not None and expected_prev == record.prev_hash
+    problem = None
+    if not hash_ok:
+        problem = f"record {record.id}: content does not match its hash"
+    elif not body_ok:
+        problem = f"record {record.id}: request body missing or altered"
+    elif expected_prev is None:
+        problem = f"record {record.id - 1} (before record {record.id}) is missing"
+    elif not link_ok:
+        problem = f"record {record.id}: prev_hash does not link to record {record.id - 1}"
+    return RecordCheck(id=record.id, hash_ok=hash_ok and body_ok, link_ok=link_ok, problem=problem)
 
 
 def open_audit_store(
@@ -574,21 +699,34 @@ def _to_stored(row: Mapping[str, Any]) -> StoredDecision:
 
 
 def _verify_rows(
-    rows: list[tuple[Any, ...]],
+    rows: Iterable[Sequence[Any]],
+    n_rows: int,
     checkpoints: list[tuple[Any, ...]],
     key: bytes,
     checkpoint_every: int,
+    good_bodies: set[str],
 ) -> VerifyResult:
-    names = (*_COLUMNS, "hash")
-    n_rows, n_checks = len(rows), len(checkpoints)
+    """Check rows (``_STORED`` order, by id), their request bodies and the checkpoints.
+
+    Args:
+        rows: Every decision row, oldest first (streamed: a log need not fit in memory).
+        n_rows: How many rows there are.
+        checkpoints: ``(id, record_count, head_hash, signature)`` rows, oldest first.
+        key: Checkpoint HMAC key.
+        checkpoint_every: Checkpoint interval the log was written with.
+        good_bodies: Digests of the stored bodies whose content still hashes to their key.
+    """
+    n_checks = len(checkpoints)
 
     def bad(record_id: int, problem: str) -> VerifyResult:
         return VerifyResult(False, n_rows, n_checks, record_id, problem)
 
-    hashes: list[str] = []
+    due = {count for _, count, _, _ in checkpoints}
+    heads: dict[int, str] = {}
     prev_hash = GENESIS_HASH
+    position = 0
     for position, values in enumerate(rows, start=1):
-        row = dict(zip(names, values, strict=True))
+        row = dict(zip(_STORED, values, strict=True))
         if row["id"] != position:
             return bad(position, f"record {position} is missing (next stored id is {row['id']})")
         if row["prev_hash"] != prev_hash:
@@ -597,8 +735,14 @@ def _verify_rows(
             )
         if record_hash(prev_hash, row) != row["hash"]:
             return bad(position, f"record {position}: content does not match its hash")
+        digest = row["request_sha256"]
+        if digest is not None and digest not in good_bodies:
+            return bad(position, f"record {position}: request body missing or altered")
         prev_hash = row["hash"]
-        hashes.append(prev_hash)
+        if position in due:
+            heads[position] = prev_hash
+    if position != n_rows:  # pragma: no cover - rows appended between count and read
+        n_rows = position
 
     for number, (check_id, count, head_hash, signature) in enumerate(checkpoints, start=1):
         if check_id != number or count != number * checkpoint_every:
@@ -613,7 +757,7 @@ def _verify_rows(
                 n_rows + 1,
                 f"tail cut off: checkpoint {number} covers {count} records, the log holds {n_rows}",
             )
-        if hashes[count - 1] != head_hash:
+        if heads.get(count) != head_hash:
             return bad(count, f"checkpoint {number}: head hash differs from record {count}")
     expected = n_rows // checkpoint_every
     if n_checks < expected:
@@ -625,16 +769,22 @@ def _verify_rows(
     return VerifyResult(True, n_rows, n_checks)
 
 
+def good_body_digests(bodies: Iterable[Sequence[Any]]) -> set[str]:
+    """Keys of the ``(sha256, body)`` rows whose body still hashes to its key."""
+    return {str(digest) for digest, body in bodies if body_digest(bytes(body)) == digest}
+
+
 def verify(
     db: Path | str | AuditStore | SqlAuditStore,
     *,
     key: bytes | None = None,
     checkpoint_every: int | None = None,
 ) -> VerifyResult:
-    """Verify an audit database: chain links, record hashes, id sequence and checkpoints.
+    """Verify an audit database: chain links, record hashes, bodies, ids and checkpoints.
 
-    Detects an edited byte, a deleted or reordered record, a forged checkpoint and a tail cut
-    below the last checkpoint; ``first_bad_id`` is the first record that fails.
+    Detects an edited byte (of a column or of a request body), a deleted or reordered record,
+    a forged checkpoint and a tail cut below the last checkpoint; ``first_bad_id`` is the
+    first record that fails.
 
     Args:
         db: The SQLite database path, or an open store (SQLite or PostgreSQL).
@@ -653,20 +803,36 @@ def verify(
     # Read-only: verification must not recreate triggers or tables someone removed.
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
-        rows, checkpoints = _read_all(conn)
+        return _verify_sqlite(conn, key, every)
     except sqlite3.Error as error:
         raise AuditError(f"cannot read audit database {path}: {error}") from error
     finally:
         conn.close()
-    return _verify_rows(rows, checkpoints, key, every)
 
 
-def _read_all(conn: sqlite3.Connection) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-    rows = conn.execute(f"SELECT {', '.join(_COLUMNS)}, hash FROM decisions ORDER BY id").fetchall()
-    checkpoints = conn.execute(
-        "SELECT id, record_count, head_hash, signature FROM checkpoints ORDER BY id"
-    ).fetchall()
-    return rows, checkpoints
+def _verify_sqlite(conn: sqlite3.Connection, key: bytes, checkpoint_every: int) -> VerifyResult:
+    """Verify a SQLite log on one read transaction (a consistent snapshot)."""
+    present = {row[1] for row in conn.execute("PRAGMA table_info(decisions)")}
+    columns = ", ".join(name if name in present else f"NULL AS {name}" for name in _STORED)
+    tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    in_transaction = conn.in_transaction
+    if not in_transaction:
+        conn.execute("BEGIN")
+    try:
+        bodies = (
+            good_body_digests(conn.execute("SELECT sha256, body FROM request_bodies"))
+            if "request_bodies" in tables
+            else set()
+        )
+        n_rows = int(conn.execute("SELECT COUNT(*) FROM decisions").fetchone()[0])
+        checkpoints = conn.execute(
+            "SELECT id, record_count, head_hash, signature FROM checkpoints ORDER BY id"
+        ).fetchall()
+        rows = conn.execute(f"SELECT {columns} FROM decisions ORDER BY id")
+        return _verify_rows(rows, n_rows, checkpoints, key, checkpoint_every, bodies)
+    finally:
+        if not in_transaction:
+            conn.execute("COMMIT")
 
 
 def export_checkpoints(store: AuditStore, path: Path) -> None:
@@ -676,9 +842,9 @@ def export_checkpoints(store: AuditStore, path: Path) -> None:
 
 
 class Rescorer(Protocol):
-    """What replay needs of a model: re-score a stored decision payload."""
+    """What replay needs of a model: re-score a stored request."""
 
-    def rescore(self, payload: dict[str, Any]) -> dict[str, Any]:
+    def rescore(self, request: dict[str, Any]) -> dict[str, Any]:
         """Return ``features`` (name -> value or None), ``pd``, ``grade`` and ``tier``."""
         ...
 
@@ -717,7 +883,7 @@ def _same(a: float | None, b: float | None, tolerance: float) -> bool:
 
 
 def replay(
-    store: AuditStore,
+    store: AuditStore | SqlAuditStore,
     record_id: int | str,
     bundle_loader: Callable[[str], Rescorer],
     tolerance: float = 1e-12,
@@ -734,8 +900,10 @@ def replay(
         tolerance: largest accepted absolute PD difference (and relative feature difference).
     """
     record = store.show(record_id)
+    if record.request is None:
+        raise AuditError(f"record {record.id}: its request body is missing from the store")
     model = bundle_loader(record.bundle_hash)
-    again = model.rescore(record.payload)
+    again = model.rescore(record.request)
     stored_features = record.payload.get("features", {})
     differing = tuple(
         sorted(

@@ -27,16 +27,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from serving.audit import (
-    _COLUMNS,
     _DEV_KEY,
+    _REQUEST_COLUMNS,
+    _STORED,
     GENESIS_HASH,
     AuditConfig,
     AuditError,
@@ -53,12 +55,15 @@ from serving.audit import (
     _to_stored,
     _utc_iso,
     _verify_rows,
+    body_digest,
     chained_row,
+    check_row,
+    good_body_digests,
     payload_json,
-    record_hash,
+    stored_request,
 )
 
-_NAMES: tuple[str, ...] = (*_COLUMNS, "hash")
+_NAMES: tuple[str, ...] = _STORED
 _SCHEMA_LOCK_ID = 0x5269736B  # pg_advisory_xact_lock key serialising concurrent schema setup
 
 _PG_SCHEMA: tuple[str, ...] = (
@@ -78,7 +83,16 @@ _PG_SCHEMA: tuple[str, ...] = (
         tier TEXT NOT NULL,
         payload TEXT NOT NULL,
         prev_hash TEXT NOT NULL,
-        hash TEXT NOT NULL UNIQUE
+        hash TEXT NOT NULL UNIQUE,
+        request_sha256 TEXT,
+        request_pointer TEXT
+    )
+    """,
+    *(f"ALTER TABLE decisions ADD COLUMN IF NOT EXISTS {c} TEXT" for c in _REQUEST_COLUMNS),
+    """
+    CREATE TABLE IF NOT EXISTS request_bodies (
+        sha256 TEXT PRIMARY KEY,
+        body BYTEA NOT NULL
     )
     """,
     "CREATE INDEX IF NOT EXISTS decisions_created_at ON decisions (created_at)",
@@ -105,7 +119,7 @@ _PG_SCHEMA: tuple[str, ...] = (
     """,
     *(
         statement
-        for table in ("decisions", "checkpoints")
+        for table in ("decisions", "checkpoints", "request_bodies")
         for statement in (
             f"CREATE OR REPLACE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
             "FOR EACH ROW EXECUTE FUNCTION riskgrade_audit_append_only()",
@@ -239,7 +253,20 @@ class SqlAuditStore:
         Raises:
             AuditUnavailableError: if anything prevents the commit; nothing is written then.
         """
-        payload = payload_json(record)
+        return self.append_many([record])[0]
+
+    def append_many(self, records: Sequence[DecisionRecord]) -> list[StoredDecision]:
+        """Commit decisions in one transaction (one WAL flush), chained in the given order.
+
+        Raises:
+            AuditUnavailableError: if the group cannot be committed; none of it is written.
+        """
+        prepared = [(r, payload_json(r), body_digest(r.request_body)) for r in records]
+        insert = sa.text(
+            f"INSERT INTO decisions ({', '.join(_NAMES)}) "
+            f"VALUES ({', '.join(':' + name for name in _NAMES)})"
+        )
+        rows: list[dict[str, Any]] = []
         try:
             with self._engine.begin() as conn:
                 conn.execute(sa.text("LOCK TABLE decisions IN EXCLUSIVE MODE"))
@@ -247,31 +274,35 @@ class SqlAuditStore:
                     sa.text("SELECT id, hash FROM decisions ORDER BY id DESC LIMIT 1")
                 ).first()
                 prev_id, prev_hash = (int(head[0]), str(head[1])) if head else (0, GENESIS_HASH)
-                row = chained_row(record, payload, prev_id + 1, prev_hash)
-                conn.execute(
-                    sa.text(
-                        f"INSERT INTO decisions ({', '.join(_NAMES)}) "
-                        f"VALUES ({', '.join(':' + name for name in _NAMES)})"
-                    ),
-                    row,
-                )
-                if row["id"] % self.config.checkpoint_every == 0:
+                for record, payload, digest in prepared:
                     conn.execute(
                         sa.text(
-                            "INSERT INTO checkpoints (id, record_count, head_hash, created_at, "
-                            "signature) SELECT COALESCE(MAX(id), 0) + 1, :n, :h, :t, :s "
-                            "FROM checkpoints"
+                            "INSERT INTO request_bodies (sha256, body) VALUES (:d, :b) "
+                            "ON CONFLICT (sha256) DO NOTHING"
                         ),
-                        {
-                            "n": row["id"],
-                            "h": row["hash"],
-                            "t": row["created_at"],
-                            "s": _sign(self._key, row["id"], row["hash"]),
-                        },
+                        {"d": digest, "b": record.request_body},
                     )
+                    row = chained_row(record, payload, prev_id + 1, prev_hash, digest)
+                    conn.execute(insert, row)
+                    if row["id"] % self.config.checkpoint_every == 0:
+                        conn.execute(
+                            sa.text(
+                                "INSERT INTO checkpoints (id, record_count, head_hash, "
+                                "created_at, signature) SELECT COALESCE(MAX(id), 0) + 1, "
+                                ":n, :h, :t, :s FROM checkpoints"
+                            ),
+                            {
+                                "n": row["id"],
+                                "h": row["hash"],
+                                "t": row["created_at"],
+                                "s": _sign(self._key, row["id"], row["hash"]),
+                            },
+                        )
+                    rows.append(row)
+                    prev_id, prev_hash = row["id"], row["hash"]
         except (SQLAlchemyError, ValueError) as error:
             raise AuditUnavailableError(f"audit store {self.url}: {_short(error)}") from error
-        return _to_stored(row)
+        return [_to_stored(row) for row in rows]
 
     def _rows(self, sql: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
         try:
@@ -294,7 +325,14 @@ class SqlAuditStore:
         rows = self._select(f"WHERE {column} = :v", {"v": record_id})
         if not rows:
             raise AuditRecordNotFoundError(f"no audit record with {column} {record_id!r}")
-        return rows[0]
+        record = rows[0]
+        return replace(record, request=stored_request(record, self._body(record.request_sha256)))
+
+    def _body(self, digest: str | None) -> bytes | None:
+        if digest is None:
+            return None
+        rows = self._rows("SELECT body FROM request_bodies WHERE sha256 = :d", {"d": digest})
+        return bytes(rows[0][0]) if rows else None
 
     def export(
         self, start: datetime | None = None, end: datetime | None = None
@@ -337,10 +375,29 @@ class SqlAuditStore:
             with self._engine.connect().execution_options(
                 isolation_level="REPEATABLE READ", postgresql_readonly=True
             ) as conn:
-                rows, checkpoints = _read_all(conn)
+                bodies = good_body_digests(
+                    conn.execution_options(yield_per=200).execute(
+                        sa.text("SELECT sha256, body FROM request_bodies")
+                    )
+                )
+                n_rows = int(conn.execute(sa.text("SELECT COUNT(*) FROM decisions")).scalar_one())
+                checkpoints = [
+                    tuple(row)
+                    for row in conn.execute(
+                        sa.text(
+                            "SELECT id, record_count, head_hash, signature FROM checkpoints "
+                            "ORDER BY id"
+                        )
+                    )
+                ]
+                rows = conn.execution_options(yield_per=500).execute(
+                    sa.text(f"SELECT {', '.join(_NAMES)} FROM decisions ORDER BY id")
+                )
+                return _verify_rows(
+                    rows, n_rows, checkpoints, self._key, self.config.checkpoint_every, bodies
+                )
         except SQLAlchemyError as error:
             raise AuditError(f"cannot read audit store {self.url}: {_short(error)}") from error
-        return _verify_rows(rows, checkpoints, self._key, self.config.checkpoint_every)
 
     def search(self, query: AuditQuery | None = None) -> AuditPage:
         """Records matching ``query`` (all filters combined), newest first, one page of them.
@@ -379,30 +436,10 @@ class SqlAuditStore:
             AuditRecordNotFoundError: if there is no such record.
         """
         record = self.show(record_id)
-        row = record.to_dict()
         stored = self._rows("SELECT payload FROM decisions WHERE id = :i", {"i": record.id})
         previous = self._rows("SELECT hash FROM decisions WHERE id = :i", {"i": record.id - 1})
-        row["payload"] = stored[0][0]
-        hash_ok = record_hash(record.prev_hash, row) == record.hash
-        expected_prev = GENESIS_HASH if record.id == 1 else (previous[0][0] if previous else None)
-        link_ok = expected_prev is not None and expected_prev == record.prev_hash
-        problem = None
-        if not hash_ok:
-            problem = f"record {record.id}: content does not match its hash"
-        elif expected_prev is None:
-            problem = f"record {record.id - 1} (before record {record.id}) is missing"
-        elif not link_ok:
-            problem = f"record {record.id}: prev_hash does not link to record {record.id - 1}"
-        return RecordCheck(id=record.id, hash_ok=hash_ok, link_ok=link_ok, problem=problem)
-
-
-def _read_all(conn: Connection) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-    rows = conn.execute(sa.text(f"SELECT {', '.join(_NAMES)} FROM decisions ORDER BY id"))
-    decisions = [tuple(row) for row in rows]
-    checks = conn.execute(
-        sa.text("SELECT id, record_count, head_hash, signature FROM checkpoints ORDER BY id")
-    )
-    return decisions, [tuple(row) for row in checks]
+        body = self._body(record.request_sha256)
+        return check_row(record, stored[0][0], previous[0][0] if previous else None, body)
 
 
 def _short(error: BaseException) -> str:

@@ -148,6 +148,16 @@ class FeatureRows:
 
 
 @dataclass(frozen=True)
+class RequestSource:
+    """Where a validated request came from: the HTTP body as received and the request's place."""
+
+    body: bytes
+    """The body byte for byte (what the audit log keeps)."""
+    pointer: str = ""
+    """JSON pointer of the request inside ``body`` (``""``: the whole body)."""
+
+
+@dataclass(frozen=True)
 class Decision:
     """One scored customer: the response body and the audit record to commit before it."""
 
@@ -272,6 +282,7 @@ class Engine:
         *,
         kind: str = "score",
         explain_charts: Sequence[str] | None = None,
+        sources: Sequence[RequestSource] | None = None,
     ) -> list[Decision]:
         """Score requests and build each response with its audit record.
 
@@ -280,7 +291,11 @@ class Engine:
             caller: token name of the caller (recorded).
             kind: ``score`` or ``explain`` (recorded).
             explain_charts: per request ``none``/``png``/``svg`` to add the tier explanation.
+            sources: per request, the body it arrived in (recorded as received); None records
+                each request as pydantic's JSON of the validated model.
         """
+        if sources is None:
+            sources = [RequestSource(r.model_dump_json().encode()) for r in requests]
         rows = self.features(requests)
         result = self.score(rows)
         decisions = []
@@ -314,8 +329,9 @@ class Engine:
                 pd=response["pd"],
                 grade=response["grade"],
                 tier=response["tier"],
+                request_body=sources[i].body,
+                request_pointer=sources[i].pointer,
                 payload={
-                    "request": request.model_dump(mode="json"),
                     "features": {
                         name: _finite_or_none(value)
                         for name, value in zip(self._columns, rows.x[i], strict=True)
@@ -353,18 +369,18 @@ class Engine:
             "lang": lang,
         }
 
-    def rescore(self, payload: dict[str, Any]) -> dict[str, Any]:
+    def rescore(self, request: dict[str, Any]) -> dict[str, Any]:
         """Re-score a stored decision's request (audit replay): features, pd, grade, tier.
 
         Raises:
             ScoringError: if the stored request no longer validates or scores.
         """
-        body = {k: v for k, v in payload["request"].items() if k != "chart"}
+        body = {k: v for k, v in request.items() if k != "chart"}
         try:
-            request = ScoreRequest.model_validate(body)
+            validated = ScoreRequest.model_validate(body)
         except ValueError as error:
             raise ScoringError(f"stored request does not validate: {error}") from error
-        rows = self.features([request])
+        rows = self.features([validated])
         result = self.score(rows)
         return {
             "features": {

@@ -393,12 +393,12 @@ def decision_detail(
             if k.split(".")[-1] in {"auc", "gini", "ks", "brier", "ece", "psi"}
         }
     return {
-        "record": {k: v for k, v in record.to_dict().items() if k != "payload"},
+        "record": {k: v for k, v in record.to_dict().items() if k not in ("payload", "request")},
         "decision": {
             key: response.get(key)
             for key in ("as_of", "score", "model_tier", "policy", "hard_rules", "groups", "lang")
         },
-        "inputs": record.payload.get("request"),
+        "inputs": record.request,
         "flags": record.payload.get("flags", {}),
         "features": _feature_rows(engine, record, contributions),
         "reasons": _reasons(engine, record),

@@ -59,7 +59,13 @@ from serving.auth import (
     TokenError,
     TokenStore,
 )
-from serving.engine import Decision, Engine, ModelIncompatibleError, ScoringError
+from serving.engine import (
+    Decision,
+    Engine,
+    ModelIncompatibleError,
+    RequestSource,
+    ScoringError,
+)
 from serving.openapi import build_openapi
 from serving.review import review_routes
 from serving.schemas import (
@@ -261,16 +267,26 @@ async def _read_json_body(request: Request, limit: int) -> bytes:
 
 
 async def _parse(request: Request, state: ServingState, model: type[_Model]) -> _Model:
+    return (await _parse_body(request, state, model))[0]
+
+
+async def _parse_body(
+    request: Request, state: ServingState, model: type[_Model]
+) -> tuple[_Model, bytes]:
+    """The validated body and its bytes as received (which the audit log keeps)."""
     body = await _read_json_body(request, state.config.limits.max_body_bytes)
     try:
         # Strict at the HTTP boundary: JSON types as documented (no "1.5" for a number,
         # no 0/1 for a boolean, no epoch seconds for a date); ISO date strings still parse.
-        return model.model_validate_json(body, strict=True, context={"limits": state.config.limits})
+        parsed = model.model_validate_json(
+            body, strict=True, context={"limits": state.config.limits}
+        )
     except ValidationError as error:
         fields = field_errors(error)
         first = fields[0] if fields else None
         message = f"{first.loc}: {first.message}" if first else "invalid body"
         raise ApiError(422, "validation_error", message, fields) from error
+    return parsed, body
 
 
 def _state() -> ServingState:
@@ -283,8 +299,7 @@ def _state() -> ServingState:
 
 def _commit(audit: AuditStore | SqlAuditStore, decisions: list[Decision]) -> None:
     try:
-        for decision in decisions:
-            audit.append(decision.record)
+        audit.append_many([decision.record for decision in decisions])
     except AuditUnavailableError as error:
         logger.error("audit store unavailable: %s", error)
         raise ApiError(
@@ -300,6 +315,7 @@ async def _decide(
     state: ServingState,
     caller: str,
     requests: list[ScoreRequest],
+    sources: list[RequestSource],
     kind: str,
     charts: list[str] | None = None,
 ) -> list[dict[str, Any]]:
@@ -309,7 +325,9 @@ async def _decide(
 
         def work() -> list[dict[str, Any]]:
             try:
-                decisions = engine.decide(requests, caller, kind=kind, explain_charts=charts)
+                decisions = engine.decide(
+                    requests, caller, kind=kind, explain_charts=charts, sources=sources
+                )
             except ScoringError as error:
                 raise _scoring_error(error) from error
             _commit(audit, decisions)
@@ -342,24 +360,25 @@ def _endpoint(handler: Callable[[Request, ServingState], Awaitable[Any]]) -> Han
 async def score(request: Request, state: ServingState) -> Any:
     """POST /score: one customer."""
     caller = state.require(request, Role.SCORER)
-    body = await _parse(request, state, ScoreRequest)
-    return (await _decide(state, caller, [body], "score"))[0]
+    body, raw = await _parse_body(request, state, ScoreRequest)
+    return (await _decide(state, caller, [body], [RequestSource(raw)], "score"))[0]
 
 
 @_endpoint
 async def score_batch(request: Request, state: ServingState) -> Any:
     """POST /score_batch: many customers, one audit record each."""
     caller = state.require(request, Role.SCORER)
-    body = await _parse(request, state, ScoreBatchRequest)
-    return {"results": await _decide(state, caller, body.requests, "score")}
+    body, raw = await _parse_body(request, state, ScoreBatchRequest)
+    sources = [RequestSource(raw, f"/requests/{i}") for i in range(len(body.requests))]
+    return {"results": await _decide(state, caller, body.requests, sources, "score")}
 
 
 @_endpoint
 async def explain(request: Request, state: ServingState) -> Any:
     """POST /explain: the score plus the explanation on the tiers (optional chart)."""
     caller = state.require(request, Role.SCORER)
-    body = await _parse(request, state, ExplainRequest)
-    return (await _decide(state, caller, [body], "explain", [body.chart]))[0]
+    body, raw = await _parse_body(request, state, ExplainRequest)
+    return (await _decide(state, caller, [body], [RequestSource(raw)], "explain", [body.chart]))[0]
 
 
 @_endpoint

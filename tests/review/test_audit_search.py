@@ -22,6 +22,7 @@ def record(i: int, customer: str, tier: str, version: str = "v1") -> DecisionRec
         pd=0.01 * (i + 1),
         grade=str(i % 8 + 1),
         tier=tier,
+        request_body=b'{"i": %d}' % i,
         payload={"features": {"x": float(i)}, "response": {"as_of": "2024-06-30"}},
     )
 

@@ -7,11 +7,15 @@ from pathlib import Path
 import pytest
 
 from serving.audit import (
+    GENESIS_HASH,
     AuditConfig,
     AuditRecordNotFoundError,
     AuditStore,
     AuditUnavailableError,
     DecisionRecord,
+    body_digest,
+    canonical_json,
+    record_hash,
     verify,
 )
 
@@ -30,7 +34,8 @@ def record(i: int) -> DecisionRecord:
         pd=0.01 + i / 1000,
         grade="4",
         tier="medium",
-        payload={"request": {"i": i}, "features": {"x": 1.5, "y": None}},
+        request_body=b'{"i": %d}' % i,
+        payload={"features": {"x": 1.5, "y": None}},
     )
 
 
@@ -48,6 +53,8 @@ def tamper(path: Path, *statements: str) -> None:
     conn.execute("DROP TRIGGER decisions_no_update")
     conn.execute("DROP TRIGGER decisions_no_delete")
     conn.execute("DROP TRIGGER checkpoints_no_delete")
+    conn.execute("DROP TRIGGER request_bodies_no_update")
+    conn.execute("DROP TRIGGER request_bodies_no_delete")
     for statement in statements:
         conn.execute(statement)
     conn.commit()
@@ -81,6 +88,10 @@ def test_given_log_when_update_or_delete_then_triggers_reject(tmp_path):
         conn.execute("DELETE FROM decisions WHERE id = 3")
     with pytest.raises(sqlite3.DatabaseError, match="append-only"):
         conn.execute("DELETE FROM checkpoints")
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        conn.execute("UPDATE request_bodies SET body = x'00'")
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        conn.execute("DELETE FROM request_bodies")
     conn.close()
     assert check(path).ok
 
@@ -181,3 +192,121 @@ def test_given_non_finite_value_when_appended_then_stored_as_null(tmp_path):
     rec = record(1).model_copy(update={"payload": {"features": {"x": float("nan")}}})
     assert store.append(rec).payload == {"features": {"x": None}}
     assert store.verify().ok
+
+
+def test_given_records_when_shown_then_request_is_the_body_as_received(tmp_path):
+    # Given a body with its own spacing and key order, stored for one decision
+    store = AuditStore(AuditConfig(path=tmp_path / "a.db"), key=KEY)
+    body = b'{ "z": 1,  "a": [1, 2.50] }'
+    stored = store.append(record(1).model_copy(update={"request_body": body}))
+    # When shown, then the request is that body, and its digest is the body's SHA-256
+    shown = store.show(1)
+    assert shown.request == {"z": 1, "a": [1, 2.5]}
+    assert shown.request_sha256 == stored.request_sha256 == body_digest(body)
+    raw = store._conn.execute("SELECT body FROM request_bodies").fetchone()[0]
+    assert raw == body
+
+
+def test_given_batch_group_when_appended_then_one_body_and_pointers_per_request(tmp_path):
+    # Given a /score_batch body with two requests, committed as one group
+    store = AuditStore(AuditConfig(path=tmp_path / "a.db", checkpoint_every=2), key=KEY)
+    body = b'{"requests": [{"n": 0}, {"n": 1}]}'
+    group = [
+        record(i + 1).model_copy(update={"request_body": body, "request_pointer": f"/requests/{i}"})
+        for i in range(2)
+    ]
+    stored = store.append_many(group)
+    # Then the records chain in order, the body is kept once, each points at its request
+    assert [r.id for r in stored] == [1, 2] and stored[1].prev_hash == stored[0].hash
+    assert store._conn.execute("SELECT COUNT(*) FROM request_bodies").fetchone()[0] == 1
+    assert store.show(2).request == {"n": 1} and store.show(1).request == {"n": 0}
+    assert store.verify().ok and len(store.checkpoints()) == 1
+
+
+def test_given_a_failing_group_when_appended_then_nothing_of_it_is_written(tmp_path):
+    # Given one committed record, then a group whose second record repeats a decision id
+    store = AuditStore(AuditConfig(path=tmp_path / "a.db"), key=KEY)
+    store.append(record(1))
+    group = [record(2), record(1)]
+    # When appended, then the group fails whole: no record of it and no new body
+    with pytest.raises(AuditUnavailableError):
+        store.append_many(group)
+    assert store.count() == 1
+    assert store._conn.execute("SELECT COUNT(*) FROM request_bodies").fetchone()[0] == 1
+    assert store.verify().ok
+
+
+def test_given_body_byte_edited_when_verified_then_its_record_fails(tmp_path):
+    # Given 6 records, and an attacker who changes one byte of record 4's stored body
+    _, path = filled(tmp_path, 6)
+    digest = body_digest(b'{"i": 4}')
+    forged = b'{"i": 5}'.hex()
+    tamper(path, f"UPDATE request_bodies SET body = X'{forged}' WHERE sha256 = '{digest}'")
+    # When verified, then record 4 is named for its body, and its local check agrees
+    result = check(path)
+    assert not result.ok and result.first_bad_id == 4
+    assert result.problem == "record 4: request body missing or altered"
+    store = AuditStore(AuditConfig(path=path, checkpoint_every=10), key=KEY)
+    assert not store.check_record(4).ok and store.check_record(3).ok
+
+
+def test_given_body_deleted_when_verified_then_its_record_fails(tmp_path):
+    _, path = filled(tmp_path, 6)
+    digest = body_digest(b'{"i": 2}')
+    tamper(path, f"DELETE FROM request_bodies WHERE sha256 = '{digest}'")
+    result = check(path)
+    assert not result.ok and result.first_bad_id == 2 and "request body" in result.problem
+
+
+def test_given_a_log_of_the_first_format_when_opened_then_old_records_verify_and_replay(
+    tmp_path,
+):
+    # Given a log written before request bodies were stored apart (request in the payload)
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(_FIRST_FORMAT_SCHEMA)
+    row = {
+        "id": 1,
+        "decision_id": "old1",
+        "created_at": "2026-01-01T00:00:00.000000+00:00",
+        "kind": "score",
+        "caller": "c",
+        "customer_id": "C1",
+        "model_version": "m",
+        "bundle_hash": "ab" * 32,
+        "policy_version": "p",
+        "pd": 0.1,
+        "grade": "4",
+        "tier": "medium",
+        "payload": canonical_json({"request": {"old": True}, "features": {}}),
+        "prev_hash": GENESIS_HASH,
+    }
+    row["hash"] = record_hash(GENESIS_HASH, row)
+    conn.execute(
+        f"INSERT INTO decisions ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})",
+        list(row.values()),
+    )
+    conn.commit()
+    conn.close()
+    # When the current store opens it and appends a new record
+    store = AuditStore(AuditConfig(path=path), key=KEY)
+    store.append(record(2))
+    # Then both formats verify in one chain, and the old request is still readable
+    assert store.verify().ok and verify(path, key=KEY).ok
+    assert store.show(1).request == {"old": True} and store.show(1).request_sha256 is None
+    assert store.show(2).request == {"i": 2}
+
+
+_FIRST_FORMAT_SCHEMA = """
+CREATE TABLE decisions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, decision_id TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL, kind TEXT NOT NULL, caller TEXT NOT NULL,
+    customer_id TEXT NOT NULL, model_version TEXT NOT NULL, bundle_hash TEXT NOT NULL,
+    policy_version TEXT NOT NULL, pd REAL NOT NULL, grade TEXT NOT NULL, tier TEXT NOT NULL,
+    payload TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL UNIQUE
+);
+CREATE TABLE checkpoints (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, record_count INTEGER NOT NULL,
+    head_hash TEXT NOT NULL, created_at TEXT NOT NULL, signature TEXT NOT NULL
+);
+"""

@@ -123,7 +123,8 @@ def record(i: int) -> DecisionRecord:
         pd=0.01 + i / 1000,
         grade="4",
         tier="medium" if i % 2 else "low",
-        payload={"request": {"i": i}, "features": {"x": 1.5, "y": None, "z": float("nan")}},
+        request_body=b'{"i": %d}' % i,
+        payload={"features": {"x": 1.5, "y": None, "z": float("nan")}},
     )
 
 
@@ -224,7 +225,7 @@ def test_given_row_edited_with_triggers_dropped_when_verified_then_that_record_f
     superuser_sql(
         pg_url,
         "ALTER TABLE decisions DISABLE TRIGGER USER",
-        "UPDATE decisions SET payload = replace(payload, '3}}', '4}}') WHERE id = 3",
+        "UPDATE decisions SET payload = replace(payload, '1.5', '2.5') WHERE id = 3",
     )
     # When verified
     result = store.verify()
@@ -232,6 +233,38 @@ def test_given_row_edited_with_triggers_dropped_when_verified_then_that_record_f
     assert not result.ok and result.first_bad_id == 3
     assert result.problem == "record 3: content does not match its hash"
     assert not store.check_record(3).hash_ok and store.check_record(2).ok
+    store.close()
+
+
+def test_given_request_body_edited_when_verified_then_its_record_fails(pg_url):
+    # Given records whose bodies are stored apart, and an owner who edits record 5's body
+    store = filled(pg_url, 6)
+    assert store.show(5).request == {"i": 5}
+    superuser_sql(
+        pg_url,
+        "ALTER TABLE request_bodies DISABLE TRIGGER USER",
+        "UPDATE request_bodies SET body = convert_to('{\"i\": 50}', 'UTF8') "
+        "WHERE body = convert_to('{\"i\": 5}', 'UTF8')",
+    )
+    # When verified, then record 5 is named for its body
+    result = store.verify()
+    assert not result.ok and result.first_bad_id == 5
+    assert result.problem == "record 5: request body missing or altered"
+    assert not store.check_record(5).ok and store.check_record(4).ok
+    store.close()
+
+
+def test_given_a_group_when_appended_then_chained_in_order_with_one_shared_body(pg_url):
+    store = SqlAuditStore(AuditConfig(url=pg_url, checkpoint_every=2), key=KEY)
+    body = b'{"requests": [{"n": 0}, {"n": 1}, {"n": 2}]}'
+    group = [
+        record(i + 1).model_copy(update={"request_body": body, "request_pointer": f"/requests/{i}"})
+        for i in range(3)
+    ]
+    stored = store.append_many(group)
+    assert [r.id for r in stored] == [1, 2, 3] and stored[2].prev_hash == stored[1].hash
+    assert store.show(3).request == {"n": 2} and store.verify().ok
+    assert len(store.checkpoints()) == 1
     store.close()
 
 

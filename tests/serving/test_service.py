@@ -66,7 +66,8 @@ def test_given_raw_records_when_scored_then_full_decision_is_returned_and_audite
     assert out["model_version"] == "test-1"
     record = client.get(f"/audit/{out['decision_id']}", headers=auth(tokens["auditor"])).json()
     assert record["pd"] == out["pd"] and record["caller"] == "scorer-user"
-    assert record["payload"]["request"]["customer"]["customer_id"] == "C00002"
+    assert record["request"]["customer"]["customer_id"] == "C00002"
+    assert record["request_pointer"] == "" and len(record["request_sha256"]) == 64
     assert len(record["payload"]["features"]) > 40
     assert verify(audit_db, key=b"test-key").ok
 
