@@ -128,10 +128,10 @@ def request_frames(request: ScoreRequest) -> FeatureFrames:
         transactions=pl.DataFrame(
             {
                 "customer_id": [cid] * len(request.transactions),
-                "ts": [t.ts for t in request.transactions],
-                "amount": [t.amount for t in request.transactions],
-                "direction": [t.direction for t in request.transactions],
-                "counterparty_id": [t.counterparty_id for t in request.transactions],
+                "ts": [t["ts"] for t in request.transactions],
+                "amount": [t["amount"] for t in request.transactions],
+                "direction": [t["direction"] for t in request.transactions],
+                "counterparty_id": [t["counterparty_id"] for t in request.transactions],
             },
             schema=_TRANSACTIONS,
         ),

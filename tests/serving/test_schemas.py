@@ -51,6 +51,34 @@ def test_given_event_after_as_of_when_validated_then_rejected_naming_it(body):
     assert "transactions.0.ts" in messages and "after as_of" in messages
 
 
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("ts", "2024-01-02T10:00:00+08:00", "timezone"),
+        ("ts", "1899-12-31T23:59:59", "greater than or equal to 1900-01-01"),
+        ("ts", "2024-02-30T10:00:00", "datetime"),
+        ("amount", 0.0, "greater than 0"),
+        ("channel", "carrier-pigeon", "Input should be"),
+        ("memo", "extra", "Extra inputs are not permitted"),
+    ],
+)
+def test_given_bad_transaction_field_when_validated_then_error_names_it(
+    body, field, value, message
+):
+    # Given one transaction with a bad (or unknown) field
+    bad = copy.deepcopy(body)
+    bad["transactions"][1][field] = value
+    # When validated, then the error names that transaction's field
+    errors = errors_of(bad)
+    assert message in errors[f"transactions.1.{field}"]
+
+
+def test_given_repeated_txn_id_when_validated_then_rejected(body):
+    bad = copy.deepcopy(body)
+    bad["transactions"][1]["txn_id"] = bad["transactions"][0]["txn_id"]
+    assert "txn_id values repeat" in " ".join(errors_of(bad).values())
+
+
 def test_given_too_many_transactions_when_validated_then_bounded_by_config(body):
     limits = RequestLimits(max_transactions=5)
     errors = errors_of(body, limits=limits)
