@@ -14,13 +14,14 @@ import math
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 import numpy as np
 import polars as pl
 
-from features.catalog import FEATURE_SPEC, compute_feature_row
-from features.groups.common import FeatureFrames
+from features.catalog import FEATURE_SPEC, compute_feature_row, compute_features_pl
+from features.groups.common import FRAME_TABLES, FeatureFrames
 from features.schema import STATEMENT_AMOUNTS
 from rating.bundle import POLICY_FILE
 from rating.explain import Explanation, render_waterfall
@@ -138,6 +139,31 @@ def request_frames(request: ScoreRequest) -> FeatureFrames:
     )
 
 
+BATCH_FEATURES_FROM = 4
+"""Raw-record requests sharing an ``as_of`` from which one batch query beats one eager pass
+per customer (measured: 2 customers 16 ms batched against 10 ms alone, 8 customers 17 ms
+against 44 ms, 32 customers 22 ms against 196 ms)."""
+
+
+def combined_frames(parts: Sequence[FeatureFrames]) -> FeatureFrames:
+    """Several requests' frames as one portfolio, customer ``k`` renamed ``"k"``.
+
+    Ids inside a request are only unique within it (two requests may both hold facility
+    ``F1``), and feature queries join on them; so the k-th request's customer id becomes
+    ``str(k)`` and its facility ids are prefixed with ``"k/"``.
+    """
+    tables: dict[str, list[pl.DataFrame]] = {name: [] for name in FRAME_TABLES}
+    for k, frames in enumerate(parts):
+        key = pl.lit(str(k), dtype=pl.String())
+        for name in FRAME_TABLES:
+            frame: pl.DataFrame = getattr(frames, name)
+            renamed = [key.alias("customer_id")]
+            if "facility_id" in frame.columns:
+                renamed.append(pl.concat_str(key, pl.lit("/"), "facility_id").alias("facility_id"))
+            tables[name].append(frame.with_columns(renamed))
+    return FeatureFrames(**{name: pl.concat(frames) for name, frames in tables.items()})
+
+
 @dataclass(frozen=True)
 class FeatureRows:
     """Feature matrix of scored requests, spec order, plus the hard-rule flags."""
@@ -158,11 +184,38 @@ class RequestSource:
 
 
 @dataclass(frozen=True)
+class ScoringJob:
+    """One call's requests, decided together (the body of a /score, /explain or /score_batch)."""
+
+    requests: Sequence[ScoreRequest]
+    caller: str
+    """Token name of the caller (recorded)."""
+    kind: str = "score"
+    """``score`` or ``explain`` (recorded)."""
+    explain_charts: Sequence[str] | None = None
+    """Per request ``none``/``png``/``svg`` to add the tier explanation; None: no explanation."""
+    sources: Sequence[RequestSource] | None = None
+    """Per request, the body it arrived in; None records pydantic's JSON of each request."""
+
+
+@dataclass(frozen=True)
 class Decision:
     """One scored customer: the response body and the audit record to commit before it."""
 
     response: dict[str, Any]
     record: DecisionRecord
+
+
+_Row = tuple[np.ndarray, dict[str, float]]
+"""One request's features (model order) and hard-rule flags."""
+_NOT_RATED: Any = object()
+
+
+def _located(error: ScoringError, k: int, n_requests: int) -> ScoringError:
+    """``error`` of the k-th request of a call, located inside a batch body."""
+    if n_requests == 1:
+        return error
+    return ScoringError(str(error), f"requests.{k}.{error.loc}")
 
 
 def _finite_or_none(value: float) -> float | None:
@@ -201,18 +254,48 @@ class Engine:
         self.policy_version = f"{model.policy.version}+{bundle.file_hashes[POLICY_FILE][:12]}"
 
     # -- features --------------------------------------------------------------------------
-    def _raw_row(self, request: ScoreRequest) -> tuple[np.ndarray, dict[str, float]]:
-        values = compute_feature_row(request_frames(request), request.as_of)
-        if values is None:
-            raise ScoringError(
-                f"customer not rated at as_of {request.as_of} (onboarded later?)", "customer"
-            )
+    def _values_row(self, values: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:
         # Catalog order -> model order by position: one fancy-index, no per-name lookups.
         row = values[self._catalog_index]
         flags = {name: float(values[j]) for name, j in self._flag_index}
         return row, flags
 
-    def _vector_row(self, request: ScoreRequest) -> tuple[np.ndarray, dict[str, float]]:
+    def _raw_rows(self, requests: Sequence[ScoreRequest]) -> list[_Row | ScoringError]:
+        """Feature rows of raw-record requests: batched per as_of when there are enough.
+
+        One customer takes the eager one-customer path; ``BATCH_FEATURES_FROM`` or more with
+        the same ``as_of`` share one batch query (their ids made unique first, as two
+        requests may reuse a facility id). Both paths give the same values bit for bit.
+        """
+        out: list[_Row | ScoringError] = [_NOT_RATED] * len(requests)
+        by_as_of: dict[date, list[int]] = {}
+        for k, request in enumerate(requests):
+            if request.customer is None:
+                out[k] = ScoringError("request carries no raw records", "customer")
+            else:
+                by_as_of.setdefault(request.as_of, []).append(k)
+        for as_of, members in by_as_of.items():
+            if len(members) < BATCH_FEATURES_FROM:
+                for k in members:
+                    values = compute_feature_row(request_frames(requests[k]), as_of)
+                    out[k] = _NOT_RATED if values is None else self._values_row(values)
+                continue
+            frames = combined_frames([request_frames(requests[k]) for k in members])
+            table = compute_features_pl(frames, as_of)
+            keys = table.get_column("customer_id").to_list()
+            matrix = table.drop("customer_id").to_numpy().astype(np.float64, copy=False)
+            for key, values in zip(keys, matrix, strict=True):
+                out[members[int(key)]] = self._values_row(values)
+        return [
+            ScoringError(
+                f"customer not rated at as_of {requests[k].as_of} (onboarded later?)", "customer"
+            )
+            if row is _NOT_RATED
+            else row
+            for k, row in enumerate(out)
+        ]
+
+    def _vector_row(self, request: ScoreRequest) -> _Row:
         vector = request.feature_vector
         assert vector is not None
         unknown = sorted(set(vector.values) - self._column_set)
@@ -244,28 +327,43 @@ class Engine:
                 )
         return row, flags
 
+    def _rows(self, requests: Sequence[ScoreRequest]) -> list[_Row | ScoringError]:
+        """Each request's feature row and flags, or the error that makes it unscorable."""
+        out: list[_Row | ScoringError] = []
+        raw = [k for k, r in enumerate(requests) if r.feature_vector is None]
+        raw_rows = dict(zip(raw, self._raw_rows([requests[k] for k in raw]), strict=True))
+        for k, request in enumerate(requests):
+            if k in raw_rows:
+                out.append(raw_rows[k])
+                continue
+            try:
+                out.append(self._vector_row(request))
+            except ScoringError as error:
+                out.append(error)
+        return out
+
+    def _stack(self, rows: Sequence[_Row]) -> FeatureRows:
+        x = np.ascontiguousarray(
+            np.vstack([row for row, _ in rows]) if rows else np.empty((0, len(self._columns))),
+            dtype=np.float64,
+        )
+        flags = {
+            name: np.array([f.get(name, 0.0) for _, f in rows], dtype=np.float64)
+            for name in self._flag_names
+        }
+        return FeatureRows(x=x, flags=flags)
+
     def features(self, requests: Sequence[ScoreRequest]) -> FeatureRows:
         """Feature rows (spec order) and flags of validated requests.
 
         Raises:
             ScoringError: if a request cannot be turned into this model's features.
         """
-        rows, flag_rows = [], []
-        for request in requests:
-            if request.feature_vector is not None:
-                row, flags = self._vector_row(request)
-            else:
-                row, flags = self._raw_row(request)
-            rows.append(row)
-            flag_rows.append(flags)
-        x = np.ascontiguousarray(
-            np.vstack(rows) if rows else np.empty((0, len(self._columns))), dtype=np.float64
-        )
-        flags = {
-            name: np.array([f.get(name, 0.0) for f in flag_rows], dtype=np.float64)
-            for name in self._flag_names
-        }
-        return FeatureRows(x=x, flags=flags)
+        rows = self._rows(requests)
+        for row in rows:
+            if isinstance(row, ScoringError):
+                raise row
+        return self._stack(rows)  # type: ignore[arg-type]
 
     # -- decisions -------------------------------------------------------------------------
     def score(self, rows: FeatureRows) -> ScoreResult:
@@ -293,13 +391,69 @@ class Engine:
             explain_charts: per request ``none``/``png``/``svg`` to add the tier explanation.
             sources: per request, the body it arrived in (recorded as received); None records
                 each request as pydantic's JSON of the validated model.
+
+        Raises:
+            ScoringError: if a request cannot be scored (nothing is decided then).
         """
-        if sources is None:
-            sources = [RequestSource(r.model_dump_json().encode()) for r in requests]
-        rows = self.features(requests)
-        result = self.score(rows)
+        job = ScoringJob(requests, caller, kind, explain_charts, sources)
+        (outcome,) = self.decide_many([job])
+        if isinstance(outcome, ScoringError):
+            raise outcome
+        return outcome
+
+    def decide_many(self, jobs: Sequence[ScoringJob]) -> list[list[Decision] | ScoringError]:
+        """Decide several calls together: one feature pass per ``as_of``, one tree pass.
+
+        This is what adaptive batching hands over: each job is one HTTP call, and a job that
+        cannot be scored fails alone (its error names the request), never its neighbours.
+
+        Returns:
+            Per job, its decisions in request order, or the `ScoringError` that stops it.
+        """
+        flat_rows = iter(self._rows([request for job in jobs for request in job.requests]))
+        outcomes: list[list[Decision] | ScoringError | None] = []
+        job_rows: list[list[_Row]] = []
+        for job in jobs:
+            mine = [next(flat_rows) for _ in job.requests]
+            error = next(
+                (
+                    _located(e, k, len(mine))
+                    for k, e in enumerate(mine)
+                    if isinstance(e, ScoringError)
+                ),
+                None,
+            )
+            outcomes.append(error)
+            job_rows.append(mine)  # type: ignore[arg-type]
+        ready = [j for j, outcome in enumerate(outcomes) if outcome is None]
+        if ready:
+            try:
+                rows = self._stack([row for j in ready for row in job_rows[j]])
+                result = self.score(rows)
+                first = 0
+                for j in ready:
+                    outcomes[j] = self._decisions(jobs[j], rows, result, first)
+                    first += len(jobs[j].requests)
+            except ScoringError:
+                # One job's values broke the shared pass: score each alone so it fails alone.
+                for j in ready:
+                    rows = self._stack(job_rows[j])
+                    try:
+                        outcomes[j] = self._decisions(jobs[j], rows, self.score(rows), 0)
+                    except ScoringError as error:
+                        outcomes[j] = error
+        return outcomes  # type: ignore[return-value]
+
+    def _decisions(
+        self, job: ScoringJob, rows: FeatureRows, result: ScoreResult, first: int
+    ) -> list[Decision]:
+        """The decisions of ``job``, whose rows start at ``first`` in ``rows`` and ``result``."""
+        requests, caller, kind = job.requests, job.caller, job.kind
+        explain_charts = job.explain_charts
+        sources = job.sources or [RequestSource(r.model_dump_json().encode()) for r in requests]
         decisions = []
-        for i, request in enumerate(requests):
+        for k, request in enumerate(requests):
+            i = first + k
             response = self.response(result, i, request)
             explanation: Explanation | None = None
             if explain_charts is not None:
@@ -311,7 +465,7 @@ class Engine:
                 }
                 response["base_log_odds"] = float(result.base[i])
                 response["log_odds"] = float(result.log_odds[i])
-                chart = explain_charts[i]
+                chart = explain_charts[k]
                 if chart != "none":
                     image = render_waterfall(explanation, fmt=chart)  # type: ignore[arg-type]
                     response["chart"] = {
@@ -329,8 +483,8 @@ class Engine:
                 pd=response["pd"],
                 grade=response["grade"],
                 tier=response["tier"],
-                request_body=sources[i].body,
-                request_pointer=sources[i].pointer,
+                request_body=sources[k].body,
+                request_pointer=sources[k].pointer,
                 payload={
                     "features": {
                         name: _finite_or_none(value)
