@@ -389,9 +389,14 @@ def serve(
     bundle: Annotated[
         Path | None, typer.Option(help="bundle folder (default: MLflow champion)")
     ] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="worker processes (default: RISKGRADE_WORKERS or 1)", min=1)
+    ] = None,
     params: ParamsOption = DEFAULT_PARAMS_PATH,
 ) -> None:
     """Run the BentoML scoring service on the champion bundle (or a given bundle folder)."""
+    from serving.service import ServiceConfig, ServiceConfigError
+
     settings = _params(params)
     bundle_dir, bundle_hash = _champion_bundle(settings, bundle)
     env = {
@@ -401,6 +406,13 @@ def serve(
         "RISKGRADE_TOKENS": str(settings.paths.tokens.resolve()),
         "RISKGRADE_AUDIT_DB": str(settings.paths.audit_db.resolve()),
     }
+    if workers is not None:
+        env["RISKGRADE_WORKERS"] = str(workers)
+    try:  # refuse a bad RISKGRADE_* setting here, not in a worker's traceback
+        ServiceConfig.from_env(env)
+    except ServiceConfigError as error:
+        err_console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from None
     bentoml = Path(sys.executable).with_name("bentoml")
     command = [str(bentoml), "serve", "serving.service:RiskgradeService"]
     command += ["--host", host, "--port", str(port)]

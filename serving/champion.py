@@ -42,7 +42,8 @@ def fetch_champion(
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(tracking_uri=tracking_uri)
+    # The registry lives in the same store: never fall back to a process-wide registry URI.
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     try:
         version = client.get_model_version_by_alias(model_name, alias)
     except MlflowException as error:

@@ -16,7 +16,10 @@ fails the caller gets 503 and no decision.
 Configuration (environment, read when the service starts):
 ``RISKGRADE_BUNDLE`` (bundle folder), ``RISKGRADE_BUNDLE_HASH`` (expected bundle hash, optional),
 ``RISKGRADE_AUDIT_DB``, ``RISKGRADE_AUDIT_KEY`` (checkpoint HMAC key), ``RISKGRADE_TOKENS``,
-``RISKGRADE_MAX_CONCURRENCY``, ``RISKGRADE_MAX_BODY_BYTES``.
+``RISKGRADE_MAX_CONCURRENCY``, ``RISKGRADE_MAX_BODY_BYTES``, ``RISKGRADE_WORKERS`` (worker
+processes; several share one SQLite audit log safely), ``RISKGRADE_BATCHING``,
+``RISKGRADE_MAX_BATCH_JOBS``, ``RISKGRADE_MAX_LATENCY_MS`` (adaptive batching,
+``serving.batching``).
 """
 
 from __future__ import annotations
@@ -26,9 +29,9 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import bentoml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -59,12 +62,14 @@ from serving.auth import (
     TokenError,
     TokenStore,
 )
+from serving.batching import AdaptiveBatcher, BatchingConfig
 from serving.engine import (
     Decision,
     Engine,
     ModelIncompatibleError,
     RequestSource,
     ScoringError,
+    ScoringJob,
 )
 from serving.openapi import build_openapi
 from serving.review import review_routes
@@ -93,33 +98,59 @@ class ServiceConfig(BaseModel):
     tokens: Path = Path("data/tokens.json")
     audit: AuditConfig = Field(default_factory=AuditConfig)
     limits: RequestLimits = Field(default_factory=RequestLimits)
+    batching: BatchingConfig = Field(default_factory=BatchingConfig)
     max_concurrency: int = Field(default=16, ge=1, le=10_000)
     """Scoring requests in flight per worker; more get 503 at once."""
     timeout_s: float = Field(default=30.0, gt=0)
+    workers: int = Field(default=1, ge=1, le=64)
+    """BentoML worker processes (read when the service module is imported)."""
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> ServiceConfig:
-        """Defaults overridden by ``RISKGRADE_*`` environment variables."""
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ServiceConfig:
+        """Defaults overridden by ``RISKGRADE_*`` environment variables.
+
+        Raises:
+            ServiceConfigError: naming the variable whose value is invalid.
+        """
         env = os.environ if environ is None else environ
-        base = cls()
-        audit = base.audit
-        if "RISKGRADE_AUDIT_DB" in env:
-            audit = audit.model_copy(update={"path": Path(env["RISKGRADE_AUDIT_DB"])})
-        if env.get("RISKGRADE_AUDIT_URL"):
-            audit = audit.model_copy(update={"url": env["RISKGRADE_AUDIT_URL"]})
-        limits = base.limits
-        if "RISKGRADE_MAX_BODY_BYTES" in env:
-            limits = RequestLimits(
-                **{**limits.model_dump(), "max_body_bytes": int(env["RISKGRADE_MAX_BODY_BYTES"])}
-            )
-        return cls(
-            bundle=Path(env.get("RISKGRADE_BUNDLE", str(base.bundle))),
-            bundle_hash=env.get("RISKGRADE_BUNDLE_HASH") or None,
-            tokens=Path(env.get("RISKGRADE_TOKENS", str(base.tokens))),
-            audit=audit,
-            limits=limits,
-            max_concurrency=int(env.get("RISKGRADE_MAX_CONCURRENCY", base.max_concurrency)),
-        )
+        values: dict[str, Any] = {}
+        for variable, (section, key) in _ENVIRONMENT.items():
+            value = env.get(variable)
+            if value:
+                target = values.setdefault(section, {}) if section else values
+                target[key] = value
+        try:
+            return cls.model_validate(values)
+        except ValidationError as error:
+            where = {
+                (section, key) if section else (key,): name
+                for name, (section, key) in _ENVIRONMENT.items()
+            }
+            first = error.errors(include_url=False)[0]
+            name = where.get(tuple(str(part) for part in first["loc"][:2] if part), "?")
+            raise ServiceConfigError(
+                f"environment variable {name}: {first['msg']} (got {env.get(name)!r})"
+            ) from error
+
+
+class ServiceConfigError(ValueError):
+    """The service's configuration (environment) is invalid."""
+
+
+_ENVIRONMENT: dict[str, tuple[str | None, str]] = {
+    "RISKGRADE_BUNDLE": (None, "bundle"),
+    "RISKGRADE_BUNDLE_HASH": (None, "bundle_hash"),
+    "RISKGRADE_TOKENS": (None, "tokens"),
+    "RISKGRADE_MAX_CONCURRENCY": (None, "max_concurrency"),
+    "RISKGRADE_WORKERS": (None, "workers"),
+    "RISKGRADE_AUDIT_DB": ("audit", "path"),
+    "RISKGRADE_AUDIT_URL": ("audit", "url"),
+    "RISKGRADE_MAX_BODY_BYTES": ("limits", "max_body_bytes"),
+    "RISKGRADE_BATCHING": ("batching", "enabled"),
+    "RISKGRADE_MAX_BATCH_JOBS": ("batching", "max_batch_jobs"),
+    "RISKGRADE_MAX_LATENCY_MS": ("batching", "max_latency_ms"),
+}
+"""Environment variable -> (section, field) of `ServiceConfig`."""
 
 
 class ApiError(Exception):
@@ -167,6 +198,9 @@ class ServingState:
         self.problems: dict[str, str] = {}
         self._slots = threading.BoundedSemaphore(config.max_concurrency)
         self._reload_lock = threading.Lock()
+        self.batcher: AdaptiveBatcher[ScoringJob, list[dict[str, Any]]] = AdaptiveBatcher(
+            self.decide_jobs, config.batching, self._queue_overloaded
+        )
         try:
             self.tokens = TokenStore(config.tokens)
         except (TokenError, ValueError) as error:
@@ -246,6 +280,38 @@ class ServingState:
         """Give a scoring slot back."""
         self._slots.release()
 
+    def _queue_overloaded(self) -> NoReturn:
+        raise ApiError(
+            503,
+            "overloaded",
+            f"the scoring queue is longer than {self.config.batching.max_latency_ms} ms; retry",
+            headers={"Retry-After": "1"},
+        )
+
+    def decide_jobs(self, jobs: Sequence[ScoringJob]) -> list[list[dict[str, Any]] | ApiError]:
+        """Decide a batch of calls and commit all their decisions in one audit transaction.
+
+        Runs in a worker thread. Per job: its response bodies, or the error it gets (422 for
+        its own unscorable request; 503 for everyone when the audit commit fails, since then
+        no decision may leave).
+        """
+        try:
+            engine, audit = self.ready_engine()
+        except ApiError as error:
+            return [error] * len(jobs)
+        outcomes = engine.decide_many(jobs)
+        decisions = [d for outcome in outcomes if isinstance(outcome, list) for d in outcome]
+        try:
+            _commit(audit, decisions)
+        except ApiError as error:
+            return [error] * len(jobs)
+        return [
+            _scoring_error(outcome)
+            if isinstance(outcome, ScoringError)
+            else [d.response for d in outcome]
+            for outcome in outcomes
+        ]
+
 
 # -- HTTP layer ---------------------------------------------------------------------------
 
@@ -311,29 +377,12 @@ def _scoring_error(error: ScoringError) -> ApiError:
     return ApiError(422, "unscorable", str(error), [FieldError(loc=error.loc, message=str(error))])
 
 
-async def _decide(
-    state: ServingState,
-    caller: str,
-    requests: list[ScoreRequest],
-    sources: list[RequestSource],
-    kind: str,
-    charts: list[str] | None = None,
-) -> list[dict[str, Any]]:
-    engine, audit = state.ready_engine()
+async def _decide(state: ServingState, job: ScoringJob) -> list[dict[str, Any]]:
+    """Queue one call for adaptive batching (after the concurrency gate); its responses."""
+    state.ready_engine()
     state.acquire()
     try:
-
-        def work() -> list[dict[str, Any]]:
-            try:
-                decisions = engine.decide(
-                    requests, caller, kind=kind, explain_charts=charts, sources=sources
-                )
-            except ScoringError as error:
-                raise _scoring_error(error) from error
-            _commit(audit, decisions)
-            return [d.response for d in decisions]
-
-        return await run_in_threadpool(work)
+        return await state.batcher.submit(job)
     finally:
         state.release()
 
@@ -361,7 +410,8 @@ async def score(request: Request, state: ServingState) -> Any:
     """POST /score: one customer."""
     caller = state.require(request, Role.SCORER)
     body, raw = await _parse_body(request, state, ScoreRequest)
-    return (await _decide(state, caller, [body], [RequestSource(raw)], "score"))[0]
+    job = ScoringJob([body], caller, "score", sources=[RequestSource(raw)])
+    return (await _decide(state, job))[0]
 
 
 @_endpoint
@@ -370,7 +420,8 @@ async def score_batch(request: Request, state: ServingState) -> Any:
     caller = state.require(request, Role.SCORER)
     body, raw = await _parse_body(request, state, ScoreBatchRequest)
     sources = [RequestSource(raw, f"/requests/{i}") for i in range(len(body.requests))]
-    return {"results": await _decide(state, caller, body.requests, sources, "score")}
+    job = ScoringJob(body.requests, caller, "score", sources=sources)
+    return {"results": await _decide(state, job)}
 
 
 @_endpoint
@@ -378,7 +429,8 @@ async def explain(request: Request, state: ServingState) -> Any:
     """POST /explain: the score plus the explanation on the tiers (optional chart)."""
     caller = state.require(request, Role.SCORER)
     body, raw = await _parse_body(request, state, ExplainRequest)
-    return (await _decide(state, caller, [body], [RequestSource(raw)], "explain", [body.chart]))[0]
+    job = ScoringJob([body], caller, "explain", [body.chart], [RequestSource(raw)])
+    return (await _decide(state, job))[0]
 
 
 @_endpoint
@@ -533,7 +585,7 @@ _CONFIG_AT_IMPORT = ServiceConfig.from_env()
 @bentoml.service(
     name="riskgrade",
     traffic={"timeout": _CONFIG_AT_IMPORT.timeout_s},
-    workers=1,
+    workers=_CONFIG_AT_IMPORT.workers,
 )
 @bentoml.asgi_app(http_app, path="/")
 class RiskgradeService:
@@ -553,7 +605,8 @@ class RiskgradeService:
 
     @bentoml.on_shutdown
     def close(self) -> None:
-        """Close the audit store."""
+        """Stop the batcher and close the audit store."""
+        self.state.batcher.shutdown()
         if self.state.audit is not None:
             self.state.audit.close()
 

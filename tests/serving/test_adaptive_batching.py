@@ -1,0 +1,137 @@
+"""Adaptive batching behind /score and /score_batch, through ``Service.to_asgi()``."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import bentoml
+import pytest
+
+from serving.audit import verify
+from serving.batch import request_example
+from serving.service import ServiceConfig, ServiceConfigError
+from tests.serving.conftest import auth
+
+
+def _post_concurrently(client, path, bodies, headers, threads=8):
+    start = threading.Barrier(threads)
+
+    def post(chunk):
+        start.wait()
+        return [client.post(path, json=b, headers=headers) for b in chunk]
+
+    chunks = [bodies[i::threads] for i in range(threads)]
+    with ThreadPoolExecutor(threads) as pool:
+        return [r for part in pool.map(post, chunks) for r in part]
+
+
+@pytest.fixture(scope="module")
+def bodies(portfolio, as_of):
+    ids = sorted(portfolio.customers["customer_id"])
+    return [request_example(portfolio, c, as_of) for c in ids]
+
+
+def test_given_concurrent_calls_when_batched_then_each_equals_its_sequential_decision(
+    service_client, bodies
+):
+    # Given the scores of 12 customers, one call at a time
+    with service_client() as (client, tokens, _):
+        headers = auth(tokens["scorer"])
+        alone = {
+            b["customer"]["customer_id"]: client.post("/score", json=b, headers=headers).json()
+            for b in bodies
+        }
+    # When 8 clients send 60 calls for them at once
+    with service_client() as (client, tokens, audit_db):
+        headers = auth(tokens["scorer"])
+        responses = _post_concurrently(client, "/score", bodies * 5, headers)
+        batcher = bentoml.get_current_service().state.batcher
+        # Then calls were decided together, every answer is 200 and equals the lone decision
+        assert max(batcher.batch_sizes) > 1, batcher.batch_sizes
+        assert [r.status_code for r in responses] == [200] * 60
+        for response in responses:
+            out = response.json()
+            lone = alone[out["customer_id"]]
+            assert (out["pd"], out["grade"], out["tier"]) == (
+                lone["pd"],
+                lone["grade"],
+                lone["tier"],
+            )
+            assert out["reasons"] == lone["reasons"]
+        # And every decision is in the audit log exactly once, the chain intact
+        result = verify(audit_db, key=b"test-key")
+        assert result.ok and result.records == len(alone) + 60  # same log as the lone calls
+        assert len({r.json()["decision_id"] for r in responses}) == 60
+
+
+def test_given_a_bad_call_among_concurrent_ones_then_only_it_fails(service_client, bodies):
+    # Given concurrent calls, every fourth a feature vector lacking all features
+    bad = {"as_of": bodies[0]["as_of"], "feature_vector": {"customer_id": "V", "values": {}}}
+    mixed = [bad if i % 4 == 0 else b for i, b in enumerate(bodies * 3)]
+    with service_client() as (client, tokens, audit_db):
+        responses = _post_concurrently(client, "/score", mixed, auth(tokens["scorer"]))
+    # Then the bad ones get 422 naming the field, the others 200, and only they are audited
+    codes = [r.status_code for r in responses]
+    assert codes.count(422) == 9 and codes.count(200) == 27
+    for response in responses:
+        if response.status_code == 422:
+            assert response.json()["error"]["fields"][0]["loc"].startswith("feature_vector")
+    assert verify(audit_db, key=b"test-key").records == 27
+
+
+def test_given_batch_call_when_scored_then_records_point_into_the_one_body(service_client, bodies):
+    with service_client() as (client, tokens, _):
+        response = client.post(
+            "/score_batch", json={"requests": bodies[:5]}, headers=auth(tokens["scorer"])
+        )
+        assert response.status_code == 200
+        results = response.json()["results"]
+        records = [
+            client.get(f"/audit/{r['decision_id']}", headers=auth(tokens["auditor"])).json()
+            for r in results
+        ]
+    assert [r["request_pointer"] for r in records] == [f"/requests/{i}" for i in range(5)]
+    assert len({r["request_sha256"] for r in records}) == 1
+    assert [r["request"] for r in records] == bodies[:5]
+
+
+def test_given_a_tiny_latency_budget_when_flooded_then_fast_503_and_no_decision_lost(
+    service_client, bodies
+):
+    # Given a 10 ms latency budget, far below what a batch of these customers takes
+    with service_client(RISKGRADE_MAX_LATENCY_MS="10") as (client, tokens, audit_db):
+        responses = _post_concurrently(client, "/score", bodies * 6, auth(tokens["scorer"]))
+    # Then some calls are refused as overloaded (503 with Retry-After), the rest decided,
+    # and exactly the decided ones are in the audit log
+    codes = [r.status_code for r in responses]
+    assert set(codes) <= {200, 503} and 503 in codes
+    for response in responses:
+        if response.status_code == 503:
+            assert response.json()["error"]["code"] == "overloaded"
+            assert response.headers["Retry-After"] == "1"
+    assert verify(audit_db, key=b"test-key").records == codes.count(200)
+
+
+def test_given_batching_disabled_when_scored_concurrently_then_each_call_alone(
+    service_client, bodies
+):
+    with service_client(RISKGRADE_BATCHING="false") as (client, tokens, _):
+        responses = _post_concurrently(client, "/score", bodies * 2, auth(tokens["scorer"]))
+        batcher = bentoml.get_current_service().state.batcher
+    assert all(r.status_code == 200 for r in responses)
+    assert set(batcher.batch_sizes) == {1}
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("RISKGRADE_MAX_BATCH_JOBS", "0"),
+        ("RISKGRADE_MAX_LATENCY_MS", "soon"),
+        ("RISKGRADE_BATCHING", "perhaps"),
+        ("RISKGRADE_WORKERS", "-1"),
+    ],
+)
+def test_given_bad_batching_setting_when_configured_then_error_names_the_variable(variable, value):
+    with pytest.raises(ServiceConfigError, match=variable):
+        ServiceConfig.from_env({variable: value})
