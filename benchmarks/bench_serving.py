@@ -11,12 +11,16 @@ Measured in the same run, on the same customers and the same model:
 - the in-process floor: ``compute_feature_row`` + ``Booster.predict(pred_contrib=True)`` per
   customer, plus every other stage of the request path timed alone (where the time goes);
 - the service: sequential p50/p99 of ``/score`` (and ``/explain``), throughput with 1, 8 and
-  32 concurrent clients (bounded loops), also with feature-vector bodies;
-- ``mlflow models serve`` of the same bundle logged as the training package's pyfunc (from
-  code, into a temporary SQLite registry), fed the same customers' feature rows as
-  ``dataframe_split``: sequential p50/p99 and throughput with 1, 8 and 32 clients.
+  32 concurrent clients (bounded loops) with 1 and 2 workers, adaptive batching on and off,
+  also with feature-vector bodies;
+- ``mlflow models serve`` of the same bundle (models from code, a temporary SQLite registry),
+  with the same worker counts: (a) fed the same ``/score`` bodies, which a baseline model
+  (``baselines/mlflow_raw_model.py``) validates, turns into features and decides with the same
+  code, without the audit commit; (b) fed the customers' feature rows through the training
+  package's pyfunc. Sequential p50/p99 and throughput with 1, 8 and 32 clients.
 
 Targets (ratios): sequential p50 <= 2.5x the floor; throughput >= 3x ``mlflow models serve``.
+The load generator runs on the same 2 cores as the server under test, for both servers.
 Writes ``benchmarks/results/serving.json``.
 
 Usage: ``uv run python benchmarks/bench_serving.py [--customers 24] [--requests 200]``
@@ -325,100 +329,166 @@ def concurrency_sweep(
     return [load(url, headers, bodies, c, max(4, total // c)) for c in CONCURRENCY]
 
 
-def bento_runs(
-    work: Path, bundle: Bundle, raw: list[bytes], vectors: list[bytes], explain: list[bytes], args
-) -> dict:
-    tokens = work / "tokens.json"
-    token = create_token(tokens, "bench", "scorer")
+def serve_bento(
+    work: Path, bundle: Bundle, token_file: Path, args, *, workers: int, batching: bool
+) -> tuple[subprocess.Popen, str, Path]:
     port = free_port()
+    name = f"bentoml-w{workers}-{'batch' if batching else 'nobatch'}"
     env = {
         **os.environ,
         "RISKGRADE_BUNDLE": str(bundle.path),
-        "RISKGRADE_AUDIT_DB": str(work / "audit.db"),
-        "RISKGRADE_TOKENS": str(tokens),
+        "RISKGRADE_AUDIT_DB": str(work / f"{name}-audit.db"),
+        "RISKGRADE_TOKENS": str(token_file),
         "RISKGRADE_MAX_CONCURRENCY": "64",
+        "RISKGRADE_WORKERS": str(workers),
+        "RISKGRADE_BATCHING": "true" if batching else "false",
         "BENTOML_HOME": str(work / "bentoml"),
         "BENTOML_DO_NOT_TRACK": "true",
     }
     command = [sys.executable, "-m", "bentoml", "serve", args.service]
     command += ["--host", "127.0.0.1", "--port", str(port)]
-    log = work / "bentoml.log"
+    log = work / f"{name}.log"
     process = start(command, env, log)
-    base = f"http://127.0.0.1:{port}"
-    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     try:
-        wait_ready(f"{base}/readyz", process, log)
-        load(f"{base}/score", headers, raw, clients=1, per_client=10)  # warm-up
-        sequential = load(f"{base}/score", headers, raw, clients=1, per_client=args.requests)
-        explain_seq = load(f"{base}/explain", headers, explain, 1, max(20, args.requests // 4))
-        sweep = concurrency_sweep(f"{base}/score", headers, raw, args.load_requests)
-        vector_seq = load(f"{base}/score", headers, vectors, clients=1, per_client=args.requests)
-        vector_sweep = concurrency_sweep(f"{base}/score", headers, vectors, args.load_requests)
+        wait_ready(f"http://127.0.0.1:{port}/readyz", process, log)
+    except Exception:
+        stop(process)
+        raise
+    return process, f"http://127.0.0.1:{port}", log
+
+
+def bento_runs(
+    work: Path, bundle: Bundle, raw: list[bytes], vectors: list[bytes], explain: list[bytes], args
+) -> dict:
+    """The service with 1 and 2 workers (the same worker counts MLflow gets), batching on/off."""
+    tokens = work / "tokens.json"
+    token = create_token(tokens, "bench", "scorer")
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    out: dict[str, object] = {}
+    process, base, _ = serve_bento(work, bundle, tokens, args, workers=1, batching=True)
+    try:
+        load(f"{base}/score", headers, raw, clients=1, per_client=20)  # warm-up, batcher training
+        out["score_raw_sequential"] = load(f"{base}/score", headers, raw, 1, args.requests)
+        out["explain_raw_sequential"] = load(
+            f"{base}/explain", headers, explain, 1, max(20, args.requests // 4)
+        )
+        out["score_raw_concurrent"] = concurrency_sweep(
+            f"{base}/score", headers, raw, args.load_requests
+        )
+        out["score_vector_sequential"] = load(f"{base}/score", headers, vectors, 1, args.requests)
+        out["score_vector_concurrent"] = concurrency_sweep(
+            f"{base}/score", headers, vectors, args.load_requests
+        )
     finally:
         stop(process)
-    return {
-        "score_raw_sequential": sequential,
-        "explain_raw_sequential": explain_seq,
-        "score_raw_concurrent": sweep,
-        "score_vector_sequential": vector_seq,
-        "score_vector_concurrent": vector_sweep,
-    }
+    for batching in (True, False):
+        process, base, _ = serve_bento(work, bundle, tokens, args, workers=2, batching=batching)
+        try:
+            load(f"{base}/score", headers, raw, clients=2, per_client=20)
+            key = "score_raw_concurrent_w2" + ("" if batching else "_no_batching")
+            out[key] = concurrency_sweep(f"{base}/score", headers, raw, args.load_requests)
+        finally:
+            stop(process)
+    return out
 
 
-def mlflow_runs(work: Path, bundle: Bundle, rows: np.ndarray, args) -> dict:
-    """Log the bundle as the training package's pyfunc, serve it, post feature rows."""
+def log_pyfunc(work: Path, bundle: Bundle, python_model: Path, example, name: str) -> str:
+    """Log ``python_model`` (from code) with the bundle as artifact; its registered URI."""
     import mlflow
-    import pandas as pd
-
-    from training.registry import PYFUNC_FILE
 
     uri = f"sqlite:///{work / 'mlflow.db'}"
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
-    experiment = mlflow.create_experiment("bench", artifact_location=(work / "mlruns").as_uri())
-    names = bundle.spec.names
-    example = pd.DataFrame(rows[:5], columns=names)
-    t0 = time.perf_counter()
-    with mlflow.start_run(experiment_id=experiment):
+    experiment = mlflow.get_experiment_by_name("bench")
+    experiment_id = (
+        experiment.experiment_id
+        if experiment
+        else mlflow.create_experiment("bench", artifact_location=(work / "mlruns").as_uri())
+    )
+    with mlflow.start_run(experiment_id=experiment_id):
         info = mlflow.pyfunc.log_model(
             name="model",
-            python_model=str(PYFUNC_FILE),
+            python_model=str(python_model),
             artifacts={"bundle": str(bundle.path)},
             pip_requirements=["riskgrade"],
-            registered_model_name="riskgrade-bench",
+            registered_model_name=name,
             signature=mlflow.models.infer_signature(example),
         )
-    log_s = time.perf_counter() - t0
+    return f"models:/{name}/{info.registered_model_version}"
+
+
+def mlflow_serve(work: Path, model_uri: str, workers: int) -> tuple[subprocess.Popen, str]:
     port = free_port()
+    uri = f"sqlite:///{work / 'mlflow.db'}"
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PYTHONPATH": str(ROOT), "PATH": VENV_PATH}
-    model_uri = f"models:/riskgrade-bench/{info.registered_model_version}"
     command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", model_uri]
-    command += ["--env-manager", "local", "--host", "127.0.0.1", "-p", str(port), "-w", "1"]
-    log = work / "mlflow-serve.log"
+    command += ["--env-manager", "local", "--host", "127.0.0.1", "-p", str(port)]
+    command += ["-w", str(workers)]
+    log = work / f"mlflow-serve-{model_uri.split('/')[-2]}-w{workers}.log"
     process = start(command, env, log)
-    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(f"http://127.0.0.1:{port}/ping", process, log)
+    except Exception:
+        stop(process)
+        raise
+    return process, f"http://127.0.0.1:{port}"
+
+
+def mlflow_runs(work: Path, bundle: Bundle, rows: np.ndarray, raw: list[bytes], args) -> dict:
+    """``mlflow models serve`` of the same bundle, fed the same customers two ways.
+
+    - raw records: the baseline model from code (``baselines/mlflow_raw_model.py``) runs the
+      same validation, features and decision code on each ``/score`` body (no audit);
+    - feature rows: the training package's pyfunc on the features computed beforehand.
+    """
+    import pandas as pd
+
+    from training.registry import PYFUNC_FILE
+
     headers = {"Content-Type": "application/json"}
-    bodies = [
+    names = bundle.spec.names
+    out: dict[str, object] = {}
+    t0 = time.perf_counter()
+    raw_uri = log_pyfunc(
+        work,
+        bundle,
+        ROOT / "benchmarks/baselines/mlflow_raw_model.py",
+        pd.DataFrame({"request": [raw[0].decode()]}),
+        "riskgrade-bench-raw",
+    )
+    vector_uri = log_pyfunc(
+        work, bundle, PYFUNC_FILE, pd.DataFrame(rows[:5], columns=names), "riskgrade-bench"
+    )
+    out["log_model_s"] = round(time.perf_counter() - t0, 2)
+    raw_bodies = [
+        json.dumps({"dataframe_split": {"columns": ["request"], "data": [[b.decode()]]}}).encode()
+        for b in raw
+    ]
+    vector_bodies = [
         json.dumps({"dataframe_split": {"columns": names, "data": [row.tolist()]}}).encode()
         for row in rows
     ]  # NaN literals: MLflow's JSON parser reads them as missing (float NaN)
-    try:
-        wait_ready(f"{base}/ping", process, log)
-        check = httpx.post(f"{base}/invocations", content=bodies[0], headers=headers, timeout=60)
-        if check.status_code != 200:
-            raise RuntimeError(f"mlflow models serve answered {check.status_code}: {check.text}")
-        load(f"{base}/invocations", headers, bodies, clients=1, per_client=10)  # warm-up
-        sequential = load(f"{base}/invocations", headers, bodies, 1, args.requests)
-        sweep = concurrency_sweep(f"{base}/invocations", headers, bodies, args.load_requests)
-    finally:
-        stop(process)
-    return {
-        "model_uri": model_uri,
-        "log_model_s": round(log_s, 2),
-        "sample_response": check.json(),
-        "invocations_sequential": sequential,
-        "invocations_concurrent": sweep,
-    }
+    for uri, bodies, workers, key in (
+        (raw_uri, raw_bodies, 1, "raw"),
+        (raw_uri, raw_bodies, 2, "raw_w2"),
+        (vector_uri, vector_bodies, 1, "vector"),
+    ):
+        process, base = mlflow_serve(work, uri, workers)
+        url = f"{base}/invocations"
+        try:
+            check = httpx.post(url, content=bodies[0], headers=headers, timeout=60)
+            if check.status_code != 200:
+                raise RuntimeError(f"mlflow serve answered {check.status_code}: {check.text}")
+            load(url, headers, bodies, clients=workers, per_client=10)  # warm-up
+            if workers == 1:
+                out[f"{key}_sequential"] = load(url, headers, bodies, 1, args.requests)
+            out[f"{key}_concurrent"] = concurrency_sweep(url, headers, bodies, args.load_requests)
+            out[f"{key}_model_uri"] = uri
+            if key == "vector":
+                out["vector_sample_response"] = check.json()
+        finally:
+            stop(process)
+    return out
 
 
 def ratio(a: float, b: float) -> float:
@@ -458,7 +528,7 @@ def main() -> None:
     gc.freeze()  # the workload's own objects out of the collector's way: a compute floor
     floor = in_process(engine, raw, work, args.rounds)
     served = bento_runs(work, bundle, raw, vectors, explain, args)
-    mlflow = None if args.skip_mlflow else mlflow_runs(work, bundle, rows, args)
+    mlflow = None if args.skip_mlflow else mlflow_runs(work, bundle, rows, raw, args)
 
     floor_p50 = floor["floor_features_plus_pred_contrib"]["p50_ms"]
     seq = served["score_raw_sequential"]
@@ -467,21 +537,36 @@ def main() -> None:
         "target_p50_over_floor_max": 2.5,
     }
     if mlflow is not None:
-        ml_seq = mlflow["invocations_sequential"]
-        ratios["mlflow_p50_ms"] = ml_seq["p50_ms"]
-        ratios["score_raw_throughput_over_mlflow"] = {
-            str(o["clients"]): ratio(o["throughput_rps"], m["throughput_rps"])
-            for o, m in zip(
-                served["score_raw_concurrent"], mlflow["invocations_concurrent"], strict=True
-            )
+
+        def over(ours: str, theirs: str) -> dict[str, float]:
+            return {
+                str(o["clients"]): ratio(o["throughput_rps"], m["throughput_rps"])
+                for o, m in zip(served[ours], mlflow[theirs], strict=True)
+            }
+
+        ratios["mlflow_raw_p50_ms"] = mlflow["raw_sequential"]["p50_ms"]
+        ratios["score_raw_p50_over_mlflow_raw_p50"] = ratio(
+            seq["p50_ms"], mlflow["raw_sequential"]["p50_ms"]
+        )
+        ratios["throughput_over_mlflow_same_raw_input"] = {
+            "workers_1": over("score_raw_concurrent", "raw_concurrent"),
+            "workers_2": over("score_raw_concurrent_w2", "raw_w2_concurrent"),
         }
-        ratios["score_vector_throughput_over_mlflow"] = {
-            str(o["clients"]): ratio(o["throughput_rps"], m["throughput_rps"])
-            for o, m in zip(
-                served["score_vector_concurrent"], mlflow["invocations_concurrent"], strict=True
-            )
+        ratios["throughput_over_mlflow_feature_rows"] = {
+            "raw_records_vs_feature_rows_w1": over("score_raw_concurrent", "vector_concurrent"),
+            "feature_vector_vs_feature_rows_w1": over(
+                "score_vector_concurrent", "vector_concurrent"
+            ),
         }
         ratios["target_throughput_over_mlflow_min"] = 3.0
+    ratios["adaptive_batching_gain_workers_2"] = {
+        str(o["clients"]): ratio(o["throughput_rps"], n["throughput_rps"])
+        for o, n in zip(
+            served["score_raw_concurrent_w2"],
+            served["score_raw_concurrent_w2_no_batching"],
+            strict=True,
+        )
+    }
     result = {
         "benchmark": "serving",
         "endpoint": "POST /score from raw records (features -> pred_contrib -> reasons), audited",
@@ -496,8 +581,9 @@ def main() -> None:
             "mean_body_kb": round(float(np.mean([len(b) for b in raw])) / 1024, 1),
             "mean_vector_body_kb": round(float(np.mean([len(b) for b in vectors])) / 1024, 2),
             "model": model_shape(model),
-            "bentoml_workers": 1,
-            "mlflow_workers": 1,
+            "workers": "1 and 2 for both servers (same count compared)",
+            "adaptive_batching": "on (BentoML CorkDispatcher); off measured with 2 workers",
+            "load_generator": "httpx threads on the same 2 cores as the server",
             "audit": "SQLite WAL, synchronous=FULL, one record per decision",
         },
         "in_process": floor,

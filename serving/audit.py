@@ -18,9 +18,10 @@ removed by someone with file access) no longer matches its last checkpoint. A ta
 external copy of the checkpoints: ship them
 elsewhere (``export_checkpoints``) when that matters.
 
-Scaling out: ``AuditConfig.url`` set to a PostgreSQL URL makes ``open_audit_store`` return
-``serving.audit_sql.SqlAuditStore``: the same interface, records and chain, with a table lock
-serialising writers across processes.
+Scaling out: ``AuditConfig.url`` takes a SQLAlchemy URL. A PostgreSQL URL makes
+``open_audit_store`` return ``serving.audit_sql.SqlAuditStore``: the same interface, records
+and chain, with a table lock serialising writers across processes and hosts; a
+``sqlite:///PATH`` URL is this store on that file.
 """
 
 from __future__ import annotations
@@ -142,7 +143,8 @@ class AuditConfig(BaseModel):
     """Environment variable holding the checkpoint signing key (a dev key is used if unset)."""
     busy_timeout_ms: int = Field(default=5000, ge=0)
     url: str | None = None
-    """SQLAlchemy URL of a PostgreSQL audit database (``serving.audit_sql``); None: ``path``."""
+    """SQLAlchemy URL of the audit database (``sqlite:///...`` or ``postgresql://...``);
+    None: the SQLite file at ``path``."""
 
 
 class DecisionRecord(BaseModel):
@@ -656,7 +658,11 @@ def check_row(
 def open_audit_store(
     config: AuditConfig | None = None, *, key: bytes | None = None
 ) -> AuditStore | SqlAuditStore:
-    """The audit store ``config`` names: PostgreSQL when ``url`` is set, else the SQLite file.
+    """The audit store ``config`` names: its SQLAlchemy ``url`` when set, else the SQLite file.
+
+    A ``sqlite:///PATH`` URL opens the SQLite store on that file (the same store as
+    ``path``); ``postgresql://`` (psycopg 3) opens ``SqlAuditStore``. Other dialects are
+    refused by name: the append-only triggers exist for these two.
 
     Raises:
         AuditError: if the store cannot be opened (``AuditUrlError`` for a bad URL).
@@ -664,8 +670,14 @@ def open_audit_store(
     config = config or AuditConfig()
     if config.url is None:
         return AuditStore(config, key=key)
-    from serving.audit_sql import SqlAuditStore
+    from serving.audit_sql import SqlAuditStore, parse_audit_url
 
+    url = parse_audit_url(config.url)
+    if url.get_backend_name() == "sqlite":
+        assert url.database is not None  # parse_audit_url refuses in-memory databases
+        return AuditStore(
+            config.model_copy(update={"url": None, "path": Path(url.database)}), key=key
+        )
     return SqlAuditStore(config, key=key)
 
 

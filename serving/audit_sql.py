@@ -135,6 +135,39 @@ class AuditUrlError(AuditError, ValueError):
     """The audit URL is malformed or names a database this store does not support."""
 
 
+SUPPORTED_BACKENDS = ("sqlite", "postgresql")
+"""Dialects with append-only triggers (SQLite: ``serving.audit``; PostgreSQL: here)."""
+
+
+def parse_audit_url(text: str) -> URL:
+    """Parse and check an audit database URL; a bare ``postgresql://`` gets psycopg 3.
+
+    Raises:
+        AuditUrlError: if the URL is malformed, in-memory, or of an unsupported dialect
+            (the message names the dialect and the supported ones).
+    """
+    try:
+        url = make_url(text)
+    except ArgumentError as error:
+        raise AuditUrlError(f"audit url is not a valid SQLAlchemy URL: {error}") from error
+    backend = url.get_backend_name()
+    shown = url.render_as_string(hide_password=True)
+    if backend not in SUPPORTED_BACKENDS:
+        raise AuditUrlError(
+            f"audit url {shown}: dialect {backend!r} is not supported; the append-only "
+            f"triggers exist for {' and '.join(SUPPORTED_BACKENDS)} "
+            "(sqlite:///PATH or postgresql://USER@HOST/DB)"
+        )
+    if backend == "sqlite" and url.database in (None, "", ":memory:"):
+        raise AuditUrlError(
+            f"audit url {shown}: an in-memory SQLite log loses every decision; name a file "
+            "(sqlite:///data/audit.db)"
+        )
+    if backend == "postgresql" and url.drivername == "postgresql":
+        url = url.set(drivername="postgresql+psycopg")
+    return url
+
+
 def _named(clauses: Sequence[str], params: Sequence[Any]) -> tuple[str, dict[str, Any]]:
     """Rewrite ``?`` placeholders (shared SQLite clauses) as SQLAlchemy named binds."""
     counter = iter(range(len(params)))
@@ -172,16 +205,13 @@ class SqlAuditStore:
 
         if not config.url:
             raise AuditUrlError("AuditConfig.url is not set: SqlAuditStore needs a database URL")
-        try:
-            url: URL = make_url(config.url)
-        except ArgumentError as error:
-            raise AuditUrlError(f"audit url is not a valid SQLAlchemy URL: {error}") from error
+        url = parse_audit_url(config.url)
         self.url = url.render_as_string(hide_password=True)
         """The URL with its password masked (safe to log)."""
         if url.get_backend_name() != "postgresql":
             raise AuditUrlError(
-                f"audit url {self.url}: backend {url.get_backend_name()!r} is not supported "
-                "(use postgresql+psycopg://...; SQLite files go in AuditConfig.path)"
+                f"audit url {self.url}: SqlAuditStore is the PostgreSQL store "
+                "(open_audit_store opens sqlite:/// URLs with the SQLite store)"
             )
         self.config = config
         env_key = os.environ.get(config.hmac_key_env)

@@ -127,9 +127,24 @@ _AUDIT_RECORD = {
         "pd": {"type": "number"},
         "grade": {"type": "string"},
         "tier": {"type": "string"},
-        "payload": {"type": "object"},
+        "payload": {
+            "type": "object",
+            "description": "computed features, hard-rule flags and the response given",
+        },
         "prev_hash": {"type": "string"},
         "hash": {"type": "string"},
+        "request_sha256": {
+            "type": ["string", "null"],
+            "description": "SHA-256 of the HTTP body the request arrived in (kept byte for byte)",
+        },
+        "request_pointer": {
+            "type": ["string", "null"],
+            "description": "JSON pointer of the request inside that body ('' for /score)",
+        },
+        "request": {
+            "type": ["object", "null"],
+            "description": "the scored request, read from the stored body",
+        },
     },
 }
 

@@ -18,8 +18,8 @@ Configuration (environment, read when the service starts):
 ``RISKGRADE_AUDIT_DB``, ``RISKGRADE_AUDIT_KEY`` (checkpoint HMAC key), ``RISKGRADE_TOKENS``,
 ``RISKGRADE_MAX_CONCURRENCY``, ``RISKGRADE_MAX_BODY_BYTES``, ``RISKGRADE_WORKERS`` (worker
 processes; several share one SQLite audit log safely), ``RISKGRADE_BATCHING``,
-``RISKGRADE_MAX_BATCH_JOBS``, ``RISKGRADE_MAX_LATENCY_MS`` (adaptive batching,
-``serving.batching``).
+``RISKGRADE_MAX_BATCH_JOBS``, ``RISKGRADE_MAX_LATENCY_MS``, ``RISKGRADE_MAX_WAIT_MS``
+(adaptive batching, ``serving.batching``).
 """
 
 from __future__ import annotations
@@ -149,6 +149,7 @@ _ENVIRONMENT: dict[str, tuple[str | None, str]] = {
     "RISKGRADE_BATCHING": ("batching", "enabled"),
     "RISKGRADE_MAX_BATCH_JOBS": ("batching", "max_batch_jobs"),
     "RISKGRADE_MAX_LATENCY_MS": ("batching", "max_latency_ms"),
+    "RISKGRADE_MAX_WAIT_MS": ("batching", "max_wait_ms"),
 }
 """Environment variable -> (section, field) of `ServiceConfig`."""
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import bentoml
@@ -10,6 +12,7 @@ import pytest
 
 from serving.audit import verify
 from serving.batch import request_example
+from serving.batching import AdaptiveBatcher, BatchingConfig
 from serving.service import ServiceConfig, ServiceConfigError
 from tests.serving.conftest import auth
 
@@ -135,3 +138,45 @@ def test_given_batching_disabled_when_scored_concurrently_then_each_call_alone(
 def test_given_bad_batching_setting_when_configured_then_error_names_the_variable(variable, value):
     with pytest.raises(ServiceConfigError, match=variable):
         ServiceConfig.from_env({variable: value})
+
+
+def _batcher(max_wait_ms=2.0):
+    def decide(jobs):
+        time.sleep(0.005)  # a batch's work, done in a worker thread
+        return [ValueError(job) if job == "bad" else job.upper() for job in jobs]
+
+    def overloaded():
+        raise RuntimeError("overloaded")
+
+    config = BatchingConfig(max_wait_ms=max_wait_ms)
+    return AdaptiveBatcher(decide, config, overloaded)
+
+
+def test_given_lone_calls_when_submitted_then_decided_at_once_without_the_dispatcher():
+    batcher = _batcher()
+
+    async def run():
+        return [await batcher.submit(f"job{i}") for i in range(5)]
+
+    assert asyncio.run(run()) == [f"JOB{i}" for i in range(5)]
+    assert batcher._dispatcher is None and batcher.batch_sizes == {1: 5}
+
+
+def test_given_a_burst_when_it_ends_then_the_hold_estimate_stays_capped():
+    # Given a batcher whose dispatcher has seen a burst of 64 concurrent calls
+    batcher = _batcher(max_wait_ms=2.0)
+
+    async def run():
+        results = await asyncio.gather(*(batcher.submit(f"j{i}") for i in range(64)))
+        bad = await asyncio.gather(
+            batcher.submit("x"), batcher.submit("bad"), return_exceptions=True
+        )
+        return results, bad
+
+    results, bad = asyncio.run(run())
+    # Then every call got its own outcome, calls were batched, an error went to its caller
+    # alone, and the learned hold is no longer than max_wait_ms
+    assert results == [f"J{i}" for i in range(64)]
+    assert max(batcher.batch_sizes) > 1
+    assert bad[0] == "X" and isinstance(bad[1], ValueError)
+    assert batcher._dispatcher.optimizer.wait <= 0.002

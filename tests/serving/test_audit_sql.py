@@ -377,8 +377,34 @@ def test_given_config_when_opened_via_factory_then_backend_follows_url(pg_url, t
     lite.close()
 
 
+def test_given_any_supported_sqlalchemy_url_when_opened_then_that_store(pg_url, tmp_path):
+    # Given a sqlite:/// URL and a bare postgresql:// URL (no driver named)
+    lite = open_audit_store(AuditConfig(url=f"sqlite:///{tmp_path}/url.db"), key=KEY)
+    bare = pg_url.replace("postgresql+psycopg://", "postgresql://")
+    sql = open_audit_store(AuditConfig(url=bare), key=KEY)
+    # Then the SQLite store opens that file, and PostgreSQL is reached through psycopg 3
+    assert isinstance(lite, AuditStore) and lite.path == tmp_path / "url.db"
+    assert isinstance(sql, SqlAuditStore) and sql.append(record(1)).id == 1
+    lite.close()
+    sql.close()
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("mysql+pymysql://u@h/db", "dialect 'mysql' is not supported"),
+        ("mssql://u@h/db", "dialect 'mssql' is not supported"),
+        ("sqlite://", "in-memory"),
+        ("sqlite:///:memory:", "in-memory"),
+    ],
+)
+def test_given_unsupported_url_when_opened_then_error_names_the_dialect(url, message):
+    with pytest.raises(AuditUrlError, match=message):
+        open_audit_store(AuditConfig(url=url))
+
+
 def test_given_unsupported_or_unreachable_url_when_opened_then_clear_error(pg_cluster):
-    with pytest.raises(AuditUrlError, match="sqlite"):
+    with pytest.raises(AuditUrlError, match="PostgreSQL store"):
         SqlAuditStore(AuditConfig(url="sqlite:///x.db"))
     with pytest.raises(AuditUrlError, match="not a valid"):
         SqlAuditStore(AuditConfig(url="not a url"))
