@@ -239,7 +239,12 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def bentoml_serve(
-    bundle_dir: Path, tokens: Path, workdir: Path, *, timeout_s: float = 90
+    bundle_dir: Path,
+    tokens: Path,
+    workdir: Path,
+    *,
+    timeout_s: float = 90,
+    extra_env: dict[str, str] | None = None,
 ) -> Iterator[str]:
     """Run ``bentoml serve`` on loopback until the block ends; yields the base URL once ready.
 
@@ -255,6 +260,7 @@ def bentoml_serve(
         "RISKGRADE_AUDIT_KEY": "test-key",
         "BENTOML_HOME": str(workdir / "bentoml"),
         "BENTOML_DO_NOT_TRACK": "true",
+        **(extra_env or {}),
     }
     command = [sys.executable, "-m", "bentoml", "serve", "serving.service:RiskgradeService"]
     command += ["--host", "127.0.0.1", "--port", str(port)]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import httpx
 import pytest
 
@@ -27,3 +29,35 @@ def test_given_bentoml_serve_when_scoring_over_http_then_decision_and_audit(
         assert denied.status_code == 401 and denied.json()["error"]["code"] == "unauthorized"
         assert httpx.get(f"{base}/livez", timeout=5).status_code == 200
     assert verify(tmp_path / "audit.db", key=b"test-key").records == 1
+
+
+@pytest.mark.slow
+def test_given_two_workers_when_scored_concurrently_then_one_intact_audit_chain(
+    tmp_path, bundle, portfolio, as_of
+):
+    # Given a real bentoml serve with two worker processes sharing one SQLite audit log
+    tokens = tmp_path / "tokens.json"
+    scorer = create_token(tokens, "svc", "scorer")
+    bodies = [request_example(portfolio, f"C{i:05d}", as_of) for i in range(12)]
+    env = {"RISKGRADE_WORKERS": "2", "RISKGRADE_MAX_CONCURRENCY": "64"}
+    with bentoml_serve(bundle.path, tokens, tmp_path, extra_env=env) as base:
+        # When 8 clients send 48 /score calls and one /score_batch of 5 at once
+        def post(chunk):
+            with httpx.Client(timeout=60) as client:
+                return [client.post(f"{base}/score", json=b, headers=auth(scorer)) for b in chunk]
+
+        work = bodies * 4
+        with ThreadPoolExecutor(8) as pool:
+            batch = pool.submit(
+                httpx.post,
+                f"{base}/score_batch",
+                json={"requests": bodies[:5]},
+                headers=auth(scorer),
+                timeout=60,
+            )
+            responses = [r for part in pool.map(post, [work[i::8] for i in range(8)]) for r in part]
+            batch_response = batch.result()
+    # Then every call is answered and every decision is in one chain, exactly once
+    assert [r.status_code for r in responses] == [200] * 48 and batch_response.status_code == 200
+    result = verify(tmp_path / "audit.db", key=b"test-key")
+    assert result.ok and result.records == 53
