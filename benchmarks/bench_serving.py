@@ -34,6 +34,7 @@ import json
 import math
 import os
 import platform
+import shutil
 import signal
 import socket
 import subprocess
@@ -282,10 +283,60 @@ def wait_ready(url: str, process: subprocess.Popen, log: Path, timeout: float = 
     raise RuntimeError(f"{url} not ready in {timeout} s")
 
 
+WRK_SCRIPT = ROOT / "benchmarks/load/post_bodies.lua"
+GENERATOR = {"name": "httpx", "seconds": 6.0}
+"""The load generator in use: ``wrk`` (C, epoll; set in ``main`` when on PATH) or ``httpx``."""
+_BODY_LISTS: dict[int, Path] = {}
+
+
+def _body_list(bodies: list[bytes]) -> Path:
+    """The bodies as files plus a list file for the wrk script (written once per list)."""
+    if id(bodies) not in _BODY_LISTS:
+        folder = Path(tempfile.mkdtemp(prefix="bench-bodies-"))
+        paths = []
+        for k, body in enumerate(bodies):
+            path = folder / f"{k:04d}.json"
+            path.write_bytes(body)
+            paths.append(str(path))
+        (folder / "list.txt").write_text("\n".join(paths) + "\n")
+        _BODY_LISTS[id(bodies)] = folder / "list.txt"
+    return _BODY_LISTS[id(bodies)]
+
+
+def load_wrk(url: str, headers: dict[str, str], bodies: list[bytes], clients: int) -> dict:
+    """``clients`` wrk connections posting the bodies back to back for the set duration."""
+    env = {
+        **os.environ,
+        "BODIES": str(_body_list(bodies)),
+        "AUTH": headers.get("Authorization", ""),
+    }
+    command = ["wrk", f"-t{min(clients, 2)}", f"-c{clients}", f"-d{GENERATOR['seconds']}s"]
+    command += ["--timeout", "60s", "-s", str(WRK_SCRIPT), url]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=True, timeout=600)
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    errors = sum(summary[k] for k in ("connect_errors", "read_errors", "write_errors", "timeouts"))
+    ok = summary["requests"] - summary["non_2xx"] - errors
+    wall = summary["duration_us"] / 1e6
+    return {
+        "clients": clients,
+        "requests": summary["requests"],
+        "ok": ok,
+        "statuses": {"2xx": ok, "non_2xx": summary["non_2xx"], "socket_errors": errors},
+        "wall_s": round(wall, 3),
+        "throughput_rps": round(ok / wall, 2),
+        "p50_ms": round(summary["p50_us"] / 1000, 3),
+        "p99_ms": round(summary["p99_us"] / 1000, 3),
+        "mean_ms": round(summary["mean_us"] / 1000, 3),
+        "n": summary["requests"],
+    }
+
+
 def load(
     url: str, headers: dict[str, str], bodies: list[bytes], clients: int, per_client: int
 ) -> dict:
-    """``clients`` threads, each posting ``per_client`` pre-encoded bodies back to back."""
+    """``clients`` clients posting pre-encoded bodies back to back (wrk: for a set time)."""
+    if GENERATOR["name"] == "wrk":
+        return load_wrk(url, headers, bodies, clients)
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     lock = threading.Lock()
@@ -508,8 +559,23 @@ def main() -> None:
         default="serving.service:RiskgradeService",
         help="BentoML service to serve (to measure a variant; must be importable)",
     )
+    parser.add_argument(
+        "--load-generator",
+        choices=("auto", "wrk", "httpx"),
+        default="auto",
+        help="wrk (C, light on the shared cores; apt install wrk) or httpx threads; auto: wrk "
+        "when on PATH",
+    )
+    parser.add_argument("--wrk-seconds", type=float, default=6.0, help="per wrk measurement")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/serving.json")
     args = parser.parse_args()
+    wanted = args.load_generator
+    if wanted == "wrk" and shutil.which("wrk") is None:
+        parser.error("--load-generator wrk: wrk is not on PATH (apt-get install wrk)")
+    GENERATOR["name"] = (
+        "wrk" if wanted == "wrk" or (wanted == "auto" and shutil.which("wrk")) else "httpx"
+    )
+    GENERATOR["seconds"] = args.wrk_seconds
     started = time.perf_counter()
 
     work = Path(tempfile.mkdtemp(prefix="bench-serving-"))
@@ -583,7 +649,12 @@ def main() -> None:
             "model": model_shape(model),
             "workers": "1 and 2 for both servers (same count compared)",
             "adaptive_batching": "on (BentoML CorkDispatcher); off measured with 2 workers",
-            "load_generator": "httpx threads on the same 2 cores as the server",
+            "load_generator": (
+                f"wrk, {GENERATOR['seconds']} s per measurement"
+                if GENERATOR["name"] == "wrk"
+                else "httpx threads"
+            )
+            + ", on the same 2 cores as the server under test",
             "audit": "SQLite WAL, synchronous=FULL, one record per decision",
         },
         "in_process": floor,

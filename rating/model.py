@@ -183,6 +183,7 @@ class RatingModel:
         flags: Mapping[str, np.ndarray] | None = None,
         *,
         k: int = MAX_REASONS,
+        num_threads: int | None = None,
     ) -> ScoreResult:
         """Score a batch: PD, grade, tiers, points, contributions, hard rules and reasons.
 
@@ -192,6 +193,8 @@ class RatingModel:
             flags: hard-rule flags (name -> ``(n,)`` 0/1); a flag not given is read from
                 the model feature of the same name.
             k: at most this many reasons per customer.
+            num_threads: LightGBM threads for this call (default: the model's); rows are
+                independent, so the values do not depend on it.
 
         Raises:
             ScoreInputError: naming the offending feature/flag and row.
@@ -205,7 +208,8 @@ class RatingModel:
         if n == 0:
             raw = np.zeros((0, len(self.spec.features) + 1))
         else:
-            raw = self.booster.predict(matrix, pred_contrib=True, num_threads=self.num_threads)
+            threads = self.num_threads if num_threads is None else num_threads
+            raw = self.booster.predict(matrix, pred_contrib=True, num_threads=threads)
         scaled = self.calibration.scale_contributions(raw)
         contributions = scaled[:, :-1]
         base = scaled[:, -1]

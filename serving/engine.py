@@ -145,6 +145,11 @@ per customer (measured: 2 customers 16 ms batched against 10 ms alone, 8 custome
 against 44 ms, 32 customers 22 ms against 196 ms)."""
 
 
+BATCH_THREADS_FROM = 8
+"""Rows from which a tree pass uses ``Engine.batch_threads`` (measured, 400 trees: 2.4 ms a
+row on one thread at any size; 1.2 ms a row on two threads from 8 rows)."""
+
+
 def combined_frames(parts: Sequence[FeatureFrames]) -> FeatureFrames:
     """Several requests' frames as one portfolio, customer ``k`` renamed ``"k"``.
 
@@ -225,13 +230,19 @@ def _finite_or_none(value: float) -> float | None:
 class Engine:
     """Turns validated requests into decisions with one loaded `RatingModel`."""
 
-    def __init__(self, model: RatingModel) -> None:
+    def __init__(self, model: RatingModel, *, batch_threads: int = 1) -> None:
         """Check the model's spec against the feature code once.
+
+        Args:
+            model: The loaded rating model.
+            batch_threads: LightGBM threads for a tree pass over ``BATCH_THREADS_FROM`` rows
+                or more (one row gains nothing from a second thread).
 
         Raises:
             ModelIncompatibleError: if the bundle needs a feature the catalog lacks.
         """
         self.model = model
+        self.batch_threads = batch_threads
         catalog = FEATURE_SPEC.names
         unknown = [name for name in model.spec.names if name not in catalog]
         if unknown:
@@ -368,8 +379,9 @@ class Engine:
     # -- decisions -------------------------------------------------------------------------
     def score(self, rows: FeatureRows) -> ScoreResult:
         """One ``pred_contrib`` pass over the rows."""
+        threads = self.batch_threads if len(rows.x) >= BATCH_THREADS_FROM else None
         try:
-            return self.model.score(rows.x, rows.flags)
+            return self.model.score(rows.x, rows.flags, num_threads=threads)
         except ValueError as error:
             raise ScoringError(str(error), "feature_vector.values") from error
 

@@ -17,7 +17,8 @@ Configuration (environment, read when the service starts):
 ``RISKGRADE_BUNDLE`` (bundle folder), ``RISKGRADE_BUNDLE_HASH`` (expected bundle hash, optional),
 ``RISKGRADE_AUDIT_DB``, ``RISKGRADE_AUDIT_KEY`` (checkpoint HMAC key), ``RISKGRADE_TOKENS``,
 ``RISKGRADE_MAX_CONCURRENCY``, ``RISKGRADE_MAX_BODY_BYTES``, ``RISKGRADE_WORKERS`` (worker
-processes; several share one SQLite audit log safely), ``RISKGRADE_BATCHING``,
+processes; several share one SQLite audit log safely), ``RISKGRADE_PREDICT_THREADS``,
+``RISKGRADE_BATCHING``,
 ``RISKGRADE_MAX_BATCH_JOBS``, ``RISKGRADE_MAX_LATENCY_MS``, ``RISKGRADE_MAX_WAIT_MS``
 (adaptive batching, ``serving.batching``).
 """
@@ -104,6 +105,15 @@ class ServiceConfig(BaseModel):
     timeout_s: float = Field(default=30.0, gt=0)
     workers: int = Field(default=1, ge=1, le=64)
     """BentoML worker processes (read when the service module is imported)."""
+    predict_threads: int = Field(default=0, ge=0, le=64)
+    """LightGBM threads for a batched tree pass; 0: the machine's cores over ``workers``."""
+
+    @property
+    def batch_threads(self) -> int:
+        """Threads a batched tree pass gets in this worker."""
+        if self.predict_threads:
+            return self.predict_threads
+        return max(1, (os.cpu_count() or 1) // self.workers)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ServiceConfig:
@@ -143,6 +153,7 @@ _ENVIRONMENT: dict[str, tuple[str | None, str]] = {
     "RISKGRADE_TOKENS": (None, "tokens"),
     "RISKGRADE_MAX_CONCURRENCY": (None, "max_concurrency"),
     "RISKGRADE_WORKERS": (None, "workers"),
+    "RISKGRADE_PREDICT_THREADS": (None, "predict_threads"),
     "RISKGRADE_AUDIT_DB": ("audit", "path"),
     "RISKGRADE_AUDIT_URL": ("audit", "url"),
     "RISKGRADE_MAX_BODY_BYTES": ("limits", "max_body_bytes"),
@@ -225,7 +236,8 @@ class ServingState:
         """
         with self._reload_lock:
             try:
-                engine = Engine(RatingModel.load(bundle, expected_hash))
+                model = RatingModel.load(bundle, expected_hash)
+                engine = Engine(model, batch_threads=self.config.batch_threads)
             except (BundleError, ModelIncompatibleError, ValueError, OSError) as error:
                 message = f"bundle {bundle} refused: {error}"
                 if self.engine is None:

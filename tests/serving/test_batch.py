@@ -5,7 +5,13 @@ import pytest
 
 from rating.model import RatingModel
 from serving.batch import BatchError, request_example, score_portfolio
-from serving.engine import BATCH_FEATURES_FROM, Engine, ScoringError, ScoringJob
+from serving.engine import (
+    BATCH_FEATURES_FROM,
+    BATCH_THREADS_FROM,
+    Engine,
+    ScoringError,
+    ScoringJob,
+)
 from serving.schemas import ScoreRequest
 
 
@@ -138,3 +144,18 @@ def test_given_one_unscorable_call_in_a_batch_then_only_it_fails(portfolio, as_o
     assert all(isinstance(o, list) and len(o) == 1 for o in outcomes[:4])
     assert isinstance(outcomes[4], ScoringError)
     assert outcomes[4].loc.startswith("requests.1.feature_vector")
+
+
+def test_given_two_tree_threads_when_a_batch_is_scored_then_values_are_identical(
+    portfolio, as_of, bundle
+):
+    # Given a batch big enough for the threaded tree pass
+    requests = _requests(portfolio, as_of, [f"C{i:05d}" for i in range(12)])
+    one = Engine(RatingModel(bundle), batch_threads=1)
+    two = Engine(RatingModel(bundle), batch_threads=2)
+    rows = one.features(requests)
+    assert len(rows.x) >= BATCH_THREADS_FROM
+    # When scored with one and with two LightGBM threads, then contributions match bit for bit
+    a, b = one.score(rows), two.score(rows)
+    np.testing.assert_array_equal(a.contributions, b.contributions)
+    np.testing.assert_array_equal(a.pd, b.pd)
