@@ -310,7 +310,8 @@ def load_wrk(url: str, headers: dict[str, str], bodies: list[bytes], clients: in
         "BODIES": str(_body_list(bodies)),
         "AUTH": headers.get("Authorization", ""),
     }
-    command = ["wrk", f"-t{min(clients, 2)}", f"-c{clients}", f"-d{GENERATOR['seconds']}s"]
+    seconds = max(1, round(GENERATOR["seconds"]))
+    command = ["wrk", f"-t{min(clients, 2)}", f"-c{clients}", f"-d{seconds}s"]
     command += ["--timeout", "60s", "-s", str(WRK_SCRIPT), url]
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=True, timeout=600)
     summary = json.loads(done.stdout.strip().splitlines()[-1])
@@ -566,7 +567,7 @@ def main() -> None:
         help="wrk (C, light on the shared cores; apt install wrk) or httpx threads; auto: wrk "
         "when on PATH",
     )
-    parser.add_argument("--wrk-seconds", type=float, default=6.0, help="per wrk measurement")
+    parser.add_argument("--wrk-seconds", type=int, default=6, help="per wrk measurement")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/serving.json")
     args = parser.parse_args()
     wanted = args.load_generator
