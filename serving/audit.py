@@ -45,6 +45,8 @@ if TYPE_CHECKING:
     from serving.audit_sql import SqlAuditStore
 
 GENESIS_HASH = "0" * 64
+MAX_RECORD_ID = 2**63 - 1
+"""Largest row id a store can hold (SQLite INTEGER, PostgreSQL BIGINT)."""
 HMAC_KEY_ENV = "RISKGRADE_AUDIT_KEY"
 _DEV_KEY = "riskgrade-dev-audit-key-change-me"
 
@@ -499,6 +501,8 @@ class AuditStore:
             AuditRecordNotFoundError: if there is no such record.
         """
         column = "id" if isinstance(record_id, int) else "decision_id"
+        if isinstance(record_id, int) and not 0 < record_id <= MAX_RECORD_ID:
+            raise AuditRecordNotFoundError(f"no audit record with {column} {record_id!r}")
         rows = self._select(f"WHERE {column} = ?", (record_id,))
         if not rows:
             raise AuditRecordNotFoundError(f"no audit record with {column} {record_id!r}")

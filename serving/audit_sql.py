@@ -40,6 +40,7 @@ from serving.audit import (
     _REQUEST_COLUMNS,
     _STORED,
     GENESIS_HASH,
+    MAX_RECORD_ID,
     AuditConfig,
     AuditError,
     AuditPage,
@@ -352,6 +353,8 @@ class SqlAuditStore:
             AuditRecordNotFoundError: if there is no such record.
         """
         column = "id" if isinstance(record_id, int) else "decision_id"
+        if isinstance(record_id, int) and not 0 < record_id <= MAX_RECORD_ID:
+            raise AuditRecordNotFoundError(f"no audit record with {column} {record_id!r}")
         rows = self._select(f"WHERE {column} = :v", {"v": record_id})
         if not rows:
             raise AuditRecordNotFoundError(f"no audit record with {column} {record_id!r}")

@@ -305,8 +305,8 @@ class ServingState:
         """Decide a batch of calls and commit all their decisions in one audit transaction.
 
         Runs in a worker thread. Per job: its response bodies, or the error it gets (422 for
-        its own unscorable request; 503 for everyone when the audit commit fails, since then
-        no decision may leave).
+        its own unscorable request; 503 for every decided job when the audit commit fails,
+        since then no decision may leave).
         """
         try:
             engine, audit = self.ready_engine()
@@ -314,14 +314,15 @@ class ServingState:
             return [error] * len(jobs)
         outcomes = engine.decide_many(jobs)
         decisions = [d for outcome in outcomes if isinstance(outcome, list) for d in outcome]
+        unrecorded: ApiError | None = None
         try:
             _commit(audit, decisions)
         except ApiError as error:
-            return [error] * len(jobs)
+            unrecorded = error
         return [
             _scoring_error(outcome)
             if isinstance(outcome, ScoringError)
-            else [d.response for d in outcome]
+            else unrecorded or [d.response for d in outcome]
             for outcome in outcomes
         ]
 

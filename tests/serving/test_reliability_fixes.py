@@ -89,7 +89,11 @@ def test_given_a_path_with_a_newline_when_requested_then_404_in_the_error_schema
     assert ErrorResponse.model_validate(response.json()).error.code == "not_found"
 
 
-@pytest.mark.parametrize("record_id", ["%C2%B2", "%D9%A3"], ids=["superscript-two", "arabic-three"])
+@pytest.mark.parametrize(
+    "record_id",
+    ["%C2%B2", "%D9%A3", "9" * 30, "0"],
+    ids=["superscript-two", "arabic-three", "beyond-int64", "zero"],
+)
 def test_given_a_unicode_digit_record_id_when_requested_then_404_not_500(running, record_id):
     client, tokens, _ = running
     for response in (
