@@ -6,6 +6,7 @@ import json
 import os
 import pickle
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -142,8 +143,10 @@ def pip_audit(out: Path) -> dict[str, Any]:
     could be audited the result says so (``db_reachable: false``) instead of passing.
     """
     requirements = out / "requirements.lock.txt"
+    # make installs uv into .tools/ (not on PATH); a uv on PATH serves as well.
+    uv = shutil.which("uv") or str(ROOT / ".tools/bin/uv")
     export = subprocess.run(
-        ["uv", "export", "--frozen", "--format", "requirements-txt", "--no-emit-project"],
+        [uv, "export", "--frozen", "--format", "requirements-txt", "--no-emit-project"],
         cwd=ROOT,
         capture_output=True,
         text=True,
