@@ -666,14 +666,18 @@ def main() -> None:
 
     from pydantic import ValidationError
 
+    from serving.audit import AuditError
+
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     warnings.filterwarnings("ignore", category=UserWarning, module=r"mlflow\..*")
     warnings.filterwarnings("ignore", category=FutureWarning)
 
     try:
         app()
-    except (ValueError, ValidationError, FileNotFoundError, PermissionError) as error:
+    except (ValueError, ValidationError, FileNotFoundError, PermissionError, AuditError) as error:
         if os.environ.get("RISKGRADE_DEBUG"):
             raise
-        err_console.print(f"[bold red]error:[/] {error}")
+        # KeyError subclasses (a record not found) would print their message quoted.
+        message = error.args[0] if isinstance(error, KeyError) and error.args else error
+        err_console.print(f"[bold red]error:[/] {message}")
         sys.exit(2)

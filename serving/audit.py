@@ -287,32 +287,32 @@ def body_digest(body: bytes) -> str:
 
 
 def resolve_pointer(document: Any, pointer: str) -> Any:
-    """The value at a JSON pointer (RFC 6901, the subset the store writes: keys and indices).
-
-    Raises:
-        AuditError: if the pointer does not lead to a value.
-    """
+    """The value at a JSON pointer (RFC 6901, the subset the store writes), or None."""
     value = document
     for token in pointer.split("/")[1:] if pointer else []:
         key = token.replace("~1", "/").replace("~0", "~")
         try:
             value = value[int(key)] if isinstance(value, list) else value[key]
-        except (KeyError, IndexError, ValueError, TypeError) as error:
-            raise AuditError(f"request pointer {pointer!r} does not resolve") from error
+        except (KeyError, IndexError, ValueError, TypeError):
+            return None
     return value
 
 
 def stored_request(record: StoredDecision, body: bytes | None) -> dict[str, Any] | None:
-    """The request a record scored: its pointer into ``body``, or (first format) the payload."""
+    """The request a record scored: its pointer into ``body``, or (first format) the payload.
+
+    None when it cannot be read (body missing or altered): ``check_record`` and ``verify``
+    report why, and reading the record must not fail on it.
+    """
     if record.request_sha256 is None:
         request = record.payload.get("request")
         return request if isinstance(request, dict) else None
-    if body is None:
+    if body is None or body_digest(body) != record.request_sha256:
         return None
     try:
         document = json.loads(body)
-    except ValueError as error:
-        raise AuditError(f"record {record.id}: stored request body is not JSON") from error
+    except ValueError:
+        return None
     request = resolve_pointer(document, record.request_pointer or "")
     return request if isinstance(request, dict) else None
 
@@ -500,15 +500,18 @@ class AuditStore:
         Raises:
             AuditRecordNotFoundError: if there is no such record.
         """
+        return self._read(record_id)[0]
+
+    def _read(self, record_id: int | str) -> tuple[StoredDecision, bytes | None]:
+        """A record (with its request) and its stored body, read once."""
         column = "id" if isinstance(record_id, int) else "decision_id"
         if isinstance(record_id, int) and not 0 < record_id <= MAX_RECORD_ID:
             raise AuditRecordNotFoundError(f"no audit record with {column} {record_id!r}")
         rows = self._select(f"WHERE {column} = ?", (record_id,))
         if not rows:
             raise AuditRecordNotFoundError(f"no audit record with {column} {record_id!r}")
-        record = rows[0]
-        body = self._body(record.request_sha256)
-        return replace(record, request=stored_request(record, body))
+        body = self._body(rows[0].request_sha256)
+        return replace(rows[0], request=stored_request(rows[0], body)), body
 
     def _body(self, digest: str | None) -> bytes | None:
         if digest is None:
@@ -606,7 +609,7 @@ class AuditStore:
         Raises:
             AuditRecordNotFoundError: if there is no such record.
         """
-        record = self.show(record_id)
+        record, body = self._read(record_id)
         with self._lock:
             stored_payload = self._conn.execute(
                 "SELECT payload FROM decisions WHERE id = ?", (record.id,)
@@ -614,7 +617,6 @@ class AuditStore:
             previous = self._conn.execute(
                 "SELECT hash FROM decisions WHERE id = ?", (record.id - 1,)
             ).fetchone()
-        body = self._body(record.request_sha256)
         return check_row(record, stored_payload, previous[0] if previous else None, body)
 
 
@@ -917,7 +919,10 @@ def replay(
     """
     record = store.show(record_id)
     if record.request is None:
-        raise AuditError(f"record {record.id}: its request body is missing from the store")
+        raise AuditError(
+            f"record {record.id}: its stored request body is missing or altered "
+            "(riskgrade audit verify names the damage); nothing to replay"
+        )
     model = bundle_loader(record.bundle_hash)
     again = model.rescore(record.request)
     stored_features = record.payload.get("features", {})

@@ -352,14 +352,18 @@ class SqlAuditStore:
         Raises:
             AuditRecordNotFoundError: if there is no such record.
         """
+        return self._read(record_id)[0]
+
+    def _read(self, record_id: int | str) -> tuple[StoredDecision, bytes | None]:
+        """A record (with its request) and its stored body, read once."""
         column = "id" if isinstance(record_id, int) else "decision_id"
         if isinstance(record_id, int) and not 0 < record_id <= MAX_RECORD_ID:
             raise AuditRecordNotFoundError(f"no audit record with {column} {record_id!r}")
         rows = self._select(f"WHERE {column} = :v", {"v": record_id})
         if not rows:
             raise AuditRecordNotFoundError(f"no audit record with {column} {record_id!r}")
-        record = rows[0]
-        return replace(record, request=stored_request(record, self._body(record.request_sha256)))
+        body = self._body(rows[0].request_sha256)
+        return replace(rows[0], request=stored_request(rows[0], body)), body
 
     def _body(self, digest: str | None) -> bytes | None:
         if digest is None:
@@ -468,10 +472,9 @@ class SqlAuditStore:
         Raises:
             AuditRecordNotFoundError: if there is no such record.
         """
-        record = self.show(record_id)
+        record, body = self._read(record_id)
         stored = self._rows("SELECT payload FROM decisions WHERE id = :i", {"i": record.id})
         previous = self._rows("SELECT hash FROM decisions WHERE id = :i", {"i": record.id - 1})
-        body = self._body(record.request_sha256)
         return check_row(record, stored[0][0], previous[0][0] if previous else None, body)
 
 

@@ -507,7 +507,11 @@ async def audit_replay(request: Request, state: ServingState) -> Any:
             f"{engine.bundle_hash[:12]}; replay it offline with that bundle",
         )
 
-    result = await run_in_threadpool(replay, audit, record.id, loader)
+    try:
+        result = await run_in_threadpool(replay, audit, record.id, loader)
+    except (AuditError, ScoringError) as error:
+        # The record exists but cannot be re-scored (damaged body, request no longer valid).
+        raise ApiError(409, "replay_failed", str(error)) from error
     return result.to_dict()
 
 

@@ -88,3 +88,21 @@ def test_replay_without_the_archived_bundle_is_a_clear_error(audited: Path, tmp_
     result = runner.invoke(app, ["audit", "replay", "1", "--params", str(params)])
     assert result.exit_code != 0
     assert "not in the archive" in str(result.exception)
+
+
+@pytest.mark.parametrize("command", ["show", "replay"])
+def test_given_an_unknown_record_when_shown_or_replayed_then_exit_2_naming_it(
+    audited: Path, command: str
+) -> None:
+    import subprocess
+    import sys
+
+    script = Path(sys.executable).with_name("riskgrade")
+    done = subprocess.run(
+        [str(script), "audit", command, "999", "--params", str(audited / "params.yaml")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "no audit record with id 999" in done.stderr

@@ -9,6 +9,7 @@ import pytest
 from serving.audit import (
     GENESIS_HASH,
     AuditConfig,
+    AuditError,
     AuditRecordNotFoundError,
     AuditStore,
     AuditUnavailableError,
@@ -16,6 +17,7 @@ from serving.audit import (
     body_digest,
     canonical_json,
     record_hash,
+    replay,
     verify,
 )
 
@@ -310,3 +312,20 @@ CREATE TABLE checkpoints (
     head_hash TEXT NOT NULL, created_at TEXT NOT NULL, signature TEXT NOT NULL
 );
 """
+
+
+def test_given_a_body_made_unreadable_when_shown_then_no_request_and_replay_refuses(tmp_path):
+    # Given record 2's stored body overwritten with bytes that are not JSON
+    _, path = filled(tmp_path, 3)
+    digest = body_digest(b'{"i": 2}')
+    tamper(
+        path, f"UPDATE request_bodies SET body = X'{b'not json'.hex()}' WHERE sha256 = '{digest}'"
+    )
+    store = AuditStore(AuditConfig(path=path, checkpoint_every=10), key=KEY)
+    # When shown, then the record still reads, without a request, and its check names the body
+    shown = store.show(2)
+    assert shown.request is None and shown.decision_id == "d0002"
+    assert store.check_record(2).problem == "record 2: request body missing or altered"
+    # And replay refuses with an audit error rather than scoring garbage
+    with pytest.raises(AuditError, match="missing or altered"):
+        replay(store, 2, lambda _hash: None)

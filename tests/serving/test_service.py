@@ -236,6 +236,24 @@ def test_given_stored_decision_when_replayed_then_equal(running, body):
     assert replayed["abs_diff"] <= 1e-12 and replayed["features_equal"]
 
 
+def test_given_a_damaged_stored_body_when_replayed_then_409_not_500(running, body):
+    # Given a decision whose stored body was deleted by someone with file access
+    client, tokens, audit_db = running
+    out = client.post("/score", json=body, headers=auth(tokens["scorer"])).json()
+    conn = sqlite3.connect(audit_db)
+    conn.execute("DROP TRIGGER request_bodies_no_delete")
+    conn.execute("DELETE FROM request_bodies")
+    conn.commit()
+    conn.close()
+    # When an auditor reads and replays it, then the record reads without a request
+    # and replay answers 409 naming the damage
+    record = client.get(f"/audit/{out['decision_id']}", headers=auth(tokens["auditor"]))
+    assert record.status_code == 200 and record.json()["request"] is None
+    replayed = client.post(f"/audit/{record.json()['id']}/replay", headers=auth(tokens["auditor"]))
+    assert replayed.status_code == 409 and replayed.json()["error"]["code"] == "replay_failed"
+    assert "missing or altered" in replayed.json()["error"]["message"]
+
+
 def test_given_admin_when_reloading_then_model_reloaded_and_bad_bundle_refused(running, tmp_path):
     client, tokens, _ = running
     headers = auth(tokens["admin"])
