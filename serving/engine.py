@@ -213,7 +213,6 @@ class Decision:
 
 _Row = tuple[np.ndarray, dict[str, float]]
 """One request's features (model order) and hard-rule flags."""
-_NOT_RATED: Any = object()
 
 
 def _located(error: ScoringError, k: int, n_requests: int) -> ScoringError:
@@ -278,7 +277,7 @@ class Engine:
         the same ``as_of`` share one batch query (their ids made unique first, as two
         requests may reuse a facility id). Both paths give the same values bit for bit.
         """
-        out: list[_Row | ScoringError] = [_NOT_RATED] * len(requests)
+        out: list[_Row | ScoringError | None] = [None] * len(requests)  # None: not rated
         by_as_of: dict[date, list[int]] = {}
         for k, request in enumerate(requests):
             if request.customer is None:
@@ -289,7 +288,7 @@ class Engine:
             if len(members) < BATCH_FEATURES_FROM:
                 for k in members:
                     values = compute_feature_row(request_frames(requests[k]), as_of)
-                    out[k] = _NOT_RATED if values is None else self._values_row(values)
+                    out[k] = None if values is None else self._values_row(values)
                 continue
             frames = combined_frames([request_frames(requests[k]) for k in members])
             table = compute_features_pl(frames, as_of)
@@ -301,7 +300,7 @@ class Engine:
             ScoringError(
                 f"customer not rated at as_of {requests[k].as_of} (onboarded later?)", "customer"
             )
-            if row is _NOT_RATED
+            if row is None
             else row
             for k, row in enumerate(out)
         ]
