@@ -1,8 +1,9 @@
 """A catalogue of hostile and broken raw-data folders, each of which must be refused.
 
 Every case starts from a small valid generated portfolio, breaks one thing (a value, a file, a
-format) and is then run through ``riskgrade validate`` (exit 1, the problem listed), through
-``features.validate.validate_raw_dir`` (the expected table in the report) and through the
+format) and is then run through ``riskgrade validate --strict`` at the extract date (exit 1, the
+problem listed), through ``features.validate.validate_raw_dir`` (strict: the expected table in
+the report) and through the
 dataset pipeline (``load_raw`` -> ``build_dataset`` -> ``write_dataset``), which must raise a
 ``RawValidationError`` naming the problem and leave no output folder behind.
 """
@@ -335,14 +336,16 @@ def pipeline(raw_dir: Path, out_dir: Path, as_of: date = AS_OF) -> dict[str, obj
 
 
 def cli_validate(raw_dir: Path, as_of: date = AS_OF) -> tuple[int, str]:
-    """``riskgrade validate RAW --as-of`` in process: exit code and output."""
+    """``riskgrade validate RAW --as-of DATE --strict`` in process: exit code and output.
+
+    ``DATE`` is the extract date, so with ``--strict`` a record after it is a failure.
+    """
     from typer.testing import CliRunner
 
     from riskgrade.cli import app
 
-    result = CliRunner().invoke(
-        app, ["validate", str(raw_dir), "--as-of", as_of.isoformat()], terminal_width=200
-    )
+    args = ["validate", str(raw_dir), "--as-of", as_of.isoformat(), "--strict"]
+    result = CliRunner().invoke(app, args, terminal_width=200)
     return result.exit_code, result.output
 
 
@@ -354,7 +357,7 @@ def check_case(case: Case, base: RawTables, work: Path) -> dict[str, Any]:
     out_dir = work / case.name / "dataset"
     started = time.perf_counter()
     exit_code, output = cli_validate(folder)
-    report = validate_raw_dir(folder, AS_OF)
+    report = validate_raw_dir(folder, AS_OF, strict=True)
     blamed = sorted({p.table for p in report.problems})
     try:
         pipeline(folder, out_dir)

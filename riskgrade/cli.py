@@ -25,6 +25,7 @@ from riskgrade.console import (
 )
 
 if TYPE_CHECKING:
+    from features.validate import PointInTimeRaw
     from serving.audit import AuditStore
     from serving.audit_sql import SqlAuditStore
     from training.pipeline import TrainResult
@@ -56,6 +57,16 @@ def _require_date(value: str, option: str) -> date:
     except ValueError:
         message = f"{value!r} is not a date (YYYY-MM-DD)"
         raise typer.BadParameter(message, param_hint=option) from None
+
+
+def _read_at(raw_dir: Path, day: date) -> PointInTimeRaw:
+    """A raw folder as known at ``day``: later records are left out, said on stderr."""
+    from features.validate import load_raw_at
+
+    known = load_raw_at(raw_dir, day)
+    if not known.cut.empty:
+        err_console.print(known.cut.summary(), soft_wrap=True)
+    return known
 
 
 @app.command()
@@ -112,11 +123,22 @@ def generate(
 def validate(
     raw_dir: Annotated[Path, typer.Argument(help="raw folder to check")],
     as_of: Annotated[str | None, typer.Option(help="extract date (default today)")] = None,
+    strict: Annotated[
+        bool, typer.Option(help="records after --as-of are failures, not information")
+    ] = False,
 ) -> None:
-    """Check a raw folder against the contract; list every problem (exit 1 if any)."""
+    """Check a raw folder against the contract; list every problem (exit 1 if any).
+
+    With --as-of, records after that date are information (what a command at that date
+    leaves out), unless --strict; without it, nothing may lie after today.
+    """
     from features.validate import validate_raw_dir
 
-    report = validate_raw_dir(raw_dir, _parse_date(as_of, "--as-of"))
+    report = validate_raw_dir(raw_dir, _parse_date(as_of, "--as-of"), strict=strict)
+    if report.later is not None and not report.later.empty:
+        console.print(
+            f"information, not a failure (--strict): {report.later.summary()}", soft_wrap=True
+        )
     if report.ok:
         console.print(
             rows_table(
@@ -145,7 +167,8 @@ def describe(
     from features.portfolio import default_rate_by_year, segment_counts
     from features.validate import load_raw
 
-    raw = load_raw(raw_dir, _parse_date(as_of, "--as-of"))
+    day = _parse_date(as_of, "--as-of")
+    raw = load_raw(raw_dir) if day is None else _read_at(raw_dir, day).tables
     console.print(
         frame_table(
             segment_counts(raw.customers, "industry", "size_class"),
@@ -178,10 +201,9 @@ def features_at(
     """Features of every customer at one date (customer_id, as_of, then the features)."""
     from features.catalog import compute_features
     from features.io import write_parquet_atomic
-    from features.validate import load_raw
 
     day = _require_date(as_of, "--as-of")
-    frame = compute_features(load_raw(raw, day), day)
+    frame = compute_features(_read_at(raw, day).tables, day)
     if out.suffix == ".csv":
         out.parent.mkdir(parents=True, exist_ok=True)
         frame.to_csv(out, index=False)
@@ -435,13 +457,12 @@ def score(
     from rich.progress import Progress
 
     from features.io import write_parquet_atomic
-    from features.validate import load_raw
     from serving.batch import score_portfolio
 
     settings = _params(params)
     day = _require_date(as_of, "--as-of")
     bundle_dir, _ = _champion_bundle(settings, bundle)
-    tables = load_raw(raw, day)
+    tables = _read_at(raw, day).tables
     with Progress(console=err_console, transient=True) as progress:
         task = progress.add_task("scoring", total=None)
         rated = score_portfolio(
@@ -476,11 +497,14 @@ def request_example(
     """Print a valid /score request body for one customer of a raw folder."""
     import json
 
-    from features.validate import load_raw
+    from serving.batch import BatchError
     from serving.batch import request_example as build_example
 
     day = _require_date(as_of, "--as-of")
-    body = build_example(load_raw(raw, day), customer, day, lang=lang)
+    known = _read_at(raw, day)
+    if customer in known.cut.late_customers:
+        raise BatchError(f"customer {customer!r} was onboarded after {day}")
+    body = build_example(known.tables, customer, day, lang=lang)
     sys.stdout.write(json.dumps(body, ensure_ascii=False) + "\n")
 
 

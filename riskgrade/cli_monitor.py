@@ -114,7 +114,9 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def monitor(
-        raw: Annotated[Path, typer.Option(help="raw folder (validated on read)")],
+        raw: Annotated[
+            Path, typer.Option(help="raw folder (read as known at --as-of, then validated)")
+        ],
         as_of: Annotated[str, typer.Option(help="rating date, YYYY-MM-DD")],
         previous: Annotated[
             str | None,
@@ -143,12 +145,11 @@ def register(app: typer.Typer) -> None:
         import pandas as pd
         from rich.progress import Progress
 
-        from features.validate import load_raw
         from monitoring.config import MonitoringConfig
         from monitoring.report import write_report
         from monitoring.run import run_monitoring
         from monitoring.store import MonitoringStore
-        from riskgrade.cli import _champion_bundle, _params
+        from riskgrade.cli import _champion_bundle, _params, _read_at
         from riskgrade.console import console, err_console
 
         day = _date(as_of, "--as-of")
@@ -159,9 +160,9 @@ def register(app: typer.Typer) -> None:
         if reviews is not None:
             added = MonitoringStore(store).record_reviews(pd.read_csv(reviews))
             err_console.print(f"recorded {added} review(s) from {reviews}")
-        # Validate against today, not as_of: a past run may read a later extract (its
-        # rating only sees records known at as_of; later defaults back-test older runs).
-        tables = load_raw(raw)
+        # The folder as known at as_of: a later extract gives the same run (older runs are
+        # back-tested with the defaults known at as_of).
+        tables = _read_at(raw, day).tables
         with Progress(console=err_console, transient=True) as progress:
             task = progress.add_task("rating", total=None)
             run = run_monitoring(
