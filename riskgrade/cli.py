@@ -161,7 +161,9 @@ def validate(
 @app.command()
 def describe(
     raw_dir: Annotated[Path, typer.Argument(help="raw folder")],
-    as_of: Annotated[str | None, typer.Option(help="extract date (default today)")] = None,
+    as_of: Annotated[
+        str | None, typer.Option(help="portfolio as known at this date (default: all of it)")
+    ] = None,
 ) -> None:
     """Summary tables of a portfolio: customers by segment, default rate by year."""
     from features.portfolio import default_rate_by_year, segment_counts

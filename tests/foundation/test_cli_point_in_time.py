@@ -16,44 +16,11 @@ from features.io import RawTables, write_raw
 from features.synthetic import GeneratorConfig, generate_tables
 from features.validate import RawValidationError, load_raw_at
 from riskgrade.cli import app
+from tests.features.raw_builders import cut_extract
 from tests.serving.factory import make_bundle
 
 AS_OF = date(2023, 6, 30)
 runner = CliRunner(env={"COLUMNS": "200"})
-
-
-def cut_extract(raw: RawTables, as_of: date) -> RawTables:
-    """The extract the bank would have handed over at ``as_of`` (the test's own oracle).
-
-    Customers onboarded by then with their statements published, facilities opened (with
-    every instalment of their schedule), transactions booked and defaults recorded by then;
-    a payment made later is not made yet.
-    """
-    day = pd.Timestamp(as_of)
-    customers = raw.customers[raw.customers["onboarding_date"] <= day]
-    known = set(customers["customer_id"])
-
-    def of_known(frame: pd.DataFrame) -> pd.DataFrame:
-        return frame[frame["customer_id"].isin(known)]
-
-    statements = of_known(raw.financial_statements)
-    facilities = of_known(raw.credit_facilities)
-    facilities = facilities[facilities["opened"] <= day]
-    repayments = raw.repayments[raw.repayments["facility_id"].isin(set(facilities["facility_id"]))]
-    repayments = repayments.copy()
-    later = repayments["paid_date"] > day
-    repayments.loc[later, "paid_date"] = pd.NaT
-    repayments.loc[later, "amount_paid"] = 0.0
-    transactions = of_known(raw.transactions)
-    defaults = of_known(raw.defaults)
-    return RawTables(
-        customers=customers,
-        financial_statements=statements[statements["published_date"] <= day],
-        credit_facilities=facilities,
-        repayments=repayments,
-        transactions=transactions[transactions["ts"] < day + pd.Timedelta(days=1)],
-        defaults=defaults[defaults["default_date"] <= day],
-    )
 
 
 @dataclass(frozen=True)
