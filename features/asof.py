@@ -139,7 +139,7 @@ class _Cut:
         drop, unpay = self.masks(table, frame)
         if not drop.any() and not unpay.any():
             return frame
-        out = frame.loc[~drop].copy() if drop.any() else frame.copy()
+        out = frame.loc[~drop]  # a new frame (copy on write): the caller's stays as it was
         unpay = unpay[~drop]
         if unpay.any():
             out.loc[unpay, "paid_date"] = pd.NaT
