@@ -22,6 +22,7 @@ from riskgrade.console import (
     gate_table,
     grade_table,
     rows_table,
+    test_window_name,
 )
 
 if TYPE_CHECKING:
@@ -267,7 +268,7 @@ def _print_training(result: TrainResult) -> None:
     ]
     console.print(
         rows_table(
-            "Validation (out-of-time test)",
+            f"Validation ({test_window_name(metrics.get('data.split'))})",
             ["metric", "value"],
             [
                 (k, f"{metrics[k]:.4f}" if isinstance(metrics[k], float) else metrics[k])
@@ -278,7 +279,7 @@ def _print_training(result: TrainResult) -> None:
     )
     console.print(gate_table(result.gates, "Gates"))
     if not result.grades.empty:
-        console.print(grade_table(result.grades))
+        console.print(grade_table(result.grades, metrics.get("data.split")))
     console.print(f"bundle: {result.bundle_dir}  outputs: {result.out_dir}")
 
 
