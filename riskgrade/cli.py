@@ -22,6 +22,7 @@ from riskgrade.console import (
     gate_table,
     grade_table,
     rows_table,
+    test_window_name,
 )
 
 if TYPE_CHECKING:
@@ -291,7 +292,7 @@ def _print_training(result: TrainResult) -> None:
     ]
     console.print(
         rows_table(
-            "Validation (out-of-time test)",
+            f"Validation ({test_window_name(metrics.get('data.split'))})",
             ["metric", "value"],
             [
                 (k, f"{metrics[k]:.4f}" if isinstance(metrics[k], float) else metrics[k])
@@ -302,7 +303,7 @@ def _print_training(result: TrainResult) -> None:
     )
     console.print(gate_table(result.gates, "Gates"))
     if not result.grades.empty:
-        console.print(grade_table(result.grades))
+        console.print(grade_table(result.grades, metrics.get("data.split")))
     console.print(f"bundle: {result.bundle_dir}  outputs: {result.out_dir}")
 
 
@@ -658,24 +659,63 @@ def audit_replay(
 
 @audit_app.command("export")
 def audit_export(
-    date_from: Annotated[str, typer.Option("--from", help="first day, YYYY-MM-DD")],
-    date_to: Annotated[str, typer.Option("--to", help="last day, YYYY-MM-DD (inclusive)")],
+    rated_from: Annotated[
+        str | None, typer.Option(help="first rating date (the decision's as_of), YYYY-MM-DD")
+    ] = None,
+    rated_to: Annotated[
+        str | None, typer.Option(help="last rating date, YYYY-MM-DD (inclusive)")
+    ] = None,
+    logged_from: Annotated[
+        str | None,
+        typer.Option("--logged-from", "--from", help="first day recorded (UTC), YYYY-MM-DD"),
+    ] = None,
+    logged_to: Annotated[
+        str | None,
+        typer.Option("--logged-to", "--to", help="last day recorded (UTC, inclusive), YYYY-MM-DD"),
+    ] = None,
+    customer: Annotated[str | None, typer.Option(help="one customer's decisions")] = None,
     out: Annotated[Path | None, typer.Option(help="JSON lines file (default stdout)")] = None,
     db: AuditDbOption = None,
     params: ParamsOption = DEFAULT_PARAMS_PATH,
 ) -> None:
-    """Export the decisions of a date range as JSON lines."""
+    """Export decisions as JSON lines, by rating date, recording date and/or customer.
+
+    --from/--to are the older names of --logged-from/--logged-to (the day a record was
+    written); an auditor's period is usually the rating date (--rated-from/--rated-to).
+    """
     import json
     from datetime import UTC, datetime, time, timedelta
 
-    start_day = _require_date(date_from, "--from")
-    end_day = _require_date(date_to, "--to")
-    if end_day < start_day:
-        raise typer.BadParameter("--to must not be before --from", param_hint="--to")
-    start = datetime.combine(start_day, time.min, tzinfo=UTC)
-    end = datetime.combine(end_day + timedelta(days=1), time.min, tzinfo=UTC)
+    days = {
+        option: _parse_date(value, option)
+        for option, value in (
+            ("--rated-from", rated_from),
+            ("--rated-to", rated_to),
+            ("--logged-from", logged_from),
+            ("--logged-to", logged_to),
+        )
+    }
+    if customer is None and all(day is None for day in days.values()):
+        raise typer.BadParameter(
+            "name what to export: --rated-from/--rated-to, --logged-from/--logged-to "
+            "and/or --customer",
+            param_hint="--rated-from",
+        )
+    for first, last in (("--rated-from", "--rated-to"), ("--logged-from", "--logged-to")):
+        if days[first] is not None and days[last] is not None and days[last] < days[first]:
+            raise typer.BadParameter(f"{last} must not be before {first}", param_hint=last)
+    logged_start, logged_end = days["--logged-from"], days["--logged-to"]
     store = _audit_store(_params(params), db)
-    lines = [json.dumps(r.to_dict(), ensure_ascii=False) + "\n" for r in store.export(start, end)]
+    records = store.export(
+        None if logged_start is None else datetime.combine(logged_start, time.min, tzinfo=UTC),
+        None
+        if logged_end is None
+        else datetime.combine(logged_end + timedelta(days=1), time.min, tzinfo=UTC),
+        customer_id=customer,
+        rated_from=days["--rated-from"],
+        rated_to=days["--rated-to"],
+    )
+    lines = [json.dumps(r.to_dict(), ensure_ascii=False) + "\n" for r in records]
     if out is None:
         sys.stdout.writelines(lines)
     else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from datetime import datetime
 
 import pandas as pd
 from rich.console import Console
@@ -16,6 +17,8 @@ err_console = Console(stderr=True)
 def _cell(value: object, float_format: str) -> str:
     if isinstance(value, float):
         return "" if math.isnan(value) else format(value, float_format)
+    if isinstance(value, datetime) and value == datetime.combine(value.date(), datetime.min.time()):
+        return value.date().isoformat()  # a day, not midnight (pandas keeps dates as datetimes)
     return str(value)
 
 
@@ -64,9 +67,14 @@ def gate_table(gates: Iterable[object], title: str) -> Table:
     )
 
 
-def grade_table(grades: pd.DataFrame) -> Table:
+def test_window_name(split_kind: object) -> str:
+    """How a training run's test window is called: out of time, or a random sample."""
+    return "out-of-time test" if split_kind == "out_of_time" else "random test sample"
+
+
+def grade_table(grades: pd.DataFrame, split_kind: object = "out_of_time") -> Table:
     """The per-grade validation table: band, customers, observed against predicted, light."""
-    table = Table(title="Grades on the out-of-time test", title_justify="left")
+    table = Table(title=f"Grades on the {test_window_name(split_kind)}", title_justify="left")
     for column in ("grade", "PD band", "customers", "share", "observed DR", "mean PD", "test"):
         table.add_column(column, justify="left" if column in ("grade", "test") else "right")
     colours = {"green": "green", "yellow": "yellow", "red": "bold red"}

@@ -11,7 +11,8 @@ Mounted under ``/review`` by ``serving.service`` (``review_routes()``):
   model version and report link, the record's chain check;
 - ``GET /review/api/chain``: verification of the whole audit chain;
 - ``GET /review/api/export``: ``id=`` one decision, else the search filters, as JSON;
-- ``GET /review/api/report/{bundle_hash}``: the validation report of the loaded model.
+- ``GET /review/api/report/{bundle_hash}``: the validation report of the loaded model, read
+  from inside its bundle.
 
 The page itself holds no data and needs no token; every ``/review/api`` route needs an
 auditor token (``Authorization: Bearer``): 401 without a valid token, 403 for another role.
@@ -22,10 +23,11 @@ it is recomputed from the stored feature row with the loaded model when the deci
 by the same bundle (and the recomputed PD is compared with the recorded one); for a decision
 of another bundle the page says it is not available here.
 
-The validation report is looked for next to the loaded bundle (``<bundle>/../report.html``,
-as ``training`` writes it) and shown only when ``<bundle>/../metrics.json`` names the same
-bundle hash; a ``validation_report`` URL in the bundle metadata (``lineage``) is linked instead
-when present.
+The validation report travels inside the bundle (``validation_report.html``, hashed in its
+manifest), so it is found wherever the bundle was loaded from (a folder, the MLflow registry,
+the archive under ``data/bundles``); it is checked against the manifest each time it is read.
+A ``validation_report`` URL in the bundle metadata (``lineage``) is linked instead when present;
+a bundle written before reports travelled has none, and the page says so.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 
+from rating.bundle import BundleIntegrityError
 from rating.explain import Explanation, render_waterfall
 from serving.audit import (
     AuditQuery,
@@ -269,43 +272,19 @@ def _explanation(
     return block, contributions
 
 
-def _report_link(engine: Any, record: StoredDecision, bundle_dir: Path | None) -> dict[str, Any]:
+def _report_link(engine: Any, record: StoredDecision) -> dict[str, Any]:
     if engine is None or engine.bundle_hash != record.bundle_hash:
         return {
             "available": False,
             "why": "the model of this decision is not the one loaded by this service",
         }
-    lineage = engine.model.bundle.metadata.lineage or {}
-    url = lineage.get("validation_report")
+    bundle = engine.model.bundle
+    url = (bundle.metadata.lineage or {}).get("validation_report")
     if isinstance(url, str) and url.startswith(("https://", "http://")):
         return {"available": True, "url": url, "external": True}
-    if bundle_dir is not None and find_report(bundle_dir, record.bundle_hash) is not None:
-        return {
-            "available": True,
-            "url": f"api/report/{record.bundle_hash}",
-            "external": False,
-        }
-    return {
-        "available": False,
-        "why": "no validation report next to the loaded bundle nor in its metadata",
-    }
-
-
-def find_report(bundle_dir: Path, bundle_hash: str) -> Path | None:
-    """The validation report written by training next to a bundle, if it is that bundle's.
-
-    ``training`` writes ``out/bundle/``, ``out/report.html`` and ``out/metrics.json``; the
-    report is returned only when ``metrics.json`` records the same ``model.bundle_sha256``.
-    """
-    folder = Path(bundle_dir).parent
-    report, metrics = folder / "report.html", folder / "metrics.json"
-    if not report.is_file() or not metrics.is_file():
-        return None
-    try:
-        recorded = json.loads(metrics.read_text(encoding="utf-8")).get("model.bundle_sha256")
-    except (OSError, ValueError):
-        return None
-    return report if recorded == bundle_hash else None
+    if bundle.has_validation_report:
+        return {"available": True, "url": f"api/report/{record.bundle_hash}", "external": False}
+    return {"available": False, "why": "no validation report in this bundle"}
 
 
 def _feature_rows(
@@ -358,11 +337,7 @@ def _reasons(engine: Any, record: StoredDecision) -> list[dict[str, Any]]:
 
 
 def decision_detail(
-    record: StoredDecision,
-    audit: AuditStore,
-    engine: Any,
-    bundle_dir: Path | None,
-    config: ReviewConfig,
+    record: StoredDecision, audit: AuditStore, engine: Any, config: ReviewConfig
 ) -> dict[str, Any]:
     """Everything the page shows about one decision.
 
@@ -370,7 +345,6 @@ def decision_detail(
         record: the stored decision.
         audit: the audit store (for the record's own chain check).
         engine: the loaded `serving.engine.Engine`, or None.
-        bundle_dir: the folder the engine's bundle was loaded from (report lookup).
         config: review limits.
     """
     explanation, contributions = _explanation(engine, record, config.waterfall_steps)
@@ -382,7 +356,7 @@ def decision_detail(
         "bundle_hash": record.bundle_hash,
         "policy_version": record.policy_version,
         "loaded": loaded,
-        "report": _report_link(engine, record, bundle_dir),
+        "report": _report_link(engine, record),
     }
     if loaded:
         meta = engine.model.bundle.metadata
@@ -453,13 +427,6 @@ def _show(audit: AuditStore, record_id: int | str) -> StoredDecision:
         return audit.show(record_id)
     except AuditRecordNotFoundError as error:
         raise ReviewError(404, "not_found", str(error.args[0])) from error
-
-
-def _bundle_dir(state: Any) -> Path | None:
-    engine = state.engine
-    if engine is None:
-        return None
-    return Path(engine.model.bundle.path)
 
 
 def _attachment(content: Any, filename: str) -> Response:
@@ -546,9 +513,7 @@ def review_routes(
     async def detail(request: Request, state: Any) -> Any:
         audit = _store(state)
         record = await run_in_threadpool(_show, audit, _record_id(request.path_params["record_id"]))
-        return await run_in_threadpool(
-            decision_detail, record, audit, state.engine, _bundle_dir(state), settings
-        )
+        return await run_in_threadpool(decision_detail, record, audit, state.engine, settings)
 
     async def chain(request: Request, state: Any) -> Any:
         result = await run_in_threadpool(_store(state).verify)
@@ -597,10 +562,13 @@ def review_routes(
             raise ReviewError(
                 404, "not_found", f"bundle {bundle_hash[:12]} is not the one loaded here"
             )
-        path = find_report(Path(engine.model.bundle.path), bundle_hash)
-        if path is None:
-            raise ReviewError(404, "not_found", "no validation report for the loaded bundle")
-        return FileResponse(path, media_type="text/html; charset=utf-8", headers=_no_store())
+        try:
+            html = await run_in_threadpool(engine.model.bundle.read_validation_report)
+        except BundleIntegrityError as error:
+            raise ReviewError(409, "integrity_error", str(error)) from error
+        if html is None:
+            raise ReviewError(404, "not_found", "no validation report in this bundle")
+        return Response(html, media_type="text/html; charset=utf-8", headers=_no_store())
 
     return Mount(
         "/review",

@@ -24,7 +24,7 @@ from rich.progress import Progress
 from sklearn.model_selection import StratifiedKFold
 
 from features.spec import FeatureSpec
-from rating.bundle import write_bundle
+from rating.bundle import attach_validation_report, write_bundle
 from rating.policy import RatingPolicy
 from rating.scale import MasterScale
 from training import plots
@@ -229,6 +229,8 @@ def _finish(
         fairness=fairness,
     )
     (out_dir / "report.html").write_text(report, encoding="utf-8")
+    bundle = attach_validation_report(bundle.path, report)  # the report travels with the model
+    metrics["model.bundle_sha256"] = bundle.bundle_hash
     _write_metrics(out_dir / "metrics.json", metrics)
 
     run_id = None

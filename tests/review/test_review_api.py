@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import base64
+import shutil
 import sqlite3
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from rating.bundle import REPORT_FILE, load_bundle
 from serving.review import CONTENT_SECURITY_POLICY, ReviewConfig
 from tests.review.conftest import REPORT_HTML, start_review
 from tests.serving.factory import make_bundle, shared_asgi_app
@@ -215,7 +217,32 @@ def test_given_a_bundle_without_report_when_opened_then_report_not_available(tmp
     with started.client:
         detail = started.get("/review/api/decisions/2").json()
     assert detail["model"]["report"]["available"] is False
-    assert "no validation report" in detail["model"]["report"]["why"]
+    assert detail["model"]["report"]["why"] == "no validation report in this bundle"
+    missing = started.get(f"/review/api/report/{bare.bundle_hash}")
+    assert missing.status_code == 404 and "no validation report" in missing.text
+
+
+def test_given_a_bundle_in_a_folder_of_its_own_when_reviewed_then_its_report_is_shown(
+    tmp_path, trained, raw
+):
+    # Given the trained bundle copied alone to a folder outside data/bundles (no report beside it)
+    folder = tmp_path / "somewhere" / "model-under-review"
+    shutil.copytree(trained.path, folder)
+    started = start_review(tmp_path, load_bundle(folder), raw)
+    with started.client:
+        # When a decision is opened, then the report link is there and serves the report
+        report = started.get("/review/api/decisions/2").json()["model"]["report"]
+        assert report == {
+            "available": True,
+            "url": f"api/report/{trained.bundle_hash}",
+            "external": False,
+        }
+        assert started.get("/review/" + report["url"]).text == REPORT_HTML
+        # And a report edited after the bundle was loaded is refused, not served
+        (folder / REPORT_FILE).write_text("<p>forged</p>")
+        edited = started.get("/review/" + report["url"])
+    assert edited.status_code == 409 and REPORT_FILE in edited.json()["error"]["message"]
+    started.state.audit.close()
 
 
 def test_given_the_service_app_when_mounted_then_review_routes_answer(tmp_path, trained, raw):

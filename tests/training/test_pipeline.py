@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rating.bundle import load_bundle
+from rating.bundle import REPORT_FILE, load_bundle
 from rating.model import RatingModel
 from training.errors import TargetError, TrainingError
 from training.pipeline import train_dataset, train_table
@@ -60,6 +60,14 @@ def test_train_dataset_writes_bundle_metrics_and_report(trained, spec):
     flags = {f: zeros for f in model.policy.flag_names if f not in spec.names}
     scored = model.score(np.zeros((3, len(spec.names))), flags)
     assert ((scored.pd > 0) & (scored.pd < 1)).all()
+
+
+def test_given_a_training_run_then_its_validation_report_is_inside_the_bundle(trained):
+    # Given a training run, then the bundle holds the run's report, hashed in its manifest
+    result, out = trained
+    bundle = load_bundle(out / "bundle", expected_hash=result.bundle_sha256)
+    assert REPORT_FILE in bundle.file_hashes
+    assert bundle.read_validation_report() == (out / "report.html").read_bytes()
 
 
 def test_report_is_self_contained(trained):
