@@ -171,7 +171,9 @@ def chunk_table(
     """
     result = chunk.result
     text = "text_zh" if lang == "zh" else "text_en"
-    policies = [model.policy_of(str(t)) for t in result.tier]
+    tiers = [str(t) for t in result.tier]
+    by_tier = {t: model.policy_of(t) for t in set(tiers)}
+    policies = [by_tier[t] for t in tiers]
     columns: dict[str, object] = {
         "customer_id": chunk.customer_ids,
         "as_of": pd.Timestamp(as_of),
@@ -179,7 +181,7 @@ def chunk_table(
         "score": result.points.astype(np.int64),
         "grade": result.grade.astype(str),
         "model_tier": [str(t) for t in result.model_tier],
-        "tier": [str(t) for t in result.tier],
+        "tier": tiers,
         "in_default": result.in_default,
         "default_date": pd.to_datetime(
             [None if d is None else d.default_date for d in result.defaults]

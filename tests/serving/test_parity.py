@@ -11,7 +11,7 @@ import pytest
 from features.io import RawTables
 from features.synthetic import GeneratorConfig, generate_tables
 from rating.model import RatingModel
-from rating.output import POLICY_PREFIX, SCORE_COLUMN_NAMES
+from rating.output import POLICY_PREFIX, SCORE_COLUMN_NAMES, SCORE_COLUMNS
 from rating.policy import CreditPolicy
 from rating.reasons import DEFAULT_GROUP, HARD_RULE_GROUP, MAX_REASONS
 from serving.batch import request_example, score_portfolio
@@ -146,6 +146,12 @@ def test_given_the_batch_output_then_columns_follow_the_schema_and_zh_texts(samp
     table = score_portfolio(sample, AS_OF, bundle, lang="zh")
     # Then the columns are exactly the documented ones, with policy and model on every row
     assert tuple(table.columns) == SCORE_COLUMN_NAMES
+    kinds = {"string": "O", "date": "M", "float64": "f", "int64": "i", "bool": "b"}
+    assert {c.name: table[c.name].dtype.kind for c in SCORE_COLUMNS} == {
+        c.name: kinds[c.dtype] for c in SCORE_COLUMNS
+    }
+    required = [c.name for c in SCORE_COLUMNS if not c.nullable]
+    assert table[required].notna().all().all()
     assert table["model_version"].notna().all() and table["bundle_hash"].str.len().eq(64).all()
     assert table[[POLICY_PREFIX + n for n in CreditPolicy.model_fields]].notna().all().all()
     assert (table["lang"] == "zh").all()
