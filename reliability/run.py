@@ -76,6 +76,9 @@ def main(argv: list[str] | None = None) -> int:
                 server.process is not None and server.process.poll() is None
             )
             result["passed"] = result["passed"] and result["server_alive_after"]
+            sections["hostile_requests"] = hostile.run_request_catalogue(
+                server.base, ws.auth, ws.bodies[0]
+            )
             sections["security_pickle"] = security.pickle_refused(server, ws, work)
             sections["security_tokens_required"] = security.tokens_required(server, ws)
         return result

@@ -8,11 +8,13 @@ from __future__ import annotations
 import os
 import sys
 from datetime import date
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from rating.output import columns_help
 from riskgrade import cli_monitor
 from riskgrade.config import DEFAULT_PARAMS_PATH, Params, load_params
 from riskgrade.console import (
@@ -38,6 +40,14 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+class Lang(StrEnum):
+    """Language of reason texts."""
+
+    EN = "en"
+    ZH = "zh"
+
 
 ParamsOption = Annotated[
     Path, typer.Option("--params", help="params.yaml with seeds, paths and model settings")
@@ -445,7 +455,7 @@ def serve(
     os.execve(command[0], command, env)
 
 
-@app.command()
+@app.command(epilog=f"Columns of --out, one row per customer: {columns_help()}.")
 def score(
     raw: Annotated[Path, typer.Option(help="raw folder")],
     as_of: Annotated[str, typer.Option(help="rating date, YYYY-MM-DD")],
@@ -454,9 +464,16 @@ def score(
         Path | None, typer.Option(help="bundle folder (default: MLflow champion)")
     ] = None,
     chunk_size: Annotated[int, typer.Option(help="customers per chunk", min=1)] = 10_000,
+    lang: Annotated[
+        Lang, typer.Option(help="language of the reason texts", case_sensitive=False)
+    ] = Lang.EN,
     params: ParamsOption = DEFAULT_PARAMS_PATH,
 ) -> None:
-    """Rate a whole portfolio: PD, grade, tier, policy and reasons per customer."""
+    """Rate a whole portfolio: PD, grade, tier, policy and reasons per customer.
+
+    The same answer as POST /score for each customer (defaults, hard rules and reasons
+    included), plus the model version and bundle hash on every row.
+    """
     from rich.progress import Progress
 
     from features.io import write_parquet_atomic
@@ -474,6 +491,7 @@ def score(
             bundle_dir,
             chunk_size=chunk_size,
             progress=lambda done, total: progress.update(task, completed=done, total=total),
+            lang=lang.value,
         )
     if out.suffix == ".csv":
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -495,9 +513,15 @@ def request_example(
     raw: Annotated[Path, typer.Option(help="raw folder")],
     customer: Annotated[str, typer.Option(help="customer_id")],
     as_of: Annotated[str, typer.Option(help="rating date, YYYY-MM-DD")],
-    lang: Annotated[str, typer.Option(help="reason language: en or zh")] = "en",
+    lang: Annotated[
+        Lang, typer.Option(help="reason language of the answer", case_sensitive=False)
+    ] = Lang.EN,
 ) -> None:
-    """Print a valid /score request body for one customer of a raw folder."""
+    """Print a valid /score request body for one customer of a raw folder.
+
+    The body carries the customer's records known at --as-of: profile, statements,
+    facilities with instalments, transactions and defaults.
+    """
     import json
 
     from serving.batch import BatchError
@@ -507,7 +531,7 @@ def request_example(
     known = _read_at(raw, day)
     if customer in known.cut.late_customers:
         raise BatchError(f"customer {customer!r} was onboarded after {day}")
-    body = build_example(known.tables, customer, day, lang=lang)
+    body = build_example(known.tables, customer, day, lang=lang.value)
     sys.stdout.write(json.dumps(body, ensure_ascii=False) + "\n")
 
 

@@ -56,7 +56,7 @@ _REASON = {
         "text": {"type": "string"},
         "group": {"type": "string"},
         "feature": {"type": ["string", "null"]},
-        "contribution": {"type": "number"},
+        "contribution": {"type": ["number", "null"]},
         "value": {},
     },
 }
@@ -94,6 +94,10 @@ _DECISION = {
         "policy": {"type": "object"},
         "reasons": {"type": "array", "items": _REASON, "maxItems": 4},
         "hard_rules": {"type": "array", "items": {"type": "object"}},
+        "default": {
+            "type": ["object", "null"],
+            "description": "first default on or before as_of (grade D, restricted), or null",
+        },
         "groups": {"type": "object", "additionalProperties": {"type": "number"}},
         "model_version": {"type": "string"},
         "bundle_hash": {"type": "string"},

@@ -42,7 +42,7 @@ from typing import Any
 
 import bentoml
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
@@ -50,6 +50,8 @@ from starlette.routing import Mount, Route
 
 from rating.bundle import BundleIntegrityError
 from rating.explain import Explanation, render_waterfall
+from rating.policy import DefaultStatus
+from rating.reasons import default_reason
 from serving.audit import (
     AuditQuery,
     AuditRecordNotFoundError,
@@ -57,6 +59,7 @@ from serving.audit import (
     StoredDecision,
 )
 from serving.auth import AuthenticationError, PermissionDeniedError, Role
+from serving.schemas import MAX_DAY, MIN_DAY
 
 REVIEW_DIR = Path(__file__).with_name("review")
 """Folder of the static page (``index.html``, ``review.js``, ``review.css``)."""
@@ -126,6 +129,14 @@ class SearchParams(BaseModel):
     model_version: str | None = Field(default=None, min_length=1, max_length=128)
     limit: int = Field(default=50, ge=1, le=10_000)
     offset: int = Field(default=0, ge=0, le=10_000_000)
+
+    @field_validator("start", "end")
+    @classmethod
+    def _within_bounds(cls, value: date | datetime | None) -> date | datetime | None:
+        day = value.date() if isinstance(value, datetime) else value
+        if day is not None and not MIN_DAY <= day <= MAX_DAY:
+            raise ValueError(f"must lie within {MIN_DAY.isoformat()}..{MAX_DAY.isoformat()}")
+        return value
 
     def query(self, limit: int | None = None) -> AuditQuery:
         """The `AuditQuery` of these parameters (a date ``to`` includes its whole day)."""
@@ -319,9 +330,13 @@ def _feature_rows(
 
 def _reasons(engine: Any, record: StoredDecision) -> list[dict[str, Any]]:
     response = record.payload.get("response", {})
-    dictionary = None
+    dictionary: dict[str, Any] | None = None
     if engine is not None and engine.bundle_hash == record.bundle_hash:
         dictionary = {e.code: e for e in engine.model.reasons.entries}
+        dictionary.update({r.code: r for r in engine.model.policy.hard_rules})
+    if response.get("default") and dictionary is not None:
+        status = default_reason(DefaultStatus.model_validate(response["default"]))
+        dictionary[status.code] = status
     out = []
     for reason in response.get("reasons", []):
         entry = dictionary.get(reason.get("code")) if dictionary else None

@@ -45,7 +45,7 @@ const I18N = {
     guarantee: "guarantee required", no_new_credit: "no new credit", exit_review: "exit review",
     review: "review every (days)",
     tiers: { low: "low", medium: "medium", high: "high", restricted: "restricted" },
-    groups: { financial: "financial", credit: "credit", transaction: "transaction", profile: "profile", hard_rule: "hard rule" },
+    groups: { financial: "financial", credit: "credit", transaction: "transaction", profile: "profile", hard_rule: "hard rule", default: "in default" },
     kinds: { score: "score", explain: "explain" },
   },
   zh: {
@@ -89,7 +89,7 @@ const I18N = {
     guarantee: "需要担保", no_new_credit: "不得新增授信", exit_review: "进入退出机制审查",
     review: "复审周期（天）",
     tiers: { low: "低风险", medium: "中风险", high: "高风险", restricted: "限制类" },
-    groups: { financial: "财务", credit: "信用", transaction: "交易", profile: "概况", hard_rule: "硬性规则" },
+    groups: { financial: "财务", credit: "信用", transaction: "交易", profile: "概况", hard_rule: "硬性规则", default: "违约" },
     kinds: { score: "评分", explain: "评分并解释" },
   },
 };
@@ -306,7 +306,7 @@ function renderDetail(d) {
   $("d-reasons").replaceChildren(...(d.reasons.length ? d.reasons.map((reason) => el("li", {}, [
     el("code", { text: reason.code }), " ",
     (state.lang === "zh" ? reason.text_zh : reason.text_en) || reason.text,
-    el("span", { class: "muted", text: ` (${groupName(reason.group)}, +${num(reason.contribution, 3)})` }),
+    el("span", { class: "muted", text: reason.contribution == null ? ` (${groupName(reason.group)})` : ` (${groupName(reason.group)}, +${num(reason.contribution, 3)})` }),
   ])) : [el("li", { class: "muted", text: t("no_reasons") })]));
   const rules = dec.hard_rules || [];
   $("d-hard-rules").textContent = rules.length ? t("hard_rules", { r: rules.map((h) => `${h.code} ${h.text}`).join("; ") }) : "";
