@@ -190,7 +190,9 @@ def test_given_later_history_when_validate_as_of_then_information_not_failure(
     assert code == 0 and "information" not in stdout
     # And --strict makes the later records failures of the full folder only
     code, stdout, _ = _run("validate", folders.full, "--as-of", AS_OF, "--strict")
-    assert code == 1 and f"not after as-of {AS_OF}" in stdout
+    assert code == 1
+    flat = " ".join(stdout.split())  # the table may wrap the check over two lines
+    assert "not after as-of" in flat and str(AS_OF) in flat
     code, _, _ = _run("validate", folders.cut, "--as-of", AS_OF, "--strict")
     assert code == 0
 
