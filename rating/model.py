@@ -224,7 +224,9 @@ class RatingModel:
         group_totals = contributions @ self._membership
         top = top_reason_indices(contributions, self._eligible, k)
         reasons = [
-            reasons_from_indices(top[i], contributions[i], matrix[i], self._entries, hits[i], k)
+            reasons_from_indices(
+                top[i], contributions[i], matrix[i], self._entries, hits[i], k, self.spec.features
+            )
             for i in range(n)
         ]
         return ScoreResult(

@@ -109,6 +109,8 @@ class Reason(BaseModel):
     """Calibrated log-odds added by the feature (None for hard rules)."""
     value: float | None = None
     """The feature value (None for hard rules and missing values)."""
+    label: str | None = None
+    """The level a categorical value codes for (e.g. the industry), None for other features."""
 
 
 _PARENS = re.compile(r"\s*[(（][^()（）]*[)）]")
@@ -237,7 +239,9 @@ def top_reason_indices(contribs: np.ndarray, eligible: np.ndarray, k: int) -> np
     return np.where(np.isfinite(picked), order, -1)
 
 
-def _reason_of(entry: ReasonEntry, contribution: float, value: float | None) -> Reason:
+def _reason_of(
+    entry: ReasonEntry, contribution: float, value: float | None, feature: FeatureDef | None
+) -> Reason:
     return Reason(
         code=entry.code,
         text_en=entry.text_en,
@@ -246,6 +250,7 @@ def _reason_of(entry: ReasonEntry, contribution: float, value: float | None) -> 
         feature=entry.feature,
         contribution=contribution,
         value=value if value is not None and math.isfinite(value) else None,
+        label=feature.category_label(value) if feature is not None else None,
     )
 
 
@@ -261,10 +266,12 @@ def reasons_from_indices(
     entries: Sequence[ReasonEntry | None],
     hard_rules: Sequence[HardRuleHit] = (),
     k: int = MAX_REASONS,
+    features: Sequence[FeatureDef] | None = None,
 ) -> list[Reason]:
     """Reasons of one row: hard rules first, then the picked features, at most ``k`` in all.
 
     Hard rules are all kept even beyond ``k``: a compliance block is never left unexplained.
+    ``features`` (the spec's, in spec order) label categorical values with their level.
     """
     reasons = [hard_rule_reason(hit) for hit in hard_rules]
     room = max(k - len(reasons), 0)
@@ -275,7 +282,8 @@ def reasons_from_indices(
         if entry is None:  # eligible_mask excludes these; a guard for direct callers
             continue
         value = None if values is None else float(values[j])
-        reasons.append(_reason_of(entry, float(contribs[j]), value))
+        feature = None if features is None else features[j]
+        reasons.append(_reason_of(entry, float(contribs[j]), value, feature))
     return reasons
 
 
@@ -316,4 +324,6 @@ def top_reasons(
     entries = entries_by_index(spec, dictionary or build_reason_dictionary(spec))
     indices = top_reason_indices(row[None, :], eligible_mask(entries), k)[0]
     value_row = None if values is None else np.asarray(values, dtype=np.float64)
-    return reasons_from_indices(indices, row, value_row, entries, hard_rules, k)
+    return reasons_from_indices(
+        indices, row, value_row, entries, hard_rules, k, features=spec.features
+    )

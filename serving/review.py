@@ -296,11 +296,7 @@ def _feature_rows(
     rows = []
     for name, value in features.items():
         definition = spec.by_name(name) if name in known else None
-        label = None
-        if definition is not None and definition.categories and value is not None:
-            code = int(value)
-            if 0 <= code < len(definition.categories) and code == value:
-                label = definition.categories[code]
+        label = definition.category_label(value) if definition is not None else None
         rows.append(
             {
                 "name": name,

@@ -133,3 +133,16 @@ def test_unknown_category_as_nan_and_empty_batch_are_scored(model, trained):
     assert np.all(np.isfinite(model.score(x).pd))
     empty = model.score(np.empty((0, len(model.spec.names))))
     assert len(empty) == 0 and empty.reasons == []
+
+
+def test_given_industry_among_the_reasons_when_scored_then_the_reason_names_the_industry(
+    model, trained
+):
+    # Given customers scored by a model in which one industry carries extra risk
+    result = model.score(_clean_rows(trained, 500))
+    levels = model.spec.by_name("industry").categories
+    # When a reason is the industry, then it names the industry, not its code
+    named = [r for rs in result.reasons for r in rs if r.feature == "industry"]
+    assert named
+    assert all(r.label == levels[int(r.value)] for r in named)
+    assert all(r.label is None for rs in result.reasons for r in rs if r.feature != "industry")
