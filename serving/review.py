@@ -8,7 +8,8 @@ Mounted under ``/review`` by ``serving.service`` (``review_routes()``):
 - ``GET /review/api/decisions``: search by ``customer_id``, ``from``, ``to``, ``tier``,
   ``model_version`` (``limit``, ``offset``), newest first;
 - ``GET /review/api/decisions/{id}``: one decision: inputs, features, reasons, waterfall,
-  model version and report link, the record's chain check;
+  model version and report link, the record's chain check, and ``factors``: the English and
+  Chinese description of every factor named (the page shows them, internal names in small);
 - ``GET /review/api/chain``: verification of the whole audit chain;
 - ``GET /review/api/export``: ``id=`` one decision, else the search filters, as JSON;
 - ``GET /review/api/report/{bundle_hash}``: the validation report of the loaded model, read
@@ -48,8 +49,10 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 
+from features.catalog import FEATURE_SPEC
+from features.spec import FeatureSpec
 from rating.bundle import BundleIntegrityError
-from rating.explain import Explanation, render_waterfall
+from rating.explain import PROTECTED_FACTOR, Explanation, render_waterfall
 from serving.audit import (
     AuditQuery,
     AuditRecordNotFoundError,
@@ -313,6 +316,25 @@ def _feature_rows(
     return rows
 
 
+def factor_texts(engine: Any, record: StoredDecision) -> dict[str, dict[str, str]]:
+    """Per factor of a decision, its feature spec's English and Chinese description.
+
+    From the spec of the bundle that made the decision when it is the one loaded, else from
+    the feature catalog (for the features it defines); factors with no description are left out.
+    """
+    spec: FeatureSpec = FEATURE_SPEC
+    if engine is not None and engine.bundle_hash == record.bundle_hash:
+        spec = engine.model.spec
+    known = set(spec.names)
+    texts = {
+        name: {"en": spec.by_name(name).description, "zh": spec.by_name(name).description_zh}
+        for name in record.payload.get("features", {})
+        if name in known
+    }
+    texts[PROTECTED_FACTOR] = {"en": "Protected attributes", "zh": "受保护属性"}
+    return texts
+
+
 def _reasons(engine: Any, record: StoredDecision) -> list[dict[str, Any]]:
     response = record.payload.get("response", {})
     dictionary = None
@@ -371,6 +393,7 @@ def decision_detail(
         "inputs": record.request,
         "flags": record.payload.get("flags", {}),
         "features": _feature_rows(engine, record, contributions),
+        "factors": factor_texts(engine, record),
         "reasons": _reasons(engine, record),
         "explanation": explanation,
         "model": model,

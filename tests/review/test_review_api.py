@@ -133,6 +133,18 @@ def test_given_a_score_decision_when_opened_then_recomputed_waterfall_matches_th
     }
 
 
+def test_given_a_decision_when_opened_then_each_factor_has_its_english_and_chinese_text(review):
+    # Given a decision, when opened
+    detail = review.get("/review/api/decisions/2").json()
+    factors = detail["factors"]
+    # Then every feature and every waterfall step has the spec's descriptions
+    assert factors["debt_ratio"] == {"en": "Total liabilities / total assets", "zh": "资产负债率"}
+    assert factors["ocf_to_liabilities"]["zh"] == "经营现金流负债比（年化）"
+    steps = detail["explanation"]["steps"]
+    assert steps and all(s["feature"] in factors for s in steps)
+    assert {f["name"] for f in detail["features"]} <= set(factors)
+
+
 def test_given_an_explain_decision_when_opened_then_the_stored_explanation_is_shown(review):
     detail = review.get("/review/api/decisions/1").json()
     assert detail["record"]["kind"] == "explain"
