@@ -5,8 +5,9 @@ Mounted under ``/review`` by ``serving.service`` (``review_routes()``):
 - ``GET /review/``: the page (static HTML, no build step, no external network);
 - ``GET /review/static/{name}``: its script and style sheet;
 - ``GET /review/api/facets``: tiers and model versions present in the log;
-- ``GET /review/api/decisions``: search by ``customer_id``, ``from``, ``to``, ``tier``,
-  ``model_version`` (``limit``, ``offset``), newest first;
+- ``GET /review/api/decisions``: search by ``customer_id``, ``from``, ``to`` (when recorded),
+  ``rated_from``, ``rated_to`` (the rating date, ``as_of``), ``tier``, ``model_version``
+  (``limit``, ``offset``), newest first;
 - ``GET /review/api/decisions/{id}``: one decision: inputs, features, reasons, waterfall,
   model version and report link, the record's chain check, and ``factors``: the English and
   Chinese description of every factor named (the page shows them, internal names in small);
@@ -125,6 +126,10 @@ class SearchParams(BaseModel):
     """From this day (00:00 UTC) or moment on."""
     end: date | datetime | None = Field(default=None, alias="to")
     """Up to and including this day (UTC), or before this moment."""
+    rated_from: date | None = None
+    """Rated on this day (the decision's ``as_of``) or later."""
+    rated_to: date | None = None
+    """Rated on this day or earlier."""
     tier: str | None = Field(default=None, min_length=1, max_length=32)
     model_version: str | None = Field(default=None, min_length=1, max_length=128)
     limit: int = Field(default=50, ge=1, le=10_000)
@@ -142,6 +147,8 @@ class SearchParams(BaseModel):
             customer_id=self.customer_id,
             start=start,
             end=end,
+            rated_from=self.rated_from,
+            rated_to=self.rated_to,
             tier=self.tier,
             model_version=self.model_version,
             limit=limit or self.limit,
@@ -160,13 +167,15 @@ def parse_search(params: dict[str, str], max_page: int) -> SearchParams:
         search = SearchParams.model_validate(cleaned)
         if search.limit > max_page:
             raise _invalid("limit", f"at most {max_page}")
-        search.query()
     except ValidationError as error:
         first = error.errors()[0]
         loc = str(first["loc"][0]) if first["loc"] else "query"
         raise _invalid(loc, first["msg"]) from error
-    except ValueError as error:
-        raise _invalid("from", str(error)) from error
+    try:
+        search.query()
+    except ValidationError as error:  # an inverted range
+        message = error.errors()[0]["msg"]
+        raise _invalid("rated_from" if "rated_from" in message else "from", message) from error
     return search
 
 

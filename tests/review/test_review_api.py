@@ -12,7 +12,7 @@ import pytest
 from rating.bundle import REPORT_FILE, load_bundle
 from serving.review import CONTENT_SECURITY_POLICY, ReviewConfig
 from tests.review.conftest import REPORT_HTML, start_review
-from tests.serving.factory import make_bundle, shared_asgi_app
+from tests.serving.factory import AS_OF, make_bundle, shared_asgi_app
 
 
 def test_given_no_token_when_opening_the_page_then_static_html_with_a_strict_csp(review):
@@ -84,6 +84,22 @@ def test_given_decisions_when_searching_then_filters_combine_newest_first(review
     assert review.get("/review/api/decisions", **{"from": tomorrow}).json()["total"] == 0
     page = review.get("/review/api/decisions", limit="2", offset="2").json()
     assert [r["id"] for r in page["records"]] == ids[2:4]
+
+
+def test_given_a_rating_date_range_when_searching_then_decisions_rated_in_it(review):
+    # Given decisions rated on the factory's as_of, recorded today
+    rated = str(AS_OF)
+    # When searched by rating date, then all of them; a range before it finds none
+    everything = review.get("/review/api/decisions", rated_from=rated, rated_to=rated).json()
+    assert everything["total"] == len(review.customers) + 1
+    assert {r["as_of"] for r in everything["records"]} == {rated}
+    before = review.get("/review/api/decisions", rated_to=str(AS_OF - timedelta(days=1))).json()
+    assert before["total"] == 0
+    document = review.get("/review/api/export", rated_from=rated).json()
+    assert document["count"] == everything["total"] and document["filters"]["rated_from"] == rated
+    # And an inverted range names the parameter
+    bad = review.get("/review/api/decisions", rated_from=rated, rated_to="2000-01-01")
+    assert bad.status_code == 422 and bad.json()["error"]["fields"][0]["loc"] == "rated_from"
 
 
 def test_given_bad_search_parameters_when_searching_then_422_names_the_parameter(review):
