@@ -259,7 +259,14 @@ class RatingModel:
         top = top_reason_indices(contributions, self._eligible, k)
         reasons = [
             reasons_from_indices(
-                top[i], contributions[i], matrix[i], self._entries, hits[i], k, statuses[i]
+                top[i],
+                contributions[i],
+                matrix[i],
+                self._entries,
+                hits[i],
+                k,
+                statuses[i],
+                features=self.spec.features,
             )
             for i in range(n)
         ]

@@ -118,6 +118,8 @@ class Reason(BaseModel):
     """Calibrated log-odds added by the feature (None for hard rules)."""
     value: float | None = None
     """The feature value (None for hard rules and missing values)."""
+    label: str | None = None
+    """The level a categorical value codes for (e.g. the industry), None for other features."""
 
 
 _PARENS = re.compile(r"\s*[(（][^()（）]*[)）]")
@@ -246,7 +248,9 @@ def top_reason_indices(contribs: np.ndarray, eligible: np.ndarray, k: int) -> np
     return np.where(np.isfinite(picked), order, -1)
 
 
-def _reason_of(entry: ReasonEntry, contribution: float, value: float | None) -> Reason:
+def _reason_of(
+    entry: ReasonEntry, contribution: float, value: float | None, feature: FeatureDef | None
+) -> Reason:
     return Reason(
         code=entry.code,
         text_en=entry.text_en,
@@ -255,6 +259,7 @@ def _reason_of(entry: ReasonEntry, contribution: float, value: float | None) -> 
         feature=entry.feature,
         contribution=contribution,
         value=value if value is not None and math.isfinite(value) else None,
+        label=feature.category_label(value) if feature is not None else None,
     )
 
 
@@ -293,11 +298,13 @@ def reasons_from_indices(
     hard_rules: Sequence[HardRuleHit] = (),
     k: int = MAX_REASONS,
     default: DefaultStatus | None = None,
+    features: Sequence[FeatureDef] | None = None,
 ) -> list[Reason]:
     """Reasons of one row, at most ``k`` in all: hard rules, the default status, then features.
 
     Hard rules and the default status are all kept even beyond ``k``: a compliance block or a
     default grade is never left unexplained.
+    ``features`` (the spec's, in spec order) label categorical values with their level.
     """
     reasons = status_reasons(hard_rules, default)
     room = max(k - len(reasons), 0)
@@ -308,7 +315,8 @@ def reasons_from_indices(
         if entry is None:  # eligible_mask excludes these; a guard for direct callers
             continue
         value = None if values is None else float(values[j])
-        reasons.append(_reason_of(entry, float(contribs[j]), value))
+        feature = None if features is None else features[j]
+        reasons.append(_reason_of(entry, float(contribs[j]), value, feature))
     return reasons
 
 
@@ -351,4 +359,6 @@ def top_reasons(
     entries = entries_by_index(spec, dictionary or build_reason_dictionary(spec))
     indices = top_reason_indices(row[None, :], eligible_mask(entries), k)[0]
     value_row = None if values is None else np.asarray(values, dtype=np.float64)
-    return reasons_from_indices(indices, row, value_row, entries, hard_rules, k, default)
+    return reasons_from_indices(
+        indices, row, value_row, entries, hard_rules, k, default, features=spec.features
+    )

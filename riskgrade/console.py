@@ -7,8 +7,10 @@ from collections.abc import Iterable
 from datetime import datetime
 
 import pandas as pd
+from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 console = Console()
 err_console = Console(stderr=True)
@@ -43,6 +45,34 @@ def rows_table(title: str, columns: Iterable[str], rows: Iterable[Iterable[objec
         table.add_column(column)
     for row in rows:
         table.add_row(*(str(cell) for cell in row))
+    return table
+
+
+def compact_table(
+    title: str, columns: Iterable[str], rows: Iterable[Iterable[object]], *, last_fits: bool = False
+) -> Table:
+    """A table for narrow terminals: no outer frame, one line per row, no cell cut short.
+
+    Every cell is kept whole on one line; with ``last_fits`` the last column alone gives way
+    when the terminal is too narrow (its cells end in an ellipsis instead of wrapping).
+    """
+    names = list(columns)
+    table = Table(
+        title=title,
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    for i, name in enumerate(names):
+        last = i == len(names) - 1
+        table.add_column(name, no_wrap=not (last and last_fits))
+    for row in rows:
+        cells: list[str | Text] = [str(cell) for cell in row]
+        if last_fits:
+            cells[-1] = Text(str(cells[-1]), no_wrap=True, overflow="ellipsis")
+        table.add_row(*cells)
     return table
 
 

@@ -604,4 +604,5 @@ def _reason(reason: Reason, lang: str) -> dict[str, Any]:
         "feature": reason.feature,
         "contribution": reason.contribution,
         "value": reason.value,
+        "label": reason.label,
     }

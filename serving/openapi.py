@@ -58,6 +58,7 @@ _REASON = {
         "feature": {"type": ["string", "null"]},
         "contribution": {"type": ["number", "null"]},
         "value": {},
+        "label": {"type": ["string", "null"], "description": "level of a categorical value"},
     },
 }
 

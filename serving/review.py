@@ -5,10 +5,12 @@ Mounted under ``/review`` by ``serving.service`` (``review_routes()``):
 - ``GET /review/``: the page (static HTML, no build step, no external network);
 - ``GET /review/static/{name}``: its script and style sheet;
 - ``GET /review/api/facets``: tiers and model versions present in the log;
-- ``GET /review/api/decisions``: search by ``customer_id``, ``from``, ``to``, ``tier``,
-  ``model_version`` (``limit``, ``offset``), newest first;
+- ``GET /review/api/decisions``: search by ``customer_id``, ``from``, ``to`` (when recorded),
+  ``rated_from``, ``rated_to`` (the rating date, ``as_of``), ``tier``, ``model_version``
+  (``limit``, ``offset``), newest first;
 - ``GET /review/api/decisions/{id}``: one decision: inputs, features, reasons, waterfall,
-  model version and report link, the record's chain check;
+  model version and report link, the record's chain check, and ``factors``: the English and
+  Chinese description of every factor named (the page shows them, internal names in small);
 - ``GET /review/api/chain``: verification of the whole audit chain;
 - ``GET /review/api/export``: ``id=`` one decision, else the search filters, as JSON;
 - ``GET /review/api/report/{bundle_hash}``: the validation report of the loaded model, read
@@ -48,8 +50,10 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 
+from features.catalog import FEATURE_SPEC
+from features.spec import FeatureSpec
 from rating.bundle import BundleIntegrityError
-from rating.explain import Explanation, render_waterfall
+from rating.explain import PROTECTED_FACTOR, Explanation, render_waterfall
 from rating.policy import DefaultStatus
 from rating.reasons import default_reason
 from serving.audit import (
@@ -125,6 +129,10 @@ class SearchParams(BaseModel):
     """From this day (00:00 UTC) or moment on."""
     end: date | datetime | None = Field(default=None, alias="to")
     """Up to and including this day (UTC), or before this moment."""
+    rated_from: date | None = None
+    """Rated on this day (the decision's ``as_of``) or later."""
+    rated_to: date | None = None
+    """Rated on this day or earlier."""
     tier: str | None = Field(default=None, min_length=1, max_length=32)
     model_version: str | None = Field(default=None, min_length=1, max_length=128)
     limit: int = Field(default=50, ge=1, le=10_000)
@@ -150,6 +158,8 @@ class SearchParams(BaseModel):
             customer_id=self.customer_id,
             start=start,
             end=end,
+            rated_from=self.rated_from,
+            rated_to=self.rated_to,
             tier=self.tier,
             model_version=self.model_version,
             limit=limit or self.limit,
@@ -168,13 +178,15 @@ def parse_search(params: dict[str, str], max_page: int) -> SearchParams:
         search = SearchParams.model_validate(cleaned)
         if search.limit > max_page:
             raise _invalid("limit", f"at most {max_page}")
-        search.query()
     except ValidationError as error:
         first = error.errors()[0]
         loc = str(first["loc"][0]) if first["loc"] else "query"
         raise _invalid(loc, first["msg"]) from error
-    except ValueError as error:
-        raise _invalid("from", str(error)) from error
+    try:
+        search.query()
+    except ValidationError as error:  # an inverted range
+        message = error.errors()[0]["msg"]
+        raise _invalid("rated_from" if "rated_from" in message else "from", message) from error
     return search
 
 
@@ -307,11 +319,7 @@ def _feature_rows(
     rows = []
     for name, value in features.items():
         definition = spec.by_name(name) if name in known else None
-        label = None
-        if definition is not None and definition.categories and value is not None:
-            code = int(value)
-            if 0 <= code < len(definition.categories) and code == value:
-                label = definition.categories[code]
+        label = definition.category_label(value) if definition is not None else None
         rows.append(
             {
                 "name": name,
@@ -326,6 +334,25 @@ def _feature_rows(
         )
     rows.sort(key=lambda row: -abs(row["contribution"] or 0.0))
     return rows
+
+
+def factor_texts(engine: Any, record: StoredDecision) -> dict[str, dict[str, str]]:
+    """Per factor of a decision, its feature spec's English and Chinese description.
+
+    From the spec of the bundle that made the decision when it is the one loaded, else from
+    the feature catalog (for the features it defines); factors with no description are left out.
+    """
+    spec: FeatureSpec = FEATURE_SPEC
+    if engine is not None and engine.bundle_hash == record.bundle_hash:
+        spec = engine.model.spec
+    known = set(spec.names)
+    texts = {
+        name: {"en": spec.by_name(name).description, "zh": spec.by_name(name).description_zh}
+        for name in record.payload.get("features", {})
+        if name in known
+    }
+    texts[PROTECTED_FACTOR] = {"en": "Protected attributes", "zh": "受保护属性"}
+    return texts
 
 
 def _reasons(engine: Any, record: StoredDecision) -> list[dict[str, Any]]:
@@ -390,6 +417,7 @@ def decision_detail(
         "inputs": record.request,
         "flags": record.payload.get("flags", {}),
         "features": _feature_rows(engine, record, contributions),
+        "factors": factor_texts(engine, record),
         "reasons": _reasons(engine, record),
         "explanation": explanation,
         "model": model,

@@ -164,3 +164,16 @@ def test_a_customer_in_default_is_grade_d_restricted_with_the_default_reason_fir
     assert model.explain(result, 2).tier is Tier.RESTRICTED and model.explain(result, 2).in_default
     with pytest.raises(ScoreInputError, match="defaults has 2 entries for 6 rows"):
         model.score(x, flags, defaults=[None, status])
+
+
+def test_given_industry_among_the_reasons_when_scored_then_the_reason_names_the_industry(
+    model, trained
+):
+    # Given customers scored by a model in which one industry carries extra risk
+    result = model.score(_clean_rows(trained, 500))
+    levels = model.spec.by_name("industry").categories
+    # When a reason is the industry, then it names the industry, not its code
+    named = [r for rs in result.reasons for r in rs if r.feature == "industry"]
+    assert named
+    assert all(r.label == levels[int(r.value)] for r in named)
+    assert all(r.label is None for rs in result.reasons for r in rs if r.feature != "industry")

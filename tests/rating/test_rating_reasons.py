@@ -131,3 +131,24 @@ def test_hard_rules_then_the_default_then_features_never_dropping_a_status_reaso
     assert one[0].code == "DEF03" and len(one) == 4
     assert all(r.group == "financial" or r.feature for r in one[1:])
     assert top_reasons(contribs, spec, k=0, default=status) == [default_reason(status)]
+
+
+def test_given_a_categorical_reason_when_given_then_it_names_the_level_not_the_code(spec):
+    # Given the industry (code 2) and the debt ratio as the only adverse factors
+    industries = spec.by_name("industry").categories
+    contribs = np.zeros(len(spec.names))
+    values = np.full(len(spec.names), 0.5)
+    contribs[spec.names.index("industry")] = 0.3
+    contribs[spec.names.index("debt_ratio")] = 0.2
+    values[spec.names.index("industry")] = 2.0
+    # When the reasons are taken
+    industry, debt = top_reasons(contribs, spec, values)
+    # Then the industry reason carries the industry's name, the numeric one no label
+    assert (industry.feature, industry.value, industry.label) == ("industry", 2.0, industries[2])
+    assert (debt.feature, debt.label) == ("debt_ratio", None)
+
+
+@pytest.mark.parametrize("value", [float("nan"), 1.5, -1.0, 99.0])
+def test_given_an_unknown_category_code_when_labelled_then_no_label(spec, value):
+    assert spec.by_name("industry").category_label(value) is None
+    assert spec.by_name("debt_ratio").category_label(1.0) is None

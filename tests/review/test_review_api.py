@@ -12,7 +12,7 @@ import pytest
 from rating.bundle import REPORT_FILE, load_bundle
 from serving.review import CONTENT_SECURITY_POLICY, ReviewConfig
 from tests.review.conftest import REPORT_HTML, start_review
-from tests.serving.factory import make_bundle, shared_asgi_app
+from tests.serving.factory import AS_OF, make_bundle, shared_asgi_app
 
 
 def test_given_no_token_when_opening_the_page_then_static_html_with_a_strict_csp(review):
@@ -86,6 +86,22 @@ def test_given_decisions_when_searching_then_filters_combine_newest_first(review
     assert [r["id"] for r in page["records"]] == ids[2:4]
 
 
+def test_given_a_rating_date_range_when_searching_then_decisions_rated_in_it(review):
+    # Given decisions rated on the factory's as_of, recorded today
+    rated = str(AS_OF)
+    # When searched by rating date, then all of them; a range before it finds none
+    everything = review.get("/review/api/decisions", rated_from=rated, rated_to=rated).json()
+    assert everything["total"] == len(review.customers) + 1
+    assert {r["as_of"] for r in everything["records"]} == {rated}
+    before = review.get("/review/api/decisions", rated_to=str(AS_OF - timedelta(days=1))).json()
+    assert before["total"] == 0
+    document = review.get("/review/api/export", rated_from=rated).json()
+    assert document["count"] == everything["total"] and document["filters"]["rated_from"] == rated
+    # And an inverted range names the parameter
+    bad = review.get("/review/api/decisions", rated_from=rated, rated_to="2000-01-01")
+    assert bad.status_code == 422 and bad.json()["error"]["fields"][0]["loc"] == "rated_from"
+
+
 def test_given_bad_search_parameters_when_searching_then_422_names_the_parameter(review):
     bad_date = review.get("/review/api/decisions", **{"from": "yesterday"})
     assert bad_date.status_code == 422 and bad_date.json()["error"]["fields"][0]["loc"] == "from"
@@ -131,6 +147,18 @@ def test_given_a_score_decision_when_opened_then_recomputed_waterfall_matches_th
         "url": f"api/report/{detail['record']['bundle_hash']}",
         "external": False,
     }
+
+
+def test_given_a_decision_when_opened_then_each_factor_has_its_english_and_chinese_text(review):
+    # Given a decision, when opened
+    detail = review.get("/review/api/decisions/2").json()
+    factors = detail["factors"]
+    # Then every feature and every waterfall step has the spec's descriptions
+    assert factors["debt_ratio"] == {"en": "Total liabilities / total assets", "zh": "资产负债率"}
+    assert factors["ocf_to_liabilities"]["zh"] == "经营现金流负债比（年化）"
+    steps = detail["explanation"]["steps"]
+    assert steps and all(s["feature"] in factors for s in steps)
+    assert {f["name"] for f in detail["features"]} <= set(factors)
 
 
 def test_given_an_explain_decision_when_opened_then_the_stored_explanation_is_shown(review):
