@@ -33,7 +33,7 @@ step "9. Serve the champion on http://127.0.0.1:$PORT"
 if [ -f data/serve.pid ] && kill -0 "$(cat data/serve.pid)" 2>/dev/null; then
   kill "$(cat data/serve.pid)" && sleep 2
 fi
-$RG token revoke --name demo-scorer >/dev/null 2>&1 || true
+$RG token revoke demo-scorer >/dev/null 2>&1 || true
 TOKEN=$($RG token create --name demo-scorer --role scorer 2>/dev/null | tail -n 1)
 CUSTOMER=$(.venv/bin/python -c "import pandas as pd; r = pd.read_parquet('reports/ratings.parquet'); print(r.loc[r.tier == 'high', 'customer_id'].iloc[0])")
 $RG request-example --raw data/raw --customer "$CUSTOMER" --as-of "$AS_OF" > data/request.json

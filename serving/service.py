@@ -62,6 +62,8 @@ from serving.auth import (
     Role,
     TokenError,
     TokenStore,
+    TokenStoreUnavailableError,
+    answers_without_token,
 )
 from serving.batching import AdaptiveBatcher, BatchingConfig
 from serving.engine import (
@@ -83,6 +85,7 @@ from serving.schemas import (
     ScoreRequest,
     field_errors,
 )
+from serving.watchdog import Watchdog, start_watchdog
 
 logger = logging.getLogger("riskgrade.serving")
 _Model = TypeVar("_Model", bound=BaseModel)
@@ -107,6 +110,8 @@ class ServiceConfig(BaseModel):
     """BentoML worker processes (read when the service module is imported)."""
     predict_threads: int = Field(default=0, ge=0, le=64)
     """LightGBM threads for a batched tree pass; 0: the machine's cores over ``workers``."""
+    metrics_public: bool = False
+    """Serve ``/metrics`` without a token (for a Prometheus that cannot send one)."""
 
     @property
     def batch_threads(self) -> int:
@@ -154,6 +159,7 @@ _ENVIRONMENT: dict[str, tuple[str | None, str]] = {
     "RISKGRADE_MAX_CONCURRENCY": (None, "max_concurrency"),
     "RISKGRADE_WORKERS": (None, "workers"),
     "RISKGRADE_PREDICT_THREADS": (None, "predict_threads"),
+    "RISKGRADE_METRICS_PUBLIC": (None, "metrics_public"),
     "RISKGRADE_AUDIT_DB": ("audit", "path"),
     "RISKGRADE_AUDIT_URL": ("audit", "url"),
     "RISKGRADE_MAX_BODY_BYTES": ("limits", "max_body_bytes"),
@@ -252,6 +258,7 @@ class ServingState:
         return (
             self.engine is not None
             and self.tokens is not None
+            and self.tokens.problem is None
             and self.audit is not None
             and self.audit.is_writable()
         )
@@ -265,6 +272,8 @@ class ServingState:
             if role is None:
                 return self.tokens.authenticate(header).name
             return self.tokens.require(header, role).name
+        except TokenStoreUnavailableError as error:
+            raise ApiError(503, "not_ready", str(error)) from error
         except AuthenticationError as error:
             raise ApiError(
                 401, "unauthorized", str(error), headers={"WWW-Authenticate": "Bearer"}
@@ -597,6 +606,31 @@ class ControlCharPathGuard:
         await self.app(scope, receive, send)
 
 
+class TokenGate:
+    """ASGI middleware: every path needs a valid token of any role, except the open ones.
+
+    The open paths are `serving.auth.answers_without_token`'s; the routes then check roles.
+    This covers BentoML's own routes (index, docs, schema, static files, metrics), which
+    cannot check tokens themselves, and any route added later without a check of its own.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        """Answer 401 (or 503 while starting) for a closed path without a valid token."""
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if path and not answers_without_token(path, metrics_public=False):
+            try:
+                state = _state()
+                if not answers_without_token(path, metrics_public=state.config.metrics_public):
+                    state.require(Request(scope), None)
+            except ApiError as error:
+                await error_response(error)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 _CONFIG_AT_IMPORT = ServiceConfig.from_env()
 
 
@@ -612,6 +646,10 @@ class RiskgradeService:
     def __init__(self) -> None:
         """Read the configuration from the environment and load everything."""
         self.state = ServingState(ServiceConfig.from_env())
+        # In a BentoML worker: end with the supervisor (no orphan keeps the port and answers).
+        self.watchdog: Watchdog | None = None
+        if bentoml.server_context.worker_index is not None:
+            self.watchdog = start_watchdog(grace_s=self.state.config.timeout_s + 5)
         # The loaded model and libraries are long-lived: move them out of the collector's
         # reach so request garbage does not trigger full collections (p99 200 ms -> 64 ms).
         gc.collect()
@@ -623,10 +661,13 @@ class RiskgradeService:
 
     @bentoml.on_shutdown
     def close(self) -> None:
-        """Stop the batcher and close the audit store."""
+        """Stop the watchdog and the batcher and close the audit store."""
+        if self.watchdog is not None:
+            self.watchdog.stop()
         self.state.batcher.shutdown()
         if self.state.audit is not None:
             self.state.audit.close()
 
 
 RiskgradeService.add_asgi_middleware(ControlCharPathGuard)
+RiskgradeService.add_asgi_middleware(TokenGate)
