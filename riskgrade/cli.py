@@ -394,9 +394,15 @@ def serve(
     ] = None,
     params: ParamsOption = DEFAULT_PARAMS_PATH,
 ) -> None:
-    """Run the BentoML scoring service on the champion bundle (or a given bundle folder)."""
-    from serving.service import ServiceConfig, ServiceConfigError
+    """Run the BentoML scoring service on the champion bundle (or a given bundle folder).
 
+    This process becomes BentoML's supervisor; its workers stop when it dies, even by SIGKILL.
+    """
+    from serving.ports import check_port_free
+    from serving.service import ServiceConfig, ServiceConfigError
+    from serving.watchdog import SUPERVISOR_ENV
+
+    check_port_free(host, port)
     settings = _params(params)
     bundle_dir, bundle_hash = _champion_bundle(settings, bundle)
     env = {
@@ -405,6 +411,7 @@ def serve(
         "RISKGRADE_BUNDLE_HASH": bundle_hash,
         "RISKGRADE_TOKENS": str(settings.paths.tokens.resolve()),
         "RISKGRADE_AUDIT_DB": str(settings.paths.audit_db.resolve()),
+        SUPERVISOR_ENV: str(os.getpid()),  # execve keeps the pid: this process supervises
     }
     if workers is not None:
         env["RISKGRADE_WORKERS"] = str(workers)
