@@ -103,10 +103,16 @@ def tokens_required(server: Server, ws: Workspace) -> dict[str, Any]:
                 unauthenticated.append(f"{method} {path} -> {response.status_code}")
     probes = {p: httpx.get(server.base + p, timeout=5).status_code for p in PROBES}
     public = {p: httpx.get(server.base + p, timeout=5).status_code for p in PUBLIC_ASSETS}
+    with_token = {
+        path: httpx.get(server.base + path, headers=ws.auth("auditor"), timeout=10).status_code
+        for _, path in BENTOML_ROUTES
+    }
     return {
         "passed": not unauthenticated
         and all(s == 200 for s in probes.values())
-        and all(s == 200 for s in public.values()),
+        and all(s == 200 for s in public.values())
+        and all(s == 200 for s in with_token.values()),
+        "bentoml_routes_with_a_token": with_token,
         "routes_checked": len(API_ROUTES) + len(BENTOML_ROUTES),
         "answered_without_valid_token": unauthenticated,
         "probes": probes,

@@ -272,7 +272,7 @@ def list_tokens(store_path: Path | str) -> list[TokenInfo]:
     return sorted((e.info for e in _entries(Path(store_path)).values()), key=lambda i: i.name)
 
 
-_Signature = tuple[int, int, int] | None
+_Signature = tuple[int, ...] | None
 """(inode, mtime ns, size) of the token file; None when it does not exist."""
 
 
@@ -290,19 +290,20 @@ class TokenStore:
     def __init__(self, path: Path | str = DEFAULT_TOKENS_PATH, clock: Clock = _utc_now) -> None:
         """Load the token file; a missing file means no token is valid.
 
+        An unreadable or malformed file is kept as `problem` (every call is refused until the
+        file is fixed) rather than raised, so a running service recovers without a restart.
+
         Args:
             path: The token file.
             clock: The current time (UTC), read at each call to check expiry.
-
-        Raises:
-            TokenError: if the file is unreadable or malformed.
         """
         self.path = Path(path)
         self._clock = clock
         self._lock = threading.Lock()
-        self._signature: _Signature = _signature(self.path)
-        self._entries: dict[str, _Entry] = _entries(self.path)
+        self._signature: _Signature = ()
+        self._entries: dict[str, _Entry] = {}
         self._problem: str | None = None
+        self._refresh()
 
     def __len__(self) -> int:
         return len(self._current())

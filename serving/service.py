@@ -20,7 +20,11 @@ Configuration (environment, read when the service starts):
 processes; several share one SQLite audit log safely), ``RISKGRADE_PREDICT_THREADS``,
 ``RISKGRADE_BATCHING``,
 ``RISKGRADE_MAX_BATCH_JOBS``, ``RISKGRADE_MAX_LATENCY_MS``, ``RISKGRADE_MAX_WAIT_MS``
-(adaptive batching, ``serving.batching``).
+(adaptive batching, ``serving.batching``), ``RISKGRADE_METRICS_PUBLIC`` (``/metrics`` without a
+token), ``RISKGRADE_SUPERVISOR_PID`` (set by ``riskgrade serve``; ``serving.watchdog``).
+
+Tokens: `TokenGate` lets only `serving.auth.answers_without_token` paths through without a
+valid token; the token file is re-read when it changes (``serving.auth.TokenStore``).
 """
 
 from __future__ import annotations
@@ -60,7 +64,6 @@ from serving.auth import (
     AuthenticationError,
     PermissionDeniedError,
     Role,
-    TokenError,
     TokenStore,
     TokenStoreUnavailableError,
     answers_without_token,
@@ -219,10 +222,9 @@ class ServingState:
         self.batcher: AdaptiveBatcher[ScoringJob, list[dict[str, Any]]] = AdaptiveBatcher(
             self.decide_jobs, config.batching, self._queue_overloaded
         )
-        try:
-            self.tokens = TokenStore(config.tokens)
-        except (TokenError, ValueError) as error:
-            self.problems["tokens"] = str(error)
+        self.tokens = TokenStore(config.tokens)
+        if self.tokens.problem is not None:
+            logger.error("no token is accepted until the file is fixed: %s", self.tokens.problem)
         try:
             self.audit = open_audit_store(config.audit)
             if self.audit.uses_dev_key:
@@ -541,17 +543,16 @@ async def audit_verify(request: Request, state: ServingState) -> Any:
 
 @_endpoint
 async def admin_reload(request: Request, state: ServingState) -> Any:
-    """POST /admin/reload: reload tokens and the bundle (admin); the old model stays on failure."""
+    """POST /admin/reload: reload the bundle (admin); the old model stays on failure.
+
+    Tokens need no reload: the token file is re-read whenever it changes.
+    """
     state.require(request, Role.ADMIN)
     body = await _parse(request, state, ReloadRequest)
     bundle = Path(body.bundle) if body.bundle else state.config.bundle
     await run_in_threadpool(
         state.load_model, bundle, None if body.bundle else state.config.bundle_hash
     )
-    try:
-        state.tokens = TokenStore(state.config.tokens)
-    except (TokenError, ValueError) as error:
-        raise ApiError(409, "tokens_refused", str(error)) from error
     engine, _ = state.ready_engine()
     return {"model_version": engine.model_version, "bundle_hash": engine.bundle_hash}
 

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 from starlette.routing import Mount, Route
 from typer.testing import CliRunner
@@ -15,6 +16,7 @@ from riskgrade.cli import app as cli_app
 from serving.auth import create_token, revoke_token
 from serving.batch import request_example
 from tests.serving.conftest import auth
+from tests.serving.factory import bentoml_serve
 
 runner = CliRunner(env={"COLUMNS": "200"})
 
@@ -122,13 +124,23 @@ def test_given_token_whose_expiry_has_passed_when_called_then_401_naming_the_exp
         assert client.get("/model", headers=auth(tokens["auditor"])).status_code == 200
 
 
-def test_given_token_file_broken_while_running_when_called_then_503_not_ready(service_client, body):
+def test_given_token_file_broken_while_running_when_called_then_503_until_it_is_fixed(
+    service_client, body
+):
     with service_client() as (client, tokens, audit_db):
-        audit_db.with_name("tokens.json").write_text("{not json")
+        path = audit_db.with_name("tokens.json")
+        good = path.read_text()
+        # Given the token file broken while the service runs
+        path.write_text("{not json")
+        # Then calls are refused with 503 and the service reports not ready
         response = client.post("/score", json=body, headers=auth(tokens["scorer"]))
         assert response.status_code == 503
         assert response.json()["error"]["code"] == "not_ready"
         assert client.get("/readyz").status_code == 503
+        # When it is fixed, then the next call is served (no restart)
+        path.write_text(good)
+        assert client.post("/score", json=body, headers=auth(tokens["scorer"])).status_code == 200
+        assert client.get("/readyz").status_code == 200
 
 
 def test_given_cli_when_tokens_created_listed_revoked_then_no_secret_is_shown(tmp_path):
@@ -177,3 +189,19 @@ def test_given_bad_token_arguments_when_run_then_one_error_line_exit_2(tmp_path,
     assert (
         line.startswith("error: ") and message in line and not (tmp_path / "tokens.json").exists()
     )
+
+
+@pytest.mark.slow
+def test_given_metrics_public_setting_when_served_then_only_metrics_opens(tmp_path, bundle):
+    # Given a real bentoml serve with RISKGRADE_METRICS_PUBLIC=true
+    tokens = tmp_path / "tokens.json"
+    auditor = create_token(tokens, "ops", "auditor")
+    env = {"RISKGRADE_METRICS_PUBLIC": "true"}
+    with bentoml_serve(bundle.path, tokens, tmp_path, extra_env=env) as base:
+        # When Prometheus scrapes without a token, then /metrics answers in its text format
+        metrics = httpx.get(f"{base}/metrics", timeout=10)
+        assert metrics.status_code == 200 and "# TYPE" in metrics.text
+        # And BentoML's other routes still need a token, which opens them
+        assert httpx.get(f"{base}/docs.json", timeout=10).status_code == 401
+        assert httpx.get(f"{base}/", timeout=10).status_code == 401
+        assert httpx.get(f"{base}/docs.json", headers=auth(auditor), timeout=10).status_code == 200
