@@ -87,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     run("load", lambda: scenarios.load(ws, work, clients=32, seconds=load_s))
     run("overload", lambda: scenarios.overload(ws, work))
     run("kill9", lambda: scenarios.kill9(ws, work))
+    run("supervisor_kill9", lambda: scenarios.supervisor_kill9(ws, work))
     run("sigterm", lambda: scenarios.sigterm(ws, work))
     run("unwritable_audit", lambda: scenarios.unwritable(ws, work))
     run("tampered_bundle", lambda: scenarios.tampered(ws, work))

@@ -429,9 +429,15 @@ def serve(
     ] = None,
     params: ParamsOption = DEFAULT_PARAMS_PATH,
 ) -> None:
-    """Run the BentoML scoring service on the champion bundle (or a given bundle folder)."""
-    from serving.service import ServiceConfig, ServiceConfigError
+    """Run the BentoML scoring service on the champion bundle (or a given bundle folder).
 
+    This process becomes BentoML's supervisor; its workers stop when it dies, even by SIGKILL.
+    """
+    from serving.ports import check_port_free
+    from serving.service import ServiceConfig, ServiceConfigError
+    from serving.watchdog import SUPERVISOR_ENV
+
+    check_port_free(host, port)
     settings = _params(params)
     bundle_dir, bundle_hash = _champion_bundle(settings, bundle)
     env = {
@@ -440,6 +446,7 @@ def serve(
         "RISKGRADE_BUNDLE_HASH": bundle_hash,
         "RISKGRADE_TOKENS": str(settings.paths.tokens.resolve()),
         "RISKGRADE_AUDIT_DB": str(settings.paths.audit_db.resolve()),
+        SUPERVISOR_ENV: str(os.getpid()),  # execve keeps the pid: this process supervises
     }
     if workers is not None:
         env["RISKGRADE_WORKERS"] = str(workers)
@@ -543,15 +550,26 @@ app.add_typer(token_app, name="token")
 def token_create(
     name: Annotated[str, typer.Option(help="who holds the token")],
     role: Annotated[str, typer.Option(help="scorer, auditor or admin")],
+    expires: Annotated[
+        str | None,
+        typer.Option(help="90d, 12h, or a last valid day 2026-12-31 (UTC); default: never"),
+    ] = None,
     store: Annotated[Path | None, typer.Option(help="token store (default from params)")] = None,
     params: ParamsOption = DEFAULT_PARAMS_PATH,
 ) -> None:
-    """Create a token; it is printed once, alone on the last line; only its hash is stored."""
-    from serving.auth import create_token
+    """Create a token; it is printed once, alone on the last line; only its hash is stored.
 
+    A running service accepts it from the next call.
+    """
+    from serving.auth import create_token, parse_expiry
+
+    expires_at = parse_expiry(expires) if expires is not None else None
     path = store or _params(params).paths.tokens
-    token = create_token(path, name, role)
-    err_console.print(f"token for '{name}' ({role}) stored as a hash in {path}; copy it now:")
+    token = create_token(path, name, role, expires_at)
+    until = f"until {expires_at.isoformat()}" if expires_at else "without expiry"
+    err_console.print(
+        f"token for '{name}' ({role}, {until}) stored as a hash in {path}; copy it now:"
+    )
     sys.stdout.write(token + "\n")
 
 
@@ -560,25 +578,39 @@ def token_list(
     store: Annotated[Path | None, typer.Option(help="token store (default from params)")] = None,
     params: ParamsOption = DEFAULT_PARAMS_PATH,
 ) -> None:
-    """List token names and roles (never the tokens)."""
+    """List token names, roles, creation and expiry (never the tokens or their hashes)."""
+    from datetime import UTC, datetime
+
     from serving.auth import list_tokens
 
-    entries = list_tokens(store or _params(params).paths.tokens)
-    console.print(rows_table("Tokens", ["name", "role"], [(e["name"], e["role"]) for e in entries]))
+    def utc(moment: datetime) -> str:
+        return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%MZ")
+
+    now = datetime.now(UTC)
+    rows = [
+        (
+            info.name,
+            info.role.value,
+            utc(info.created_at) if info.created_at else "",
+            utc(info.expires_at) if info.expires_at else "never",
+            "expired" if info.expired(now) else "active",
+        )
+        for info in list_tokens(store or _params(params).paths.tokens)
+    ]
+    console.print(rows_table("Tokens", ["name", "role", "created", "expires", "status"], rows))
 
 
 @token_app.command("revoke")
 def token_revoke(
-    name: Annotated[str, typer.Option(help="token name")],
+    name: Annotated[str, typer.Argument(help="token name")],
     store: Annotated[Path | None, typer.Option(help="token store (default from params)")] = None,
     params: ParamsOption = DEFAULT_PARAMS_PATH,
 ) -> None:
-    """Revoke a token by name (exit 1 if there is none)."""
-    from serving.auth import revoke_token
+    """Revoke a token by name; a running service refuses it from the next call."""
+    from serving.auth import TokenError, revoke_token
 
     if not revoke_token(store or _params(params).paths.tokens, name):
-        err_console.print(f"no token named '{name}'")
-        raise typer.Exit(1)
+        raise TokenError(f"no token named {name!r}")
     console.print(f"revoked '{name}'")
 
 

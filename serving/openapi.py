@@ -360,7 +360,7 @@ def build_openapi(version: str = "0.1.0") -> dict[str, Any]:
         },
         "/admin/reload": {
             "post": _operation(
-                "admin reload: reload tokens and the bundle",
+                "admin reload: reload the bundle (tokens are re-read when their file changes)",
                 "ReloadResult",
                 (*_BODY_ERRORS, 409),
                 body="ReloadRequest",
