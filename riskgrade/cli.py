@@ -278,7 +278,10 @@ def _print_training(result: TrainResult) -> None:
     )
     console.print(gate_table(result.gates, "Gates"))
     if not result.grades.empty:
-        console.print(grade_table(result.grades))
+        console.print(grade_table(result.grades, "Rank order: grades on the out-of-time test"))
+    if result.cycle_grades is not None:
+        title = "Calibration: grades over every window (gate max_red_grades)"
+        console.print(grade_table(result.cycle_grades, title))
     console.print(f"bundle: {result.bundle_dir}  outputs: {result.out_dir}")
 
 

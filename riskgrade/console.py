@@ -48,25 +48,26 @@ def _fmt(value: object) -> str:
 
 
 def gate_table(gates: Iterable[object], title: str) -> Table:
-    """Gates as rows: name, passed, value, threshold."""
+    """Gates as rows: name, passed, value, threshold, how it was judged."""
     return rows_table(
         title,
-        ["gate", "passed", "value", "threshold"],
+        ["gate", "passed", "value", "threshold", "how"],
         [
             (
                 gate.name,  # type: ignore[attr-defined]
                 "yes" if gate.passed else "[bold red]NO[/]",  # type: ignore[attr-defined]
                 _fmt(gate.value),  # type: ignore[attr-defined]
                 _fmt(gate.threshold),  # type: ignore[attr-defined]
+                getattr(gate, "note", ""),
             )
             for gate in gates
         ],
     )
 
 
-def grade_table(grades: pd.DataFrame) -> Table:
+def grade_table(grades: pd.DataFrame, title: str = "Grades on the out-of-time test") -> Table:
     """The per-grade validation table: band, customers, observed against predicted, light."""
-    table = Table(title="Grades on the out-of-time test", title_justify="left")
+    table = Table(title=title, title_justify="left")
     for column in ("grade", "PD band", "customers", "share", "observed DR", "mean PD", "test"):
         table.add_column(column, justify="left" if column in ("grade", "test") else "right")
     colours = {"green": "green", "yellow": "yellow", "red": "bold red"}

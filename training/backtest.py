@@ -292,3 +292,28 @@ def validate_predictions(
         cycle=cycle,
         cycle_grades=cycle_grades,
     )
+
+
+def scaled_pds(frame: pd.DataFrame, factor: float) -> pd.DataFrame:
+    """The evaluation frame with every model PD multiplied by ``factor`` (capped at 1).
+
+    A negative control: the ranking is unchanged, only the level moves, so a validation must
+    fail the calibration level and nothing that judges discrimination.
+    """
+    return frame.assign(pd=np.minimum(factor * frame["pd"].to_numpy(dtype=np.float64), 1.0))
+
+
+def shuffled_grades(frame: pd.DataFrame, scale: MasterScale, seed: int) -> pd.DataFrame:
+    """The evaluation frame with the model's grades permuted (seeded).
+
+    A negative control: each row keeps its relative place within its band (log scale) but moves
+    to the band of another grade, so a validation must fail the rank order.
+    """
+    lower = np.log([g.lower for g in scale.grades])
+    upper = np.log([g.upper for g in scale.grades])
+    pd_ = frame["pd"].to_numpy(dtype=np.float64)
+    index = scale.grade_index(pd_)
+    position = (np.log(scale.floor_pd(pd_)) - lower[index]) / (upper[index] - lower[index])
+    target = np.random.default_rng(seed).permutation(len(scale.grades))[index]
+    moved = lower[target] + np.clip(position, 0.0, 0.99) * (upper[target] - lower[target])
+    return frame.assign(pd=np.exp(moved))

@@ -1,9 +1,9 @@
 """Training entry points: ``train_dataset`` (feature dataset) and ``train_table`` (own table).
 
 Every run writes into ``out_dir``: ``bundle/`` (the rating bundle), ``metrics.json`` (flat dotted
-keys), ``report.html`` (validation report), ``plots/*.png`` and ``grades.csv``; and, unless the
-registry is disabled, logs the run to MLflow and registers the bundle as a pyfunc model version
-with the ``challenger`` alias.
+keys), ``report.html`` (validation report), ``plots/*.png``, ``grades.csv`` (test window) and
+``cycle_grades.csv`` (every window); and, unless the registry is disabled, logs the run to MLflow
+and registers the bundle as a pyfunc model version with the ``challenger`` alias.
 """
 
 from __future__ import annotations
@@ -67,6 +67,8 @@ class TrainResult:
     fairness: pd.DataFrame | None = None
     cycle_grades: pd.DataFrame | None = None
     """Per grade over every window: the through-the-cycle Jeffreys test of ``max_red_grades``."""
+    evaluation_frame: pd.DataFrame | None = None
+    """Label, PDs, window and period of every row (``training.backtest.evaluation_frame``)."""
 
     @property
     def passed(self) -> bool:
@@ -292,6 +294,7 @@ def _finish(
         grades=evaluation.grades,
         fairness=fairness,
         cycle_grades=evaluation.backtest.cycle_grades,
+        evaluation_frame=evaluation.frame,
     )
 
 

@@ -15,6 +15,8 @@ from training.backtest import (
     exception_zone,
     label_overlap,
     level_test,
+    scaled_pds,
+    shuffled_grades,
     validate_predictions,
 )
 from training.config import GateConfig, TrainConfig, ValidationConfig
@@ -70,26 +72,15 @@ def _failed(gates: list[GateResult]) -> set[str]:
 
 
 def doubled(frame: pd.DataFrame) -> pd.DataFrame:
-    """Every PD of the model doubled (ranking unchanged)."""
-    return frame.assign(pd=np.minimum(2.0 * frame["pd"], 1.0))
+    return scaled_pds(frame, 2.0)
 
 
 def halved(frame: pd.DataFrame) -> pd.DataFrame:
-    """Every PD of the model halved (ranking unchanged)."""
-    return frame.assign(pd=frame["pd"] / 2.0)
+    return scaled_pds(frame, 0.5)
 
 
-def shuffled_grades(frame: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
-    """The grades permuted: each customer keeps its place within its band, in another band."""
-    lower = np.log([g.lower for g in SCALE.grades])
-    upper = np.log([g.upper for g in SCALE.grades])
-    index = SCALE.grade_index(frame["pd"].to_numpy())
-    position = (np.log(SCALE.floor_pd(frame["pd"].to_numpy())) - lower[index]) / (
-        upper[index] - lower[index]
-    )
-    target = np.random.default_rng(seed).permutation(len(SCALE.grades))[index]
-    moved = lower[target] + np.clip(position, 0.0, 0.99) * (upper[target] - lower[target])
-    return frame.assign(pd=np.exp(moved))
+def shuffled(frame: pd.DataFrame) -> pd.DataFrame:
+    return shuffled_grades(frame, SCALE, seed=0)
 
 
 def test_a_good_model_in_a_downturn_passes_every_default_gate(downturn):
@@ -124,7 +115,7 @@ def test_halved_pds_fail_calibration_level_and_red_grades(downturn):
 
 def test_shuffled_grades_fail_the_rank_order_gate(downturn):
     # Given the same model with its grades permuted
-    gates = _revalidate(downturn, shuffled_grades(downturn.frame))
+    gates = _revalidate(downturn, shuffled(downturn.frame))
     # Then the rank-order gate fails by name (and the AUC with it)
     failed = _failed(gates)
     assert "grades_monotone" in failed

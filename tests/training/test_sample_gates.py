@@ -17,9 +17,10 @@ from training.backtest import label_overlap, validate_predictions
 from training.config import RegistryConfig, TrainConfig
 from training.evaluate import Evaluation, fit_and_evaluate
 from training.gates import evaluate_gates
+from training.pipeline import train_table
 from training.split import out_of_time_split
 
-from .test_backtest import doubled, shuffled_grades
+from .test_backtest import doubled, shuffled
 
 CONFIG = TrainConfig(registry=RegistryConfig(enabled=False), show_progress=False)
 
@@ -65,7 +66,7 @@ def test_sample_portfolio_1200_passes_every_default_gate(tmp_path):
     ("transform", "gate", "kept"),
     [
         (doubled, "calibration_level", {"min_auc", "grades_monotone"}),
-        (shuffled_grades, "grades_monotone", set()),
+        (shuffled, "grades_monotone", set()),
     ],
 )
 def test_the_sample_model_transformed_fails_the_right_gate(seed_31, transform, gate, kept):
@@ -79,3 +80,16 @@ def test_the_sample_model_transformed_fails_the_right_gate(seed_31, transform, g
     # Then the gate asking the right question fails by name, and the others it leaves pass
     assert gate in failed
     assert not failed & kept
+
+
+POLISH = Path(__file__).resolve().parents[2].parent / "shared" / "datasets" / "polish_bankruptcy"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (POLISH / "1year.arff").is_file(), reason="public Polish data not present")
+def test_public_polish_table_passes_every_default_gate(tmp_path):
+    # Given the public Polish bankruptcy table (year 1), trained as an own table (random split)
+    result = train_table(POLISH / "1year.arff", "bankruptcy", config=CONFIG, out_dir=tmp_path)
+    # Then every default gate passes (grade 2 above grade 3 by 2 of 269 failed grades_monotone)
+    assert [g.describe() for g in result.gates if not g.passed] == []
+    assert result.metrics["cycle.years"] == 1.0
