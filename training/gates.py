@@ -46,7 +46,9 @@ window first, then calibration over the cycle, then the challenger."""
 
 def _get(metrics: Mapping[str, object], key: str) -> object:
     if key not in metrics:
-        raise TrainingError(f"metrics lack '{key}', needed by the gates")
+        raise TrainingError(
+            f"metrics lack '{key}', needed by the gates (train the model again to compute it)"
+        )
     return metrics[key]
 
 
