@@ -313,7 +313,11 @@ def _print_training(result: TrainResult) -> None:
     )
     console.print(gate_table(result.gates, "Gates"))
     if not result.grades.empty:
-        console.print(grade_table(result.grades, metrics.get("data.split")))
+        window = test_window_name(metrics.get("data.split"))
+        console.print(grade_table(result.grades, f"Rank order: grades on the {window}"))
+    if result.cycle_grades is not None:
+        title = "Calibration: grades over every window (gate max_red_grades)"
+        console.print(grade_table(result.cycle_grades, title))
     console.print(f"bundle: {result.bundle_dir}  outputs: {result.out_dir}")
 
 

@@ -81,16 +81,17 @@ def _fmt(value: object) -> str:
 
 
 def gate_table(gates: Iterable[object], title: str) -> Table:
-    """Gates as rows: name, passed, value, threshold."""
+    """Gates as rows: name, passed, value, threshold, how it was judged."""
     return rows_table(
         title,
-        ["gate", "passed", "value", "threshold"],
+        ["gate", "passed", "value", "threshold", "how"],
         [
             (
                 gate.name,  # type: ignore[attr-defined]
                 "yes" if gate.passed else "[bold red]NO[/]",  # type: ignore[attr-defined]
                 _fmt(gate.value),  # type: ignore[attr-defined]
                 _fmt(gate.threshold),  # type: ignore[attr-defined]
+                getattr(gate, "note", ""),
             )
             for gate in gates
         ],
@@ -102,9 +103,9 @@ def test_window_name(split_kind: object) -> str:
     return "out-of-time test" if split_kind == "out_of_time" else "random test sample"
 
 
-def grade_table(grades: pd.DataFrame, split_kind: object = "out_of_time") -> Table:
+def grade_table(grades: pd.DataFrame, title: str = "Grades on the out-of-time test") -> Table:
     """The per-grade validation table: band, customers, observed against predicted, light."""
-    table = Table(title=f"Grades on the {test_window_name(split_kind)}", title_justify="left")
+    table = Table(title=title, title_justify="left")
     for column in ("grade", "PD band", "customers", "share", "observed DR", "mean PD", "test"):
         table.add_column(column, justify="left" if column in ("grade", "test") else "right")
     colours = {"green": "green", "yellow": "yellow", "red": "bold red"}

@@ -74,5 +74,5 @@ def test_given_a_table_without_time_column_when_trained_then_the_test_is_called_
     assert result.exit_code == 0, result.output
     # Then the tables name a random test sample, never an out-of-time test
     assert "Validation (random test sample)" in result.output
-    assert "Grades on the random test sample" in result.output
+    assert "grades on the random test sample" in result.output
     assert "out-of-time" not in result.output

@@ -78,8 +78,9 @@ def test_report_is_self_contained(trained):
     for section in (
         "Data",
         "Method",
-        "Performance",
-        "Calibration by grade",
+        "Discrimination on the test window",
+        "Rank order by grade",
+        "Calibration over the cycle",
         "Stability",
         "Challenger",
         "Limitations",
@@ -90,7 +91,11 @@ def test_report_is_self_contained(trained):
         "ks.png",
         "shap.png",
         "grades.png",
+        "cycle.png",
+        "cycle_grades.png",
     }
+    # And grades without power are shown as not assessable, not red
+    assert 'class="not-assessable"' in html
 
 
 def test_mean_calibrated_training_pd_matches_the_long_run_rate(trained):
