@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from audit import verify
 from reliability.load import (
     LoadResult,
     audit_check,
@@ -24,7 +25,6 @@ from reliability.load import (
     sqlite_integrity,
 )
 from reliability.server import AUDIT_KEY, Server, Workspace
-from serving.audit import verify
 
 
 def _server(ws: Workspace, out: Path, name: str, **env: str) -> Server:

@@ -48,14 +48,9 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 
+from audit import AuditQuery, AuditRecordNotFoundError, AuditStore, StoredDecision
 from rating.bundle import BundleIntegrityError
 from rating.explain import Explanation, render_waterfall
-from serving.audit import (
-    AuditQuery,
-    AuditRecordNotFoundError,
-    AuditStore,
-    StoredDecision,
-)
 from serving.auth import AuthenticationError, PermissionDeniedError, Role
 
 REVIEW_DIR = Path(__file__).with_name("review")

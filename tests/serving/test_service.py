@@ -9,7 +9,7 @@ import threading
 import numpy as np
 import pytest
 
-from serving.audit import verify
+from audit import verify
 from serving.batch import request_example
 from tests.serving.conftest import auth
 
