@@ -11,6 +11,7 @@ The payload is TEXT everywhere (never JSONB, which would reorder keys and break 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -269,12 +270,47 @@ def insert_ignoring_duplicates(table: sa.Table, dialect: str) -> Any:
     return insert(table).on_conflict_do_nothing()
 
 
-def lock_chain(conn: Connection) -> None:
-    """Take the chain's write lock for this transaction before the head is read.
+CHAIN_LOCK = {
+    "sqlite": "BEGIN IMMEDIATE",
+    "postgresql": "LOCK TABLE decisions IN EXCLUSIVE MODE",
+}
+"""First statement of an append transaction: the chain's write lock, taken before the head is
+read. SQLite: the database write lock. PostgreSQL: a table lock that serialises appends across
+processes and hosts (readers are not blocked); ids come from the head, never from a sequence
+whose rolled-back values would leave gaps."""
 
-    SQLite: already held (``BEGIN IMMEDIATE``). PostgreSQL: ``LOCK TABLE decisions IN
-    EXCLUSIVE MODE`` serialises appends across processes and hosts (readers are not blocked);
-    ids come from the head, never from a sequence whose rolled-back values would leave gaps.
+
+def head_query() -> sa.Select[Any]:
+    """Id and hash of the last record of the chain, decision or event."""
+    lasts = [
+        sa.select(t.c.id, t.c.hash).order_by(t.c.id.desc()).limit(1).subquery()
+        for t in (decisions, events)
+    ]
+    both = sa.union_all(*(sa.select(last.c.id, last.c.hash) for last in lasts)).subquery()
+    return sa.select(both.c.id, both.c.hash).order_by(both.c.id.desc()).limit(1)
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """A Core statement rendered once for a dialect, to run on a DBAPI cursor.
+
+    The append path runs these directly: per-call statement construction, cache-key and
+    execution-context work of SQLAlchemy cost more CPU than the append itself.
     """
-    if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql("LOCK TABLE decisions IN EXCLUSIVE MODE")
+
+    sql: str
+    order: tuple[str, ...] | None
+    """Parameter names in placeholder order (positional paramstyles), None for named ones."""
+    defaults: dict[str, Any]
+
+    @classmethod
+    def of(cls, statement: sa.Executable, dialect: sa.Dialect) -> Compiled:
+        """Render ``statement`` for ``dialect``."""
+        compiled = statement.compile(dialect=dialect)
+        order = tuple(compiled.positiontup or ()) if compiled.positional else None
+        return cls(compiled.string, order, dict(compiled.params))
+
+    def params(self, values: dict[str, Any] | None = None) -> Any:
+        """DBAPI parameters of one execution (``values`` by bind name)."""
+        merged = {**self.defaults, **(values or {})}
+        return merged if self.order is None else tuple(merged[name] for name in self.order)

@@ -253,8 +253,10 @@ class SqlAuditStore:
             decisions.c[name] if name in present else sa.null().label(name)
             for name in DECISION_STORED
         ]
-        self._body_insert = schema.insert_ignoring_duplicates(request_bodies, self.dialect)
         self._key_insert = schema.insert_ignoring_duplicates(idempotency_keys, self.dialect)
+        self._dbapi_error: type[Exception] = self._engine.dialect.loaded_dbapi.Error
+        self._dbapi_conn: Any = None
+        self._sql = _compile(self._engine.dialect)
 
     @staticmethod
     def _mkdir(path: Path) -> None:
@@ -270,6 +272,10 @@ class SqlAuditStore:
 
     def close(self) -> None:
         """Close every pooled connection."""
+        with self._write_lock:
+            if self._dbapi_conn is not None:
+                self._dbapi_conn.close()
+                self._dbapi_conn = None
         self._engine.dispose()
 
     def __enter__(self) -> SqlAuditStore:
@@ -369,65 +375,82 @@ class SqlAuditStore:
         bodies: list[dict[str, Any]],
         idempotent: IdempotentResponse | None,
     ) -> list[dict[str, Any]]:
-        """Write rows after the chain head, with the checkpoints due, in one transaction."""
+        """Write rows after the chain head, with the checkpoints due, in one transaction.
+
+        Runs the statements compiled at open on one held DBAPI connection (the hot path).
+        """
         for body in bodies:
             body["sha256"] = body_digest(body["body"])
+        sql = self._sql
         rows: list[dict[str, Any]] = []
-        try:
-            with (
-                self._write_lock,
-                self._engine.connect().execution_options(append=True) as conn,
-                conn.begin(),
-            ):
-                schema.lock_chain(conn)
-                prev_id, prev_hash = self._head(conn)
-                if bodies:
-                    conn.execute(self._body_insert, bodies)
-                due: list[dict[str, Any]] = []
-                for build in builders:
-                    row = build(prev_id + 1, prev_hash)
-                    rows.append(row)
-                    prev_id, prev_hash = row["id"], row["hash"]
-                    if prev_id % self.config.checkpoint_every == 0:
-                        due.append(row)
-                if rows:
-                    conn.execute(table.insert(), rows)
-                if due:
-                    self._checkpoint(conn, due)
-                if idempotent is not None:
-                    self._answer(conn, idempotent)
-        except (SQLAlchemyError, ValueError, AuditError) as error:
-            raise AuditUnavailableError(f"audit store {self.url}: {_short(error)}") from error
+        with self._write_lock:
+            try:
+                raw = self._writer()
+                cursor = raw.cursor()
+                try:
+                    cursor.execute(schema.CHAIN_LOCK[self.dialect])
+                    cursor.execute(sql["head"].sql, sql["head"].params())
+                    head = cursor.fetchone()
+                    prev_id, prev_hash = (int(head[0]), str(head[1])) if head else (0, GENESIS_HASH)
+                    if bodies:
+                        cursor.executemany(sql["body"].sql, [sql["body"].params(b) for b in bodies])
+                    due: list[dict[str, Any]] = []
+                    for build in builders:
+                        row = build(prev_id + 1, prev_hash)
+                        rows.append(row)
+                        prev_id, prev_hash = row["id"], row["hash"]
+                        if prev_id % self.config.checkpoint_every == 0:
+                            due.append(row)
+                    insert = sql[table.name]
+                    if rows:
+                        cursor.executemany(insert.sql, [insert.params(row) for row in rows])
+                    if due:
+                        self._checkpoint(cursor, due)
+                    if idempotent is not None:
+                        self._answer(cursor, idempotent)
+                    raw.commit()
+                finally:
+                    cursor.close()
+            except BaseException as error:
+                self._abandon()
+                if isinstance(error, self._dbapi_error | ValueError | AuditError | SQLAlchemyError):
+                    raise AuditUnavailableError(
+                        f"audit store {self.url}: {_short(error)}"
+                    ) from error
+                raise
         return rows
 
-    @staticmethod
-    def _head(conn: Connection) -> tuple[int, str]:
-        """Id and hash of the last record of the chain (decision or event)."""
-        heads = [
-            conn.execute(
-                sa.select(table.c.id, table.c.hash).order_by(table.c.id.desc()).limit(1)
-            ).first()
-            for table in (decisions, events)
-        ]
-        found = [(int(row[0]), str(row[1])) for row in heads if row is not None]
-        return max(found) if found else (0, GENESIS_HASH)
+    def _writer(self) -> Any:
+        """The DBAPI connection appends run on (checked out of the pool once, kept)."""
+        if self._dbapi_conn is None:
+            self._dbapi_conn = self._engine.raw_connection()
+        return self._dbapi_conn
 
-    def _checkpoint(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
-        last = conn.execute(sa.select(sa.func.coalesce(sa.func.max(checkpoints.c.id), 0)))
-        first_id = int(last.scalar_one()) + 1
-        conn.execute(
-            checkpoints.insert(),
-            [
-                {
-                    "id": first_id + n,
-                    "record_count": row["id"],
-                    "head_hash": row["hash"],
-                    "created_at": row["created_at"],
-                    "signature": sign(self._key, row["id"], row["hash"]),
-                }
-                for n, row in enumerate(rows)
-            ],
-        )
+    def _abandon(self) -> None:
+        """Roll back a failed append; a connection that cannot roll back is dropped."""
+        if self._dbapi_conn is None:
+            return
+        try:
+            self._dbapi_conn.rollback()
+        except Exception:  # the connection is gone: the next append opens another
+            self._dbapi_conn.invalidate()
+            self._dbapi_conn = None
+
+    def _checkpoint(self, cursor: Any, rows: list[dict[str, Any]]) -> None:
+        last, insert = self._sql["last_checkpoint"], self._sql["checkpoint"]
+        cursor.execute(last.sql, last.params())
+        first_id = int(cursor.fetchone()[0]) + 1
+        marks = [
+            {
+                "id": first_id + n,
+                "record_count": row["id"],
+                "head_hash": row["hash"],
+                "created_at": row["created_at"],
+                "signature": sign(self._key, row["id"], row["hash"]),
+            }
+            for n, row in enumerate(rows)
+        ]
+        cursor.executemany(insert.sql, [insert.params(mark) for mark in marks])
 
     # --- idempotency keys ----------------------------------------------------------------------
 
@@ -484,24 +507,18 @@ class SqlAuditStore:
         Raises:
             AuditUnavailableError: if the key is not reserved (released, taken over, answered).
         """
-        try:
-            with self._engine.connect().execution_options(append=True) as conn, conn.begin():
-                self._answer(conn, idempotent)
-        except SQLAlchemyError as error:
-            raise AuditUnavailableError(f"audit store {self.url}: {_short(error)}") from error
+        self._append(decisions, [], [], idempotent)
 
-    @staticmethod
-    def _answer(conn: Connection, idempotent: IdempotentResponse) -> None:
-        table = idempotency_keys
-        updated = conn.execute(
-            sa.update(table)
-            .where(table.c.caller == idempotent.caller, table.c.key == idempotent.key)
-            .where(table.c.response.is_(None))
-            .values(
-                status_code=idempotent.status_code, response=canonical_json(idempotent.response)
-            )
-        )
-        if updated.rowcount != 1:
+    def _answer(self, cursor: Any, idempotent: IdempotentResponse) -> None:
+        answer = self._sql["answer"]
+        values = {
+            "w_caller": idempotent.caller,
+            "w_key": idempotent.key,
+            "v_status": idempotent.status_code,
+            "v_response": canonical_json(idempotent.response),
+        }
+        cursor.execute(answer.sql, answer.params(values))
+        if cursor.rowcount != 1:
             raise AuditUnavailableError(
                 f"idempotency key {idempotent.key!r} of {idempotent.caller!r} is not reserved "
                 "(released, taken over after its lease, or already answered)"
@@ -748,6 +765,24 @@ class SqlAuditStore:
             int(conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one())
             for t in tables
         )
+
+
+def _compile(dialect: sa.Dialect) -> dict[str, schema.Compiled]:
+    """The statements of the append path, rendered once for ``dialect``."""
+    keys = idempotency_keys.c
+    statements: dict[str, sa.Executable] = {
+        "head": schema.head_query(),
+        "body": schema.insert_ignoring_duplicates(request_bodies, dialect.name),
+        "decisions": decisions.insert(),
+        "events": events.insert(),
+        "last_checkpoint": sa.select(sa.func.coalesce(sa.func.max(checkpoints.c.id), 0)),
+        "checkpoint": checkpoints.insert(),
+        "answer": sa.update(idempotency_keys)
+        .where(keys.caller == sa.bindparam("w_caller"), keys.key == sa.bindparam("w_key"))
+        .where(keys.response.is_(None))
+        .values(status_code=sa.bindparam("v_status"), response=sa.bindparam("v_response")),
+    }
+    return {name: schema.Compiled.of(statement, dialect) for name, statement in statements.items()}
 
 
 def _builder(
