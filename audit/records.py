@@ -374,9 +374,17 @@ def payload_json(payload: dict[str, Any]) -> str:
 
 
 def decision_row(
-    record: DecisionRecord, payload: str, row_id: int, prev_hash: str, created_at: str
+    record: DecisionRecord,
+    payload: str,
+    row_id: int,
+    prev_hash: str,
+    created_at: str,
+    request_sha256: str | None = None,
 ) -> dict[str, Any]:
-    """The stored row of ``record`` linked after ``prev_hash``, with its own hash."""
+    """The stored row of ``record`` linked after ``prev_hash``, with its own hash.
+
+    ``request_sha256``: the body's digest when the caller has it already.
+    """
     row: dict[str, Any] = {
         "id": row_id,
         "decision_id": record.decision_id,
@@ -392,7 +400,7 @@ def decision_row(
         "tier": record.tier,
         "payload": payload,
         "prev_hash": prev_hash,
-        "request_sha256": body_digest(record.request_body),
+        "request_sha256": request_sha256 or body_digest(record.request_body),
         "request_pointer": record.request_pointer,
     }
     row["hash"] = record_hash(prev_hash, row)

@@ -280,14 +280,9 @@ processes and hosts (readers are not blocked); ids come from the head, never fro
 whose rolled-back values would leave gaps."""
 
 
-def head_query() -> sa.Select[Any]:
-    """Id and hash of the last record of the chain, decision or event."""
-    lasts = [
-        sa.select(t.c.id, t.c.hash).order_by(t.c.id.desc()).limit(1).subquery()
-        for t in (decisions, events)
-    ]
-    both = sa.union_all(*(sa.select(last.c.id, last.c.hash) for last in lasts)).subquery()
-    return sa.select(both.c.id, both.c.hash).order_by(both.c.id.desc()).limit(1)
+def last_record(table: sa.Table) -> sa.Select[Any]:
+    """Id and hash of the last record of ``table`` (the chain head is the later of two)."""
+    return sa.select(table.c.id, table.c.hash).order_by(table.c.id.desc()).limit(1)
 
 
 @dataclass(frozen=True)
@@ -311,6 +306,13 @@ class Compiled:
         return cls(compiled.string, order, dict(compiled.params))
 
     def params(self, values: dict[str, Any] | None = None) -> Any:
-        """DBAPI parameters of one execution (``values`` by bind name)."""
+        """DBAPI parameters of one execution (``values`` by bind name, defaults for the rest)."""
+        if self.order is None:
+            return {**self.defaults, **values} if values else self.defaults
+        if values is not None and len(values) >= len(self.order):
+            try:  # a row holding every bind (the inserts): no merge
+                return tuple([values[name] for name in self.order])
+            except KeyError:
+                pass
         merged = {**self.defaults, **(values or {})}
-        return merged if self.order is None else tuple(merged[name] for name in self.order)
+        return tuple([merged[name] for name in self.order])

@@ -341,9 +341,10 @@ class SqlAuditStore:
             AuditUnavailableError: if the group cannot be committed (or the key is not
                 reserved any more).
         """
-        bodies = [{"sha256": None, "body": r.request_body} for r in records]
+        bodies = [{"sha256": body_digest(r.request_body), "body": r.request_body} for r in records]
         builders = [
-            _builder(decision_row, record, payload_json(record.payload)) for record in records
+            _builder(decision_row, record, payload_json(record.payload), body["sha256"])
+            for record, body in zip(records, bodies, strict=True)
         ]
         rows = self._append(decisions, builders, bodies, idempotent)
         return [_to_decision(row) for row in rows]
@@ -379,8 +380,6 @@ class SqlAuditStore:
 
         Runs the statements compiled at open on one held DBAPI connection (the hot path).
         """
-        for body in bodies:
-            body["sha256"] = body_digest(body["body"])
         sql = self._sql
         rows: list[dict[str, Any]] = []
         with self._write_lock:
@@ -389,9 +388,12 @@ class SqlAuditStore:
                 cursor = raw.cursor()
                 try:
                     cursor.execute(schema.CHAIN_LOCK[self.dialect])
-                    cursor.execute(sql["head"].sql, sql["head"].params())
-                    head = cursor.fetchone()
-                    prev_id, prev_hash = (int(head[0]), str(head[1])) if head else (0, GENESIS_HASH)
+                    prev_id, prev_hash = 0, GENESIS_HASH
+                    for last in (sql["last_decision"], sql["last_event"]):
+                        cursor.execute(last.sql, last.params())
+                        head = cursor.fetchone()
+                        if head is not None and int(head[0]) > prev_id:
+                            prev_id, prev_hash = int(head[0]), str(head[1])
                     if bodies:
                         cursor.executemany(sql["body"].sql, [sql["body"].params(b) for b in bodies])
                     due: list[dict[str, Any]] = []
@@ -771,7 +773,8 @@ def _compile(dialect: sa.Dialect) -> dict[str, schema.Compiled]:
     """The statements of the append path, rendered once for ``dialect``."""
     keys = idempotency_keys.c
     statements: dict[str, sa.Executable] = {
-        "head": schema.head_query(),
+        "last_decision": schema.last_record(decisions),
+        "last_event": schema.last_record(events),
         "body": schema.insert_ignoring_duplicates(request_bodies, dialect.name),
         "decisions": decisions.insert(),
         "events": events.insert(),
@@ -786,10 +789,10 @@ def _compile(dialect: sa.Dialect) -> dict[str, schema.Compiled]:
 
 
 def _builder(
-    make: Callable[[Any, str, int, str, str], dict[str, Any]], item: Any, payload: str
+    make: Callable[..., dict[str, Any]], item: Any, payload: str, *extra: Any
 ) -> Callable[[int, str], dict[str, Any]]:
     """``(id, prev_hash) -> row`` for one record, stamped with the time it is chained."""
-    return lambda row_id, prev_hash: make(item, payload, row_id, prev_hash, now_iso())
+    return lambda row_id, prev_hash: make(item, payload, row_id, prev_hash, now_iso(), *extra)
 
 
 def _equal(table: sa.Table, query: Any, names: Sequence[str]) -> list[Any]:
