@@ -21,6 +21,7 @@ from audit import (
 )
 from tests.audit.cases import check_export_filters, rated_records
 from tests.audit.conftest import KEY, record
+from tests.audit.fixtures.make_legacy_logs import FIRST_FORMAT_SCHEMA
 
 
 def test_given_store_when_opened_then_wal_and_full_sync(tmp_path):
@@ -99,21 +100,6 @@ def test_given_a_log_of_the_first_format_when_opened_then_old_records_verify_and
     assert store.verify().ok and verify(path, key=KEY).ok
     assert store.show(1).request == {"old": True} and store.show(1).request_sha256 is None
     assert store.show(2).request == {"i": 2}
-
-
-FIRST_FORMAT_SCHEMA = """
-CREATE TABLE decisions (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, decision_id TEXT NOT NULL UNIQUE,
-    created_at TEXT NOT NULL, kind TEXT NOT NULL, caller TEXT NOT NULL,
-    customer_id TEXT NOT NULL, model_version TEXT NOT NULL, bundle_hash TEXT NOT NULL,
-    policy_version TEXT NOT NULL, pd REAL NOT NULL, grade TEXT NOT NULL, tier TEXT NOT NULL,
-    payload TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL UNIQUE
-);
-CREATE TABLE checkpoints (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, record_count INTEGER NOT NULL,
-    head_hash TEXT NOT NULL, created_at TEXT NOT NULL, signature TEXT NOT NULL
-);
-"""
 
 
 def test_given_a_log_written_before_the_rated_index_when_opened_then_it_verifies_and_filters(
