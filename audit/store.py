@@ -378,48 +378,63 @@ class SqlAuditStore:
     ) -> list[dict[str, Any]]:
         """Write rows after the chain head, with the checkpoints due, in one transaction.
 
-        Runs the statements compiled at open on one held DBAPI connection (the hot path).
+        Runs the statements compiled at open on one held DBAPI connection (the hot path). A
+        connection the database dropped (a restart) is replaced and the group tried once more;
+        a group that did commit before the drop fails that retry on its unique ids.
         """
-        sql = self._sql
-        rows: list[dict[str, Any]] = []
         with self._write_lock:
-            try:
-                raw = self._writer()
-                cursor = raw.cursor()
+            for attempt in (1, 2):
                 try:
-                    cursor.execute(schema.CHAIN_LOCK[self.dialect])
-                    prev_id, prev_hash = 0, GENESIS_HASH
-                    for last in (sql["last_decision"], sql["last_event"]):
-                        cursor.execute(last.sql, last.params())
-                        head = cursor.fetchone()
-                        if head is not None and int(head[0]) > prev_id:
-                            prev_id, prev_hash = int(head[0]), str(head[1])
-                    if bodies:
-                        cursor.executemany(sql["body"].sql, [sql["body"].params(b) for b in bodies])
-                    due: list[dict[str, Any]] = []
-                    for build in builders:
-                        row = build(prev_id + 1, prev_hash)
-                        rows.append(row)
-                        prev_id, prev_hash = row["id"], row["hash"]
-                        if prev_id % self.config.checkpoint_every == 0:
-                            due.append(row)
-                    insert = sql[table.name]
-                    if rows:
-                        cursor.executemany(insert.sql, [insert.params(row) for row in rows])
-                    if due:
-                        self._checkpoint(cursor, due)
-                    if idempotent is not None:
-                        self._answer(cursor, idempotent)
-                    raw.commit()
-                finally:
-                    cursor.close()
-            except BaseException as error:
-                self._abandon()
-                if isinstance(error, self._dbapi_error | ValueError | AuditError | SQLAlchemyError):
-                    raise AuditUnavailableError(
-                        f"audit store {self.url}: {_short(error)}"
-                    ) from error
-                raise
+                    return self._append_once(table, builders, bodies, idempotent)
+                except BaseException as error:
+                    dropped = self._abandon(error)
+                    if dropped and attempt == 1:
+                        continue
+                    if isinstance(error, self._dbapi_error | ValueError | AuditError):
+                        raise AuditUnavailableError(
+                            f"audit store {self.url}: {_short(error)}"
+                        ) from error
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _append_once(
+        self,
+        table: sa.Table,
+        builders: Sequence[Callable[[int, str], dict[str, Any]]],
+        bodies: list[dict[str, Any]],
+        idempotent: IdempotentResponse | None,
+    ) -> list[dict[str, Any]]:
+        sql = self._sql
+        raw = self._writer()
+        rows: list[dict[str, Any]] = []
+        cursor = raw.cursor()
+        try:
+            cursor.execute(schema.CHAIN_LOCK[self.dialect])
+            prev_id, prev_hash = 0, GENESIS_HASH
+            for last in (sql["last_decision"], sql["last_event"]):
+                cursor.execute(last.sql, last.params())
+                head = cursor.fetchone()
+                if head is not None and int(head[0]) > prev_id:
+                    prev_id, prev_hash = int(head[0]), str(head[1])
+            if bodies:
+                cursor.executemany(sql["body"].sql, [sql["body"].params(b) for b in bodies])
+            due: list[dict[str, Any]] = []
+            for build in builders:
+                row = build(prev_id + 1, prev_hash)
+                rows.append(row)
+                prev_id, prev_hash = row["id"], row["hash"]
+                if prev_id % self.config.checkpoint_every == 0:
+                    due.append(row)
+            insert = sql[table.name]
+            if rows:
+                cursor.executemany(insert.sql, [insert.params(row) for row in rows])
+            if due:
+                self._checkpoint(cursor, due)
+            if idempotent is not None:
+                self._answer(cursor, idempotent)
+            raw.commit()
+        finally:
+            cursor.close()
         return rows
 
     def _writer(self) -> Any:
@@ -428,15 +443,23 @@ class SqlAuditStore:
             self._dbapi_conn = self._engine.raw_connection()
         return self._dbapi_conn
 
-    def _abandon(self) -> None:
-        """Roll back a failed append; a connection that cannot roll back is dropped."""
-        if self._dbapi_conn is None:
-            return
-        try:
-            self._dbapi_conn.rollback()
-        except Exception:  # the connection is gone: the next append opens another
-            self._dbapi_conn.invalidate()
+    def _abandon(self, error: BaseException) -> bool:
+        """Roll back a failed append; True when its connection was lost (and is dropped)."""
+        raw = self._dbapi_conn
+        if raw is None:
+            return False
+        lost = isinstance(error, self._dbapi_error) and self._engine.dialect.is_disconnect(
+            error, raw.dbapi_connection, None
+        )
+        if not lost:
+            try:
+                raw.rollback()
+            except self._dbapi_error:
+                lost = True
+        if lost:
+            raw.invalidate()
             self._dbapi_conn = None
+        return lost
 
     def _checkpoint(self, cursor: Any, rows: list[dict[str, Any]]) -> None:
         last, insert = self._sql["last_checkpoint"], self._sql["checkpoint"]

@@ -83,3 +83,18 @@ def test_given_writer_holding_the_lock_when_append_then_unavailable_after_timeou
     # And once the lock is released, appends continue the chain
     assert store.append(record(2)).id == 2 and store.verify().ok
     store.close()
+
+
+def test_given_the_server_dropped_the_connection_when_appending_then_it_reconnects(pg_url):
+    # Given a store whose append connection the server terminates (a restart, a failover)
+    store = SqlAuditStore(AuditConfig(url=pg_url), key=KEY)
+    store.append(record(1))
+    pid = store._writer().dbapi_connection.info.backend_pid
+    other = sa.create_engine(pg_url)
+    with other.begin() as conn:
+        conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    other.dispose()
+    # When the next decision is appended, then it is committed on a new connection
+    assert store.append(record(2)).id == 2
+    assert store.verify().ok and store.count() == 2
+    store.close()
