@@ -4,9 +4,10 @@ On SQLite with WAL and ``synchronous=FULL`` (every commit fsynced, as the servic
 ``append`` (one decision, one transaction) and ``append_many`` of 32 decisions (one
 ``/score_batch`` group, one transaction) for: the ``audit`` package; the store it replaced
 (``serving/audit.py`` at ``tests.audit.legacy.LEGACY_COMMIT``, loaded from git in the same
-run); and a bare ``sqlite3`` INSERT + COMMIT of the same row (the floor). Rounds alternate
-between the implementations, each on its own fresh file in the same folder, so disk and load
-affect them alike; the machine is shared, so the load average is recorded.
+run); and a bare ``sqlite3`` INSERT + COMMIT of the same rows (the floor). Each round opens
+one fresh file per implementation in the same folder and interleaves their calls one by one in
+rotating order, so disk and load affect them alike; the machine is shared, so the load average
+is recorded.
 
 Writes ``benchmarks/results/audit.json``.
 Usage: uv run python benchmarks/bench_audit.py [--rounds 5] [--n 200] [--dir DIR]
@@ -24,7 +25,6 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parent))
 RESULTS = ROOT / "results" / "audit.json"
 KEY = b"bench-key"
+CONTENDERS = ("audit_package", "legacy_serving_audit", "bare_sqlite3")
 
 
 def records(module: Any, start: int, n: int) -> list[Any]:
@@ -60,48 +61,63 @@ def records(module: Any, start: int, n: int) -> list[Any]:
     ]
 
 
-def time_store(open_store: Callable[[Path], Any], module: Any, path: Path, n: int) -> dict:
-    """Seconds per ``append`` and per ``append_many(32)`` (median over calls) on a fresh file."""
-    store = open_store(path)
-    singles = records(module, 0, n)
-    groups = [records(module, 10**6 + g * 32, 32) for g in range(max(n // 8, 4))]
-    one, many = [], []
-    for rec in singles:
-        t0 = time.perf_counter()
-        store.append(rec)
-        one.append(time.perf_counter() - t0)
-    for group in groups:
-        t0 = time.perf_counter()
-        store.append_many(group)
-        many.append(time.perf_counter() - t0)
-    assert store.verify().ok
-    store.close()
-    return {"append": statistics.median(one), "append_many_32": statistics.median(many)}
+class Bare:
+    """The floor: INSERT of a row of the same size + COMMIT, WAL and synchronous=FULL."""
+
+    def __init__(self, path: Path) -> None:
+        self.conn = sqlite3.connect(path, isolation_level=None)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=FULL")
+        self.conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, payload TEXT, body BLOB)")
+
+    def append_many(self, group: list[Any]) -> None:
+        self.conn.execute("BEGIN IMMEDIATE")
+        self.conn.executemany(
+            "INSERT INTO t (payload, body) VALUES (?, ?)",
+            [(json.dumps(r.payload), r.request_body) for r in group],
+        )
+        self.conn.execute("COMMIT")
+
+    def append(self, record: Any) -> None:
+        self.append_many([record])
+
+    def close(self) -> None:
+        self.conn.close()
 
 
-def time_bare(path: Path, n: int) -> dict:
-    """The floor: one INSERT of a row of the same size + COMMIT, WAL and synchronous=FULL."""
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=FULL")
-    conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, payload TEXT, body BLOB)")
-    payload = json.dumps({"features": {f"f{k}": k / 7 for k in range(40)}})
-    body = b"x" * 1200
-    one, many = [], []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        conn.execute("BEGIN IMMEDIATE")
-        conn.execute("INSERT INTO t (payload, body) VALUES (?, ?)", (payload, body))
-        conn.execute("COMMIT")
-        one.append(time.perf_counter() - t0)
-    for _ in range(max(n // 8, 4)):
-        t0 = time.perf_counter()
-        conn.execute("BEGIN IMMEDIATE")
-        conn.executemany("INSERT INTO t (payload, body) VALUES (?, ?)", [(payload, body)] * 32)
-        conn.execute("COMMIT")
-        many.append(time.perf_counter() - t0)
-    conn.close()
-    return {"append": statistics.median(one), "append_many_32": statistics.median(many)}
+def one_round(stores: dict[str, tuple[Any, Any]], n: int) -> dict[str, dict[str, float]]:
+    """Median seconds per call; calls interleaved across stores, in rotating order.
+
+    Interleaving call by call keeps a shared disk's bursts of slow fsyncs from landing on one
+    implementation only.
+    """
+    names = list(stores)
+    singles = {name: records(module, 0, n) for name, (_, module) in stores.items()}
+    n_groups = max(n // 8, 4)
+    groups = {
+        name: [records(module, 10**6 + g * 32, 32) for g in range(n_groups)]
+        for name, (_, module) in stores.items()
+    }
+    times: dict[str, dict[str, list[float]]] = {
+        name: {op: [] for op in ("append", "append_many_32", "append_cpu", "append_many_32_cpu")}
+        for name in names
+    }
+    for op, count in (("append", n), ("append_many_32", n_groups)):
+        for i in range(count):
+            order = names[i % len(names) :] + names[: i % len(names)]
+            for name in order:
+                store = stores[name][0]
+                c0, t0 = time.process_time(), time.perf_counter()
+                if op == "append":
+                    store.append(singles[name][i])
+                else:
+                    store.append_many(groups[name][i])
+                times[name][op].append(time.perf_counter() - t0)
+                times[name][f"{op}_cpu"].append(time.process_time() - c0)
+    return {
+        name: {op: statistics.median(values) for op, values in ops.items()}
+        for name, ops in times.items()
+    }
 
 
 def main() -> None:
@@ -115,33 +131,40 @@ def main() -> None:
     from tests.audit.legacy import LEGACY_COMMIT, load_legacy_audit
 
     legacy = load_legacy_audit()
-    contenders: dict[str, Callable[[Path], dict]] = {
-        "audit_package": lambda p: time_store(
-            lambda q: audit.SqlAuditStore(audit.AuditConfig(path=q), key=KEY), audit, p, args.n
-        ),
-        "legacy_serving_audit": lambda p: time_store(
-            lambda q: legacy.AuditStore(legacy.AuditConfig(path=q), key=KEY), legacy, p, args.n
-        ),
-        "bare_sqlite3": lambda p: time_bare(p, args.n),
-    }
     work = Path(tempfile.mkdtemp(prefix="bench-audit-", dir=args.dir))
-    runs: dict[str, list[dict]] = {name: [] for name in contenders}
+    runs: dict[str, list[dict]] = {name: [] for name in CONTENDERS}
     try:
         for r in range(args.rounds):
-            for name, run in contenders.items():
-                runs[name].append(run(work / f"{name}-{r}.db"))
+            stores = {
+                "audit_package": (
+                    audit.SqlAuditStore(audit.AuditConfig(path=work / f"new-{r}.db"), key=KEY),
+                    audit,
+                ),
+                "legacy_serving_audit": (
+                    legacy.AuditStore(legacy.AuditConfig(path=work / f"old-{r}.db"), key=KEY),
+                    legacy,
+                ),
+                "bare_sqlite3": (Bare(work / f"bare-{r}.db"), audit),
+            }
+            for name, result in one_round(stores, args.n).items():
+                runs[name].append(result)
+            for name in ("audit_package", "legacy_serving_audit"):
+                assert stores[name][0].verify().ok
+            for store, _ in stores.values():
+                store.close()
     finally:
         shutil.rmtree(work, ignore_errors=True)
     summary = {
         name: {
             op: statistics.median(run[op] for run in results) * 1e3
-            for op in ("append", "append_many_32")
+            for op in ("append", "append_many_32", "append_cpu", "append_many_32_cpu")
         }
         for name, results in runs.items()
     }
     new, old = summary["audit_package"], summary["legacy_serving_audit"]
     out = {
-        "what": "audit append on SQLite, WAL + synchronous=FULL; median ms per call",
+        "what": "audit append on SQLite, WAL + synchronous=FULL; median ms per call (wall, and CPU "
+        "time of the process: *_cpu)",
         "legacy_commit": LEGACY_COMMIT,
         "rounds": args.rounds,
         "single_appends_per_round": args.n,
