@@ -52,6 +52,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from audit import AuditConfig, open_audit_store  # noqa: E402
 from features.catalog import FEATURE_SPEC, compute_feature_row, compute_features  # noqa: E402
 from features.spec import FeatureKind  # noqa: E402
 from rating.bundle import Bundle, write_bundle  # noqa: E402
@@ -59,7 +60,6 @@ from rating.calibration import PlattCalibration  # noqa: E402
 from rating.model import RatingModel  # noqa: E402
 from rating.policy import RatingPolicy  # noqa: E402
 from rating.scale import MasterScale  # noqa: E402
-from serving.audit import AuditConfig, AuditStore  # noqa: E402
 from serving.auth import create_token  # noqa: E402
 from serving.batch import request_example  # noqa: E402
 from serving.engine import Engine, RequestSource, request_frames  # noqa: E402
@@ -185,7 +185,7 @@ def in_process(engine: Engine, bodies: list[bytes], audit_dir: Path, rounds: int
         for b in bodies
     ]
     frames = [request_frames(r) for r in requests]
-    audit = AuditStore(AuditConfig(path=audit_dir / "floor-audit.db"))
+    audit = open_audit_store(AuditConfig(path=audit_dir / "floor-audit.db"))
     stages: dict[str, list[float]] = {
         k: []
         for k in (

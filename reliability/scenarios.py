@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from audit import verify
 from reliability.load import (
     LoadResult,
     audit_check,
@@ -25,7 +26,6 @@ from reliability.load import (
     sqlite_integrity,
 )
 from reliability.server import AUDIT_KEY, Server, Workspace, descendants
-from serving.audit import verify
 from serving.ports import PortUnavailableError, check_port_free
 from serving.watchdog import process_alive
 

@@ -28,9 +28,8 @@ from riskgrade.console import (
 )
 
 if TYPE_CHECKING:
+    from audit import AuditStore
     from features.validate import PointInTimeRaw
-    from serving.audit import AuditStore
-    from serving.audit_sql import SqlAuditStore
     from training.pipeline import TrainResult
 
 app = typer.Typer(
@@ -625,9 +624,9 @@ AuditDbOption = Annotated[
 ]
 
 
-def _audit_store(settings: Params, db: Path | None) -> AuditStore | SqlAuditStore:
+def _audit_store(settings: Params, db: Path | None) -> AuditStore:
     """The audit store: PostgreSQL when RISKGRADE_AUDIT_URL is set, else the SQLite file."""
-    from serving.audit import AuditConfig, open_audit_store
+    from audit import AuditConfig, open_audit_store
 
     url = os.environ.get("RISKGRADE_AUDIT_URL")
     if url and db is None:
@@ -641,7 +640,7 @@ def _audit_store(settings: Params, db: Path | None) -> AuditStore | SqlAuditStor
 @audit_app.command("verify")
 def audit_verify(db: AuditDbOption = None, params: ParamsOption = DEFAULT_PARAMS_PATH) -> None:
     """Check the whole hash chain and checkpoints (exit 1 naming the first bad record)."""
-    from serving.audit import verify
+    from audit import verify
 
     settings = _params(params)
     if os.environ.get("RISKGRADE_AUDIT_URL") and db is None:
@@ -683,8 +682,8 @@ def audit_replay(
     params: ParamsOption = DEFAULT_PARAMS_PATH,
 ) -> None:
     """Re-score a stored decision with its recorded bundle; exit 1 if the result differs."""
+    from audit import replay
     from rating.model import RatingModel
-    from serving.audit import replay
     from serving.engine import Engine
 
     settings = _params(params)
@@ -792,7 +791,7 @@ def main() -> None:
 
     from pydantic import ValidationError
 
-    from serving.audit import AuditError
+    from audit import AuditError
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     warnings.filterwarnings("ignore", category=UserWarning, module=r"mlflow\..*")

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from audit import DecisionRecord
 from features.catalog import FEATURE_SPEC, compute_feature_row, compute_features_pl
 from features.groups.common import FRAME_TABLES, FeatureFrames
 from features.schema import STATEMENT_AMOUNTS
@@ -27,7 +28,6 @@ from rating.explain import Explanation, render_waterfall
 from rating.model import RatingModel, ScoreResult
 from rating.policy import DefaultStatus, default_status
 from rating.reasons import Reason
-from serving.audit import DecisionRecord
 from serving.schemas import ScoreRequest
 
 _CUSTOMERS = {

@@ -50,18 +50,13 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 
+from audit import AuditQuery, AuditRecordNotFoundError, AuditStore, StoredDecision
 from features.catalog import FEATURE_SPEC
 from features.spec import FeatureSpec
 from rating.bundle import BundleIntegrityError
 from rating.explain import PROTECTED_FACTOR, Explanation, render_waterfall
 from rating.policy import DefaultStatus
 from rating.reasons import default_reason
-from serving.audit import (
-    AuditQuery,
-    AuditRecordNotFoundError,
-    AuditStore,
-    StoredDecision,
-)
 from serving.auth import AuthenticationError, PermissionDeniedError, Role
 from serving.schemas import MAX_DAY, MIN_DAY
 

@@ -47,9 +47,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from rating.bundle import BundleError
-from rating.model import RatingModel
-from serving.audit import (
+from audit import (
     AuditConfig,
     AuditError,
     AuditRecordNotFoundError,
@@ -59,7 +57,8 @@ from serving.audit import (
     open_audit_store,
     replay,
 )
-from serving.audit_sql import SqlAuditStore
+from rating.bundle import BundleError
+from rating.model import RatingModel
 from serving.auth import (
     AuthenticationError,
     PermissionDeniedError,
@@ -214,7 +213,7 @@ class ServingState:
         """
         self.config = config
         self.engine: Engine | None = None
-        self.audit: AuditStore | SqlAuditStore | None = None
+        self.audit: AuditStore | None = None
         self.tokens: TokenStore | None = None
         self.problems: dict[str, str] = {}
         self._slots = threading.BoundedSemaphore(config.max_concurrency)
@@ -283,7 +282,7 @@ class ServingState:
         except PermissionDeniedError as error:
             raise ApiError(403, "forbidden", str(error)) from error
 
-    def ready_engine(self) -> tuple[Engine, AuditStore | SqlAuditStore]:
+    def ready_engine(self) -> tuple[Engine, AuditStore]:
         """The engine and audit store, or 503 when the service is not ready."""
         if self.engine is None or self.audit is None:
             problems = "; ".join(f"{k}: {v}" for k, v in self.problems.items())
@@ -388,7 +387,7 @@ def _state() -> ServingState:
     return service.state
 
 
-def _commit(audit: AuditStore | SqlAuditStore, decisions: list[Decision]) -> None:
+def _commit(audit: AuditStore, decisions: list[Decision]) -> None:
     try:
         audit.append_many([decision.record for decision in decisions])
     except AuditUnavailableError as error:
@@ -486,7 +485,7 @@ def _record_id(request: Request) -> int | str:
     return int(raw) if raw.isascii() and raw.isdigit() else raw
 
 
-def _show(audit: AuditStore | SqlAuditStore, record_id: int | str) -> StoredDecision:
+def _show(audit: AuditStore, record_id: int | str) -> StoredDecision:
     try:
         return audit.show(record_id)
     except AuditRecordNotFoundError as error:

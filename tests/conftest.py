@@ -1,7 +1,15 @@
-"""Fixtures shared by every test package: one small generated portfolio on disk."""
+"""Fixtures shared by every test package: a small generated portfolio, a PostgreSQL cluster."""
 
 from __future__ import annotations
 
+import glob
+import itertools
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
@@ -18,3 +26,83 @@ def sample_raw_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("sample") / "raw"
     generate(GeneratorConfig(customers=400, seed=7), out)
     return out
+
+
+def _pg_bin() -> Path | None:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    return Path(found[-1]).parent if found else None
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[dict[str, str]]:
+    """A throwaway PostgreSQL cluster on a unix socket only; yields host (socket dir) and port.
+
+    Skips the test when PostgreSQL or psycopg is not installed.
+    """
+    pytest.importorskip("psycopg", reason="psycopg is not installed")
+    bindir = _pg_bin()
+    if bindir is None:
+        pytest.skip("PostgreSQL binaries not found under /usr/lib/postgresql/*/bin")
+    as_root = os.geteuid() == 0
+    if as_root and shutil.which("runuser") is None:
+        pytest.skip("running as root without runuser: cannot start PostgreSQL as postgres")
+    base = Path(tempfile.mkdtemp(prefix="rg-pg-"))
+    data = base / "data"
+    data.mkdir()
+    prefix: list[str] = []
+    if as_root:
+        shutil.chown(base, "postgres", "postgres")
+        shutil.chown(data, "postgres", "postgres")
+        base.chmod(0o755)
+        prefix = ["runuser", "-u", "postgres", "--"]
+    port = str(_free_port())
+
+    def run(*args: str) -> None:
+        subprocess.run([*prefix, *args], check=True, capture_output=True, timeout=120)
+
+    try:
+        run(str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "-E", "UTF8")
+        options = f"-p {port} -k {data} -c listen_addresses='' -c fsync=off"
+        run(str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-w", "-l",
+            str(data / "log.txt"), "start")  # fmt: skip
+    except subprocess.CalledProcessError as error:
+        shutil.rmtree(base, ignore_errors=True)
+        pytest.skip(f"cannot start a PostgreSQL cluster: {error.stderr.decode()[-300:]}")
+    try:
+        yield {"host": str(data), "port": port}
+    finally:
+        subprocess.run(
+            [*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+            capture_output=True,
+            timeout=60,
+        )
+        shutil.rmtree(base, ignore_errors=True)
+
+
+_db_numbers = itertools.count(1)
+
+
+def pg_database_url(cluster: dict[str, str], database: str) -> str:
+    """SQLAlchemy URL of ``database`` on the throwaway cluster."""
+    return (
+        f"postgresql+psycopg://postgres@/{database}?host={cluster['host']}&port={cluster['port']}"
+    )
+
+
+@pytest.fixture()
+def pg_url(pg_cluster: dict[str, str]) -> str:
+    """A fresh, empty PostgreSQL database per test."""
+    import sqlalchemy as sa
+
+    name = f"audit_{os.getpid()}_{next(_db_numbers)}"
+    admin = sa.create_engine(pg_database_url(pg_cluster, "postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f"CREATE DATABASE {name}"))
+    admin.dispose()
+    return pg_database_url(pg_cluster, name)

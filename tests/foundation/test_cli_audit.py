@@ -12,13 +12,13 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from audit import AuditConfig, open_audit_store
 from rating.model import RatingModel
 from riskgrade.cli import app
-from serving.audit import AuditConfig, AuditStore
 from serving.batch import request_example
 from serving.engine import Engine
 from serving.schemas import ScoreRequest
-from tests.serving.audit_cases import rated_records
+from tests.audit.cases import rated_records
 from tests.serving.factory import AS_OF, make_bundle, make_portfolio
 
 runner = CliRunner(env={"COLUMNS": "200"})
@@ -32,7 +32,7 @@ def audited(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shutil.copytree(bundle.path, root / "bundles" / bundle.bundle_hash)
     engine = Engine(RatingModel(bundle))
     portfolio = make_portfolio(6, seed=4)
-    store = AuditStore(AuditConfig(path=root / "audit.db"))
+    store = open_audit_store(AuditConfig(path=root / "audit.db"))
     for customer in portfolio.customers["customer_id"].iloc[:3]:
         body = request_example(portfolio, customer, AS_OF)
         (decision,) = engine.decide([ScoreRequest.model_validate(body)], caller="tester")
@@ -112,9 +112,9 @@ def test_given_an_unknown_record_when_shown_or_replayed_then_exit_2_naming_it(
 
 @pytest.fixture(scope="module")
 def rated_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """params.yaml and an audit log of decisions on three rating dates (see audit_cases)."""
+    """params.yaml and an audit log of decisions on three rating dates (see tests.audit.cases)."""
     root = tmp_path_factory.mktemp("rated")
-    with AuditStore(AuditConfig(path=root / "audit.db")) as store:
+    with open_audit_store(AuditConfig(path=root / "audit.db")) as store:
         store.append_many(rated_records())
     (root / "params.yaml").write_text(
         yaml.safe_dump({"paths": {"audit_db": str(root / "audit.db")}})

@@ -10,9 +10,9 @@ import pytest
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
+from audit import AuditConfig
 from features.io import RawTables
 from rating.bundle import Bundle, attach_validation_report
-from serving.audit import AuditConfig
 from serving.auth import create_token
 from serving.batch import request_example
 from serving.engine import Engine

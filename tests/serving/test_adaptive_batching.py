@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import bentoml
 import pytest
 
-from serving.audit import verify
+from audit import verify
 from serving.batch import request_example
 from serving.batching import AdaptiveBatcher, BatchingConfig
 from serving.service import ServiceConfig, ServiceConfigError

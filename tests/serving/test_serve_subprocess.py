@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from serving.audit import verify
+from audit import verify
 from serving.auth import create_token
 from serving.batch import request_example
 from tests.serving.conftest import auth

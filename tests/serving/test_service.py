@@ -9,7 +9,7 @@ import threading
 import numpy as np
 import pytest
 
-from serving.audit import verify
+from audit import verify
 from serving.batch import request_example
 from tests.serving.conftest import auth
 
@@ -215,7 +215,10 @@ def test_given_audit_store_unwritable_when_scoring_then_503_and_no_decision(runn
     try:
         import bentoml
 
-        bentoml.get_current_service().state.audit._conn.execute("PRAGMA busy_timeout=50")
+        store = bentoml.get_current_service().state.audit
+        store._writer().execute("PRAGMA busy_timeout=50")
+        with store.engine.connect() as conn:  # the pooled connection the readiness probe uses
+            conn.exec_driver_sql("PRAGMA busy_timeout=50")
         response = client.post("/score", json=body, headers=auth(tokens["scorer"]))
         assert response.status_code == 503
         assert response.json()["error"]["code"] == "audit_unavailable"

@@ -16,8 +16,8 @@ import httpx
 import pytest
 import yaml
 
+from audit import verify
 from reliability.server import descendants
-from serving.audit import verify
 from serving.auth import create_token
 from serving.batch import request_example
 from serving.ports import PortUnavailableError, check_port_free, port_holders

@@ -1,4 +1,4 @@
-"""AuditStore.search, facets and check_record on a real SQLite store."""
+"""Search, facets and check_record on both databases."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
-from serving.audit import AuditConfig, AuditQuery, AuditStore, DecisionRecord
+from audit import AuditQuery, DecisionRecord
 
 
 def record(i: int, customer: str, tier: str, version: str = "v1") -> DecisionRecord:
@@ -28,8 +28,8 @@ def record(i: int, customer: str, tier: str, version: str = "v1") -> DecisionRec
 
 
 @pytest.fixture
-def store(tmp_path):
-    with AuditStore(AuditConfig(path=tmp_path / "audit.db", checkpoint_every=3), key=b"k") as s:
+def store(backend):
+    with backend.open(every=3, key=b"k") as s:
         rows = [("A", "low"), ("B", "high"), ("A", "medium"), ("C", "low"), ("A", "low")]
         for i, (customer, tier) in enumerate(rows):
             s.append(record(i, customer, tier, "v1" if i < 3 else "v2"))

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from serving.audit import DecisionRecord
+from audit import DecisionRecord
 
 RATED: tuple[tuple[str, str | None], ...] = (
     ("A", "2024-03-31"),
