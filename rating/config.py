@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from features.synthetic_judgement import JudgementSpec, SpecFactor, SpecGrade
 from rating.judgement import (
+    EXPERT_RATING_REASON,
     DataSufficiencyConfig,
     JudgementConfig,
     OverrideConfig,
@@ -42,6 +44,38 @@ class RatingConfig(BaseModel):
             qualitative=self.qualitative,
             overrides=self.overrides,
             data_sufficiency=self.data_sufficiency,
+        )
+
+    def generator_spec(self) -> JudgementSpec:
+        """What the sample generator needs to write assessments and overrides in these terms."""
+        reasons = [
+            r.code for r in self.overrides.reasons if r.code not in (EXPERT_RATING_REASON, "OR99")
+        ]
+        return JudgementSpec(
+            questionnaire_version=self.qualitative.version,
+            factors=tuple(
+                SpecFactor(
+                    code=f.code,
+                    weight=f.weight,
+                    answers=tuple(a.code for a in f.answers),
+                    scores=tuple(a.score for a in f.answers),
+                )
+                for f in self.qualitative.factors
+            ),
+            steps=tuple((s.min_score, s.notches) for s in self.qualitative.steps),
+            grades=tuple(
+                SpecGrade(
+                    name=g.name,
+                    upper=g.upper,
+                    review_days=self.policy.policy_of_tier(
+                        self.policy.tier_of_grade(g.name)
+                    ).review_frequency_days,
+                )
+                for g in self.scale.grades
+            ),
+            reason_codes=tuple(reasons) or (self.overrides.reasons[0].code,),
+            max_approver_notches=self.overrides.max_approver_notches,
+            pending_days=self.overrides.pending_days,
         )
 
     @model_validator(mode="after")
