@@ -2,11 +2,12 @@
 
 Analysts review each customer on a cycle set by the tier of its grade. At each review they
 answer the questionnaire and sometimes propose an override. Their answers carry signal and
-noise: they see part of where the customer's health is heading over the next year (what the
-statements do not show yet) and part of where it stands, blurred by noise. Most analysts are
-skilled: they propose an override when their forward view disagrees with the grade by two
-notches or more. One analyst is biased: for customers of a favoured industry they answer too
-kindly and upgrade weak customers by two or three notches whatever their health.
+noise: the customer's long-run quality (its mean health: management, governance, market
+position) and where its health stands against it now, blurred by noise. Most analysts are
+skilled: they propose an override when their view of the PD a few months ahead disagrees with
+the grade by two notches or more. One analyst, who covers a favoured industry, is biased: for
+its customers they answer too kindly and upgrade weak ones by two or three notches whatever
+their health.
 
 The "model grade" recorded with each review is a noisy view of the true 12-month PD (the
 generator has no model). Everything here draws from its own random stream (seed, 2, chunk),
@@ -61,13 +62,11 @@ _MIN_REVIEW_DAYS = 90
 MODEL_NOISE: Final[float] = 0.8
 """Noise of the stand-in model grade, in log-odds of the true PD (a model sees lagged, noisy
 records; the analysts see the customer now)."""
-_FORWARD_MONTHS = 12
 _QUALITY_WEIGHT = 1.0
 _CURRENT_WEIGHT = 0.5
-_FORWARD_WEIGHT = 0.0
 _ANSWER_NOISE = 0.4
-"""An answer's latent: weights on the customer's long-run quality (its mean health), on where
-its health stands against it now and on its change over the next year; and the noise."""
+"""An answer's latent: weights on the customer's long-run quality (its mean health) and on where
+its health stands against it now; and the noise."""
 _VIEW_AHEAD_MONTHS = 3
 """A skilled analyst's override follows the true PD this many months ahead, blurred."""
 _FAVOURED_COVERAGE = 0.6
@@ -111,7 +110,7 @@ class JudgementSpec(BaseModel):
     max_approver_notches: int = Field(ge=1)
     pending_days: int = Field(ge=1)
     favoured_industry: str = "real_estate"
-    override_rate: float = Field(default=0.5, ge=0.0, le=1.0)
+    override_rate: float = Field(default=0.2, ge=0.0, le=1.0)
     """Chance a skilled analyst proposes when the forward view differs by two notches or more."""
 
 
@@ -166,7 +165,6 @@ def simulate_judgement(
     names = np.array([g.name for g in spec.grades], dtype=object)
     weights = np.array([f.weight for f in spec.factors])
     favoured = industry == industries.index(spec.favoured_industry)
-    cumulative = np.concatenate([np.zeros((n, 1)), np.cumsum(health, axis=1)], axis=1)
     rows = np.arange(n)
     stop = np.minimum(default_day, end_day + 1)
 
@@ -181,16 +179,7 @@ def simulate_judgement(
         i = rows[active]
         d = day[active]
         m = np.clip(np.searchsorted(month_start[:-1], d, side="right") - 1, 0, n_months - 1)
-        ahead = np.minimum(m + 1 + _FORWARD_MONTHS, n_months)
-        span = ahead - (m + 1)
         h_now = health[i, m]
-        h_ahead = np.where(
-            span > 0,
-            (cumulative[i, ahead] - cumulative[i, np.minimum(m + 1, n_months)])
-            / np.maximum(span, 1),
-            h_now,
-        )
-        signal = (h_ahead - h_now) / 0.35
         analyst = np.where(
             favoured[i] & (rng.random(i.size) < _FAVOURED_COVERAGE),
             _ANALYSTS.index(BIASED_ANALYST),
@@ -206,7 +195,6 @@ def simulate_judgement(
             z = (
                 _QUALITY_WEIGHT * (quality[i] + 0.2)
                 + _CURRENT_WEIGHT * (h_now - quality[i])
-                + _FORWARD_WEIGHT * signal
                 + rng.normal(0.0, _ANSWER_NOISE, i.size)
             )
             z = z + np.where(biased, 1.5, 0.0)
@@ -239,7 +227,7 @@ def simulate_judgement(
         view_idx = _grade_index(view, uppers)
         gap = view_idx - base_idx
         skilled_propose = (np.abs(gap) >= 2) & (rng.random(i.size) < spec.override_rate)
-        biased_propose = biased & (base_idx >= 3) & (rng.random(i.size) < 0.9)
+        biased_propose = biased & (base_idx >= 3) & (rng.random(i.size) < 0.6)
         propose = np.where(biased, biased_propose, skilled_propose)
         upgrade = rng.integers(2, 4, i.size)
         proposed_idx = np.where(

@@ -61,6 +61,10 @@ JUDGED_COLUMNS: Final[list[str]] = [
 ]
 """Columns of `judge_ratings`: one row per customer with every step of the chain."""
 
+LAPSED: Final[str] = "lapsed"
+"""Activity status of an approved override whose validity ended (``expired`` is a proposal
+nobody decided on in time)."""
+
 DIRECTIONS: Final[tuple[str, ...]] = ("up", "down", "none")
 """Override direction: up improves the grade (fewer risk), down worsens it."""
 
@@ -292,6 +296,7 @@ def _rates(judged: pd.DataFrame, key: str) -> pd.DataFrame:
 
 def _analysts(
     judged: pd.DataFrame,
+    assessments: pd.DataFrame,
     overrides: list[Override],
     as_of: date,
     config: JudgementConfig,
@@ -302,18 +307,25 @@ def _analysts(
     recent = [o for o in overrides if start < o.proposed_on <= as_of]
     rows = []
     for o in recent:
-        status = override_status_at(o, as_of, config.overrides)
+        status = override_status_at(o, as_of, config.overrides).value
+        decided = o.decided_on is not None and o.decided_on <= as_of
+        if status == OverrideStatus.EXPIRED and o.status is OverrideStatus.APPROVED and decided:
+            status = LAPSED
         notches = scale.index_of(o.base_grade) - scale.index_of(o.proposed_grade)
-        rows.append({"proposer": o.proposer, "status": status.value, "notches": notches})
+        rows.append({"proposer": o.proposer, "status": status, "notches": notches})
     proposals = pd.DataFrame(rows, columns=["proposer", "status", "notches"])
     counts = proposals["status"].value_counts()
     total = len(proposals)
-    status: dict[str, float] = {"proposals": float(total)}
-    for value in OverrideStatus:
-        n = int(counts.get(value.value, 0))
-        status[value.value] = float(n)
-        status[f"{value.value}_share"] = n / total if total else float("nan")
-    assessed = judged.dropna(subset=["analyst"]).groupby("analyst").size().rename("assessments")
+    status_counts: dict[str, float] = {"proposals": float(total)}
+    for value in (*(s.value for s in OverrideStatus), LAPSED):
+        n = int(counts.get(value, 0))
+        status_counts[value] = float(n)
+        status_counts[f"{value}_share"] = n / total if total else float("nan")
+    made = assessments[
+        (pd.to_datetime(assessments["assessed_on"]) > pd.Timestamp(start))
+        & (pd.to_datetime(assessments["assessed_on"]) <= pd.Timestamp(as_of))
+    ]
+    assessed = made.drop_duplicates("assessment_id").groupby("analyst").size().rename("assessments")
     in_force = (
         judged.dropna(subset=["proposer"])
         .groupby("proposer")
@@ -350,7 +362,7 @@ def _analysts(
     table["override_rate"] = table["proposals"] / table["assessments"].where(
         table["assessments"] > 0
     )
-    return table.sort_values("analyst").reset_index(drop=True), status
+    return table.sort_values("analyst").reset_index(drop=True), status_counts
 
 
 def discrimination(
@@ -480,7 +492,13 @@ def monitor_judgement(
         pd.to_datetime(judgement.overrides["proposed_on"]) <= pd.Timestamp(as_of)
     ]
     by_analyst, status = _analysts(
-        judged, _overrides(known), as_of, config, monitoring.activity_months, scale
+        judged,
+        judgement.assessments,
+        _overrides(known),
+        as_of,
+        config,
+        monitoring.activity_months,
+        scale,
     )
     overridden = judged[judged["direction"] != "none"]
     size = (

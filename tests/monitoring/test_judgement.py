@@ -94,7 +94,7 @@ def test_monitoring_run_reports_human_judgement(scenario, tmp_path) -> None:
     assert set(found.discrimination["grade"]) == {"model", "final", "difference"}
     assert found.by_analyst["analyst"].str.startswith("AN").all()
     assert found.status["proposals"] == sum(
-        found.status[s] for s in ("proposed", "approved", "rejected", "expired")
+        found.status[s] for s in ("proposed", "approved", "rejected", "expired", "lapsed")
     )
     assert found.outcomes["customers"].sum() == found.discrimination["customers"].iloc[0]
     # and the report has its section, plot, JSON and CSVs
