@@ -6,7 +6,8 @@ date, the rating chain (`rating.chain.rate_customer`) gives each customer's fina
 * **activity**: override rate by grade and by analyst, direction and size in notches, the share
   of proposals pending and expired, customers with insufficient data;
 * **outcomes** (for a run whose 12-month window has closed): realised default rate of the
-  customers overridden up, down and not at all, against their model and final PDs;
+  customers overridden up, down and not at all, against their model and final PDs (the final
+  PD is the PD nearest the model's within the final grade's band);
 * **marginal contribution** of judgement: discrimination (AUC, accuracy ratio) of the model
   grade and of the final grade on the same customers and outcomes, with a paired, seeded
   bootstrap confidence interval of the difference.
@@ -14,7 +15,6 @@ date, the rating chain (`rating.chain.rate_customer`) gives each customer's fina
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Final
@@ -91,9 +91,12 @@ class JudgementFindings:
     notes: list[str] = field(default_factory=list)
 
 
-def _band_pd(scale: MasterScale) -> dict[str, float]:
-    """A representative PD per grade: the geometric mean of its band."""
-    return {g.name: math.sqrt(g.lower * g.upper) for g in scale.grades} | {scale.default_grade: 1.0}
+def _final_pd(pd_: float, grade: str, scale: MasterScale) -> float:
+    """The PD nearest the model's within the final grade's band (1 for the default grade)."""
+    if grade == scale.default_grade:
+        return 1.0
+    band = scale.grades[scale.index_of(grade)]
+    return min(max(pd_, band.lower), band.upper)
 
 
 def _valid_assessments(
@@ -221,7 +224,6 @@ def judge_ratings(
     if sufficiency is not None:
         for _, row in sufficiency[~sufficiency["sufficient"]].iterrows():
             enough[str(row["customer_id"])] = sufficiency_from_row(row, config.data_sufficiency)
-    band = _band_pd(scale)
     industry = ratings["industry"] if "industry" in ratings else pd.Series([""] * len(ratings))
     rows = []
     for r, sector in zip(ratings.itertuples(index=False), industry, strict=True):
@@ -260,9 +262,7 @@ def judge_ratings(
                 "override_notches": moved if applied else 0,
                 "direction": "none" if not applied else "up" if moved > 0 else "down",
                 "final_grade": rated.final_grade,
-                "final_pd": float(r.pd)
-                if rated.final_grade == rated.model_grade
-                else band[rated.final_grade],
+                "final_pd": _final_pd(float(r.pd), rated.final_grade, scale),
                 "tier": rated.tier.value,
                 "insufficient_data": rated.insufficient_data,
                 "provisional": rated.provisional,
