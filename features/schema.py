@@ -73,6 +73,9 @@ STATEMENT_AMOUNTS: Final[tuple[str, ...]] = (
 )
 """The amount columns of a financial statement, in contract order."""
 
+OVERRIDE_KINDS: Final[tuple[str, ...]] = ("override", "expert_rating")
+OVERRIDE_STATUSES: Final[tuple[str, ...]] = ("proposed", "approved", "rejected", "expired")
+
 TABLES: Final[tuple[str, ...]] = (
     "customers",
     "financial_statements",
@@ -254,6 +257,105 @@ DEFAULTS = pa.DataFrameSchema(
     name="defaults",
 )
 
+ASSESSMENTS = pa.DataFrameSchema(
+    {
+        "assessment_id": pa.Column(str, _ID),
+        "customer_id": pa.Column(str, _ID),
+        "assessed_on": _date(description="day the assessment was made (known from then on)"),
+        "valid_until": _date(description="first day it no longer applies (next review date)"),
+        "analyst": pa.Column(str, _ID, description="who answered the questionnaire"),
+        "questionnaire_version": pa.Column(str, _ID),
+        "factor": pa.Column(str, _ID, description="factor code of the questionnaire version"),
+        "answer": pa.Column(str, _ID, description="answer code of that factor"),
+    },
+    checks=[
+        pa.Check(
+            lambda df: df["valid_until"] > df["assessed_on"], name="valid_until > assessed_on"
+        ),
+        pa.Check(
+            lambda df: (
+                df.groupby("assessment_id")[
+                    [
+                        "customer_id",
+                        "assessed_on",
+                        "valid_until",
+                        "analyst",
+                        "questionnaire_version",
+                    ]
+                ]
+                .transform("nunique")
+                .eq(1)
+                .all(axis=1)
+            ),
+            name="one customer, date, analyst and version per assessment_id",
+        ),
+    ],
+    unique=["assessment_id", "factor"],
+    strict=True,
+    coerce=True,
+    name="assessments",
+)
+"""Optional: qualitative assessments in long format, one row per (assessment, factor answered).
+
+Long rather than one column per factor: a new questionnaire version adds or drops factors
+without changing the contract; factor and answer codes are checked against the questionnaire
+of ``questionnaire_version`` when an assessment is scored."""
+
+OVERRIDES = pa.DataFrameSchema(
+    {
+        "override_id": pa.Column(str, _ID, unique=True),
+        "customer_id": pa.Column(str, _ID),
+        "kind": pa.Column(str, pa.Check.isin(OVERRIDE_KINDS)),
+        "proposed_on": _date(description="day proposed (known from then on)"),
+        "proposer": pa.Column(str, _ID),
+        "model_grade": pa.Column(str, _ID, description="model grade when proposed"),
+        "base_grade": pa.Column(str, _ID, description="model-plus-qualitative grade when proposed"),
+        "proposed_grade": pa.Column(str, _ID),
+        "reason_code": pa.Column(str, _ID),
+        "status": pa.Column(
+            str, pa.Check.isin(OVERRIDE_STATUSES), description="latest status in the extract"
+        ),
+        "approver": pa.Column(str, _ID, nullable=True, description="who approved or rejected"),
+        "decided_on": _date(nullable=True),
+        "valid_until": _date(nullable=True, description="approved: first day it no longer applies"),
+    },
+    checks=[
+        pa.Check(
+            lambda df: (
+                ~df["status"].isin(["approved", "rejected"])
+                | (df["approver"].notna() & df["decided_on"].notna())
+            ),
+            name="a decision has its approver and decided_on",
+        ),
+        pa.Check(
+            lambda df: (df["status"] != "approved") | df["valid_until"].notna(),
+            name="an approval has valid_until",
+        ),
+        pa.Check(
+            lambda df: (
+                df["approver"].isna()
+                | (df["approver"].str.casefold() != df["proposer"].str.casefold())
+            ),
+            name="approver differs from proposer (four eyes)",
+        ),
+        pa.Check(
+            lambda df: df["decided_on"].isna() | (df["decided_on"] >= df["proposed_on"]),
+            name="decided_on >= proposed_on",
+        ),
+        pa.Check(
+            lambda df: df["proposed_grade"] != df["base_grade"],
+            name="proposed_grade differs from base_grade",
+        ),
+    ],
+    strict=True,
+    coerce=True,
+    name="overrides",
+)
+"""Optional: override proposals (and expert ratings) with their latest decision."""
+
+OPTIONAL_TABLES: Final[tuple[str, ...]] = ("assessments", "overrides")
+"""Tables a raw folder may hold; a folder without them is valid (no human judgement)."""
+
 SCHEMAS: Final[dict[str, pa.DataFrameSchema]] = {
     "customers": CUSTOMERS,
     "financial_statements": FINANCIAL_STATEMENTS,
@@ -261,6 +363,8 @@ SCHEMAS: Final[dict[str, pa.DataFrameSchema]] = {
     "repayments": REPAYMENTS,
     "transactions": TRANSACTIONS,
     "defaults": DEFAULTS,
+    "assessments": ASSESSMENTS,
+    "overrides": OVERRIDES,
 }
 
 AS_OF_COLUMNS: Final[dict[str, tuple[str, ...]]] = {
@@ -270,5 +374,7 @@ AS_OF_COLUMNS: Final[dict[str, tuple[str, ...]]] = {
     "repayments": ("paid_date",),
     "transactions": ("ts",),
     "defaults": ("default_date",),
+    "assessments": ("assessed_on",),
+    "overrides": ("proposed_on", "decided_on"),
 }
 """Columns that record events and so may not lie after the extract's as-of date."""

@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from scipy.special import expit
 
 from features.io import RawTables, replace_dir
+from features.judgement import JudgementTables, empty_table
 from features.schema import (
     CHANNELS,
     DEFAULT_TYPES,
@@ -43,6 +44,12 @@ from features.schema import (
     SIZE_CLASSES,
     STATEMENT_AMOUNTS,
     TABLES,
+)
+from features.synthetic_judgement import (
+    ASSESSMENTS_ARROW,
+    OVERRIDES_ARROW,
+    JudgementSpec,
+    simulate_judgement,
 )
 
 TRUTH_DIR: Final[str] = "_truth"
@@ -435,6 +442,8 @@ class _Chunk:
     """Customers performing on 1 January, per year of ``_World.years``."""
     cohort_defaults: np.ndarray
     """Of those, customers defaulting within the year."""
+    judgement: dict[str, pa.Table]
+    """Assessments and overrides (empty without a judgement spec)."""
 
 
 @dataclass(frozen=True)
@@ -451,12 +460,18 @@ class _Customers:
 
 
 def _simulate_chunk(
-    config: GeneratorConfig, world: _World, chunk_index: int, first: int, n: int
+    config: GeneratorConfig,
+    world: _World,
+    chunk_index: int,
+    first: int,
+    n: int,
+    judgement: JudgementSpec | None = None,
 ) -> _Chunk:
     """Simulate customers ``first+1 .. first+n`` with their own RNG stream (seed, chunk index).
 
     The draw order is fixed (customers, health, defaults, credit, statements, transactions),
-    so a shock, which only changes health values, leaves every random draw in place.
+    so a shock, which only changes health values, leaves every random draw in place. Human
+    judgement (when ``judgement`` is given) draws from a separate stream (seed, 2, chunk index).
     """
     rng = np.random.default_rng(np.random.SeedSequence(config.seed, spawn_key=(1, chunk_index)))
     digits = max(_CUSTOMER_DIGITS_MIN, len(str(config.customers)))
@@ -496,7 +511,24 @@ def _simulate_chunk(
         default_day[:, None]
         < np.array([_day(date(year + 1, 1, 1)) for year in world.years], dtype=np.int64)
     )
-    return _Chunk(tables, truth, in_cohort.sum(axis=0), defaulted.sum(axis=0))
+    extra = {}
+    if judgement is not None:
+        extra = simulate_judgement(
+            np.random.default_rng(np.random.SeedSequence(config.seed, spawn_key=(2, chunk_index))),
+            judgement,
+            numbers=cust.number,
+            customer_ids=customer_ids.to_numpy(zero_copy_only=False).astype(object),
+            industry=cust.industry,
+            onboarding=cust.onboarding,
+            health=health,
+            quality=cust.mu,
+            pd12=pd12,
+            month_start=world.month_start,
+            end_day=world.end_day,
+            default_day=default_day,
+            industries=INDUSTRIES,
+        )
+    return _Chunk(tables, truth, in_cohort.sum(axis=0), defaulted.sum(axis=0), extra)
 
 
 def _draw_customers(rng: np.random.Generator, world: _World, first: int, n: int) -> _Customers:
@@ -963,8 +995,8 @@ class _Tally:
         self.cohort_defaults = np.zeros(len(world.years), dtype=np.int64)
 
     def add(self, chunk: _Chunk) -> None:
-        for name, table in chunk.tables.items():
-            self.rows[name] += table.num_rows
+        for name, table in (*chunk.tables.items(), *chunk.judgement.items()):
+            self.rows[name] = self.rows.get(name, 0) + table.num_rows
         self.truth_rows += chunk.truth.num_rows
         self.cohort += chunk.cohort
         self.cohort_defaults += chunk.cohort_defaults
@@ -993,20 +1025,51 @@ def generate_tables(config: GeneratorConfig) -> tuple[RawTables, pd.DataFrame]:
     Returns:
         The raw tables and the truth frame (customer_id, month, true_pd_12m, health).
     """
+    raw, truth, _ = _generate_in_memory(config, None)
+    return raw, truth
+
+
+def generate_with_judgement(
+    config: GeneratorConfig, judgement: JudgementSpec
+) -> tuple[RawTables, pd.DataFrame, JudgementTables]:
+    """`generate_tables` plus the optional assessments and overrides tables.
+
+    The raw tables and the truth are the same as `generate_tables` gives for ``config``.
+    """
+    raw, truth, extra = _generate_in_memory(config, judgement)
+    return (
+        raw,
+        truth,
+        extra or JudgementTables(empty_table("assessments"), empty_table("overrides")),
+    )
+
+
+def _generate_in_memory(
+    config: GeneratorConfig, judgement: JudgementSpec | None
+) -> tuple[RawTables, pd.DataFrame, JudgementTables | None]:
     world, plan = _chunks(config)
-    chunks = [_simulate_chunk(config, world, *step) for step in plan]
+    chunks = [_simulate_chunk(config, world, *step, judgement) for step in plan]
     tables = {
         name: pa.concat_tables([chunk.tables[name] for chunk in chunks]).to_pandas()
         for name in TABLES
     }
     truth = pa.concat_tables([chunk.truth for chunk in chunks]).to_pandas()
-    return RawTables.from_mapping(tables), truth
+    extra = None
+    if judgement is not None:
+        extra = JudgementTables(
+            **{
+                name: pa.concat_tables([chunk.judgement[name] for chunk in chunks]).to_pandas()
+                for name in ("assessments", "overrides")
+            }
+        )
+    return RawTables.from_mapping(tables), truth, extra
 
 
 def generate(
     config: GeneratorConfig,
     out_dir: Path | str,
     progress: Callable[[int, int], None] | None = None,
+    judgement: JudgementSpec | None = None,
 ) -> GenerationSummary:
     """Generate a portfolio into ``out_dir`` chunk by chunk, atomically.
 
@@ -1019,6 +1082,8 @@ def generate(
         config: What to generate.
         out_dir: Target raw folder (replaced if it exists).
         progress: Called with (customers done, customers total) after each chunk.
+        judgement: also write the optional ``assessments`` and ``overrides`` tables, drawn
+            from their own random stream (the other tables do not change).
 
     Returns:
         Row counts and yearly default rates of the generated portfolio.
@@ -1032,14 +1097,18 @@ def generate(
         tally = _Tally(world)
         targets = {name: (staging / f"{name}.parquet", SCHEMAS_ARROW[name]) for name in TABLES}
         targets["_truth"] = (staging / TRUTH_DIR / TRUE_PD_FILE, TRUTH_SCHEMA)
+        if judgement is not None:
+            targets["assessments"] = (staging / "assessments.parquet", ASSESSMENTS_ARROW)
+            targets["overrides"] = (staging / "overrides.parquet", OVERRIDES_ARROW)
         writers = {
             name: pq.ParquetWriter(path, schema, **_WRITE_OPTIONS)
             for name, (path, schema) in targets.items()
         }
         try:
             for step in plan:
-                chunk = _simulate_chunk(config, world, *step)
-                for name, table in (*chunk.tables.items(), ("_truth", chunk.truth)):
+                chunk = _simulate_chunk(config, world, *step, judgement)
+                parts = (*chunk.tables.items(), *chunk.judgement.items(), ("_truth", chunk.truth))
+                for name, table in parts:
                     if table.num_rows:
                         writers[name].write_table(table, row_group_size=table.num_rows)
                 tally.add(chunk)

@@ -105,6 +105,18 @@ class OutcomeConfig(_Frozen):
     """One-sided binomial test level against each end of the grade's PD band."""
 
 
+class JudgementMonitoringConfig(_Frozen):
+    """Monitoring of human judgement: activity window and the bootstrap of the AUC difference."""
+
+    activity_months: int = Field(default=12, ge=1, le=120)
+    """Override proposals of this many months before the run count in the activity tables."""
+    bootstrap: int = Field(default=500, ge=50, le=20_000)
+    """Paired bootstrap resamples of the customers for the AUC confidence intervals."""
+    alpha: float = Field(default=0.05, gt=0.0, lt=0.5)
+    """Two-sided level of the confidence intervals."""
+    seed: int = Field(default=42, ge=0)
+
+
 class MonitoringConfig(_Frozen):
     """Everything a monitoring run needs besides its inputs (working defaults)."""
 
@@ -112,6 +124,7 @@ class MonitoringConfig(_Frozen):
     drift: DriftConfig = DriftConfig()
     warnings: WarningConfig = WarningConfig()
     outcomes: OutcomeConfig = OutcomeConfig()
+    judgement: JudgementMonitoringConfig = JudgementMonitoringConfig()
     top_factors: int = Field(default=3, ge=1, le=10)
     """Factors named per migration explanation."""
     lang: Literal["en", "zh"] = "en"

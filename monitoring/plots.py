@@ -126,3 +126,55 @@ def auc_over_time(history: pd.DataFrame) -> bytes:
     ax.set_ylabel("AUC")
     ax.set_xlabel("run date")
     return _png(fig)
+
+
+def judgement_overrides(by_grade: pd.DataFrame) -> bytes:
+    """Overrides in force per grade: upgrades above the axis, downgrades below, and the rate."""
+    fig = Figure(figsize=(7.0, 3.2))
+    ax = fig.add_subplot()
+    x = np.arange(len(by_grade))
+    ax.bar(x, by_grade["up"], color="#27ae60", label="overridden up")
+    ax.bar(x, -by_grade["down"], color="#c0392b", label="overridden down")
+    ax.axhline(0, color="#555", linewidth=0.8)
+    ax.set_xticks(x, [str(g) for g in by_grade["grade"]])
+    ax.set_xlabel("model-plus-qualitative grade")
+    ax.set_ylabel("customers")
+    rate = ax.twinx()
+    rate.plot(x, by_grade["override_rate"], color="#1f4e79", marker="o", label="override rate")
+    rate.set_ylabel("override rate")
+    rate.set_ylim(bottom=0)
+    ax.legend(fontsize=7, loc="upper left")
+    return _png(fig)
+
+
+def judgement_discrimination(table: pd.DataFrame, outcomes: pd.DataFrame) -> bytes:
+    """AUC of the model and final grades with confidence intervals; default rate by direction."""
+    fig = Figure(figsize=(9.0, 3.2))
+    left, right = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    rows = table[table["grade"].isin(["model", "final"])]
+    x = np.arange(len(rows))
+    low = (rows["auc"] - rows["ci_low"]).clip(lower=0)
+    high = (rows["ci_high"] - rows["auc"]).clip(lower=0)
+    left.bar(x, rows["auc"], yerr=[low, high], capsize=6, color=["#95a5a6", "#1f4e79"])
+    left.set_xticks(x, [f"{g} grade" for g in rows["grade"]])
+    left.set_ylim(0.5, 1.0)
+    left.set_ylabel("AUC (95% CI)")
+    diff = table[table["grade"] == "difference"]
+    if len(diff):
+        d = diff.iloc[0]
+        left.set_title(
+            f"final - model: {d['auc']:+.3f} [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]",
+            fontsize=9,
+        )
+    if len(outcomes):
+        xs = np.arange(len(outcomes))
+        width = 0.27
+        right.bar(xs - width, outcomes["default_rate"], width, label="realised", color="#2c3e50")
+        right.bar(xs, outcomes["mean_model_pd"], width, label="model PD", color="#95a5a6")
+        right.bar(xs + width, outcomes["mean_final_pd"], width, label="final PD", color="#5dade2")
+        right.set_xticks(xs, [f"{d} (n={int(n)})" for d, n in zip(
+            outcomes["direction"], outcomes["customers"], strict=True)])  # fmt: skip
+        right.set_ylabel("12-month default rate")
+        right.set_xlabel("override direction")
+        right.legend(fontsize=7)
+    return _png(fig)

@@ -92,9 +92,101 @@ def summary(run: MonitoringRun) -> dict[str, Any]:
             "early_warnings_by_action": action_counts(run.warnings),
             "reviews_overdue": overdue,
             "backtested_runs": len(run.auc_history),
+            "insufficient_data": run.insufficient_data,
+            **_judgement_summary(run),
             "notes": run.notes,
         }
     )
+
+
+def _judgement_summary(run: MonitoringRun) -> dict[str, Any]:
+    """Headline figures of human judgement (empty without judgement tables)."""
+    found = run.judgement
+    if found is None:
+        return {}
+    judged = found.judged
+    result: dict[str, Any] = {
+        "assessed": int(judged["assessment_id"].notna().sum()),
+        "overridden_up": int((judged["direction"] == "up").sum()),
+        "overridden_down": int((judged["direction"] == "down").sum()),
+        "override_proposals_window": int(found.status.get("proposals", 0)),
+        "override_pending_share": found.status.get("proposed_share"),
+        "override_expired_share": found.status.get("expired_share"),
+    }
+    if not found.discrimination.empty:
+        diff = found.discrimination.set_index("grade").loc["difference"]
+        result["judgement_auc_gain"] = float(diff["auc"])
+        result["judgement_auc_gain_ci"] = [float(diff["ci_low"]), float(diff["ci_high"])]
+    return result
+
+
+def _judgement_json(run: MonitoringRun) -> dict[str, Any] | None:
+    found = run.judgement
+    if found is None:
+        return None
+    return {
+        "as_of": _plain(found.as_of),
+        "by_grade": _records(found.by_grade),
+        "by_analyst": _records(found.by_analyst),
+        "size_in_notches": _records(found.size),
+        "status": _plain(found.status),
+        "insufficient_data": found.insufficient,
+        "outcomes_as_of": _plain(found.outcomes_as_of),
+        "outcomes_by_direction": _records(found.outcomes),
+        "discrimination": _records(found.discrimination),
+        "notes": found.notes,
+    }
+
+
+def _judgement_html(run: MonitoringRun) -> list[str]:
+    found = run.judgement
+    parts = ["<h2>Human judgement</h2>"]
+    if found is None:
+        parts.append(
+            "<p class='muted'>no assessments or overrides in the raw folder; "
+            f"{run.insufficient_data:,} performing customers below the data-sufficiency "
+            "rule</p>"
+        )
+        return parts
+    parts.append(
+        f"<p>At {found.as_of}: the rating chain (model grade, qualitative notches, approved "
+        f"overrides) for every customer; {found.insufficient:,} customers below the "
+        "data-sufficiency rule (provisional tier until an expert rating).</p>"
+    )
+    parts.append("<h3>Override proposals of the activity window, by status</h3>")
+    parts.append(_kv(found.status))
+    parts.append("<h3>By grade (overrides in force)</h3>")
+    if found.by_grade["overridden"].sum():
+        parts.append(_img(plots.judgement_overrides(found.by_grade), "overrides by grade"))
+    parts.append(_table(found.by_grade))
+    parts.append("<h3>By analyst</h3>")
+    parts.append(_table(found.by_analyst))
+    parts.append("<h3>Size of the overrides in force, in notches (positive: upgrade)</h3>")
+    parts.append(_table(found.size))
+    parts.append("<h3>Outcomes and marginal contribution of judgement</h3>")
+    if found.outcomes_as_of is None:
+        parts.append(
+            f"<p class='muted'>no stored run is {run.config.outcomes.horizon_months} months "
+            "old yet</p>"
+        )
+    else:
+        parts.append(
+            f"<p>Customers performing at {found.outcomes_as_of}, followed for "
+            f"{run.config.outcomes.horizon_months} months: AUC and accuracy ratio of the model "
+            "grade and of the final grade on the same outcomes; intervals from a paired, "
+            "seeded bootstrap of the customers.</p>"
+        )
+        parts.append(
+            _img(
+                plots.judgement_discrimination(found.discrimination, found.outcomes),
+                "judgement discrimination",
+            )
+        )
+        parts.append(_table(found.discrimination))
+        parts.append(_table(found.outcomes))
+    if found.notes:
+        parts.append("<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in found.notes) + "</ul>")
+    return parts
 
 
 def to_json(run: MonitoringRun) -> dict[str, Any]:
@@ -114,6 +206,7 @@ def to_json(run: MonitoringRun) -> dict[str, Any]:
         "outcomes_by_grade": _records(run.grade_outcomes),
         "auc_over_time": _records(run.auc_history),
         "early_warnings": _records(run.warnings),
+        "human_judgement": _judgement_json(run),
         "review_schedule": {
             "by_tier": _records(by_tier),
             "next_30_days": int(
@@ -248,6 +341,7 @@ def render_html(run: MonitoringRun) -> str:
         parts.append(_table(run.auc_history))
         parts.append(_table(run.grade_outcomes))
 
+    parts.extend(_judgement_html(run))
     parts.append("<h2>Early warnings</h2>")
     parts.append(_kv(action_counts(run.warnings)))
     parts.append(_table(run.warnings))
@@ -292,4 +386,9 @@ def write_report(run: MonitoringRun, out_dir: Path | str) -> dict[str, Path]:
     drift.to_csv(paths["drift"], index=False)
     run.warnings.to_csv(paths["warnings"], index=False)
     run.schedule.to_csv(paths["schedule"], index=False)
+    if run.judgement is not None:
+        paths["judgement"] = out / "judgement.csv"
+        paths["judgement_by_analyst"] = out / "judgement_by_analyst.csv"
+        run.judgement.judged.to_csv(paths["judgement"], index=False)
+        run.judgement.by_analyst.to_csv(paths["judgement_by_analyst"], index=False)
     return paths

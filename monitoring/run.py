@@ -19,18 +19,22 @@ import numpy as np
 import pandas as pd
 
 from features.io import RawTables
+from features.judgement import JudgementTables
 from features.spec import FeatureSpec
 from monitoring.config import DEFAULT_STORE, MonitoringConfig, MonitoringError
 from monitoring.drift import DRIFT_COLUMNS, drift_table, has_reference
+from monitoring.judgement import JudgementFindings, monitor_judgement
 from monitoring.migration import TIER_LABELS, MigrationMatrix, explain_moves, migration_matrix
 from monitoring.outcomes import AUC_COLUMNS, GRADE_OUTCOME_COLUMNS, grade_outcomes, is_due
 from monitoring.store import RATING_COLUMNS, MonitoringStore, RunInfo, StoredRun
 from monitoring.warnings import early_warnings, review_schedule
 from rating.bundle import Bundle
+from rating.judgement import JudgementConfig
 from rating.model import RatingModel
 from rating.policy import RatingPolicy, Tier
 from rating.portfolio import PortfolioRating, Progress, as_model, rate_portfolio
 from rating.scale import MasterScale
+from rating.sufficiency import data_sufficiency
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,10 @@ class MonitoringRun:
     notes: list[str] = field(default_factory=list)
     score_edges: list[float] = field(default_factory=list)
     """Inner PD bin edges of the reference (for the score distribution chart)."""
+    insufficient_data: int = 0
+    """Performing customers below the data-sufficiency rule at ``as_of``."""
+    judgement: JudgementFindings | None = None
+    """Monitoring of human judgement (when the raw folder holds assessments or overrides)."""
 
     @property
     def run_id(self) -> str:
@@ -169,6 +177,8 @@ def run_monitoring(
     *,
     progress: Progress | None = None,
     created_at: datetime | None = None,
+    judgement: JudgementTables | None = None,
+    judgement_config: JudgementConfig | None = None,
 ) -> MonitoringRun:
     """Re-rate the portfolio at ``as_of``, store the run and compare it with the previous one.
 
@@ -183,6 +193,8 @@ def run_monitoring(
         config: monitoring settings.
         progress: optional callback ``(done, total)`` of the rating.
         created_at: timestamp recorded with the run (default: now, UTC).
+        judgement: assessments and overrides (see `monitoring.judgement`); None: none kept.
+        judgement_config: questionnaire, override and data-sufficiency settings.
 
     Returns:
         The stored run's findings.
@@ -265,6 +277,21 @@ def run_monitoring(
     schedule = review_schedule(ratings, store.last_reviews(as_of), model.policy, as_of)
     warnings = early_warnings(ratings, previous_ratings, schedule, texts, config.warnings)
     by_grade, auc_history = _outcomes(store, raw, as_of, model.scale, config)
+    judgement_config = judgement_config or JudgementConfig()
+    sufficiency = data_sufficiency(
+        ratings["customer_id"],
+        raw.financial_statements,
+        raw.credit_facilities,
+        raw.transactions,
+        as_of,
+        judgement_config.data_sufficiency,
+    )
+    insufficient = int((~sufficiency["sufficient"].to_numpy() & performing).sum())
+    findings = None
+    if judgement is not None:
+        findings = _judgement(
+            store, raw, ratings, as_of, model, judgement, judgement_config, sufficiency, config
+        )
     return MonitoringRun(
         info=info,
         previous=previous_info,
@@ -284,4 +311,41 @@ def run_monitoring(
         config=config,
         notes=notes,
         score_edges=[float(e) for e in bundle.reference.get("score", {}).get("edges", [])],
+        insufficient_data=insufficient,
+        judgement=findings,
+    )
+
+
+def _judgement(
+    store: MonitoringStore,
+    raw: RawTables,
+    ratings: pd.DataFrame,
+    as_of: date,
+    model: RatingModel,
+    judgement: JudgementTables,
+    judgement_config: JudgementConfig,
+    sufficiency: pd.DataFrame,
+    config: MonitoringConfig,
+) -> JudgementFindings:
+    """Human judgement at ``as_of``, with the outcomes of the latest run old enough."""
+    horizon = config.outcomes.horizon_months
+    due = [i for i in store.runs_up_to(as_of) if is_due(i.as_of, as_of, horizon)]
+    past = None
+    if due:
+        latest = due[-1]
+        columns = ["customer_id", "industry", "pd", "grade", "in_default", "hard_rules"]
+        past = (store.ratings_of([latest.run_id], columns).drop(columns="run_id"), latest.as_of)
+    known = raw.defaults[pd.to_datetime(raw.defaults["default_date"]) <= pd.Timestamp(as_of)]
+    return monitor_judgement(
+        ratings,
+        as_of,
+        judgement,
+        model.scale,
+        model.policy,
+        judgement_config,
+        config.judgement,
+        sufficiency=sufficiency,
+        past=past,
+        defaults=known,
+        horizon_months=horizon,
     )

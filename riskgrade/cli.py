@@ -119,7 +119,9 @@ def generate(
         def report(done: int, total: int) -> None:
             progress.update(task, completed=done, total=total)
 
-        summary = run_generate(config, target, progress=report)
+        summary = run_generate(
+            config, target, progress=report, judgement=settings.rating.generator_spec()
+        )
     console.print(
         rows_table(
             f"Wrote {target}",

@@ -164,6 +164,7 @@ def register(app: typer.Typer) -> None:
         import pandas as pd
         from rich.progress import Progress
 
+        from features.judgement import load_judgement
         from monitoring.config import MonitoringConfig
         from monitoring.report import write_report
         from monitoring.run import run_monitoring
@@ -182,6 +183,7 @@ def register(app: typer.Typer) -> None:
         # The folder as known at as_of: a later extract gives the same run (older runs are
         # back-tested with the defaults known at as_of).
         tables = _read_at(raw, day).tables
+        judgement = load_judgement(raw, day, tables.customers["customer_id"])
         with Progress(console=err_console, transient=True) as progress:
             task = progress.add_task("rating", total=None)
             run = run_monitoring(
@@ -192,6 +194,8 @@ def register(app: typer.Typer) -> None:
                 previous,
                 MonitoringConfig(lang=lang),  # type: ignore[arg-type]
                 progress=lambda done, total: progress.update(task, completed=done, total=total),
+                judgement=judgement,
+                judgement_config=settings.rating.judgement,
             )
         _print_run(run, rows)
         target = out or settings.paths.reports / "monitoring" / run.run_id

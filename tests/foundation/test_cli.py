@@ -61,9 +61,16 @@ def test_generate_writes_a_valid_folder(tmp_path: Path) -> None:
             "repayments",
             "transactions",
             "defaults",
+            "assessments",
+            "overrides",
         )
     )
     assert (out / "_truth" / "true_pd.parquet").is_file()
+    # the optional judgement tables hold to their contract
+    from features.judgement import load_judgement
+
+    judgement = load_judgement(out)
+    assert judgement is not None and len(judgement.assessments) > 0
 
 
 def test_invalid_generator_setting_names_the_field(tmp_path: Path) -> None:
