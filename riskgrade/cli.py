@@ -75,7 +75,7 @@ def _read_at(raw_dir: Path, day: date) -> PointInTimeRaw:
 
     known = load_raw_at(raw_dir, day)
     if not known.cut.empty:
-        err_console.print(known.cut.summary(), soft_wrap=True)
+        err_console.print(known.cut.summary())
     return known
 
 

@@ -63,7 +63,7 @@ def test_given_an_80_column_terminal_when_monitor_prints_then_tables_fit_and_nam
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     # Then no line is wider than the terminal
-    assert max(len(line) for line in lines) <= 80
+    assert max(len(line) for line in lines) <= 80, [s for s in lines if len(s) > 80]
     folder = tmp_path / "reports" / "monitoring" / "R20231231-01"
     # And every drifting feature shown is named in full
     drift = pd.read_csv(folder / "drift.csv")
