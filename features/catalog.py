@@ -49,7 +49,7 @@ from features.groups.common import (
     FeatureFrames,
     FeatureInputError,
     as_date,
-    customer_base,
+    customer_base_plan,
     customer_chunks,
     read_customer_ids,
     read_frames,
@@ -468,7 +468,16 @@ def compute_features_pl(
     one = _one_customer(frames)
     if one is not None:
         return _compute_one(one, as_of, config)
-    joined = customer_base(frames, as_of).lazy()
+    return feature_plan(frames, as_of, config).collect(engine=ENGINE)
+
+
+def feature_plan(frames: FeatureFrames, as_of: date, config: FeatureConfig) -> pl.LazyFrame:
+    """The batch query of all features at ``as_of``: each group's plan joined on the base.
+
+    The one query every batch engine runs: polars collects it; the Spark engine
+    (:mod:`features.spark`) translates the same plan, built over empty frames, to Spark.
+    """
+    joined = customer_base_plan(frames.customers.lazy(), as_of)
     for group in GROUPS.values():
         joined = joined.join(
             group.plan(frames, as_of, config, BY_CUSTOMER),
@@ -476,7 +485,7 @@ def compute_features_pl(
             how="left",
             maintain_order="left",
         )
-    return joined.select("customer_id", *_finishing(as_of, config)).collect(engine=ENGINE)
+    return joined.select("customer_id", *_finishing(as_of, config))
 
 
 def compute_features_chunked(
