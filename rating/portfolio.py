@@ -125,18 +125,27 @@ def iter_rated_chunks(
     check_model_features(model)
     frames = to_frames(raw)
     ids = portfolio_ids(frames, as_of)
-    columns = model.spec.names
-    flag_names = [f for f in model.policy.flag_names if f in FEATURE_SPEC.names]
     done = 0
     for chunk in _split_frames(frames, ids, chunk_size):
-        features = compute_features_pl(chunk, as_of).fill_null(float("nan"))
-        x = np.ascontiguousarray(features.select(columns).to_numpy(), dtype=np.float64)
-        flags = {f: features.get_column(f).to_numpy().astype(np.float64) for f in flag_names}
-        result = model.score(x, flags)
-        done += len(result)
-        yield RatedChunk(features.get_column("customer_id").to_list(), x, result)
+        rated = rate_features(compute_features_pl(chunk, as_of), model)
+        done += len(rated.result)
+        yield rated
         if progress is not None:
             progress(done, len(ids))
+
+
+def rate_features(features: pl.DataFrame, model: RatingModel) -> RatedChunk:
+    """Rate customers from their features (``customer_id`` and the catalog's features).
+
+    The step every batch engine shares after the features: the polars chunks here, and each
+    Spark partition of ``serving.spark_batch``.
+    """
+    features = features.fill_null(float("nan"))
+    x = np.ascontiguousarray(features.select(model.spec.names).to_numpy(), dtype=np.float64)
+    flag_names = [f for f in model.policy.flag_names if f in FEATURE_SPEC.names]
+    flags = {f: features.get_column(f).to_numpy().astype(np.float64) for f in flag_names}
+    result = model.score(x, flags)
+    return RatedChunk(features.get_column("customer_id").to_list(), x, result)
 
 
 def _adverse(reasons: list[Reason]) -> list[Reason]:

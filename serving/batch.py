@@ -13,6 +13,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from features.groups.common import FeatureFrames
@@ -23,7 +24,7 @@ from rating.policy import Tier
 from rating.portfolio import Progress, as_model, chunk_table, defaults_at, iter_rated_chunks
 from serving.engine import Engine
 
-__all__ = ["BatchError", "Progress", "request_example", "score_portfolio"]
+__all__ = ["BatchError", "Progress", "mark_in_default", "request_example", "score_portfolio"]
 
 
 class BatchError(ValueError):
@@ -68,12 +69,17 @@ def score_portfolio(
     table = pd.concat(out, ignore_index=True) if out else pd.DataFrame()
     if isinstance(raw, RawTables) and not table.empty:
         in_default = table["customer_id"].isin(defaults_at(raw.defaults, as_of).index)
-        table["in_default"] = in_default.to_numpy()
-        table.loc[in_default, "grade"] = model.scale.default_grade
-        table.loc[in_default, "tier"] = Tier.RESTRICTED.value
+        mark_in_default(table, in_default.to_numpy(), model)
     table["model_version"] = engine.model_version
     table["bundle_hash"] = engine.bundle_hash
     return table
+
+
+def mark_in_default(table: pd.DataFrame, in_default: np.ndarray, model: RatingModel) -> None:
+    """Add ``in_default``; customers in default get the default grade and restricted tier."""
+    table["in_default"] = in_default
+    table.loc[in_default, "grade"] = model.scale.default_grade
+    table.loc[in_default, "tier"] = Tier.RESTRICTED.value
 
 
 def _iso(value: Any) -> str | None:

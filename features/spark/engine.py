@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import date
@@ -61,6 +62,10 @@ def spark_session(config: SparkConfig, master: str | None = None) -> SparkSessio
         builder = builder.remote(master)
     elif master:
         builder = builder.master(master)
+    if master.startswith("local"):
+        # Local Python workers run this interpreter (riskgrade and its locked dependencies);
+        # PySpark reads the variable when the context starts.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     for key, value in config.conf.items():
         builder = builder.config(key, value)
     return builder.getOrCreate()
