@@ -195,7 +195,7 @@ def read_dataset(path: Path | str) -> pd.DataFrame:
     frame = (
         pl.scan_parquet(path / "snapshot_date=*" / "*.parquet", hive_partitioning=True)
         .with_columns(pl.col("snapshot_date").cast(pl.Date))
-        .sort(*KEYS)
+        .sort("snapshot_date", "customer_id")
         .collect()
     )
     out = frame.select(*KEYS, *FEATURE_SPEC.names, SHORT_HISTORY, LABEL).to_pandas()

@@ -51,6 +51,10 @@ _SPARK_TYPES: dict[type[pl.DataType], str] = {
 """Normalised polars type of a feature column -> its Spark type."""
 
 
+class SparkEngineError(ValueError):
+    """Spark cannot be started or reached."""
+
+
 def spark_session(config: SparkConfig, master: str | None = None) -> SparkSession:
     """A Spark session: ``master`` (or ``config.master``), ``sc://...`` for Spark Connect.
 
@@ -68,7 +72,12 @@ def spark_session(config: SparkConfig, master: str | None = None) -> SparkSessio
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     for key, value in config.conf.items():
         builder = builder.config(key, value)
-    return builder.getOrCreate()
+    try:
+        return builder.getOrCreate()
+    except Exception as error:  # e.g. no Java runtime, an unreachable master
+        raise SparkEngineError(
+            f"cannot start Spark (master {master or 'from spark-submit'}): {error}"
+        ) from None
 
 
 def _join_path(root: str, name: str) -> str:
