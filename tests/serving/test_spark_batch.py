@@ -60,3 +60,37 @@ def test_executors_check_the_shipped_bundle_against_the_driver_hash(spark, bundl
     assert _executor_model(name, bundle.bundle_hash).bundle.bundle_hash == bundle.bundle_hash
     with pytest.raises(BundleError):
         _executor_model(name, "0" * 64)
+
+
+def test_score_command_on_spark_writes_the_polars_columns(
+    spark, portfolio: RawTables, as_of: date, bundle: Bundle, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    import yaml
+    from typer.testing import CliRunner
+
+    from riskgrade.cli import app
+
+    # Given a raw folder, a bundle folder and params
+    write_raw(portfolio, tmp_path / "raw")
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"paths": {"bundles": str(tmp_path / "bundles")}}))
+    out = tmp_path / "ratings"
+    # When riskgrade score runs on Spark
+    args = [
+        "score",
+        "--engine",
+        "spark",
+        "--spark-master",
+        "local[2]",
+        "--raw",
+        str(tmp_path / "raw"),
+    ]
+    args += ["--as-of", as_of.isoformat(), "--bundle", str(bundle.path), "--out", str(out)]
+    result = CliRunner().invoke(app, [*args, "--params", str(params)])
+    # Then one as_of partition holds every customer with the polars path's columns
+    assert result.exit_code == 0, f"{result.output}\n{result.exception!r}"
+    written = pd.read_parquet(out / f"as_of={as_of.isoformat()}")
+    expected = score_portfolio(portfolio, as_of, bundle.path)
+    assert set(written.columns) == set(expected.columns) - {"as_of"}
+    assert sorted(written["customer_id"]) == sorted(expected["customer_id"])
+    assert "Customers by tier" in result.output
