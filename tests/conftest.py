@@ -39,6 +39,7 @@ def spark():  # type: ignore[no-untyped-def]
         "spark.ui.enabled": "false",
         "spark.ui.showConsoleProgress": "false",
         "spark.driver.memory": "1g",
+        "spark.sql.adaptive.enabled": "false",  # tiny test data: re-planning costs more
     }
     session = spark_session(defaults.model_copy(update={"conf": conf}), "local[2]")
     session.sparkContext.setLogLevel("ERROR")

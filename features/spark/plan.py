@@ -272,9 +272,10 @@ class _Expressions:
         default = self.expr(inputs[3]) if len(inputs) > 3 and inputs[3] else F.lit(None)
         if not isinstance(old, list) or not isinstance(new, list):
             raise UntranslatableError("replace_strict without list literals")
-        return category_codes(column, dict(zip(old, new, strict=True)), default).cast(
-            _SPARK_TYPES[_single(options["return_dtype"])[1]]
-        )
+        codes = category_codes(column, dict(zip(old, new, strict=True)), default)
+        if options.get("return_dtype") is None:
+            return codes
+        return codes.cast(_SPARK_TYPES[_single(options["return_dtype"])[1]])
 
     def aggregate(self, node: Node, window: Any) -> Column:
         def over(column: Column) -> Column:

@@ -80,14 +80,42 @@ def test_spark_features_equal_polars_on_the_sample_portfolio(
     _assert_parity(got, expected)
 
 
+def _namespaced(raw: RawTables, suffix: str) -> RawTables:
+    """The same records under ids ending in ``suffix`` (an independent customer)."""
+    tables = {}
+    for name, frame in raw.items():
+        frame = frame.copy()
+        for column in ("customer_id", "facility_id", "txn_id"):
+            if column in frame.columns:
+                frame[column] = frame[column].astype("str") + suffix
+        tables[name] = frame
+    return RawTables(**tables)
+
+
 def test_point_in_time_records_after_as_of_change_nothing_on_spark(spark) -> None:  # type: ignore[no-untyped-def]
-    # Given the point-in-time cases of the polars tests (tests/features/test_point_in_time.py)
-    before = _spark_features(spark, _base(), AS_OF)
-    pd.testing.assert_frame_equal(before, compute_features(_base(), AS_OF))
-    for case, (table, rows) in FUTURE.items():
-        # When a record dated after as_of is appended, then no feature changes on Spark either
-        after = _spark_features(spark, _append(_base(), table, rows), AS_OF)
-        pd.testing.assert_frame_equal(before, after, obj=case)
+    # Given the point-in-time cases of the polars tests (tests/features/test_point_in_time.py),
+    # each as its own customer of one portfolio (features are per customer: one Spark query)
+    cases = {"base": _base()} | {
+        case: _append(_base(), table, rows) for case, (table, rows) in FUTURE.items()
+    }
+    parts = [_namespaced(raw, f"|{case}") for case, raw in cases.items()]
+    portfolio = RawTables(
+        **{
+            name: pd.concat([getattr(p, name) for p in parts], ignore_index=True)
+            for name, _ in parts[0].items()
+        }
+    )
+    # When Spark computes the features at as_of
+    got = _spark_features(spark, portfolio, AS_OF).set_index("customer_id")
+    # Then the base customer's row is polars', and no record dated after as_of changes it
+    base = got.loc["a|base"]
+    expected = compute_features(_base(), AS_OF).iloc[0]
+    pd.testing.assert_series_equal(
+        base.drop("as_of"), expected.drop(["customer_id", "as_of"]), check_names=False
+    )
+    assert not any(index.startswith("z|") for index in got.index)  # onboarded later
+    for case in FUTURE:
+        pd.testing.assert_series_equal(got.loc[f"a|{case}"], base, check_names=False, obj=case)
 
 
 def test_statement_invisible_before_published_date_on_spark(spark) -> None:  # type: ignore[no-untyped-def]
