@@ -21,6 +21,7 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
+import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from features.catalog import FEATURE_SPEC, compute_features
@@ -104,9 +105,19 @@ def snapshot_dates(raw: RawTables, config: DatasetConfig) -> list[date]:
     Raises:
         DatasetError: if the range is empty or a snapshot's label window runs past the data.
     """
-    extract = _extract_date(raw)
+    return snapshot_range(_extract_date(raw), _first_activity(raw), config)
+
+
+def snapshot_range(
+    extract: pd.Timestamp, first_activity: pd.Timestamp, config: DatasetConfig
+) -> list[date]:
+    """The snapshot dates between the observed window's start and the extract date.
+
+    Raises:
+        DatasetError: if the range is empty or a snapshot's label window runs past the data.
+    """
     horizon = pd.DateOffset(months=config.label_horizon_months)
-    first = config.first_snapshot or (_first_activity(raw) + pd.DateOffset(months=12)).date()
+    first = config.first_snapshot or (first_activity + pd.DateOffset(months=12)).date()
     last = config.last_snapshot or (extract - horizon).date()
     if pd.Timestamp(last) + horizon > extract:
         raise DatasetError(
@@ -162,6 +173,35 @@ def build_dataset(
             progress(done, len(dates))
     dataset = pd.concat(parts, ignore_index=True)
     return dataset[[*KEYS, *FEATURE_SPEC.names, SHORT_HISTORY, LABEL]]
+
+
+def read_dataset(path: Path | str) -> pd.DataFrame:
+    """A training set: a dataset folder, its Parquet file, or a Spark-written partitioned folder.
+
+    A partitioned folder (``snapshot_date=<date>/part-*.parquet``, from ``riskgrade features
+    build --engine spark``) is read into the same columns, types and row order as
+    :func:`build_dataset` produces.
+
+    Raises:
+        DatasetError: if there is no dataset at ``path``.
+    """
+    path = Path(path)
+    if path.is_dir() and (path / DATASET_FILE).is_file():
+        path = path / DATASET_FILE
+    if path.is_file():
+        return pd.read_parquet(path)
+    if not path.is_dir() or not any(path.glob("snapshot_date=*/*.parquet")):
+        raise DatasetError(f"no dataset at {path} (expected a dataset folder or parquet file)")
+    frame = (
+        pl.scan_parquet(path / "snapshot_date=*" / "*.parquet", hive_partitioning=True)
+        .with_columns(pl.col("snapshot_date").cast(pl.Date))
+        .sort("snapshot_date", "customer_id")
+        .collect()
+    )
+    out = frame.select(*KEYS, *FEATURE_SPEC.names, SHORT_HISTORY, LABEL).to_pandas()
+    out["customer_id"] = out["customer_id"].astype("str")
+    out["snapshot_date"] = out["snapshot_date"].astype("datetime64[ns]")
+    return out.astype({SHORT_HISTORY: "int8", LABEL: "int8"})
 
 
 def content_hash(dataset: pd.DataFrame) -> str:

@@ -50,6 +50,7 @@ from features.groups.common import (
     FeatureInputError,
     as_date,
     customer_base,
+    customer_base_plan,
     customer_chunks,
     read_customer_ids,
     read_frames,
@@ -468,7 +469,27 @@ def compute_features_pl(
     one = _one_customer(frames)
     if one is not None:
         return _compute_one(one, as_of, config)
-    joined = customer_base(frames, as_of).lazy()
+    # The customer base eagerly first: a lazy base made the streaming query ~2x slower.
+    base = customer_base(frames, as_of).lazy()
+    return feature_plan(frames, as_of, config, base).collect(engine=ENGINE)
+
+
+def feature_plan(
+    frames: FeatureFrames, as_of: date, config: FeatureConfig, base: pl.LazyFrame | None = None
+) -> pl.LazyFrame:
+    """The batch query of all features at ``as_of``: each group's plan joined on the base.
+
+    The one query every batch engine runs: polars collects it; the Spark engine
+    (:mod:`features.spark`) translates the same plan, built over empty frames, to Spark.
+
+    Args:
+        frames: The feature frames.
+        as_of: The point in time.
+        config: Feature constants.
+        base: The customer ids to rate, already computed (by default the lazy
+            ``customer_base_plan`` over ``frames.customers``, part of the query).
+    """
+    joined = customer_base_plan(frames.customers.lazy(), as_of) if base is None else base
     for group in GROUPS.values():
         joined = joined.join(
             group.plan(frames, as_of, config, BY_CUSTOMER),
@@ -476,7 +497,7 @@ def compute_features_pl(
             how="left",
             maintain_order="left",
         )
-    return joined.select("customer_id", *_finishing(as_of, config)).collect(engine=ENGINE)
+    return joined.select("customer_id", *_finishing(as_of, config))
 
 
 def compute_features_chunked(

@@ -13,7 +13,7 @@ contribution vector of every customer, which migration explanations and drift ne
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -144,20 +144,35 @@ def iter_rated_chunks(
     check_model_features(model)
     frames = to_frames(raw)
     ids = portfolio_ids(frames, as_of)
-    columns = model.spec.names
-    flag_names = [f for f in model.policy.flag_names if f in FEATURE_SPEC.names]
     in_default = default_statuses(raw.defaults, as_of) if isinstance(raw, RawTables) else {}
     done = 0
     for chunk in _split_frames(frames, ids, chunk_size):
-        features = compute_features_pl(chunk, as_of).fill_null(float("nan"))
-        x = np.ascontiguousarray(features.select(columns).to_numpy(), dtype=np.float64)
-        flags = {f: features.get_column(f).to_numpy().astype(np.float64) for f in flag_names}
-        chunk_ids = features.get_column("customer_id").to_list()
-        result = model.score(x, flags, defaults=[in_default.get(c) for c in chunk_ids])
-        done += len(result)
-        yield RatedChunk(chunk_ids, x, result)
+        rated = rate_features(compute_features_pl(chunk, as_of), model, in_default)
+        done += len(rated.result)
+        yield rated
         if progress is not None:
             progress(done, len(ids))
+
+
+def rate_features(
+    features: pl.DataFrame,
+    model: RatingModel,
+    defaults: Mapping[str, DefaultStatus] | None = None,
+) -> RatedChunk:
+    """Rate customers from their features (``customer_id`` and the catalog's features).
+
+    The step every batch engine shares after the features: the polars chunks here, and each
+    Spark partition of ``serving.spark_batch``. ``defaults`` holds the customers in default at
+    the rating date (`default_statuses`); they get the default grade (`RatingModel.score`).
+    """
+    features = features.fill_null(float("nan"))
+    x = np.ascontiguousarray(features.select(model.spec.names).to_numpy(), dtype=np.float64)
+    flag_names = [f for f in model.policy.flag_names if f in FEATURE_SPEC.names]
+    flags = {f: features.get_column(f).to_numpy().astype(np.float64) for f in flag_names}
+    ids = features.get_column("customer_id").to_list()
+    statuses = defaults or {}
+    result = model.score(x, flags, defaults=[statuses.get(c) for c in ids])
+    return RatedChunk(ids, x, result)
 
 
 def chunk_table(

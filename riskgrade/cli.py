@@ -6,6 +6,7 @@ Heavy packages are imported inside the commands so that ``riskgrade --help`` sta
 from __future__ import annotations
 
 import os
+import re
 import sys
 from datetime import date
 from enum import StrEnum
@@ -59,6 +60,38 @@ def _params(path: Path) -> Params:
 
 def _parse_date(value: str | None, option: str) -> date | None:
     return None if value is None else _require_date(value, option)
+
+
+class EngineName(StrEnum):
+    """Where features and batch scores are computed."""
+
+    polars = "polars"
+    spark = "spark"
+
+
+EngineOption = Annotated[
+    EngineName, typer.Option(help="polars (one machine) or spark (reads and writes Parquet)")
+]
+SparkMasterOption = Annotated[
+    str | None,
+    typer.Option(help="with --engine spark: local[*], spark://..., yarn, sc://... (params)"),
+]
+
+
+def _uri(path: Path) -> str:
+    """A path option as Spark reads it (``Path`` folds ``s3a://b/k`` into ``s3a:/b/k``)."""
+    return re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*):/(?!/)", r"\1://", str(path))
+
+
+def _spark_session(settings: Params, master: str | None) -> object:
+    try:
+        from features.spark.engine import spark_session
+    except ImportError as error:
+        raise typer.BadParameter(
+            f"needs the optional spark extra (pip install 'riskgrade[spark]'): {error}",
+            param_hint="--engine",
+        ) from None
+    return spark_session(settings.spark, master)
 
 
 def _require_date(value: str, option: str) -> date:
@@ -210,13 +243,23 @@ app.add_typer(features_app, name="features")
 def features_at(
     raw: Annotated[Path, typer.Option(help="raw folder")],
     as_of: Annotated[str, typer.Option(help="feature date, YYYY-MM-DD")],
-    out: Annotated[Path, typer.Option(help="Parquet or CSV file to write")],
+    out: Annotated[Path, typer.Option(help="Parquet or CSV file (spark: a folder) to write")],
+    engine: EngineOption = EngineName.polars,
+    spark_master: SparkMasterOption = None,
+    params: ParamsOption = DEFAULT_PARAMS_PATH,
 ) -> None:
     """Features of every customer at one date (customer_id, as_of, then the features)."""
     from features.catalog import compute_features
     from features.io import write_parquet_atomic
 
     day = _require_date(as_of, "--as-of")
+    if engine is EngineName.spark:
+        from features.spark.engine import features_at as spark_features_at
+
+        session = _spark_session(_params(params), spark_master)
+        count = spark_features_at(session, _uri(raw), day, _uri(out))  # type: ignore[arg-type]
+        console.print(f"wrote {count:,} customers to {out}/as_of={day} (Spark)")
+        return
     frame = compute_features(_read_at(raw, day).tables, day)
     if out.suffix == ".csv":
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -230,6 +273,8 @@ def features_at(
 def features_build(
     raw: Annotated[Path | None, typer.Option(help="raw folder (default from params)")] = None,
     out: Annotated[Path | None, typer.Option(help="dataset folder (default from params)")] = None,
+    engine: EngineOption = EngineName.polars,
+    spark_master: SparkMasterOption = None,
     params: ParamsOption = DEFAULT_PARAMS_PATH,
 ) -> None:
     """The training set: (customer, snapshot) rows, features and the 12-month default label."""
@@ -240,6 +285,13 @@ def features_build(
 
     settings = _params(params)
     raw_dir, out_dir = raw or settings.paths.raw, out or settings.paths.dataset
+    if engine is EngineName.spark:
+        from features.spark.engine import build_dataset_spark
+
+        session = _spark_session(settings, spark_master)
+        dates = build_dataset_spark(session, _uri(raw_dir), _uri(out_dir), settings.features)  # type: ignore[arg-type]
+        console.print(f"wrote {len(dates)} snapshot partitions to {out_dir} (Spark)")
+        return
     tables = load_raw(raw_dir)
     with Progress(console=err_console, transient=True) as progress:
         task = progress.add_task("snapshots", total=None)
@@ -479,6 +531,8 @@ def score(
     lang: Annotated[
         Lang, typer.Option(help="language of the reason texts", case_sensitive=False)
     ] = Lang.EN,
+    engine: EngineOption = EngineName.polars,
+    spark_master: SparkMasterOption = None,
     params: ParamsOption = DEFAULT_PARAMS_PATH,
 ) -> None:
     """Rate a whole portfolio: PD, grade, tier, policy and reasons per customer.
@@ -494,6 +548,21 @@ def score(
     settings = _params(params)
     day = _require_date(as_of, "--as-of")
     bundle_dir, _ = _champion_bundle(settings, bundle)
+    if engine is EngineName.spark:
+        from serving.spark_batch import score_to_parquet
+
+        session = _spark_session(settings, spark_master)
+        counts = score_to_parquet(
+            session,
+            _uri(raw),  # type: ignore[arg-type]
+            day,
+            bundle_dir,
+            _uri(out),  # type: ignore[arg-type]
+            lang.value,
+        )
+        console.print(frame_table(counts, f"Customers by tier at {day}", index=True))
+        console.print(f"wrote {int(counts['customers'].sum()):,} ratings to {out}/as_of={day}")
+        return
     tables = _read_at(raw, day).tables
     with Progress(console=err_console, transient=True) as progress:
         task = progress.add_task("scoring", total=None)

@@ -12,6 +12,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from features.build import DatasetConfig
+from features.spark import SparkConfig
 from features.synthetic import GeneratorConfig
 from rating.config import RatingConfig
 from training.config import TrainConfig
@@ -43,6 +44,7 @@ class Params(BaseModel):
     features: DatasetConfig = Field(default_factory=DatasetConfig)
     rating: RatingConfig = Field(default_factory=RatingConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+    spark: SparkConfig = Field(default_factory=SparkConfig)
 
 
 class ParamsError(ValueError):

@@ -106,3 +106,30 @@ def pg_url(pg_cluster: dict[str, str]) -> str:
         conn.execute(sa.text(f"CREATE DATABASE {name}"))
     admin.dispose()
     return pg_database_url(pg_cluster, name)
+
+
+@pytest.fixture(scope="session")
+def spark():  # type: ignore[no-untyped-def]
+    """One local Spark session (2 cores, 2 shuffle partitions, no UI) for the spark tests."""
+    import shutil
+
+    pytest.importorskip("pyspark")
+    if shutil.which("java") is None:
+        pytest.skip("no Java runtime: the Spark tests need one (.ci/run installs it)")
+    from features.spark import SparkConfig
+    from features.spark.engine import spark_session
+
+    defaults = SparkConfig()
+    conf = {
+        **defaults.conf,
+        "spark.sql.shuffle.partitions": "2",
+        "spark.default.parallelism": "2",
+        "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.driver.memory": "1g",
+        "spark.sql.adaptive.enabled": "false",  # tiny test data: re-planning costs more
+    }
+    session = spark_session(defaults.model_copy(update={"conf": conf}), "local[2]")
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()

@@ -23,6 +23,7 @@ import pandas as pd
 from rich.progress import Progress
 from sklearn.model_selection import StratifiedKFold
 
+from features.build import content_hash, read_dataset
 from features.spec import FeatureSpec
 from rating.bundle import attach_validation_report, write_bundle
 from rating.policy import RatingPolicy
@@ -307,6 +308,10 @@ def _load_dataset(source: Path | str | pd.DataFrame) -> tuple[pd.DataFrame, str,
     path = Path(source)
     parquet = path / "dataset.parquet" if path.is_dir() else path
     if not parquet.is_file():
+        if path.is_dir() and any(path.glob("snapshot_date=*/*.parquet")):
+            # A partitioned training set written by ``features build --engine spark``.
+            frame = read_dataset(path)
+            return frame, str(path), content_hash(frame)
         raise TrainingError(f"no dataset at {parquet} (expected a dataset folder or parquet file)")
     frame = pd.read_parquet(parquet)
     card = parquet.parent / "card.json"

@@ -133,6 +133,16 @@ _DTYPES: dict[str, pl.DataType] = {
 """Normalised type per column (anything else is Float64)."""
 
 
+def frame_schema(table: str) -> dict[str, pl.DataType]:
+    """The columns a feature table is read with and their normalised polars types, in order."""
+    return {column: _DTYPES.get(column, pl.Float64()) for column in _COLUMNS[table]}
+
+
+def empty_frames() -> FeatureFrames:
+    """Frames with the normalised schemas and no rows: enough to build the feature queries."""
+    return FeatureFrames(**{table: pl.DataFrame(schema=frame_schema(table)) for table in _COLUMNS})
+
+
 def _series(column: str, values: pd.Series) -> pl.Series:
     """One column as a polars series of its normalised type, built from numpy.
 
@@ -289,8 +299,13 @@ def as_date(as_of: date) -> date:
 
 def customer_base(frames: FeatureFrames, as_of: date) -> pl.DataFrame:
     """Ids of the customers that exist at ``as_of`` (onboarded on or before it), sorted."""
+    return customer_base_plan(frames.customers.lazy(), as_of).collect()
+
+
+def customer_base_plan(customers: pl.LazyFrame, as_of: date) -> pl.LazyFrame:
+    """The lazy query of :func:`customer_base` over the customers table."""
     return (
-        frames.customers.filter(pl.col("onboarding_date") <= as_of)
+        customers.filter(pl.col("onboarding_date") <= as_of)
         .select("customer_id")
         .sort("customer_id")
     )

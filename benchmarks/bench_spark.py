@@ -1,0 +1,251 @@
+"""Benchmark the Spark engine against polars on the same cores: features and batch scoring.
+
+For each portfolio size (100k and 1M customers by default), four runs, each in its own process:
+
+* polars features: ``compute_features_chunked`` (chunks of 100k customers), 2 polars threads;
+* spark features: ``features.spark.engine.features_at`` (read Parquet, translated plan, write
+  partitioned Parquet) on ``local[2]``;
+* polars scoring: features then ``rate_features`` / ``chunk_table`` chunk by chunk (the
+  ``riskgrade score`` path), 2 threads;
+* spark scoring: ``serving.spark_batch.score_to_parquet`` (features, ``mapInArrow`` rating with
+  the shipped bundle, partitioned Parquet) on ``local[2]``.
+
+Recorded per run: wall time, peak RSS of the driver (the Python process, and for Spark also the
+driver JVM, which in local mode holds the executor), and for Spark the jobs, stages and tasks
+the work split into (``StatusTracker``), i.e. the units a cluster runs in parallel. Spark is
+expected to be slower on 2 local cores: it pays for the JVM, shuffles and Arrow hand-offs that
+buy scale-out. Results: ``benchmarks/results/spark.json`` (sizes not run keep their last
+figures). The 1M portfolio is ``benchmarks/data/raw_1m`` (shared with bench_features.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+DATA = ROOT / "benchmarks" / "data"
+RESULTS = ROOT / "benchmarks" / "results" / "spark.json"
+AS_OF = date(2024, 12, 31)
+CORES = 2
+SPARK_CONF = {
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.shuffle.partitions": "16",
+    "spark.sql.legacy.parquet.nanosAsLong": "true",
+    "spark.sql.execution.arrow.maxRecordsPerBatch": "10000",
+    "spark.driver.memory": "4g",
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+}
+
+
+def _rss_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def _jvm_peak_mb(spark: object) -> float | None:
+    """Peak RSS (VmHWM) of the driver JVM started by this Python process."""
+    gateway = getattr(spark.sparkContext, "_gateway", None)  # type: ignore[attr-defined]
+    proc = getattr(gateway, "proc", None)
+    if proc is None:
+        return None
+    for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return None
+
+
+def _work_split(spark: object, group: str) -> dict[str, object]:
+    tracker = spark.sparkContext.statusTracker()  # type: ignore[attr-defined]
+    jobs = tracker.getJobIdsForGroup(group)
+    stages = [
+        s for j in jobs for s in (tracker.getJobInfo(j).stageIds if tracker.getJobInfo(j) else [])
+    ]
+    infos = [tracker.getStageInfo(s) for s in stages]
+    tasks = [info.numTasks for info in infos if info is not None]
+    return {
+        "jobs": len(jobs),
+        "stages": len(tasks),
+        "tasks": sum(tasks),
+        "max_tasks_in_a_stage": max(tasks, default=0),
+    }
+
+
+def _session() -> object:
+    from features.spark import SparkConfig
+    from features.spark.engine import spark_session
+
+    spark = spark_session(SparkConfig(conf=SPARK_CONF), f"local[{CORES}]")
+    spark.sparkContext.setLogLevel("ERROR")  # type: ignore[attr-defined]
+    return spark
+
+
+def run_polars_features(raw_dir: Path) -> dict[str, object]:
+    from features.catalog import compute_features_chunked
+
+    started = time.perf_counter()
+    features = compute_features_chunked(raw_dir, AS_OF, chunk_customers=100_000)
+    return {
+        "wall_s": round(time.perf_counter() - started, 2),
+        "rows": features.height,
+        "driver_peak_rss_mb": _rss_mb(),
+    }
+
+
+def run_spark_features(raw_dir: Path) -> dict[str, object]:
+    from features.spark.engine import features_at
+
+    started = time.perf_counter()
+    spark = _session()
+    session_s = time.perf_counter() - started
+    spark.sparkContext.setJobGroup("features", "features")  # type: ignore[attr-defined]
+    with tempfile.TemporaryDirectory() as out:
+        rows = features_at(spark, str(raw_dir), AS_OF, str(Path(out) / "features"))  # type: ignore[arg-type]
+    wall = time.perf_counter() - started
+    result = {
+        "wall_s": round(wall, 2),
+        "session_start_s": round(session_s, 2),
+        "rows": rows,
+        "driver_peak_rss_mb": _rss_mb(),
+        "driver_jvm_peak_rss_mb": _jvm_peak_mb(spark),
+        **_work_split(spark, "features"),
+    }
+    spark.stop()  # type: ignore[attr-defined]
+    return result
+
+
+def _bundle() -> Path:
+    from bench_serving import bench_bundle
+
+    target = DATA / "spark_bench_bundle"
+    if not (target / "manifest.json").is_file():
+        bench_bundle(target)
+    return target
+
+
+def run_polars_score(raw_dir: Path, bundle_dir: Path) -> dict[str, object]:
+    from features.groups.common import read_frames
+    from rating.model import RatingModel
+    from rating.portfolio import chunk_table, iter_rated_chunks
+
+    started = time.perf_counter()
+    model = RatingModel.load(bundle_dir)
+    frames = read_frames(raw_dir, AS_OF)
+    rows = 0
+    for chunk in iter_rated_chunks(frames, AS_OF, model, chunk_size=10_000):
+        rows += len(chunk_table(chunk, AS_OF, model))
+    return {
+        "wall_s": round(time.perf_counter() - started, 2),
+        "rows": rows,
+        "driver_peak_rss_mb": _rss_mb(),
+    }
+
+
+def run_spark_score(raw_dir: Path, bundle_dir: Path) -> dict[str, object]:
+    from serving.spark_batch import score_to_parquet
+
+    started = time.perf_counter()
+    spark = _session()
+    spark.sparkContext.setJobGroup("score", "score")  # type: ignore[attr-defined]
+    with tempfile.TemporaryDirectory() as out:
+        counts = score_to_parquet(spark, str(raw_dir), AS_OF, bundle_dir, str(Path(out) / "s"))  # type: ignore[arg-type]
+    result = {
+        "wall_s": round(time.perf_counter() - started, 2),
+        "rows": int(counts["customers"].sum()),
+        "driver_peak_rss_mb": _rss_mb(),
+        "driver_jvm_peak_rss_mb": _jvm_peak_mb(spark),
+        **_work_split(spark, "score"),
+    }
+    spark.stop()  # type: ignore[attr-defined]
+    return result
+
+
+RUNS = {
+    "polars_features": run_polars_features,
+    "spark_features": run_spark_features,
+    "polars_score": run_polars_score,
+    "spark_score": run_spark_score,
+}
+
+
+def _child(kind: str, *args: str) -> dict[str, object]:
+    env = {**os.environ, "POLARS_MAX_THREADS": str(CORES)}
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", kind, *args],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr[-4000:])
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _raw_dir(customers: int) -> Path:
+    from features.synthetic import GeneratorConfig, generate
+
+    raw_dir = DATA / "raw_1m" if customers == 1_000_000 else DATA / f"spark_{customers}"
+    if not raw_dir.exists():
+        seed = 1 if customers == 1_000_000 else 42
+        generate(GeneratorConfig(customers=customers, seed=seed), raw_dir)
+    return raw_dir
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sizes", type=int, nargs="*", default=[100_000, 1_000_000])
+    parser.add_argument("--raw", type=Path, default=None, help="use this raw folder (one size)")
+    parser.add_argument("--child", nargs="+", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        kind, *rest = args.child
+        print(json.dumps(RUNS[kind](*(Path(r) for r in rest))))
+        return
+    DATA.mkdir(parents=True, exist_ok=True)
+    bundle_dir = _bundle()
+    runs = []
+    for customers in args.sizes:
+        raw_dir = args.raw or _raw_dir(customers)
+        run: dict[str, object] = {"customers": customers, "cores": CORES, "raw": str(raw_dir)}
+        run["load_average_1m_before"] = round(os.getloadavg()[0], 2)
+        for kind in RUNS:
+            extra = [str(bundle_dir)] if kind.endswith("score") else []
+            run[kind] = _child(kind, str(raw_dir), *extra)
+            print(kind, json.dumps(run[kind]), flush=True)
+        for what in ("features", "score"):
+            spark_s = run[f"spark_{what}"]["wall_s"]  # type: ignore[index]
+            polars_s = run[f"polars_{what}"]["wall_s"]  # type: ignore[index]
+            run[f"{what}_spark_over_polars"] = round(spark_s / polars_s, 2)
+        run["measured_at"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+        runs.append(run)
+    report = {
+        "benchmark": "spark",
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
+        "as_of": AS_OF.isoformat(),
+        "spark_conf": SPARK_CONF,
+        "runs": runs,
+    }
+    if RESULTS.exists():  # sizes not run this time keep their last measurement
+        done = {run["customers"] for run in runs}
+        kept = [
+            r for r in json.loads(RESULTS.read_text()).get("runs", []) if r["customers"] not in done
+        ]
+        report["runs"] = sorted(kept + runs, key=lambda r: r["customers"])
+    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
