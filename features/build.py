@@ -24,6 +24,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from features.catalog import FEATURE_SPEC, compute_features
+from features.errors import RiskgradeError
 from features.groups.common import FeatureConfig, to_frames
 from features.io import RawTables, write_parquet_atomic
 
@@ -37,7 +38,7 @@ CARD_MD = "card.md"
 _FREQ = {"quarterly": "QE", "monthly": "ME"}
 
 
-class DatasetError(ValueError):
+class DatasetError(RiskgradeError, ValueError):
     """The dataset cannot be built as configured (bad snapshot range, empty data, ...)."""
 
 

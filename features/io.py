@@ -13,10 +13,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from features.errors import RiskgradeError
 from features.schema import SCHEMAS, TABLES
 
 
-class RawDataError(ValueError):
+class RawDataError(RiskgradeError, ValueError):
     """A raw folder or file cannot be read as the raw-data contract demands."""
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pandera.pandas as pa
 
+from features.errors import RiskgradeError
 from features.io import RawDataError, RawTables, read_table
 from features.schema import AS_OF_COLUMNS, SCHEMAS, TABLES
 
@@ -62,7 +63,7 @@ class ValidationReport:
         )
 
 
-class RawValidationError(ValueError):
+class RawValidationError(RiskgradeError, ValueError):
     """Raw data broke the contract; ``report`` lists every problem."""
 
     def __init__(self, report: ValidationReport) -> None:

@@ -303,9 +303,18 @@ def train(
         str | None, typer.Option(help="comma-separated protected columns (fairness only)")
     ] = None,
     no_mlflow: Annotated[bool, typer.Option("--no-mlflow", help="do not log or register")] = False,
+    model_name: Annotated[
+        str | None,
+        typer.Option(
+            help="registered model name (default: the portfolio model's; table-<file> for --table)"
+        ),
+    ] = None,
     params: ParamsOption = DEFAULT_PARAMS_PATH,
 ) -> None:
-    """Train LightGBM + challenger, calibrate, validate, register as 'challenger' in MLflow."""
+    """Train LightGBM + challenger, calibrate, validate, register as 'challenger' in MLflow.
+
+    A --table run registers under a model name of its own, never the portfolio model's.
+    """
     from training.pipeline import train_dataset, train_table
 
     settings = _params(params)
@@ -327,10 +336,16 @@ def train(
             protected=_split_list(protected),
             config=config,
             out_dir=out_dir,
+            model_name=model_name,
             scale=settings.rating.scale,
             policy=settings.rating.policy,
         )
     else:
+        if model_name is not None:  # an experiment beside the portfolio model
+            if not model_name.strip():
+                raise typer.BadParameter("must not be empty", param_hint="--model-name")
+            registry = config.registry.model_copy(update={"registered_model_name": model_name})
+            config = config.model_copy(update={"registry": registry})
         result = train_dataset(
             dataset or settings.paths.dataset,
             config,
@@ -347,11 +362,20 @@ def _split_list(value: str | None) -> tuple[str, ...]:
 
 
 @app.command()
-def promote(params: ParamsOption = DEFAULT_PARAMS_PATH) -> None:
-    """Move 'champion' to the challenger if all gates pass and it is not worse (else exit 1)."""
+def promote(
+    model_name: Annotated[
+        str | None,
+        typer.Option(help="registered model to promote (default: the portfolio model)"),
+    ] = None,
+    params: ParamsOption = DEFAULT_PARAMS_PATH,
+) -> None:
+    """Move 'champion' to the challenger if all gates pass and it is not worse (else exit 1).
+
+    The portfolio model's challenger must need only features the feature code computes.
+    """
     from training.registry import promote as run_promote
 
-    result = run_promote(_params(params).train)
+    result = run_promote(_params(params).train, model_name=model_name)
     console.print(gate_table(result.gates, "Promotion gates"))
     console.print(result.message)
     if not result.promoted:
@@ -359,10 +383,15 @@ def promote(params: ParamsOption = DEFAULT_PARAMS_PATH) -> None:
 
 
 def _champion_bundle(settings: Params, bundle: Path | None) -> tuple[Path, str]:
-    """The bundle to serve: the given folder, else the MLflow champion; archived by hash."""
+    """The bundle to serve: the given folder, else the MLflow champion; archived by hash.
+
+    Raises:
+        ModelIncompatibleError: if the bundle needs features the feature code does not compute.
+    """
     import shutil
 
     from rating.bundle import load_bundle
+    from rating.compat import check_compatible
     from serving.champion import fetch_champion
 
     if bundle is None:
@@ -376,6 +405,7 @@ def _champion_bundle(settings: Params, bundle: Path | None) -> tuple[Path, str]:
         )
         bundle = champion.bundle_dir
     verified = load_bundle(bundle)
+    check_compatible(verified.spec, f"bundle {bundle} ({verified.metadata.model_name})")
     archived = settings.paths.bundles / verified.bundle_hash
     if not archived.exists():
         shutil.copytree(bundle, archived)
@@ -660,12 +690,35 @@ def audit_export(
 cli_monitor.register(app)
 
 
+def error_message(error: BaseException) -> str:
+    """The message of a user-fixable error for the console (validation errors on one line)."""
+    from pydantic import ValidationError
+
+    if isinstance(error, ValidationError):
+        return "; ".join(
+            f"{'.'.join(str(part) for part in item['loc']) or 'value'}: {item['msg']}"
+            for item in error.errors()
+        )
+    # KeyError subclasses (a record not found) would print their message quoted.
+    if isinstance(error, KeyError) and error.args:
+        return str(error.args[0])
+    return str(error) or type(error).__name__
+
+
 def main() -> None:
-    """Console entry point: runs the app and turns input errors into clear messages."""
+    """Console entry point: runs the app and turns user-fixable errors into one clear line.
+
+    Caught: every project error (``RiskgradeError``), the audit store's errors, pydantic
+    validation, ``ValueError`` (unreadable files, bad values) and ``OSError`` (missing,
+    unreadable or unwritable paths): printed as ``error: <message>``, exit 2. Any other
+    exception is a bug and keeps its traceback; ``RISKGRADE_DEBUG=1`` shows it for these too.
+    """
     import warnings
 
     from pydantic import ValidationError
+    from rich.markup import escape
 
+    from features.errors import RiskgradeError
     from serving.audit import AuditError
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -674,10 +727,8 @@ def main() -> None:
 
     try:
         app()
-    except (ValueError, ValidationError, FileNotFoundError, PermissionError, AuditError) as error:
+    except (RiskgradeError, AuditError, ValidationError, ValueError, OSError) as error:
         if os.environ.get("RISKGRADE_DEBUG"):
             raise
-        # KeyError subclasses (a record not found) would print their message quoted.
-        message = error.args[0] if isinstance(error, KeyError) and error.args else error
-        err_console.print(f"[bold red]error:[/] {message}")
+        err_console.print(f"[bold red]error:[/] {escape(error_message(error))}", soft_wrap=True)
         sys.exit(2)

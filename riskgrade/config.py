@@ -12,6 +12,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from features.build import DatasetConfig
+from features.errors import RiskgradeError
 from features.synthetic import GeneratorConfig
 from rating.config import RatingConfig
 from training.config import TrainConfig
@@ -45,7 +46,7 @@ class Params(BaseModel):
     train: TrainConfig = Field(default_factory=TrainConfig)
 
 
-class ParamsError(ValueError):
+class ParamsError(RiskgradeError, ValueError):
     """params.yaml is missing, unreadable or invalid."""
 
 

@@ -7,13 +7,14 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from features.errors import RiskgradeError
 from rating.bundle import load_bundle
 
 BUNDLE_HASH_TAG = "bundle.sha256"
 """Run tag under which training records the bundle hash."""
 
 
-class ChampionError(RuntimeError):
+class ChampionError(RiskgradeError, RuntimeError):
     """The registry has no usable champion."""
 
 
