@@ -137,7 +137,13 @@ def write_raw(tables: RawTables, raw_dir: Path | str) -> None:
 
 
 def replace_dir(staging: Path, target: Path) -> None:
-    """Move a fully written staging folder to ``target``, replacing what was there."""
+    """Move a fully written staging folder to ``target``, replacing the folder there.
+
+    Raises:
+        NotADirectoryError: if ``target`` is a file (it is never replaced by a folder).
+    """
+    if target.exists() and not target.is_dir():
+        raise NotADirectoryError(f"{target} exists and is not a folder")
     if target.exists():
         trash = target.with_name(f".{target.name}.old")
         shutil.rmtree(trash, ignore_errors=True)

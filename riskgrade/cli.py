@@ -9,7 +9,7 @@ import os
 import sys
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
@@ -50,12 +50,22 @@ def _parse_date(value: str | None, option: str) -> date | None:
     return None if value is None else _require_date(value, option)
 
 
+EARLIEST_DATE = date(1900, 1, 1)
+LATEST_DATE = date(2199, 12, 31)
+"""Dates the command line accepts: every window derived from one (12 months back, a label
+horizon or a day ahead) stays a valid date."""
+
+
 def _require_date(value: str, option: str) -> date:
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError:
         message = f"{value!r} is not a date (YYYY-MM-DD)"
         raise typer.BadParameter(message, param_hint=option) from None
+    if not EARLIEST_DATE <= day <= LATEST_DATE:
+        message = f"{value} is outside {EARLIEST_DATE}..{LATEST_DATE}"
+        raise typer.BadParameter(message, param_hint=option)
+    return day
 
 
 @app.command()
@@ -702,16 +712,20 @@ def error_message(error: BaseException) -> str:
     # KeyError subclasses (a record not found) would print their message quoted.
     if isinstance(error, KeyError) and error.args:
         return str(error.args[0])
-    return str(error) or type(error).__name__
+    # A multi-line message (a validation report, a YAML parser's) becomes one line.
+    head, *rest = (str(error) or type(error).__name__).strip().splitlines() or [""]
+    details = [line.strip() for line in rest if line.strip()]
+    return f"{head.rstrip(':')}: {'; '.join(details)}" if details else head
 
 
 def main() -> None:
     """Console entry point: runs the app and turns user-fixable errors into one clear line.
 
-    Caught: every project error (``RiskgradeError``), the audit store's errors, pydantic
-    validation, ``ValueError`` (unreadable files, bad values) and ``OSError`` (missing,
-    unreadable or unwritable paths): printed as ``error: <message>``, exit 2. Any other
-    exception is a bug and keeps its traceback; ``RISKGRADE_DEBUG=1`` shows it for these too.
+    Caught: usage errors (bad or missing option), every project error (``RiskgradeError``),
+    the audit store's errors, pydantic validation, ``ValueError`` (unreadable files, bad
+    values) and ``OSError`` (missing, unreadable or unwritable paths): printed as
+    ``error: <message>``, exit 2. Any other exception is a bug and keeps its traceback;
+    ``RISKGRADE_DEBUG=1`` shows it for the caught ones too.
     """
     import warnings
 
@@ -725,10 +739,22 @@ def main() -> None:
     warnings.filterwarnings("ignore", category=UserWarning, module=r"mlflow\..*")
     warnings.filterwarnings("ignore", category=FutureWarning)
 
+    def fail(message: str, code: int = 2) -> NoReturn:
+        err_console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+        sys.exit(code)
+
     try:
-        app()
+        code = app(prog_name="riskgrade", standalone_mode=False)
+    except typer.Abort:
+        fail("aborted", 1)
+    except typer.TyperException as error:  # a usage error: bad option value, missing option
+        if type(error).__name__ == "NoArgsIsHelpError":  # as typer checks it: help is shown
+            sys.exit(2)
+        context = getattr(error, "ctx", None)
+        hint = f" (see '{context.command_path} --help')" if context is not None else ""
+        fail(f"{error.format_message()}{hint}", getattr(error, "exit_code", 2))
     except (RiskgradeError, AuditError, ValidationError, ValueError, OSError) as error:
         if os.environ.get("RISKGRADE_DEBUG"):
             raise
-        err_console.print(f"[bold red]error:[/] {escape(error_message(error))}", soft_wrap=True)
-        sys.exit(2)
+        fail(error_message(error))
+    sys.exit(code if isinstance(code, int) else 0)

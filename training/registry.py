@@ -25,7 +25,7 @@ from rating.bundle import load_bundle
 from rating.compat import incompatible_features
 from rating.model import RatingModel
 from training.config import RegistryConfig, TrainConfig
-from training.errors import PromotionError
+from training.errors import PromotionError, TrainingError
 from training.gates import GateResult, all_passed, evaluate_gates
 from training.validate import auc
 
@@ -103,9 +103,53 @@ def log_run(
     """Log one run: params, metrics, tags, lineage, artifacts, the bundle as pyfunc; register it.
 
     The registered version gets the ``challenger`` alias.
+
+    Raises:
+        TrainingError: if MLflow refuses or cannot be reached (the local outputs exist).
     """
+    uri = resolve_tracking_uri(config.registry, tracking_uri)
+    try:
+        return _log_run(
+            config=config,
+            uri=uri,
+            params=params,
+            metrics=metrics,
+            tags=tags,
+            dataset=dataset,
+            dataset_source=dataset_source,
+            dataset_digest=dataset_digest,
+            dataset_name=dataset_name,
+            target=target,
+            test_set=test_set,
+            artifacts_dir=artifacts_dir,
+            bundle_dir=bundle_dir,
+            input_example=input_example,
+        )
+    except MlflowException as error:
+        raise TrainingError(
+            f"the outputs are written, but logging the run to MLflow at {uri} failed: "
+            f"{error.message}"
+        ) from error
+
+
+def _log_run(
+    *,
+    config: TrainConfig,
+    uri: str,
+    params: dict[str, object],
+    metrics: dict[str, float | bool | str],
+    tags: dict[str, str],
+    dataset: pd.DataFrame,
+    dataset_source: str,
+    dataset_digest: str,
+    dataset_name: str,
+    target: str,
+    test_set: pd.DataFrame,
+    artifacts_dir: Path,
+    bundle_dir: Path,
+    input_example: pd.DataFrame,
+) -> LoggedRun:
     registry = config.registry
-    uri = resolve_tracking_uri(registry, tracking_uri)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     mlflow.set_experiment(registry.experiment_name)
