@@ -274,6 +274,7 @@ def _print_training(result: TrainResult) -> None:
         "cv.challenger_auc_mean",
         "grades.monotone",
         "model.version",
+        "mlflow.registered_model",
     ]
     console.print(
         rows_table(

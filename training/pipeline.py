@@ -272,6 +272,7 @@ def _finish(
         if logged.registered_version is not None:
             metrics["model.version"] = logged.registered_version
         metrics["mlflow.run_id"] = run_id
+        metrics["mlflow.registered_model"] = config.registry.registered_model_name
         _write_metrics(out_dir / "metrics.json", metrics)
     return TrainResult(
         metrics=metrics,
