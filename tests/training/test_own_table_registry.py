@@ -107,7 +107,8 @@ def test_own_table_model_registers_apart_and_an_incompatible_portfolio_challenge
     home: Path, sample_raw_dir: Path
 ) -> None:
     params = str(home / "params.yaml")
-    client = MlflowClient(tracking_uri=f"sqlite:///{home / 'mlflow.db'}")
+    uri = f"sqlite:///{home / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)  # never a process-wide registry
     # Given a portfolio-model challenger whose features the feature code cannot compute
     train_dataset(
         make_dataset(customers=200, snapshots=10),
