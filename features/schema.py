@@ -27,6 +27,9 @@ MAX_AMOUNT: Final[float] = 1e13
 """Upper bound for any amount in yuan; anything above is a unit error."""
 
 MIN_DATE: Final[str] = "1900-01-01"
+MAX_DATE: Final[str] = "2200-12-31"
+"""Business bounds of every date: any window derived from a date in them (12-month look-backs,
+horizons, the day after ``as_of``) stays a valid date (``9999-12-31 + 1 day`` would not)."""
 
 INDUSTRIES: Final[tuple[str, ...]] = (
     "agriculture",
@@ -97,7 +100,10 @@ def _amount(*, nullable: bool = False, signed: bool = False, description: str = 
 def _date(*, nullable: bool = False, description: str = "") -> pa.Column:
     return pa.Column(
         _DATE,
-        pa.Check.ge(MIN_DATE, error=f"date on or after {MIN_DATE}"),
+        [
+            pa.Check.ge(MIN_DATE, error=f"date on or after {MIN_DATE}"),
+            pa.Check.le(f"{MAX_DATE} 23:59:59.999999", error=f"date on or before {MAX_DATE}"),
+        ],
         nullable=nullable,
         description=description,
     )

@@ -8,6 +8,7 @@ feature vector by it. It is serialised to JSON inside every model bundle.
 from __future__ import annotations
 
 import json
+import math
 from enum import StrEnum
 from pathlib import Path
 
@@ -58,6 +59,13 @@ class FeatureDef(BaseModel):
     """Allowed levels of a categorical feature, in code order (index = integer code)."""
     protected: bool = False
     """A protected attribute: never used in the model nor named in a reason."""
+
+    def category_label(self, value: float | None) -> str | None:
+        """The level name of a categorical feature's value (its integer code), else None."""
+        if not self.categories or value is None or not math.isfinite(value):
+            return None
+        code = int(value)
+        return self.categories[code] if code == value and 0 <= code < len(self.categories) else None
 
     @property
     def monotone_constraint(self) -> int:

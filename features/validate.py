@@ -3,17 +3,24 @@
 Each table is checked lazily against its pandera schema (types, bounds, keys, row
 checks); then the cross-table rules are checked (known customer and facility ids,
 no event after the as-of date). Nothing stops at the first problem.
+
+Two readers: ``load_raw_at`` is the point-in-time read of every command that takes an
+as-of date (records after it are left out, then what remains is validated);
+``load_raw`` reads the whole folder, which may hold nothing after its date (default today).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import Literal
 
 import pandas as pd
 import pandera.pandas as pa
 
+from features.asof import AsOfCut, count_later, cut_tables
 from features.errors import RiskgradeError
 from features.io import RawDataError, RawTables, read_table
 from features.schema import AS_OF_COLUMNS, SCHEMAS, TABLES
@@ -40,6 +47,8 @@ class ValidationReport:
     row_counts: dict[str, int] = field(default_factory=dict)
     tables: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
     """The tables as coerced by their schemas (usable only when ``ok``)."""
+    later: AsOfCut | None = None
+    """Information, not a problem: the records after the as-of date (non-strict check)."""
 
     @property
     def ok(self) -> bool:
@@ -111,7 +120,7 @@ def _coerce_leniently(table: str, frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _cross_table_problems(
-    tables: dict[str, pd.DataFrame], as_of: date, report: ValidationReport
+    tables: dict[str, pd.DataFrame], as_of: date | None, report: ValidationReport
 ) -> None:
     customers = tables.get("customers")
     if customers is not None and "customer_id" in customers:
@@ -149,6 +158,8 @@ def _cross_table_problems(
             repayments.loc[mismatch, "facility_id"],
         )
 
+    if as_of is None:
+        return
     limit = pd.Timestamp(as_of) + pd.Timedelta(days=1)
     for table, columns in AS_OF_COLUMNS.items():
         frame = tables.get(table)
@@ -160,12 +171,14 @@ def _cross_table_problems(
                 report.add(table, column, f"not after as-of {as_of.isoformat()}", late)
 
 
-def validate_tables(raw: RawTables | dict[str, pd.DataFrame], as_of: date) -> ValidationReport:
+def validate_tables(
+    raw: RawTables | dict[str, pd.DataFrame], as_of: date | None
+) -> ValidationReport:
     """Validate in-memory raw tables against the contract.
 
     Args:
         raw: the tables (a ``RawTables`` or a name -> frame mapping; missing names are reported).
-        as_of: extract date; no event may lie after it.
+        as_of: extract date; no event may lie after it (``None``: dates are not checked).
 
     Returns:
         The report; ``report.ok`` tells whether the data may be used.
@@ -184,40 +197,99 @@ def validate_tables(raw: RawTables | dict[str, pd.DataFrame], as_of: date) -> Va
     return report
 
 
-def validate_raw_dir(raw_dir: Path | str, as_of: date | None = None) -> ValidationReport:
-    """Read and validate every table of a raw folder, collecting all problems.
-
-    A missing or unreadable file is reported as a problem of its table, never raised.
-    """
-    raw_dir = Path(raw_dir)
-    as_of = as_of or date.today()
-    report = ValidationReport()
-    if not raw_dir.is_dir():
-        report.add("(folder)", str(raw_dir), "raw folder exists", ["not a folder"])
-        return report
-    tables: dict[str, pd.DataFrame] = {}
-    read_problems: list[Problem] = []
+def _read_each(raw_dir: Path, problems: list[Problem]) -> Iterator[tuple[str, pd.DataFrame]]:
+    """Read the tables one at a time in contract order; an unreadable one becomes a problem."""
     for table in TABLES:
         try:
-            tables[table] = read_table(raw_dir, table)
+            frame = read_table(raw_dir, table)
         except RawDataError as error:
-            read_problems.append(Problem(table, "(file)", "readable table file", 1, (str(error),)))
-    report = validate_tables(tables, as_of)
+            problems.append(Problem(table, "(file)", "readable table file", 1, (str(error),)))
+            continue
+        yield table, frame
+
+
+def _validate_dir(
+    raw_dir: Path, as_of: date, mode: Literal["strict", "inform", "cut"]
+) -> ValidationReport:
+    """Validate a folder against ``as_of`` in one of three modes.
+
+    ``strict``: nothing may lie after ``as_of``; ``inform``: what lies after it is counted in
+    ``report.later``; ``cut``: it is left out before validating.
+    """
+    if not raw_dir.is_dir():
+        report = ValidationReport()
+        report.add("(folder)", str(raw_dir), "raw folder exists", ["not a folder"])
+        return report
+    read_problems: list[Problem] = []
+    later = None
+    if mode == "cut":
+        tables, later = cut_tables(_read_each(raw_dir, read_problems), as_of)
+    else:
+        tables = dict(_read_each(raw_dir, read_problems))
+    report = validate_tables(tables, None if mode == "inform" else as_of)
     report.row_counts = {t: n for t, n in report.row_counts.items() if t in tables}
     report.problems = read_problems + [
         p for p in report.problems if not (p.check == "table present" and p.column == "(table)")
     ]
+    if mode == "inform":
+        later = count_later(report.tables.items(), as_of)
+    report.later = later
     return report
 
 
+def validate_raw_dir(
+    raw_dir: Path | str, as_of: date | None = None, *, strict: bool = False
+) -> ValidationReport:
+    """Read and validate every table of a raw folder, collecting all problems.
+
+    A missing or unreadable file is reported as a problem of its table, never raised.
+
+    Args:
+        raw_dir: the raw folder.
+        as_of: the date to check against (default today).
+        strict: a record after ``as_of`` is a problem. Otherwise, when ``as_of`` is given, the
+            records after it are information (``report.later``: what a command at ``as_of``
+            leaves out); without ``as_of`` a record after today is always a problem.
+    """
+    mode = "strict" if strict or as_of is None else "inform"
+    return _validate_dir(Path(raw_dir), as_of or date.today(), mode)
+
+
 def load_raw(raw_dir: Path | str, as_of: date | None = None) -> RawTables:
-    """Read a raw folder, validate it and return the coerced tables.
+    """Read the whole raw folder, validate it and return the coerced tables.
+
+    No record may lie after ``as_of`` (default today): for the extract as a whole (the
+    training set's snapshots each take their own point in time). Commands at an as-of date
+    read with :func:`load_raw_at` instead.
 
     Raises:
         RawValidationError: listing every problem when any check fails.
     """
-    raw_dir = Path(raw_dir)
-    report = validate_raw_dir(raw_dir, as_of)
+    report = _validate_dir(Path(raw_dir), as_of or date.today(), "strict")
     if not report.ok:
         raise RawValidationError(report)
     return RawTables.from_mapping(report.tables)
+
+
+@dataclass(frozen=True)
+class PointInTimeRaw:
+    """The tables of a raw folder as known at one date, and what was left out."""
+
+    tables: RawTables
+    cut: AsOfCut
+
+
+def load_raw_at(raw_dir: Path | str, as_of: date) -> PointInTimeRaw:
+    """Read a raw folder as known at ``as_of``, then validate what remains.
+
+    The point-in-time read of every command that takes an as-of date: later records are left
+    out (see :mod:`features.asof`), not refused, and the contract is checked on what the
+    command uses. Tables are read and cut one at a time.
+
+    Raises:
+        RawValidationError: listing every problem of the records known at ``as_of``.
+    """
+    report = _validate_dir(Path(raw_dir), as_of, "cut")
+    if not report.ok:
+        raise RawValidationError(report)
+    return PointInTimeRaw(RawTables.from_mapping(report.tables), report.later or AsOfCut(as_of))

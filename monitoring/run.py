@@ -29,7 +29,7 @@ from monitoring.warnings import early_warnings, review_schedule
 from rating.bundle import Bundle
 from rating.model import RatingModel
 from rating.policy import RatingPolicy, Tier
-from rating.portfolio import PortfolioRating, Progress, as_model, defaults_at, rate_portfolio
+from rating.portfolio import PortfolioRating, Progress, as_model, rate_portfolio
 from rating.scale import MasterScale
 
 
@@ -90,32 +90,22 @@ def _reason_texts(rating: PortfolioRating, lang: str) -> list[str]:
 
 
 def ratings_frame(
-    rating: PortfolioRating, raw: RawTables, scale: MasterScale, lang: str = "en"
+    rating: PortfolioRating, raw: RawTables, lang: str = "en"
 ) -> tuple[pd.DataFrame, pd.Series]:
     """The run's per-customer table and each customer's reason text.
 
-    Customers in default at the rating date get the default grade and the restricted tier;
-    their model PD and SHAP vector are kept.
+    Customers in default at the rating date carry the default grade and the restricted tier
+    (given by `RatingModel.score`, as in batch scoring and the API); their model PD and SHAP
+    vector are kept.
     """
     result = rating.result
     ids = pd.Index(rating.customer_ids, name="customer_id")
     customers = raw.customers.set_index("customer_id").reindex(ids)
-    defaults = defaults_at(raw.defaults, rating.as_of).reindex(ids)
-    in_default = defaults["default_date"].notna().to_numpy()
-    grade = result.grade.astype(str).copy()
-    grade[in_default] = scale.default_grade
-    grade_index = np.where(in_default, scale.default_index, result.grade_index)
+    in_default = result.in_default
+    default_dates = [None if d is None else d.default_date for d in result.defaults]
     tier = np.array([str(t) for t in result.tier], dtype=object)
-    tier[in_default] = Tier.RESTRICTED.value
     rank = {t.value: t.rank for t in Tier}
     texts = _reason_texts(rating, lang)
-    for i in np.flatnonzero(in_default):
-        since = pd.Timestamp(defaults["default_date"].iloc[i]).date().isoformat()
-        kind = defaults["default_type"].iloc[i]
-        status = (
-            f"In default since {since} ({kind})" if lang != "zh" else f"{since}起违约（{kind}）"
-        )
-        texts[i] = "; ".join(t for t in (status, texts[i]) if t)
     frame = pd.DataFrame(
         {
             "customer_id": ids.to_numpy(),
@@ -124,12 +114,12 @@ def ratings_frame(
             "size_class": customers["size_class"].astype(str).to_numpy(),
             "onboarding_date": pd.to_datetime(customers["onboarding_date"]).to_numpy(),
             "in_default": in_default,
-            "default_date": pd.to_datetime(defaults["default_date"]).to_numpy(),
+            "default_date": pd.to_datetime(default_dates).to_numpy(),
             "pd": result.pd,
             "log_odds": result.log_odds,
             "score": result.points.astype(np.int64),
-            "grade": grade,
-            "grade_index": grade_index.astype(np.int64),
+            "grade": result.grade.astype(str),
+            "grade_index": result.grade_index.astype(np.int64),
             "model_tier": [str(t) for t in result.model_tier],
             "tier": tier,
             "tier_rank": [rank[t] for t in tier],
@@ -215,7 +205,7 @@ def run_monitoring(
         )
 
     rating = rate_portfolio(raw, as_of, model, config.chunk_size, progress)
-    ratings, texts = ratings_frame(rating, raw, model.scale, config.lang)
+    ratings, texts = ratings_frame(rating, raw, config.lang)
     performing = ~ratings["in_default"].to_numpy()
     notes: list[str] = []
     if has_reference(bundle.reference):

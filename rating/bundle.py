@@ -2,9 +2,12 @@
 
 Layout: ``model.txt`` (LightGBM text model) and canonical JSON files for the calibration,
 master scale, policy, feature spec, reason dictionary, reference distributions and metadata,
-plus ``manifest.json`` holding the SHA-256 of every file. The bundle hash is the SHA-256 of
-the manifest bytes: pin it (e.g. in the model registry) and pass it as ``expected_hash`` to
-detect a rewritten manifest; without it, loading still detects any corrupted or edited file.
+plus ``manifest.json`` holding the SHA-256 of every file. The validation report written by
+training travels inside the bundle (``validation_report.html``, optional: bundles written
+before it have none), hashed in the manifest like every other file. The bundle hash is the
+SHA-256 of the manifest bytes: pin it (e.g. in the model registry) and pass it as
+``expected_hash`` to detect a rewritten manifest; without it, loading still detects any
+corrupted or edited file.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ REASONS_FILE = "reasons.json"
 REFERENCE_FILE = "reference.json"
 METADATA_FILE = "metadata.json"
 MANIFEST_FILE = "manifest.json"
+REPORT_FILE = "validation_report.html"
 CONTENT_FILES: tuple[str, ...] = (
     MODEL_FILE,
     CALIBRATION_FILE,
@@ -50,6 +54,8 @@ CONTENT_FILES: tuple[str, ...] = (
     REFERENCE_FILE,
     METADATA_FILE,
 )
+OPTIONAL_FILES: tuple[str, ...] = (REPORT_FILE,)
+"""Files a bundle may hold (hashed in the manifest when present)."""
 
 
 _Model = TypeVar("_Model", bound=BaseModel)
@@ -96,6 +102,26 @@ class Bundle:
     file_hashes: dict[str, str]
     bundle_hash: str
     path: Path
+
+    @property
+    def has_validation_report(self) -> bool:
+        """Whether the bundle holds its validation report."""
+        return REPORT_FILE in self.file_hashes
+
+    def read_validation_report(self) -> bytes | None:
+        """The validation report's bytes, checked against the manifest; None if it has none.
+
+        Raises:
+            BundleIntegrityError: if the report is missing or was changed since loading.
+        """
+        if not self.has_validation_report:
+            return None
+        path = self.path / REPORT_FILE
+        if not path.is_file():
+            raise BundleIntegrityError("missing", REPORT_FILE)
+        data = path.read_bytes()
+        _check_hash(REPORT_FILE, data, self.file_hashes[REPORT_FILE])
+        return data
 
 
 def sha256_hex(data: bytes) -> str:
@@ -202,6 +228,7 @@ def write_bundle(
     reference: Mapping[str, Any],
     metadata: BundleMetadata | Mapping[str, Any],
     reasons: ReasonDictionary | None = None,
+    validation_report: str | None = None,
     overwrite: bool = False,
 ) -> Bundle:
     """Write a bundle atomically (staging folder, then rename) and load it back verified.
@@ -216,6 +243,7 @@ def write_bundle(
         reference: reference distributions for drift (JSON-able, finite numbers).
         metadata: bundle metadata (validated as `BundleMetadata`).
         reasons: reason dictionary; built from ``spec`` when omitted.
+        validation_report: the HTML validation report of this model (``REPORT_FILE``).
         overwrite: replace an existing bundle folder.
 
     Returns:
@@ -248,9 +276,32 @@ def write_bundle(
         REFERENCE_FILE: reference_bytes,
         METADATA_FILE: canonical_json(meta.model_dump(mode="json")),
     }
-    hashes = {name: sha256_hex(data) for name, data in contents.items()}
-    contents[MANIFEST_FILE] = _manifest_bytes(hashes)
+    if validation_report is not None:
+        contents[REPORT_FILE] = validation_report.encode("utf-8")
+    return _seal(target, contents)
 
+
+def attach_validation_report(directory: Path | str, report_html: str) -> Bundle:
+    """Put (or replace) the validation report in a bundle and re-seal its manifest.
+
+    The bundle is verified first; the other files are kept byte for byte. The bundle hash
+    changes (the manifest lists the report), so record the returned ``bundle_hash``.
+
+    Raises:
+        BundleError: if the bundle does not verify.
+    """
+    bundle = load_bundle(directory)
+    contents = {name: (bundle.path / name).read_bytes() for name in CONTENT_FILES}
+    for name, data in contents.items():  # unchanged since it was verified
+        _check_hash(name, data, bundle.file_hashes[name])
+    contents[REPORT_FILE] = report_html.encode("utf-8")
+    return _seal(bundle.path, contents)
+
+
+def _seal(target: Path, contents: dict[str, bytes]) -> Bundle:
+    """Write ``contents`` and their manifest into ``target`` atomically; load it back."""
+    hashes = {name: sha256_hex(data) for name, data in contents.items()}
+    contents = {**contents, MANIFEST_FILE: _manifest_bytes(hashes)}
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.staging-"))
     try:
@@ -261,6 +312,12 @@ def write_bundle(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return load_bundle(target)
+
+
+def _check_hash(name: str, data: bytes, expected: str) -> None:
+    digest = sha256_hex(data)
+    if digest != expected:
+        raise BundleIntegrityError(f"SHA-256 {digest} differs from the manifest's {expected}", name)
 
 
 def _parse_json(name: str, data: bytes) -> Any:
@@ -288,9 +345,15 @@ def _read_manifest(folder: Path, expected_hash: str | None) -> tuple[dict[str, s
         canonical_json(files)
     ):
         raise BundleIntegrityError("file list does not match its digest", MANIFEST_FILE)
-    if set(files) != set(CONTENT_FILES) or data != _manifest_bytes(files):
+    optional = set(files) - set(CONTENT_FILES)
+    if (
+        not set(CONTENT_FILES) <= set(files)
+        or not optional <= set(OPTIONAL_FILES)
+        or data != _manifest_bytes(files)
+    ):
         raise BundleIntegrityError(
-            f"lists {sorted(files)}, expected exactly {sorted(CONTENT_FILES)} in canonical form",
+            f"lists {sorted(files)}, expected {sorted(CONTENT_FILES)} (and optionally "
+            f"{sorted(OPTIONAL_FILES)}) in canonical form",
             MANIFEST_FILE,
         )
     return files, bundle_hash
@@ -311,21 +374,20 @@ def load_bundle(directory: Path | str, expected_hash: str | None = None) -> Bund
     if not folder.is_dir():
         raise BundleIntegrityError(f"bundle folder {folder} does not exist")
     present = {p.name for p in folder.iterdir()}
-    unknown = sorted(present - set(CONTENT_FILES) - {MANIFEST_FILE})
+    unknown = sorted(present - set(CONTENT_FILES) - set(OPTIONAL_FILES) - {MANIFEST_FILE})
     if unknown:
         raise BundleIntegrityError(f"unexpected file in bundle {folder}", unknown[0])
     files, bundle_hash = _read_manifest(folder, expected_hash)
+    unlisted = sorted(present & set(OPTIONAL_FILES) - set(files))
+    if unlisted:
+        raise BundleIntegrityError(f"not in the manifest of bundle {folder}", unlisted[0])
     raw = {}
-    for name in CONTENT_FILES:
+    for name in (*CONTENT_FILES, *(n for n in OPTIONAL_FILES if n in files)):
         path = folder / name
         if not path.is_file():
             raise BundleIntegrityError("missing", name)
         raw[name] = path.read_bytes()
-        digest = sha256_hex(raw[name])
-        if digest != files[name]:
-            raise BundleIntegrityError(
-                f"SHA-256 {digest} differs from the manifest's {files[name]}", name
-            )
+        _check_hash(name, raw[name], files[name])
 
     def parse(name: str, model: type[_Model]) -> _Model:
         try:

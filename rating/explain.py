@@ -86,7 +86,7 @@ class Explanation(_Frozen):
     model_tier: Tier
     """Tier from the PD alone."""
     tier: Tier
-    """Tier after hard rules."""
+    """Tier after hard rules and default status."""
     hard_rules: tuple[HardRuleHit, ...]
     group_contributions: dict[str, float]
     tier_bands: tuple[TierBand, ...]
@@ -98,6 +98,9 @@ class Explanation(_Frozen):
     blocking_factors: tuple[BlockingFactor, ...]
     blocking_sufficient: bool | None
     """Whether removing all blocking factors together reaches the better tier."""
+    in_default: bool = False
+    """In default at the rating date: restricted tier whatever the path (``grade`` is the
+    PD's band; the rating's grade is the default grade)."""
 
 
 class RatingState(_Frozen):
@@ -234,6 +237,7 @@ def explain(
     policy: RatingPolicy,
     *,
     hard_rules: Sequence[HardRuleHit] = (),
+    in_default: bool = False,
 ) -> Explanation:
     """Explain one rating on the master scale and the tiers.
 
@@ -244,6 +248,7 @@ def explain(
         scale: the master scale.
         policy: tiers and hard rules.
         hard_rules: hard rules fired for this customer (they force the restricted tier).
+        in_default: the customer is in default at the rating date (restricted tier too).
 
     Raises:
         ExplainError: if the contributions do not match the spec or are not finite.
@@ -301,7 +306,7 @@ def explain(
         pd=float(pds[-1]),
         grade=mapper.names[grades[-1]],
         model_tier=model_tier,
-        tier=Tier.RESTRICTED if hard_rules else model_tier,
+        tier=Tier.RESTRICTED if hard_rules or in_default else model_tier,
         hard_rules=tuple(hard_rules),
         group_contributions=group_totals,
         tier_bands=bands,
@@ -310,6 +315,7 @@ def explain(
         distance_to_next_better_tier=distance,
         blocking_factors=blocking,
         blocking_sufficient=sufficient,
+        in_default=in_default,
     )
 
 

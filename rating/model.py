@@ -8,7 +8,7 @@ scaled by its slope, the contributions onto calibrated log-odds, so everything d
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,10 +17,17 @@ import numpy as np
 from scipy.special import expit, logit
 
 from features.spec import FeatureGroup, FeatureKind, FeatureSpec
-from rating.bundle import MODEL_FILE, Bundle, BundleError, load_bundle
+from rating.bundle import MODEL_FILE, POLICY_FILE, Bundle, BundleError, load_bundle
 from rating.calibration import PlattCalibration
 from rating.explain import Explanation, explain
-from rating.policy import TIER_ORDER, CreditPolicy, HardRuleHit, RatingPolicy, Tier
+from rating.policy import (
+    TIER_ORDER,
+    CreditPolicy,
+    DefaultStatus,
+    HardRuleHit,
+    RatingPolicy,
+    Tier,
+)
 from rating.reasons import (
     MAX_REASONS,
     Reason,
@@ -48,11 +55,12 @@ class ScoreResult:
     points: np.ndarray
     """Scorecard points (PDO scale) of the floored PD."""
     grade: np.ndarray
+    """Grade: the PD's band, or the default grade for a customer in default."""
     grade_index: np.ndarray
     model_tier: np.ndarray
-    """Tier from the grade alone (object array of `Tier`)."""
+    """Tier of the PD's band alone (object array of `Tier`)."""
     tier: np.ndarray
-    """Tier after hard rules (object array of `Tier`)."""
+    """Tier after hard rules and default status (object array of `Tier`)."""
     contributions: np.ndarray
     """``(n, n_features)`` calibrated SHAP contributions in spec order."""
     base: np.ndarray
@@ -61,9 +69,17 @@ class ScoreResult:
     """Feature group -> ``(n,)`` summed contributions."""
     hard_rules: list[list[HardRuleHit]]
     reasons: list[list[Reason]]
+    """Hard rules first, then the default status, then the top adverse features."""
+    defaults: list[DefaultStatus | None]
+    """Default status at the rating date per row (None: not in default)."""
 
     def __len__(self) -> int:
         return int(self.pd.shape[0])
+
+    @property
+    def in_default(self) -> np.ndarray:
+        """Boolean per row: in default at the rating date."""
+        return np.array([d is not None for d in self.defaults], dtype=bool)
 
 
 class RatingModel:
@@ -128,6 +144,11 @@ class RatingModel:
         """Reason dictionary."""
         return self.bundle.reasons
 
+    @property
+    def policy_version(self) -> str:
+        """Policy version plus the first 12 hex digits of the policy file's SHA-256."""
+        return f"{self.policy.version}+{self.bundle.file_hashes[POLICY_FILE][:12]}"
+
     def policy_of(self, tier: Tier | str) -> CreditPolicy:
         """Credit policy of a tier."""
         return self.policy.policy_of_tier(tier)
@@ -182,16 +203,24 @@ class RatingModel:
         x: np.ndarray,
         flags: Mapping[str, np.ndarray] | None = None,
         *,
+        defaults: Sequence[DefaultStatus | None] | None = None,
         k: int = MAX_REASONS,
         num_threads: int | None = None,
     ) -> ScoreResult:
         """Score a batch: PD, grade, tiers, points, contributions, hard rules and reasons.
+
+        This is the one place where status overrides the model: a hard rule forces the
+        restricted tier, a default at the rating date the default grade and the restricted
+        tier; their reasons come first (hard rules, then the default), before the features.
+        The PD, points and contributions stay the model's.
 
         Args:
             x: ``(n, n_features)`` float matrix in spec order; NaN for missing values,
                 categorical features as integer codes into their ``categories``.
             flags: hard-rule flags (name -> ``(n,)`` 0/1); a flag not given is read from
                 the model feature of the same name.
+            defaults: per row, the default status at the rating date (see
+                `rating.policy.default_status`); None: nobody is in default.
             k: at most this many reasons per customer.
             num_threads: LightGBM threads for this call (default: the model's); rows are
                 independent, so the values do not depend on it.
@@ -205,6 +234,9 @@ class RatingModel:
             hits = self.policy.hard_rule_hits(self._flag_columns(matrix, flags), n_rows=n)
         except ValueError as error:
             raise ScoreInputError(str(error)) from error
+        statuses = [None] * n if defaults is None else list(defaults)
+        if len(statuses) != n:
+            raise ScoreInputError(f"defaults has {len(statuses)} entries for {n} rows")
         if n == 0:
             raw = np.zeros((0, len(self.spec.features) + 1))
         else:
@@ -216,15 +248,26 @@ class RatingModel:
         log_odds = scaled.sum(axis=1)
 
         pd = self.scale.floor_pd(expit(log_odds))
-        grade_index = self.scale.grade_index(pd)
-        tier_rank = self._tier_rank[grade_index]
+        band_index = self.scale.grade_index(pd)
+        tier_rank = self._tier_rank[band_index]
         model_tier = np.asarray(TIER_ORDER, dtype=object)[tier_rank]
+        in_default = np.array([s is not None for s in statuses], dtype=bool)
+        grade_index = np.where(in_default, self.scale.default_index, band_index)
         tier = model_tier.copy()
-        tier[np.array([bool(h) for h in hits], dtype=bool)] = Tier.RESTRICTED
+        tier[np.array([bool(h) for h in hits], dtype=bool) | in_default] = Tier.RESTRICTED
         group_totals = contributions @ self._membership
         top = top_reason_indices(contributions, self._eligible, k)
         reasons = [
-            reasons_from_indices(top[i], contributions[i], matrix[i], self._entries, hits[i], k)
+            reasons_from_indices(
+                top[i],
+                contributions[i],
+                matrix[i],
+                self._entries,
+                hits[i],
+                k,
+                statuses[i],
+                features=self.spec.features,
+            )
             for i in range(n)
         ]
         return ScoreResult(
@@ -242,6 +285,7 @@ class RatingModel:
             },
             hard_rules=hits,
             reasons=reasons,
+            defaults=statuses,
         )
 
     def explain(self, result: ScoreResult, row: int) -> Explanation:
@@ -255,4 +299,5 @@ class RatingModel:
             self.scale,
             self.policy,
             hard_rules=result.hard_rules[row],
+            in_default=result.defaults[row] is not None,
         )

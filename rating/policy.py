@@ -6,12 +6,15 @@ grades, the default grade, and any customer hit by a compliance hard rule).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from datetime import date
 from enum import StrEnum
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from features.schema import DEFAULT_TYPES
 from rating.scale import MasterScale
 
 
@@ -86,6 +89,32 @@ class HardRuleHit(BaseModel):
     flag: str
     text_en: str
     text_zh: str
+
+
+class DefaultStatus(BaseModel):
+    """A customer in default at the rating date: its first default on or before that date.
+
+    A customer in default gets the master scale's default grade and the restricted tier
+    whatever its model PD (the default grade is a status, not a PD band).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    default_date: date
+    default_type: Literal[DEFAULT_TYPES]  # type: ignore[valid-type]
+
+
+def default_status(defaults: Iterable[tuple[date, str]], as_of: date) -> DefaultStatus | None:
+    """Whether one customer is in default at ``as_of``, from its ``(default_date, type)`` records.
+
+    Only defaults on or before ``as_of`` count; the first of them is the status (the customer
+    has been in default since then). None: not in default.
+    """
+    known = [(day, kind) for day, kind in defaults if day <= as_of]
+    if not known:
+        return None
+    day, kind = min(known)
+    return DefaultStatus(default_date=day, default_type=kind)
 
 
 def _default_tiers() -> tuple[TierDef, ...]:

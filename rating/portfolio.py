@@ -30,7 +30,9 @@ from features.spec import FeatureGroup
 from rating.bundle import Bundle
 from rating.compat import check_compatible
 from rating.model import RatingModel, ScoreResult
-from rating.reasons import HARD_RULE_GROUP, MAX_REASONS, Reason
+from rating.output import POLICY_PREFIX, SCORE_COLUMN_NAMES
+from rating.policy import CreditPolicy, DefaultStatus, default_status
+from rating.reasons import MAX_REASONS
 
 Progress = Callable[[int, int], None]
 """Called with (customers done, customers total) after each chunk."""
@@ -98,6 +100,20 @@ def portfolio_ids(raw: RawTables | FeatureFrames, as_of: date) -> list[str]:
     )
 
 
+def default_statuses(defaults: pd.DataFrame, as_of: date) -> dict[str, DefaultStatus]:
+    """Customers in default at ``as_of`` and their status, from a ``defaults`` table.
+
+    Each customer's records go through `rating.policy.default_status`, the rule the scoring
+    API applies to the defaults of a request.
+    """
+    records: dict[str, list[tuple[date, str]]] = {}
+    days = pd.to_datetime(defaults["default_date"]).dt.date
+    for cid, day, kind in zip(defaults["customer_id"], days, defaults["default_type"], strict=True):
+        records.setdefault(str(cid), []).append((day, str(kind)))
+    statuses = {cid: default_status(rows, as_of) for cid, rows in records.items()}
+    return {cid: status for cid, status in statuses.items() if status is not None}
+
+
 def iter_rated_chunks(
     raw: RawTables | FeatureFrames,
     as_of: date,
@@ -106,6 +122,9 @@ def iter_rated_chunks(
     progress: Progress | None = None,
 ) -> Iterator[RatedChunk]:
     """Rate every customer onboarded by ``as_of``, yielding one chunk at a time (sorted by id).
+
+    Customers in default at ``as_of`` (from ``raw.defaults``; polars frames carry none) get
+    the default grade and the restricted tier (`RatingModel.score`).
 
     Args:
         raw: the raw tables (validated upstream) or their polars frames.
@@ -125,53 +144,67 @@ def iter_rated_chunks(
     ids = portfolio_ids(frames, as_of)
     columns = model.spec.names
     flag_names = [f for f in model.policy.flag_names if f in FEATURE_SPEC.names]
+    in_default = default_statuses(raw.defaults, as_of) if isinstance(raw, RawTables) else {}
     done = 0
     for chunk in _split_frames(frames, ids, chunk_size):
         features = compute_features_pl(chunk, as_of).fill_null(float("nan"))
         x = np.ascontiguousarray(features.select(columns).to_numpy(), dtype=np.float64)
         flags = {f: features.get_column(f).to_numpy().astype(np.float64) for f in flag_names}
-        result = model.score(x, flags)
+        chunk_ids = features.get_column("customer_id").to_list()
+        result = model.score(x, flags, defaults=[in_default.get(c) for c in chunk_ids])
         done += len(result)
-        yield RatedChunk(features.get_column("customer_id").to_list(), x, result)
+        yield RatedChunk(chunk_ids, x, result)
         if progress is not None:
             progress(done, len(ids))
 
 
-def _adverse(reasons: list[Reason]) -> list[Reason]:
-    return [r for r in reasons if r.group != HARD_RULE_GROUP]
-
-
-def chunk_table(chunk: RatedChunk, as_of: date, model: RatingModel) -> pd.DataFrame:
+def chunk_table(
+    chunk: RatedChunk, as_of: date, model: RatingModel, lang: str = "en"
+) -> pd.DataFrame:
     """The per-customer table of a rated chunk (the batch scoring output format).
 
-    Columns: ``customer_id, as_of, pd, score, grade, model_tier, tier, hard_rules`` (codes,
-    ``;``-joined), ``reason_1..4`` codes, ``reason_1..4_contribution``, ``group_<name>``
-    contributions, ``model_version``, ``bundle_hash``.
+    Columns: `rating.output.SCORE_COLUMNS`, in that order; reason texts in ``lang`` (``en``
+    or ``zh``). Reasons are the ones the scoring API gives: hard rules first, then the
+    default status, then the top adverse features.
     """
     result = chunk.result
-    frame = pd.DataFrame(
-        {
-            "customer_id": chunk.customer_ids,
-            "as_of": pd.Timestamp(as_of),
-            "pd": result.pd,
-            "score": result.points.astype(np.int64),
-            "grade": result.grade.astype(str),
-            "model_tier": [str(t) for t in result.model_tier],
-            "tier": [str(t) for t in result.tier],
-            "hard_rules": [";".join(h.code for h in hits) for hits in result.hard_rules],
-        }
-    )
-    adverse = [_adverse(rs) for rs in result.reasons]
+    text = "text_zh" if lang == "zh" else "text_en"
+    tiers = [str(t) for t in result.tier]
+    by_tier = {t: model.policy_of(t) for t in set(tiers)}
+    policies = [by_tier[t] for t in tiers]
+    columns: dict[str, object] = {
+        "customer_id": chunk.customer_ids,
+        "as_of": pd.Timestamp(as_of),
+        "pd": result.pd,
+        "score": result.points.astype(np.int64),
+        "grade": result.grade.astype(str),
+        "model_tier": [str(t) for t in result.model_tier],
+        "tier": tiers,
+        "in_default": result.in_default,
+        "default_date": pd.to_datetime(
+            [None if d is None else d.default_date for d in result.defaults]
+        ),
+        "default_type": [None if d is None else d.default_type for d in result.defaults],
+        "hard_rules": [";".join(h.code for h in hits) for hits in result.hard_rules],
+    }
     for k in range(MAX_REASONS):
-        frame[f"reason_{k + 1}"] = [rs[k].code if len(rs) > k else None for rs in adverse]
-        frame[f"reason_{k + 1}_contribution"] = [
-            rs[k].contribution if len(rs) > k else math.nan for rs in adverse
-        ]
+        picked = [rs[k] if len(rs) > k else None for rs in result.reasons]
+        columns[f"reason_{k + 1}"] = [None if r is None else r.code for r in picked]
+        columns[f"reason_{k + 1}_text"] = [None if r is None else getattr(r, text) for r in picked]
+        columns[f"reason_{k + 1}_contribution"] = np.array(
+            [math.nan if r is None or r.contribution is None else r.contribution for r in picked],
+            dtype=np.float64,
+        )
     for group, values in result.group_contributions.items():
-        frame[f"group_{group}"] = values
-    frame["model_version"] = model.bundle.metadata.version
-    frame["bundle_hash"] = model.bundle.bundle_hash
-    return frame
+        columns[f"group_{group}"] = values
+    for name in CreditPolicy.model_fields:
+        columns[POLICY_PREFIX + name] = [getattr(p, name) for p in policies]
+    columns["lang"] = lang
+    columns["model_version"] = model.bundle.metadata.version
+    columns["bundle_hash"] = model.bundle.bundle_hash
+    columns["policy_version"] = model.policy_version
+    frame = pd.DataFrame(columns)
+    return frame[list(SCORE_COLUMN_NAMES)]
 
 
 def _concat_results(results: list[ScoreResult], n_features: int) -> ScoreResult:
@@ -201,6 +234,7 @@ def _concat_results(results: list[ScoreResult], n_features: int) -> ScoreResult:
         },
         hard_rules=[hits for r in results for hits in r.hard_rules],
         reasons=[rs for r in results for rs in r.reasons],
+        defaults=[d for r in results for d in r.defaults],
     )
 
 
@@ -235,10 +269,10 @@ class PortfolioRating:
         """SHA-256 of the bundle manifest."""
         return self.model.bundle.bundle_hash
 
-    def table(self) -> pd.DataFrame:
+    def table(self, lang: str = "en") -> pd.DataFrame:
         """Per-customer table in the batch scoring format (see `chunk_table`)."""
         chunk = RatedChunk(self.customer_ids, self.features, self.result)
-        return chunk_table(chunk, self.as_of, self.model)
+        return chunk_table(chunk, self.as_of, self.model, lang)
 
 
 def rate_portfolio(
@@ -281,18 +315,4 @@ def rate_portfolio(
         features=matrix,
         result=_concat_results(results, n_features),
         model=model,
-    )
-
-
-def defaults_at(defaults: pd.DataFrame, as_of: date) -> pd.DataFrame:
-    """First default per customer on or before ``as_of`` (index ``customer_id``).
-
-    A customer in default is rated with the default grade and the restricted tier whatever
-    its model PD (the master scale's default grade is a status, not a PD band).
-    """
-    known = defaults[pd.to_datetime(defaults["default_date"]) <= pd.Timestamp(as_of)]
-    return (
-        known.sort_values("default_date")
-        .drop_duplicates("customer_id")
-        .set_index("customer_id")[["default_date", "default_type"]]
     )

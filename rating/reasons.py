@@ -16,7 +16,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from features.spec import FeatureDef, FeatureGroup, FeatureKind, FeatureSpec, RiskDirection
-from rating.policy import HardRuleHit
+from rating.policy import DefaultStatus, HardRuleHit
 
 GROUP_PREFIX: dict[FeatureGroup, str] = {
     FeatureGroup.PROFILE: "PRO",
@@ -25,7 +25,16 @@ GROUP_PREFIX: dict[FeatureGroup, str] = {
     FeatureGroup.TRANSACTION: "TRX",
 }
 HARD_RULE_GROUP = "hard_rule"
+DEFAULT_GROUP = "default"
+"""Group of the reason given to a customer in default at the rating date."""
 MAX_REASONS = 4
+
+DEFAULT_REASONS: dict[str, tuple[str, str, str]] = {
+    "dpd90": ("DEF01", "90+ days past due", "逾期90天以上"),
+    "write_off": ("DEF02", "written off", "已核销"),
+    "insolvency": ("DEF03", "insolvency", "破产"),
+}
+"""Default type -> (reason code, English, Chinese); codes are stable like the dictionary's."""
 
 
 class ReasonError(ValueError):
@@ -109,6 +118,8 @@ class Reason(BaseModel):
     """Calibrated log-odds added by the feature (None for hard rules)."""
     value: float | None = None
     """The feature value (None for hard rules and missing values)."""
+    label: str | None = None
+    """The level a categorical value codes for (e.g. the industry), None for other features."""
 
 
 _PARENS = re.compile(r"\s*[(（][^()（）]*[)）]")
@@ -237,7 +248,9 @@ def top_reason_indices(contribs: np.ndarray, eligible: np.ndarray, k: int) -> np
     return np.where(np.isfinite(picked), order, -1)
 
 
-def _reason_of(entry: ReasonEntry, contribution: float, value: float | None) -> Reason:
+def _reason_of(
+    entry: ReasonEntry, contribution: float, value: float | None, feature: FeatureDef | None
+) -> Reason:
     return Reason(
         code=entry.code,
         text_en=entry.text_en,
@@ -246,12 +259,35 @@ def _reason_of(entry: ReasonEntry, contribution: float, value: float | None) -> 
         feature=entry.feature,
         contribution=contribution,
         value=value if value is not None and math.isfinite(value) else None,
+        label=feature.category_label(value) if feature is not None else None,
     )
 
 
 def hard_rule_reason(hit: HardRuleHit) -> Reason:
     """The reason of a fired hard rule."""
     return Reason(code=hit.code, text_en=hit.text_en, text_zh=hit.text_zh, group=HARD_RULE_GROUP)
+
+
+def default_reason(status: DefaultStatus) -> Reason:
+    """The reason of a customer in default at the rating date (since when, and how)."""
+    code, kind_en, kind_zh = DEFAULT_REASONS[status.default_type]
+    since = status.default_date.isoformat()
+    return Reason(
+        code=code,
+        text_en=f"In default since {since} ({kind_en})",
+        text_zh=f"{since}起违约（{kind_zh}）",
+        group=DEFAULT_GROUP,
+    )
+
+
+def status_reasons(
+    hard_rules: Sequence[HardRuleHit] = (), default: DefaultStatus | None = None
+) -> list[Reason]:
+    """The reasons that force the restricted tier, in the order given: hard rules, then default."""
+    reasons = [hard_rule_reason(hit) for hit in hard_rules]
+    if default is not None:
+        reasons.append(default_reason(default))
+    return reasons
 
 
 def reasons_from_indices(
@@ -261,12 +297,16 @@ def reasons_from_indices(
     entries: Sequence[ReasonEntry | None],
     hard_rules: Sequence[HardRuleHit] = (),
     k: int = MAX_REASONS,
+    default: DefaultStatus | None = None,
+    features: Sequence[FeatureDef] | None = None,
 ) -> list[Reason]:
-    """Reasons of one row: hard rules first, then the picked features, at most ``k`` in all.
+    """Reasons of one row, at most ``k`` in all: hard rules, the default status, then features.
 
-    Hard rules are all kept even beyond ``k``: a compliance block is never left unexplained.
+    Hard rules and the default status are all kept even beyond ``k``: a compliance block or a
+    default grade is never left unexplained.
+    ``features`` (the spec's, in spec order) label categorical values with their level.
     """
-    reasons = [hard_rule_reason(hit) for hit in hard_rules]
+    reasons = status_reasons(hard_rules, default)
     room = max(k - len(reasons), 0)
     for j in indices[:room]:
         if j < 0:
@@ -275,7 +315,8 @@ def reasons_from_indices(
         if entry is None:  # eligible_mask excludes these; a guard for direct callers
             continue
         value = None if values is None else float(values[j])
-        reasons.append(_reason_of(entry, float(contribs[j]), value))
+        feature = None if features is None else features[j]
+        reasons.append(_reason_of(entry, float(contribs[j]), value, feature))
     return reasons
 
 
@@ -287,6 +328,7 @@ def top_reasons(
     *,
     dictionary: ReasonDictionary | None = None,
     hard_rules: Sequence[HardRuleHit] = (),
+    default: DefaultStatus | None = None,
 ) -> list[Reason]:
     """The top adverse reasons of one rating.
 
@@ -297,10 +339,11 @@ def top_reasons(
         k: at most this many reasons (hard rules count, but are never dropped).
         dictionary: reason dictionary; built from ``spec`` when omitted.
         hard_rules: fired hard rules, given first.
+        default: the customer's default status at the rating date, given after hard rules.
 
     Returns:
-        Hard-rule reasons, then up to ``k`` largest positive (risk-increasing) contributions
-        of non-protected features, largest first.
+        Hard-rule reasons, the default reason, then the largest positive (risk-increasing)
+        contributions of non-protected features, largest first, up to ``k`` in all.
 
     Raises:
         ReasonError: if the arrays do not match the spec.
@@ -316,4 +359,6 @@ def top_reasons(
     entries = entries_by_index(spec, dictionary or build_reason_dictionary(spec))
     indices = top_reason_indices(row[None, :], eligible_mask(entries), k)[0]
     value_row = None if values is None else np.asarray(values, dtype=np.float64)
-    return reasons_from_indices(indices, row, value_row, entries, hard_rules, k)
+    return reasons_from_indices(
+        indices, row, value_row, entries, hard_rules, k, default, features=spec.features
+    )

@@ -1,14 +1,20 @@
 """A catalogue of hostile and broken raw-data folders, each of which must be refused.
 
 Every case starts from a small valid generated portfolio, breaks one thing (a value, a file, a
-format) and is then run through ``riskgrade validate`` (exit 1, the problem listed), through
-``features.validate.validate_raw_dir`` (the expected table in the report) and through the
+format) and is then run through ``riskgrade validate --strict`` at the extract date (exit 1, the
+problem listed), through ``features.validate.validate_raw_dir`` (strict: the expected table in
+the report) and through the
 dataset pipeline (``load_raw`` -> ``build_dataset`` -> ``write_dataset``), which must raise a
 ``RawValidationError`` naming the problem and leave no output folder behind.
+
+``REQUEST_CASES`` does the same for the scoring API: each breaks one thing in a valid /score
+body (or a query parameter) and must get a 422 naming the field, never a 5xx; dates at the
+business bounds (``features.schema.MIN_DATE``..``MAX_DATE``) are accepted, one day beyond not.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from collections.abc import Callable
@@ -286,6 +292,12 @@ CASES: tuple[Case, ...] = (
         _set("repayments", "paid_date", pd.NaT),
     ),
     Case(
+        "maturity_past_date_bound",
+        "a facility maturing 2201-01-01, a day past the upper date bound",
+        "credit_facilities",
+        _set("credit_facilities", "maturity_date", pd.Timestamp("2201-01-01")),
+    ),
+    Case(
         "truncated_parquet",
         "transactions.parquet cut in half",
         "transactions",
@@ -335,14 +347,16 @@ def pipeline(raw_dir: Path, out_dir: Path, as_of: date = AS_OF) -> dict[str, obj
 
 
 def cli_validate(raw_dir: Path, as_of: date = AS_OF) -> tuple[int, str]:
-    """``riskgrade validate RAW --as-of`` in process: exit code and output."""
+    """``riskgrade validate RAW --as-of DATE --strict`` in process: exit code and output.
+
+    ``DATE`` is the extract date, so with ``--strict`` a record after it is a failure.
+    """
     from typer.testing import CliRunner
 
     from riskgrade.cli import app
 
-    result = CliRunner().invoke(
-        app, ["validate", str(raw_dir), "--as-of", as_of.isoformat()], terminal_width=200
-    )
+    args = ["validate", str(raw_dir), "--as-of", as_of.isoformat(), "--strict"]
+    result = CliRunner().invoke(app, args, terminal_width=200)
     return result.exit_code, result.output
 
 
@@ -354,7 +368,7 @@ def check_case(case: Case, base: RawTables, work: Path) -> dict[str, Any]:
     out_dir = work / case.name / "dataset"
     started = time.perf_counter()
     exit_code, output = cli_validate(folder)
-    report = validate_raw_dir(folder, AS_OF)
+    report = validate_raw_dir(folder, AS_OF, strict=True)
     blamed = sorted({p.table for p in report.problems})
     try:
         pipeline(folder, out_dir)
@@ -396,5 +410,212 @@ def run_catalogue(work: Path) -> dict[str, Any]:
         "control_valid": exit_code == 0,
         "cases": len(results),
         "rejected_everywhere": sum(r["passed"] for r in results),
+        "results": results,
+    }
+
+
+# -- hostile requests: the scoring API ------------------------------------------------------
+
+Send = Callable[[str, str, Any, dict[str, str] | None, str], tuple[int, Any]]
+"""``send(method, path, json_body, query_params, role)`` -> (status, parsed JSON body)."""
+
+
+@dataclass(frozen=True)
+class RequestCase:
+    """One hostile API request: how to break a valid /score body and what must come back.
+
+    ``status`` 422 must name ``field`` (as a field location or inside the message of a
+    cross-field error); a 200 case checks a value at a bound is accepted.
+    """
+
+    name: str
+    description: str
+    method: str
+    path: str
+    field: str
+    status: int = 422
+    break_body: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    query: dict[str, str] | None = None
+    role: str = "scorer"
+
+
+def _body_set(
+    path: tuple[str | int, ...], value: Any
+) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    def apply(body: dict[str, Any]) -> dict[str, Any]:
+        out = json.loads(json.dumps(body))
+        target = out
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = value
+        return out
+
+    return apply
+
+
+def _in_batch(
+    inner: Callable[[dict[str, Any]], dict[str, Any]],
+) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    def apply(body: dict[str, Any]) -> dict[str, Any]:
+        return {"requests": [body, inner(body)]}
+
+    return apply
+
+
+def _with_defaults(*records: dict[str, Any]) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    def apply(body: dict[str, Any]) -> dict[str, Any]:
+        return {**body, "defaults": list(records)}
+
+    return apply
+
+
+_FAR = "9999-12-31"
+
+REQUEST_CASES: tuple[RequestCase, ...] = (
+    RequestCase(
+        "as_of_9999",
+        "as_of 9999-12-31: its day-after and 12-month windows would overflow",
+        "POST",
+        "/score",
+        "as_of",
+        break_body=_body_set(("as_of",), _FAR),
+    ),
+    RequestCase(
+        "as_of_9999_explain",
+        "as_of 9999-12-31 on /explain",
+        "POST",
+        "/explain",
+        "as_of",
+        break_body=_body_set(("as_of",), _FAR),
+    ),
+    RequestCase(
+        "as_of_9999_in_batch",
+        "the second request of a batch dated 9999-12-31",
+        "POST",
+        "/score_batch",
+        "requests.1.as_of",
+        break_body=_in_batch(_body_set(("as_of",), _FAR)),
+    ),
+    RequestCase(
+        "as_of_9999_feature_vector",
+        "a feature-vector request dated 9999-12-31",
+        "POST",
+        "/score",
+        "as_of",
+        break_body=lambda body: {
+            "as_of": _FAR,
+            "feature_vector": {"customer_id": "V1", "values": {}},
+        },
+    ),
+    RequestCase(
+        "as_of_before_1900",
+        "as_of 1899-12-31, before the lower date bound",
+        "POST",
+        "/score",
+        "as_of",
+        break_body=_body_set(("as_of",), "1899-12-31"),
+    ),
+    RequestCase(
+        "maturity_past_bound",
+        "a facility maturing 2201-01-01, a day past the upper date bound",
+        "POST",
+        "/score",
+        "facilities.0.maturity_date",
+        break_body=_body_set(("facilities", 0, "maturity_date"), "2201-01-01"),
+    ),
+    RequestCase(
+        "maturity_at_bound",
+        "a facility maturing 2200-12-31, on the upper date bound: accepted",
+        "POST",
+        "/score",
+        "",
+        status=200,
+        break_body=_body_set(("facilities", 0, "maturity_date"), "2200-12-31"),
+    ),
+    RequestCase(
+        "due_date_9999",
+        "an instalment due 9999-12-31",
+        "POST",
+        "/score",
+        "facilities.0.instalments.0.due_date",
+        break_body=_body_set(("facilities", 0, "instalments", 0, "due_date"), _FAR),
+    ),
+    RequestCase(
+        "default_type_unknown",
+        "a default of a type outside the contract (bankrupt)",
+        "POST",
+        "/score",
+        "defaults.0.default_type",
+        break_body=_with_defaults({"default_date": "2024-01-31", "default_type": "bankrupt"}),
+    ),
+    RequestCase(
+        "default_unknown_field",
+        "a default record with an unknown field",
+        "POST",
+        "/score",
+        "defaults.0.amount",
+        break_body=_with_defaults(
+            {"default_date": "2024-01-31", "default_type": "dpd90", "amount": 1.0}
+        ),
+    ),
+    RequestCase(
+        "default_9999",
+        "a default dated 9999-12-31",
+        "POST",
+        "/score",
+        "defaults.0.default_date",
+        break_body=_with_defaults({"default_date": _FAR, "default_type": "dpd90"}),
+    ),
+    RequestCase(
+        "review_search_to_9999",
+        "audit search up to 9999-12-31 (the whole last day would overflow)",
+        "GET",
+        "/review/api/decisions",
+        "to",
+        query={"to": _FAR},
+        role="auditor",
+    ),
+)
+
+
+def check_request_case(case: RequestCase, body: dict[str, Any], send: Send) -> dict[str, Any]:
+    """Send one hostile request (built from a valid /score ``body``) and check the answer."""
+    sent = case.break_body(body) if case.break_body is not None else None
+    status, answer = send(case.method, case.path, sent, case.query, case.role)
+    error = answer.get("error") if isinstance(answer, dict) else None
+    fields = [f.get("loc", "") for f in (error or {}).get("fields", [])]
+    messages = " ".join([str((error or {}).get("message", ""))] + [str(f) for f in fields])
+    named = case.status != 422 or case.field in fields or case.field in messages
+    return {
+        "case": case.name,
+        "description": case.description,
+        "status": status,
+        "passed": status == case.status and named,
+        "fields": fields,
+    }
+
+
+def run_request_catalogue(
+    base: str, headers: Callable[[str], dict[str, str]], body: dict[str, Any]
+) -> dict[str, Any]:
+    """Every hostile request against a running server at ``base``."""
+    import httpx
+
+    def send(
+        method: str, path: str, payload: Any, query: dict[str, str] | None, role: str
+    ) -> tuple[int, Any]:
+        response = httpx.request(
+            method, base + path, json=payload, params=query, headers=headers(role), timeout=30
+        )
+        try:
+            return response.status_code, response.json()
+        except ValueError:
+            return response.status_code, None
+
+    results = [check_request_case(case, body, send) for case in REQUEST_CASES]
+    return {
+        "passed": all(r["passed"] for r in results),
+        "cases": len(results),
+        "answered_as_expected": sum(r["passed"] for r in results),
         "results": results,
     }

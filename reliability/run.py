@@ -77,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
                 server.process is not None and server.process.poll() is None
             )
             result["passed"] = result["passed"] and result["server_alive_after"]
+            sections["hostile_requests"] = hostile.run_request_catalogue(
+                server.base, ws.auth, ws.bodies[0]
+            )
             sections["security_pickle"] = security.pickle_refused(server, ws, work)
             sections["security_tokens_required"] = security.tokens_required(server, ws)
         return result
@@ -85,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     run("load", lambda: scenarios.load(ws, work, clients=32, seconds=load_s))
     run("overload", lambda: scenarios.overload(ws, work))
     run("kill9", lambda: scenarios.kill9(ws, work))
+    run("supervisor_kill9", lambda: scenarios.supervisor_kill9(ws, work))
     run("sigterm", lambda: scenarios.sigterm(ws, work))
     run("unwritable_audit", lambda: scenarios.unwritable(ws, work))
     run("tampered_bundle", lambda: scenarios.tampered(ws, work))

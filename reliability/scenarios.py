@@ -6,6 +6,7 @@ Each function starts its own server(s) in ``out`` and returns a JSON-ready dict 
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import signal
 import subprocess
@@ -23,8 +24,10 @@ from reliability.load import (
     run_load,
     sqlite_integrity,
 )
-from reliability.server import AUDIT_KEY, Server, Workspace
+from reliability.server import AUDIT_KEY, Server, Workspace, descendants
 from serving.audit import verify
+from serving.ports import PortUnavailableError, check_port_free
+from serving.watchdog import process_alive
 
 
 def _server(ws: Workspace, out: Path, name: str, **env: str) -> Server:
@@ -154,6 +157,79 @@ def kill9(ws: Workspace, out: Path, clients: int = 16) -> dict[str, Any]:
         "audit": audit,
         "verify": _verify(server.audit_db),
         "integrity_check": integrity_after_crash,
+    }
+
+
+def _port_free(port: int) -> bool:
+    try:
+        check_port_free("127.0.0.1", port)
+    except PortUnavailableError:
+        return False
+    return True
+
+
+def supervisor_kill9(
+    ws: Workspace, out: Path, clients: int = 8, wait_s: float = 30.0
+) -> dict[str, Any]:
+    """SIGKILL of BentoML's supervisor alone during load (``kill -9`` of ``riskgrade serve``).
+
+    Its workers stop, the port is free, a restart on the same port serves, and every
+    acknowledged decision is in the audit log.
+    """
+    server = _server(ws, out, "supervisor_kill9", RISKGRADE_MAX_CONCURRENCY="64")
+    server.start()
+    if not server.wait_ready() or server.process is None:
+        server.stop()
+        return {"passed": False, "problem": "server not ready"}
+    workers = descendants(server.process.pid)
+    thread, stop, box = _background_load(server, ws, clients, 60)
+    time.sleep(4)
+    os.kill(server.process.pid, signal.SIGKILL)
+    server.process.wait()
+    killed_at = time.monotonic()
+    alive = list(workers)
+    while alive and time.monotonic() - killed_at < wait_s:
+        time.sleep(0.1)
+        alive = [pid for pid in alive if process_alive(pid)]
+    workers_gone_s = round(time.monotonic() - killed_at, 2)
+    stop.set()
+    thread.join(60)
+    for pid in alive:  # orphans: the check fails; clean up so the run can go on
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    port_free = _port_free(server.port)
+    result = box["result"]
+    restarted = Server(
+        ws,
+        server.audit_db,
+        out / "supervisor_kill9.restart.log",
+        env_extra={"RISKGRADE_MAX_CONCURRENCY": "64"},
+        port=server.port,
+    )
+    with restarted:
+        ready = restarted.wait_ready()
+        after = run_load(restarted.base, ws.bodies, ws.auth(), clients=2, seconds=3)
+    audit = audit_check(server.audit_db, result)
+    after_audit = audit_check(server.audit_db, after)
+    checks = {
+        "workers_found": bool(workers),
+        "no_orphan": not alive,
+        "port_free_after": port_free,
+        "restarted_on_same_port": ready,
+        "scores_after_restart": ready and after.summary()["errors"] == 0,
+        "acknowledged_all_present": audit["missing_in_audit"] == 0
+        and after_audit["missing_in_audit"] == 0,
+        "verify_ok": _verify(server.audit_db)["ok"],
+    }
+    return {
+        "passed": all(checks.values()),
+        **checks,
+        "workers": len(workers),
+        "workers_gone_seconds": workers_gone_s,
+        "acknowledged_before_restart": audit["acknowledged"],
+        "statuses": result.summary()["statuses"],
+        "audit": audit,
+        "verify": _verify(server.audit_db),
     }
 
 

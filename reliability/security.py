@@ -36,17 +36,17 @@ API_ROUTES: tuple[tuple[str, str], ...] = (
     ("GET", "/review/api/report/0"),
 )
 
-PUBLIC_ASSETS = (
-    "/",
-    "/docs.json",
-    "/schema.json",
-    "/metrics",
-    "/static_content/index.css",
-    "/review/",
+BENTOML_ROUTES: tuple[tuple[str, str], ...] = (
+    ("GET", "/"),
+    ("GET", "/docs.json"),
+    ("GET", "/schema.json"),
+    ("GET", "/metrics"),
+    ("GET", "/static_content/index.css"),
 )
-"""Routes that hold no decision data: BentoML's own (index, docs, schema, metrics, static) and
-the review UI page (its data comes from the token-protected /review/api routes): probed and
-reported, not failed."""
+"""BentoML's own routes: they need a token too (``/metrics`` unless RISKGRADE_METRICS_PUBLIC)."""
+
+PUBLIC_ASSETS = ("/review/", "/review/static/review.js")
+"""The review page and its script: no decision data (that comes from /review/api, auditor)."""
 
 PICKLE_TYPES = (
     "application/vnd.bentoml+pickle",
@@ -94,7 +94,7 @@ def pickle_refused(server: Server, ws: Workspace, out: Path) -> dict[str, Any]:
 def tokens_required(server: Server, ws: Workspace) -> dict[str, Any]:
     """Every API route answers 401 without a token and with a forged one; probes answer."""
     unauthenticated = []
-    for method, path in API_ROUTES:
+    for method, path in API_ROUTES + BENTOML_ROUTES:
         for headers in ({}, {"Authorization": "Bearer rg_000000000000_" + "x" * 43}):
             response = httpx.request(
                 method, server.base + path, headers=headers, json={}, timeout=10
@@ -103,12 +103,20 @@ def tokens_required(server: Server, ws: Workspace) -> dict[str, Any]:
                 unauthenticated.append(f"{method} {path} -> {response.status_code}")
     probes = {p: httpx.get(server.base + p, timeout=5).status_code for p in PROBES}
     public = {p: httpx.get(server.base + p, timeout=5).status_code for p in PUBLIC_ASSETS}
+    with_token = {
+        path: httpx.get(server.base + path, headers=ws.auth("auditor"), timeout=10).status_code
+        for _, path in BENTOML_ROUTES
+    }
     return {
-        "passed": not unauthenticated and all(s == 200 for s in probes.values()),
-        "routes_checked": len(API_ROUTES),
+        "passed": not unauthenticated
+        and all(s == 200 for s in probes.values())
+        and all(s == 200 for s in public.values())
+        and all(s == 200 for s in with_token.values()),
+        "bentoml_routes_with_a_token": with_token,
+        "routes_checked": len(API_ROUTES) + len(BENTOML_ROUTES),
         "answered_without_valid_token": unauthenticated,
         "probes": probes,
-        "public_routes_without_token": {p: s for p, s in public.items() if s == 200},
+        "public_routes_without_token": public,
     }
 
 

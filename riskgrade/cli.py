@@ -8,11 +8,13 @@ from __future__ import annotations
 import os
 import sys
 from datetime import date
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
+from rating.output import columns_help
 from riskgrade import cli_monitor
 from riskgrade.config import DEFAULT_PARAMS_PATH, Params, load_params
 from riskgrade.console import (
@@ -22,9 +24,11 @@ from riskgrade.console import (
     gate_table,
     grade_table,
     rows_table,
+    test_window_name,
 )
 
 if TYPE_CHECKING:
+    from features.validate import PointInTimeRaw
     from serving.audit import AuditStore
     from serving.audit_sql import SqlAuditStore
     from training.pipeline import TrainResult
@@ -36,6 +40,14 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+class Lang(StrEnum):
+    """Language of reason texts."""
+
+    EN = "en"
+    ZH = "zh"
+
 
 ParamsOption = Annotated[
     Path, typer.Option("--params", help="params.yaml with seeds, paths and model settings")
@@ -66,6 +78,16 @@ def _require_date(value: str, option: str) -> date:
         message = f"{value} is outside {EARLIEST_DATE}..{LATEST_DATE}"
         raise typer.BadParameter(message, param_hint=option)
     return day
+
+
+def _read_at(raw_dir: Path, day: date) -> PointInTimeRaw:
+    """A raw folder as known at ``day``: later records are left out, said on stderr."""
+    from features.validate import load_raw_at
+
+    known = load_raw_at(raw_dir, day)
+    if not known.cut.empty:
+        err_console.print(known.cut.summary(), soft_wrap=True)
+    return known
 
 
 @app.command()
@@ -122,11 +144,22 @@ def generate(
 def validate(
     raw_dir: Annotated[Path, typer.Argument(help="raw folder to check")],
     as_of: Annotated[str | None, typer.Option(help="extract date (default today)")] = None,
+    strict: Annotated[
+        bool, typer.Option(help="records after --as-of are failures, not information")
+    ] = False,
 ) -> None:
-    """Check a raw folder against the contract; list every problem (exit 1 if any)."""
+    """Check a raw folder against the contract; list every problem (exit 1 if any).
+
+    With --as-of, records after that date are information (what a command at that date
+    leaves out), unless --strict; without it, nothing may lie after today.
+    """
     from features.validate import validate_raw_dir
 
-    report = validate_raw_dir(raw_dir, _parse_date(as_of, "--as-of"))
+    report = validate_raw_dir(raw_dir, _parse_date(as_of, "--as-of"), strict=strict)
+    if report.later is not None and not report.later.empty:
+        console.print(
+            f"information, not a failure (--strict): {report.later.summary()}", soft_wrap=True
+        )
     if report.ok:
         console.print(
             rows_table(
@@ -149,13 +182,16 @@ def validate(
 @app.command()
 def describe(
     raw_dir: Annotated[Path, typer.Argument(help="raw folder")],
-    as_of: Annotated[str | None, typer.Option(help="extract date (default today)")] = None,
+    as_of: Annotated[
+        str | None, typer.Option(help="portfolio as known at this date (default: all of it)")
+    ] = None,
 ) -> None:
     """Summary tables of a portfolio: customers by segment, default rate by year."""
     from features.portfolio import default_rate_by_year, segment_counts
     from features.validate import load_raw
 
-    raw = load_raw(raw_dir, _parse_date(as_of, "--as-of"))
+    day = _parse_date(as_of, "--as-of")
+    raw = load_raw(raw_dir) if day is None else _read_at(raw_dir, day).tables
     console.print(
         frame_table(
             segment_counts(raw.customers, "industry", "size_class"),
@@ -188,10 +224,9 @@ def features_at(
     """Features of every customer at one date (customer_id, as_of, then the features)."""
     from features.catalog import compute_features
     from features.io import write_parquet_atomic
-    from features.validate import load_raw
 
     day = _require_date(as_of, "--as-of")
-    frame = compute_features(load_raw(raw, day), day)
+    frame = compute_features(_read_at(raw, day).tables, day)
     if out.suffix == ".csv":
         out.parent.mkdir(parents=True, exist_ok=True)
         frame.to_csv(out, index=False)
@@ -278,7 +313,7 @@ def _print_training(result: TrainResult) -> None:
     ]
     console.print(
         rows_table(
-            "Validation (out-of-time test)",
+            f"Validation ({test_window_name(metrics.get('data.split'))})",
             ["metric", "value"],
             [
                 (k, f"{metrics[k]:.4f}" if isinstance(metrics[k], float) else metrics[k])
@@ -289,7 +324,11 @@ def _print_training(result: TrainResult) -> None:
     )
     console.print(gate_table(result.gates, "Gates"))
     if not result.grades.empty:
-        console.print(grade_table(result.grades))
+        window = test_window_name(metrics.get("data.split"))
+        console.print(grade_table(result.grades, f"Rank order: grades on the {window}"))
+    if result.cycle_grades is not None:
+        title = "Calibration: grades over every window (gate max_red_grades)"
+        console.print(grade_table(result.cycle_grades, title))
     console.print(f"bundle: {result.bundle_dir}  outputs: {result.out_dir}")
 
 
@@ -435,9 +474,15 @@ def serve(
     ] = None,
     params: ParamsOption = DEFAULT_PARAMS_PATH,
 ) -> None:
-    """Run the BentoML scoring service on the champion bundle (or a given bundle folder)."""
-    from serving.service import ServiceConfig, ServiceConfigError
+    """Run the BentoML scoring service on the champion bundle (or a given bundle folder).
 
+    This process becomes BentoML's supervisor; its workers stop when it dies, even by SIGKILL.
+    """
+    from serving.ports import check_port_free
+    from serving.service import ServiceConfig, ServiceConfigError
+    from serving.watchdog import SUPERVISOR_ENV
+
+    check_port_free(host, port)
     settings = _params(params)
     bundle_dir, bundle_hash = _champion_bundle(settings, bundle)
     env = {
@@ -446,6 +491,7 @@ def serve(
         "RISKGRADE_BUNDLE_HASH": bundle_hash,
         "RISKGRADE_TOKENS": str(settings.paths.tokens.resolve()),
         "RISKGRADE_AUDIT_DB": str(settings.paths.audit_db.resolve()),
+        SUPERVISOR_ENV: str(os.getpid()),  # execve keeps the pid: this process supervises
     }
     if workers is not None:
         env["RISKGRADE_WORKERS"] = str(workers)
@@ -461,7 +507,7 @@ def serve(
     os.execve(command[0], command, env)
 
 
-@app.command()
+@app.command(epilog=f"Columns of --out, one row per customer: {columns_help()}.")
 def score(
     raw: Annotated[Path, typer.Option(help="raw folder")],
     as_of: Annotated[str, typer.Option(help="rating date, YYYY-MM-DD")],
@@ -470,19 +516,25 @@ def score(
         Path | None, typer.Option(help="bundle folder (default: MLflow champion)")
     ] = None,
     chunk_size: Annotated[int, typer.Option(help="customers per chunk", min=1)] = 10_000,
+    lang: Annotated[
+        Lang, typer.Option(help="language of the reason texts", case_sensitive=False)
+    ] = Lang.EN,
     params: ParamsOption = DEFAULT_PARAMS_PATH,
 ) -> None:
-    """Rate a whole portfolio: PD, grade, tier, policy and reasons per customer."""
+    """Rate a whole portfolio: PD, grade, tier, policy and reasons per customer.
+
+    The same answer as POST /score for each customer (defaults, hard rules and reasons
+    included), plus the model version and bundle hash on every row.
+    """
     from rich.progress import Progress
 
     from features.io import write_parquet_atomic
-    from features.validate import load_raw
     from serving.batch import score_portfolio
 
     settings = _params(params)
     day = _require_date(as_of, "--as-of")
     bundle_dir, _ = _champion_bundle(settings, bundle)
-    tables = load_raw(raw, day)
+    tables = _read_at(raw, day).tables
     with Progress(console=err_console, transient=True) as progress:
         task = progress.add_task("scoring", total=None)
         rated = score_portfolio(
@@ -491,6 +543,7 @@ def score(
             bundle_dir,
             chunk_size=chunk_size,
             progress=lambda done, total: progress.update(task, completed=done, total=total),
+            lang=lang.value,
         )
     if out.suffix == ".csv":
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -512,16 +565,25 @@ def request_example(
     raw: Annotated[Path, typer.Option(help="raw folder")],
     customer: Annotated[str, typer.Option(help="customer_id")],
     as_of: Annotated[str, typer.Option(help="rating date, YYYY-MM-DD")],
-    lang: Annotated[str, typer.Option(help="reason language: en or zh")] = "en",
+    lang: Annotated[
+        Lang, typer.Option(help="reason language of the answer", case_sensitive=False)
+    ] = Lang.EN,
 ) -> None:
-    """Print a valid /score request body for one customer of a raw folder."""
+    """Print a valid /score request body for one customer of a raw folder.
+
+    The body carries the customer's records known at --as-of: profile, statements,
+    facilities with instalments, transactions and defaults.
+    """
     import json
 
-    from features.validate import load_raw
+    from serving.batch import BatchError
     from serving.batch import request_example as build_example
 
     day = _require_date(as_of, "--as-of")
-    body = build_example(load_raw(raw, day), customer, day, lang=lang)
+    known = _read_at(raw, day)
+    if customer in known.cut.late_customers:
+        raise BatchError(f"customer {customer!r} was onboarded after {day}")
+    body = build_example(known.tables, customer, day, lang=lang.value)
     sys.stdout.write(json.dumps(body, ensure_ascii=False) + "\n")
 
 
@@ -533,15 +595,26 @@ app.add_typer(token_app, name="token")
 def token_create(
     name: Annotated[str, typer.Option(help="who holds the token")],
     role: Annotated[str, typer.Option(help="scorer, auditor or admin")],
+    expires: Annotated[
+        str | None,
+        typer.Option(help="90d, 12h, or a last valid day 2026-12-31 (UTC); default: never"),
+    ] = None,
     store: Annotated[Path | None, typer.Option(help="token store (default from params)")] = None,
     params: ParamsOption = DEFAULT_PARAMS_PATH,
 ) -> None:
-    """Create a token; it is printed once, alone on the last line; only its hash is stored."""
-    from serving.auth import create_token
+    """Create a token; it is printed once, alone on the last line; only its hash is stored.
 
+    A running service accepts it from the next call.
+    """
+    from serving.auth import create_token, parse_expiry
+
+    expires_at = parse_expiry(expires) if expires is not None else None
     path = store or _params(params).paths.tokens
-    token = create_token(path, name, role)
-    err_console.print(f"token for '{name}' ({role}) stored as a hash in {path}; copy it now:")
+    token = create_token(path, name, role, expires_at)
+    until = f"until {expires_at.isoformat()}" if expires_at else "without expiry"
+    err_console.print(
+        f"token for '{name}' ({role}, {until}) stored as a hash in {path}; copy it now:"
+    )
     sys.stdout.write(token + "\n")
 
 
@@ -550,25 +623,39 @@ def token_list(
     store: Annotated[Path | None, typer.Option(help="token store (default from params)")] = None,
     params: ParamsOption = DEFAULT_PARAMS_PATH,
 ) -> None:
-    """List token names and roles (never the tokens)."""
+    """List token names, roles, creation and expiry (never the tokens or their hashes)."""
+    from datetime import UTC, datetime
+
     from serving.auth import list_tokens
 
-    entries = list_tokens(store or _params(params).paths.tokens)
-    console.print(rows_table("Tokens", ["name", "role"], [(e["name"], e["role"]) for e in entries]))
+    def utc(moment: datetime) -> str:
+        return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%MZ")
+
+    now = datetime.now(UTC)
+    rows = [
+        (
+            info.name,
+            info.role.value,
+            utc(info.created_at) if info.created_at else "",
+            utc(info.expires_at) if info.expires_at else "never",
+            "expired" if info.expired(now) else "active",
+        )
+        for info in list_tokens(store or _params(params).paths.tokens)
+    ]
+    console.print(rows_table("Tokens", ["name", "role", "created", "expires", "status"], rows))
 
 
 @token_app.command("revoke")
 def token_revoke(
-    name: Annotated[str, typer.Option(help="token name")],
+    name: Annotated[str, typer.Argument(help="token name")],
     store: Annotated[Path | None, typer.Option(help="token store (default from params)")] = None,
     params: ParamsOption = DEFAULT_PARAMS_PATH,
 ) -> None:
-    """Revoke a token by name (exit 1 if there is none)."""
-    from serving.auth import revoke_token
+    """Revoke a token by name; a running service refuses it from the next call."""
+    from serving.auth import TokenError, revoke_token
 
     if not revoke_token(store or _params(params).paths.tokens, name):
-        err_console.print(f"no token named '{name}'")
-        raise typer.Exit(1)
+        raise TokenError(f"no token named {name!r}")
     console.print(f"revoked '{name}'")
 
 
@@ -673,24 +760,63 @@ def audit_replay(
 
 @audit_app.command("export")
 def audit_export(
-    date_from: Annotated[str, typer.Option("--from", help="first day, YYYY-MM-DD")],
-    date_to: Annotated[str, typer.Option("--to", help="last day, YYYY-MM-DD (inclusive)")],
+    rated_from: Annotated[
+        str | None, typer.Option(help="first rating date (the decision's as_of), YYYY-MM-DD")
+    ] = None,
+    rated_to: Annotated[
+        str | None, typer.Option(help="last rating date, YYYY-MM-DD (inclusive)")
+    ] = None,
+    logged_from: Annotated[
+        str | None,
+        typer.Option("--logged-from", "--from", help="first day recorded (UTC), YYYY-MM-DD"),
+    ] = None,
+    logged_to: Annotated[
+        str | None,
+        typer.Option("--logged-to", "--to", help="last day recorded (UTC, inclusive), YYYY-MM-DD"),
+    ] = None,
+    customer: Annotated[str | None, typer.Option(help="one customer's decisions")] = None,
     out: Annotated[Path | None, typer.Option(help="JSON lines file (default stdout)")] = None,
     db: AuditDbOption = None,
     params: ParamsOption = DEFAULT_PARAMS_PATH,
 ) -> None:
-    """Export the decisions of a date range as JSON lines."""
+    """Export decisions as JSON lines, by rating date, recording date and/or customer.
+
+    --from/--to are the older names of --logged-from/--logged-to (the day a record was
+    written); an auditor's period is usually the rating date (--rated-from/--rated-to).
+    """
     import json
     from datetime import UTC, datetime, time, timedelta
 
-    start_day = _require_date(date_from, "--from")
-    end_day = _require_date(date_to, "--to")
-    if end_day < start_day:
-        raise typer.BadParameter("--to must not be before --from", param_hint="--to")
-    start = datetime.combine(start_day, time.min, tzinfo=UTC)
-    end = datetime.combine(end_day + timedelta(days=1), time.min, tzinfo=UTC)
+    days = {
+        option: _parse_date(value, option)
+        for option, value in (
+            ("--rated-from", rated_from),
+            ("--rated-to", rated_to),
+            ("--logged-from", logged_from),
+            ("--logged-to", logged_to),
+        )
+    }
+    if customer is None and all(day is None for day in days.values()):
+        raise typer.BadParameter(
+            "name what to export: --rated-from/--rated-to, --logged-from/--logged-to "
+            "and/or --customer",
+            param_hint="--rated-from",
+        )
+    for first, last in (("--rated-from", "--rated-to"), ("--logged-from", "--logged-to")):
+        if days[first] is not None and days[last] is not None and days[last] < days[first]:
+            raise typer.BadParameter(f"{last} must not be before {first}", param_hint=last)
+    logged_start, logged_end = days["--logged-from"], days["--logged-to"]
     store = _audit_store(_params(params), db)
-    lines = [json.dumps(r.to_dict(), ensure_ascii=False) + "\n" for r in store.export(start, end)]
+    records = store.export(
+        None if logged_start is None else datetime.combine(logged_start, time.min, tzinfo=UTC),
+        None
+        if logged_end is None
+        else datetime.combine(logged_end + timedelta(days=1), time.min, tzinfo=UTC),
+        customer_id=customer,
+        rated_from=days["--rated-from"],
+        rated_to=days["--rated-to"],
+    )
+    lines = [json.dumps(r.to_dict(), ensure_ascii=False) + "\n" for r in records]
     if out is None:
         sys.stdout.writelines(lines)
     else:

@@ -20,29 +20,48 @@ def _date(value: str, option: str) -> date:
     return _require_date(value, option)
 
 
-def _matrix_table(matrix: Any, title: str) -> Any:
-    from riskgrade.console import rows_table
+_TRIGGER_SHORT = {
+    "grade_drop": "grade↓",
+    "entered_high": "→high",
+    "entered_restricted": "→restricted",
+    "hard_rule": "hard rule",
+    "new_default": "default",
+    "review_overdue": "review due",
+}
+"""Short names of the early-warning triggers for the terminal (codes in the report)."""
+
+
+def _move(previous: object, current: object) -> str:
+    """``a→b``, just ``b`` when unchanged, ``new→b`` for a customer not rated before."""
+    if previous is None or previous != previous:  # None or NaN: not rated before
+        return f"new→{current}"
+    return str(current) if previous == current else f"{previous}→{current}"
+
+
+def _matrix_table(matrix: Any, title: str, *, shares: bool = True) -> Any:
+    """Migration counts, previous rating by row; with ``shares`` each row's share too."""
+    from riskgrade.console import compact_table
 
     counts = matrix.counts
-    shares = matrix.shares
     rows = []
     for label in counts.index:
         cells = []
         for column in counts.columns:
             n = int(counts.loc[label, column])
-            share = shares.loc[label, column]
-            cells.append(f"{n} ({share:.0%})" if n else "")
+            share = matrix.shares.loc[label, column]
+            cells.append((f"{n} ({share:.0%})" if shares else str(n)) if n else "")
         rows.append([str(label), *cells, str(int(counts.loc[label].sum()))])
-    return rows_table(
-        f"{title}: {matrix.downgrades} down, {matrix.upgrades} up, {matrix.new} new",
-        ["previous \\ current", *[str(c) for c in counts.columns], "total"],
+    return compact_table(
+        f"{title}: {matrix.downgrades} down, {matrix.upgrades} up, {matrix.new} new"
+        + ("" if shares else " (row shares in the report)"),
+        ["from \\ to", *[str(c) for c in counts.columns], "total"],
         rows,
     )
 
 
 def _print_run(run: Any, rows: int) -> None:
     from monitoring.report import summary
-    from riskgrade.console import console, rows_table
+    from riskgrade.console import compact_table, console, rows_table
 
     head = summary(run)
     console.print(
@@ -60,21 +79,21 @@ def _print_run(run: Any, rows: int) -> None:
         console.print(f"[yellow]note:[/] {note}")
     if run.tier_matrix is not None and run.grade_matrix is not None:
         console.print(_matrix_table(run.tier_matrix, "Tier migration"))
-        console.print(_matrix_table(run.grade_matrix, "Grade migration"))
+        console.print(_matrix_table(run.grade_matrix, "Grade migration", shares=False))
     if not run.drift.empty:
         drift = run.drift
         shown = drift[(drift.index == 0) | drift["flag"].isin(["watch", "alert"])].head(rows)
+        sizes = sorted({int(n) for n in drift["n"]})
         console.print(
-            rows_table(
-                f"Drift: PSI against the training reference "
-                f"({int((drift['flag'] == 'alert').sum())} alert, "
-                f"{int((drift['flag'] == 'watch').sum())} watch of {len(drift)})",
-                ["feature", "group", "n", "PSI", "noise", "flag", "missing", "ref. missing"],
+            compact_table(
+                f"Drift: PSI against the training reference, {'/'.join(map(str, sizes))} "
+                f"customers ({int((drift['flag'] == 'alert').sum())} alert, "
+                f"{int((drift['flag'] == 'watch').sum())} watch of {len(drift)}; groups in "
+                "the report)",
+                ["feature", "PSI", "noise", "flag", "missing", "ref. missing"],
                 [
                     (
                         r.feature,
-                        r.group,
-                        f"{r.n:,}",
                         f"{r.psi:.3f}",
                         f"{r.psi_noise:.3f}",
                         r.flag,
@@ -87,21 +106,21 @@ def _print_run(run: Any, rows: int) -> None:
         )
     warnings = run.warnings
     console.print(
-        rows_table(
+        compact_table(
             f"Early warnings: {len(warnings):,} customers (first {min(rows, len(warnings))}; "
-            "first two reasons, all in the report)",
-            ["customer", "grade", "tier", "triggers", "action", "reasons"],
+            "triggers and reasons in full in the report)",
+            ["customer", "grade", "tier", "action", "triggers"],
             [
                 (
                     r.customer_id,
-                    f"{r.previous_grade or '-'} -> {r.grade}",
-                    f"{r.previous_tier or '-'} -> {r.tier}",
-                    r.triggers.replace(";", ", "),
+                    _move(r.previous_grade, r.grade),
+                    _move(r.previous_tier, r.tier),
                     r.action,
-                    "; ".join(str(r.reasons).split("; ")[:2]),
+                    ", ".join(_TRIGGER_SHORT.get(t, t) for t in str(r.triggers).split(";")),
                 )
                 for r in warnings.head(rows).itertuples(index=False)
             ],
+            last_fits=True,
         )
     )
 
@@ -111,7 +130,9 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def monitor(
-        raw: Annotated[Path, typer.Option(help="raw folder (validated on read)")],
+        raw: Annotated[
+            Path, typer.Option(help="raw folder (read as known at --as-of, then validated)")
+        ],
         as_of: Annotated[str, typer.Option(help="rating date, YYYY-MM-DD")],
         previous: Annotated[
             str | None,
@@ -140,12 +161,11 @@ def register(app: typer.Typer) -> None:
         import pandas as pd
         from rich.progress import Progress
 
-        from features.validate import load_raw
         from monitoring.config import MonitoringConfig
         from monitoring.report import write_report
         from monitoring.run import run_monitoring
         from monitoring.store import MonitoringStore
-        from riskgrade.cli import _champion_bundle, _params
+        from riskgrade.cli import _champion_bundle, _params, _read_at
         from riskgrade.console import console, err_console
 
         day = _date(as_of, "--as-of")
@@ -156,9 +176,9 @@ def register(app: typer.Typer) -> None:
         if reviews is not None:
             added = MonitoringStore(store).record_reviews(pd.read_csv(reviews))
             err_console.print(f"recorded {added} review(s) from {reviews}")
-        # Validate against today, not as_of: a past run may read a later extract (its
-        # rating only sees records known at as_of; later defaults back-test older runs).
-        tables = load_raw(raw)
+        # The folder as known at as_of: a later extract gives the same run (older runs are
+        # back-tested with the defaults known at as_of).
+        tables = _read_at(raw, day).tables
         with Progress(console=err_console, transient=True) as progress:
             task = progress.add_task("rating", total=None)
             run = run_monitoring(

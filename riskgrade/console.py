@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from datetime import datetime
 
 import pandas as pd
+from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 console = Console()
 err_console = Console(stderr=True)
@@ -16,6 +19,8 @@ err_console = Console(stderr=True)
 def _cell(value: object, float_format: str) -> str:
     if isinstance(value, float):
         return "" if math.isnan(value) else format(value, float_format)
+    if isinstance(value, datetime) and value == datetime.combine(value.date(), datetime.min.time()):
+        return value.date().isoformat()  # a day, not midnight (pandas keeps dates as datetimes)
     return str(value)
 
 
@@ -43,30 +48,64 @@ def rows_table(title: str, columns: Iterable[str], rows: Iterable[Iterable[objec
     return table
 
 
+def compact_table(
+    title: str, columns: Iterable[str], rows: Iterable[Iterable[object]], *, last_fits: bool = False
+) -> Table:
+    """A table for narrow terminals: no outer frame, one line per row, no cell cut short.
+
+    Every cell is kept whole on one line; with ``last_fits`` the last column alone gives way
+    when the terminal is too narrow (its cells end in an ellipsis instead of wrapping).
+    """
+    names = list(columns)
+    table = Table(
+        title=title,
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    for i, name in enumerate(names):
+        last = i == len(names) - 1
+        table.add_column(name, no_wrap=not (last and last_fits))
+    for row in rows:
+        cells: list[str | Text] = [str(cell) for cell in row]
+        if last_fits:
+            cells[-1] = Text(str(cells[-1]), no_wrap=True, overflow="ellipsis")
+        table.add_row(*cells)
+    return table
+
+
 def _fmt(value: object) -> str:
     return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
 def gate_table(gates: Iterable[object], title: str) -> Table:
-    """Gates as rows: name, passed, value, threshold."""
+    """Gates as rows: name, passed, value, threshold, how it was judged."""
     return rows_table(
         title,
-        ["gate", "passed", "value", "threshold"],
+        ["gate", "passed", "value", "threshold", "how"],
         [
             (
                 gate.name,  # type: ignore[attr-defined]
                 "yes" if gate.passed else "[bold red]NO[/]",  # type: ignore[attr-defined]
                 _fmt(gate.value),  # type: ignore[attr-defined]
                 _fmt(gate.threshold),  # type: ignore[attr-defined]
+                getattr(gate, "note", ""),
             )
             for gate in gates
         ],
     )
 
 
-def grade_table(grades: pd.DataFrame) -> Table:
+def test_window_name(split_kind: object) -> str:
+    """How a training run's test window is called: out of time, or a random sample."""
+    return "out-of-time test" if split_kind == "out_of_time" else "random test sample"
+
+
+def grade_table(grades: pd.DataFrame, title: str = "Grades on the out-of-time test") -> Table:
     """The per-grade validation table: band, customers, observed against predicted, light."""
-    table = Table(title="Grades on the out-of-time test", title_justify="left")
+    table = Table(title=title, title_justify="left")
     for column in ("grade", "PD band", "customers", "share", "observed DR", "mean PD", "test"):
         table.add_column(column, justify="left" if column in ("grade", "test") else "right")
     colours = {"green": "green", "yellow": "yellow", "red": "bold red"}

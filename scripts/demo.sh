@@ -1,39 +1,41 @@
 #!/usr/bin/env bash
 # make demo: the whole product on a sample portfolio, ending with the scoring service running.
+# Steps 1-8 run the commands of dvc.yaml's stages (tests/foundation/test_pipeline_files.py
+# checks it), so `make demo` and `dvc repro` write the same files in the same places; the
+# portfolio size and seed come from params.yaml (generate:).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 RG=.venv/bin/riskgrade
-CUSTOMERS=${DEMO_CUSTOMERS:-5000}
-SEED=${DEMO_SEED:-42}
 PORT=${DEMO_PORT:-3000}
-AS_OF=2025-12-31
+AS_OF=2025-12-31             # params.yaml generate.end
+PREVIOUS_QUARTER=2025-09-30  # dvc.yaml vars: previous_quarter
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-step "1. Sample portfolio: $CUSTOMERS customers, seed $SEED -> data/raw"
-$RG generate --customers "$CUSTOMERS" --seed "$SEED" --out data/raw
-step "2. Validate the raw-data contract"
-$RG validate data/raw --as-of "$AS_OF"
+step "1. Sample portfolio (params.yaml generate:) -> data/raw"
+$RG generate --out data/raw
+step "2. Validate the raw-data contract -> reports/validate.txt"
+mkdir -p reports && $RG validate data/raw --as-of $AS_OF > reports/validate.txt
+cat reports/validate.txt
 step "3. Portfolio summary"
 $RG describe data/raw --as-of "$AS_OF"
 step "4. Point-in-time features and the training set -> data/features"
-$RG features build --raw data/raw --out data/features | tail -n 3
-$RG features report data/features --top 10
-step "5. Train LightGBM + scorecard challenger, calibrate, validate, register in MLflow (mlflow.db)"
-$RG train --truth data/raw/_truth
+$RG features build --raw data/raw --out data/features && $RG features report data/features
+step "5. Train LightGBM + scorecard challenger, calibrate, validate, register in MLflow -> reports/"
+$RG train --dataset data/features --truth data/raw/_truth --out reports
 step "6. Promote to champion when every gate passes"
 $RG promote
 step "7. Rate the whole portfolio at $AS_OF -> reports/ratings.parquet"
-$RG score --raw data/raw --as-of "$AS_OF" --out reports/ratings.parquet
+$RG score --raw data/raw --as-of $AS_OF --bundle reports/bundle --out reports/ratings.parquet
 
 step "8. Monitoring: re-rate at two quarter ends, migration, drift and the early-warning list"
-$RG monitor --raw data/raw --as-of 2025-09-30 --rows 5 > /dev/null
-$RG monitor --raw data/raw --as-of "$AS_OF" --rows 15
+$RG monitor --raw data/raw --as-of $PREVIOUS_QUARTER --bundle reports/bundle --store data/monitoring.duckdb --out reports/monitoring/$PREVIOUS_QUARTER > /dev/null
+$RG monitor --raw data/raw --as-of $AS_OF --bundle reports/bundle --store data/monitoring.duckdb --out reports/monitoring/$AS_OF
 
 step "9. Serve the champion on http://127.0.0.1:$PORT"
 if [ -f data/serve.pid ] && kill -0 "$(cat data/serve.pid)" 2>/dev/null; then
   kill "$(cat data/serve.pid)" && sleep 2
 fi
-$RG token revoke --name demo-scorer >/dev/null 2>&1 || true
+$RG token revoke demo-scorer >/dev/null 2>&1 || true
 TOKEN=$($RG token create --name demo-scorer --role scorer 2>/dev/null | tail -n 1)
 CUSTOMER=$(.venv/bin/python -c "import pandas as pd; r = pd.read_parquet('reports/ratings.parquet'); print(r.loc[r.tier == 'high', 'customer_id'].iloc[0])")
 $RG request-example --raw data/raw --customer "$CUSTOMER" --as-of "$AS_OF" > data/request.json

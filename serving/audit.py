@@ -35,7 +35,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -72,7 +72,13 @@ _REQUEST_COLUMNS: tuple[str, ...] = ("request_sha256", "request_pointer")
 _STORED: tuple[str, ...] = (*_COLUMNS, *_REQUEST_COLUMNS, "hash")
 """Columns read back from ``decisions``."""
 
-_SCHEMA = """
+RATED_ON_SQLITE = "CASE WHEN json_valid(payload) THEN json_extract(payload, '$.response.as_of') END"
+"""SQLite expression of a record's rating date (the decision's ``as_of``, ``YYYY-MM-DD``),
+read from the hashed payload (no extra column, so the chain of existing logs is unchanged);
+indexed as ``decisions_rated_on``, NULL for a payload without one."""
+
+
+_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS decisions (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     decision_id TEXT NOT NULL UNIQUE,
@@ -100,6 +106,7 @@ CREATE INDEX IF NOT EXISTS decisions_created_at ON decisions (created_at);
 CREATE INDEX IF NOT EXISTS decisions_customer_id ON decisions (customer_id);
 CREATE INDEX IF NOT EXISTS decisions_tier ON decisions (tier);
 CREATE INDEX IF NOT EXISTS decisions_model_version ON decisions (model_version);
+CREATE INDEX IF NOT EXISTS decisions_rated_on ON decisions ({RATED_ON_SQLITE});
 CREATE TABLE IF NOT EXISTS checkpoints (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     record_count INTEGER NOT NULL,
@@ -222,6 +229,10 @@ class AuditQuery(BaseModel):
     """Earliest ``created_at`` (inclusive; naive values are UTC)."""
     end: datetime | None = None
     """Latest ``created_at`` (exclusive; naive values are UTC)."""
+    rated_from: date | None = None
+    """Earliest rating date, the decision's ``as_of`` (inclusive)."""
+    rated_to: date | None = None
+    """Latest rating date (inclusive)."""
     tier: str | None = Field(default=None, min_length=1, max_length=32)
     model_version: str | None = Field(default=None, min_length=1, max_length=128)
     limit: int = Field(default=100, ge=1, le=10_000)
@@ -235,6 +246,12 @@ class AuditQuery(BaseModel):
             and _utc_iso(self.start) > _utc_iso(self.end)
         ):
             raise ValueError(f"start {self.start} is after end {self.end}")
+        if (
+            self.rated_from is not None
+            and self.rated_to is not None
+            and self.rated_from > self.rated_to
+        ):
+            raise ValueError(f"rated_from {self.rated_from} is after rated_to {self.rated_to}")
         return self
 
 
@@ -523,18 +540,30 @@ class AuditStore:
         return bytes(row[0]) if row else None
 
     def export(
-        self, start: datetime | None = None, end: datetime | None = None
+        self,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        *,
+        customer_id: str | None = None,
+        rated_from: date | None = None,
+        rated_to: date | None = None,
     ) -> list[StoredDecision]:
-        """Records with ``start <= created_at < end`` (UTC; open bounds when None), by id."""
-        clauses, params = [], []
-        if start is not None:
-            clauses.append("created_at >= ?")
-            params.append(_utc_iso(start))
-        if end is not None:
-            clauses.append("created_at < ?")
-            params.append(_utc_iso(end))
+        """Records matching every given filter (open when None), oldest first.
+
+        Args:
+            start: earliest ``created_at``, the time the record was written (inclusive, UTC).
+            end: latest ``created_at`` (exclusive, UTC).
+            customer_id: one customer's decisions.
+            rated_from: earliest rating date, the decision's ``as_of`` (inclusive).
+            rated_to: latest rating date (inclusive).
+
+        Raises:
+            ValueError: if a range is inverted.
+        """
+        query = export_query(start, end, customer_id, rated_from, rated_to)
+        clauses, params = _query_clauses(query)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        return self._select(where, tuple(params))
+        return self._select(where, params)
 
     def checkpoints(self) -> list[dict[str, Any]]:
         """The checkpoint rows (count, head hash, time, signature), oldest first."""
@@ -687,7 +716,27 @@ def open_audit_store(
     return SqlAuditStore(config, key=key)
 
 
-def _query_clauses(query: AuditQuery) -> tuple[list[str], tuple[Any, ...]]:
+def export_query(
+    start: datetime | None = None,
+    end: datetime | None = None,
+    customer_id: str | None = None,
+    rated_from: date | None = None,
+    rated_to: date | None = None,
+) -> AuditQuery:
+    """The filters of an export as an `AuditQuery` (its page fields are not used).
+
+    Raises:
+        ValueError: if a range is inverted or the customer id is empty or too long.
+    """
+    return AuditQuery(
+        start=start, end=end, customer_id=customer_id, rated_from=rated_from, rated_to=rated_to
+    )
+
+
+def _query_clauses(
+    query: AuditQuery, rated_on: str = RATED_ON_SQLITE
+) -> tuple[list[str], tuple[Any, ...]]:
+    """SQL conditions (``?`` placeholders) of a query; ``rated_on``: the rating-date SQL."""
     clauses: list[str] = []
     params: list[Any] = []
     for column in ("customer_id", "tier", "model_version"):
@@ -701,6 +750,12 @@ def _query_clauses(query: AuditQuery) -> tuple[list[str], tuple[Any, ...]]:
     if query.end is not None:
         clauses.append("created_at < ?")
         params.append(_utc_iso(query.end))
+    if query.rated_from is not None:
+        clauses.append(f"{rated_on} >= ?")
+        params.append(query.rated_from.isoformat())
+    if query.rated_to is not None:
+        clauses.append(f"{rated_on} <= ?")
+        params.append(query.rated_to.isoformat())
     return clauses, tuple(params)
 
 

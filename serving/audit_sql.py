@@ -28,7 +28,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -54,17 +54,19 @@ from serving.audit import (
     _query_clauses,
     _sign,
     _to_stored,
-    _utc_iso,
     _verify_rows,
     body_digest,
     chained_row,
     check_row,
+    export_query,
     good_body_digests,
     payload_json,
     stored_request,
 )
 
 _NAMES: tuple[str, ...] = _STORED
+RATED_ON_PG = 'riskgrade_rated_on(payload) COLLATE "C"'
+"""A record's rating date (``as_of`` in the payload; NULL if unreadable), as indexed."""
 _SCHEMA_LOCK_ID = 0x5269736B  # pg_advisory_xact_lock key serialising concurrent schema setup
 
 _PG_SCHEMA: tuple[str, ...] = (
@@ -100,6 +102,17 @@ _PG_SCHEMA: tuple[str, ...] = (
     "CREATE INDEX IF NOT EXISTS decisions_customer_id ON decisions (customer_id)",
     "CREATE INDEX IF NOT EXISTS decisions_tier ON decisions (tier)",
     "CREATE INDEX IF NOT EXISTS decisions_model_version ON decisions (model_version)",
+    """
+    CREATE OR REPLACE FUNCTION riskgrade_rated_on(payload text) RETURNS text
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+    BEGIN
+        RETURN payload::json #>> '{response,as_of}';
+    EXCEPTION WHEN others THEN
+        RETURN NULL;
+    END;
+    $$
+    """,
+    f"CREATE INDEX IF NOT EXISTS decisions_rated_on ON decisions (({RATED_ON_PG}))",
     """
     CREATE TABLE IF NOT EXISTS checkpoints (
         id BIGINT PRIMARY KEY,
@@ -372,18 +385,21 @@ class SqlAuditStore:
         return bytes(rows[0][0]) if rows else None
 
     def export(
-        self, start: datetime | None = None, end: datetime | None = None
+        self,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        *,
+        customer_id: str | None = None,
+        rated_from: date | None = None,
+        rated_to: date | None = None,
     ) -> list[StoredDecision]:
-        """Records with ``start <= created_at < end`` (UTC; open bounds when None), by id."""
-        clauses, params = [], {}
-        if start is not None:
-            clauses.append("created_at >= :start")
-            params["start"] = _utc_iso(start)
-        if end is not None:
-            clauses.append("created_at < :end")
-            params["end"] = _utc_iso(end)
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        return self._select(where, params)
+        """Records matching every given filter, oldest first (see ``AuditStore.export``).
+
+        Raises:
+            ValueError: if a range is inverted.
+        """
+        query = export_query(start, end, customer_id, rated_from, rated_to)
+        return self._select(*_named(*_query_clauses(query, RATED_ON_PG)))
 
     def iter_all(self) -> Iterator[StoredDecision]:
         """Every record, oldest first."""
@@ -447,7 +463,7 @@ class SqlAuditStore:
             The page of records and the total number of matches.
         """
         query = query or AuditQuery()
-        where, params = _named(*_query_clauses(query))
+        where, params = _named(*_query_clauses(query, RATED_ON_PG))
         total = int(self._rows(f"SELECT COUNT(*) FROM decisions {where}", params)[0][0])
         rows = self._rows(
             f"SELECT {', '.join(_NAMES)} FROM decisions {where} ORDER BY id DESC "

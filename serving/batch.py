@@ -20,8 +20,8 @@ from features.groups.common import FeatureFrames
 from features.io import RawTables
 from rating.bundle import Bundle
 from rating.model import RatingModel
-from rating.policy import Tier
-from rating.portfolio import Progress, as_model, chunk_table, defaults_at, iter_rated_chunks
+from rating.output import SCORE_COLUMN_NAMES
+from rating.portfolio import Progress, as_model, chunk_table, iter_rated_chunks
 from serving.engine import Engine
 
 __all__ = ["BatchError", "Progress", "request_example", "score_portfolio"]
@@ -37,8 +37,10 @@ def score_portfolio(
     bundle: Bundle | RatingModel | Path | str,
     chunk_size: int = 10_000,
     progress: Progress | None = None,
+    *,
+    lang: str = "en",
 ) -> pd.DataFrame:
-    """Rate every customer onboarded by ``as_of``.
+    """Rate every customer onboarded by ``as_of``: what ``/score`` answers, one row each.
 
     Args:
         raw: the raw tables (validated upstream).
@@ -46,35 +48,28 @@ def score_portfolio(
         bundle: a loaded bundle, a model, or a bundle folder (verified on load).
         chunk_size: customers per chunk (bounds the feature and SHAP matrices).
         progress: optional callback ``(done, total)``.
+        lang: language of the reason texts, ``en`` or ``zh``.
 
     Returns:
-        One row per customer sorted by id: ``customer_id, as_of, pd, score, grade,
-        model_tier, tier, hard_rules`` (codes, ``;``-joined), ``reason_1..4`` codes,
-        ``reason_1..4_contribution``, ``group_<name>`` contributions, ``in_default`` (from
-        raw tables: customers in default at ``as_of`` get the default grade and the restricted
-        tier), ``model_version``, ``bundle_hash``.
+        One row per customer sorted by id, columns `rating.output.SCORE_COLUMNS`: PD,
+        grade and tiers (customers in default at ``as_of`` get the default grade and the
+        restricted tier), the tier's policy, reasons with texts, model version and hash.
 
     Raises:
-        BatchError: if ``chunk_size`` < 1.
+        BatchError: if ``chunk_size`` < 1 or ``lang`` is not ``en``/``zh``.
         ModelIncompatibleError: if the bundle needs features the feature code lacks.
     """
     if chunk_size < 1:
         raise BatchError(f"chunk_size must be >= 1, got {chunk_size}")
-    engine = Engine(as_model(bundle))
+    if lang not in ("en", "zh"):
+        raise BatchError(f"lang must be en or zh, got {lang!r}")
+    engine = Engine(as_model(bundle))  # checks the bundle's features against the catalog
     model = engine.model
     out = [
-        chunk_table(chunk, as_of, model)
+        chunk_table(chunk, as_of, model, lang)
         for chunk in iter_rated_chunks(raw, as_of, model, chunk_size, progress)
     ]
-    table = pd.concat(out, ignore_index=True) if out else pd.DataFrame()
-    if isinstance(raw, RawTables) and not table.empty:
-        in_default = table["customer_id"].isin(defaults_at(raw.defaults, as_of).index)
-        table["in_default"] = in_default.to_numpy()
-        table.loc[in_default, "grade"] = model.scale.default_grade
-        table.loc[in_default, "tier"] = Tier.RESTRICTED.value
-    table["model_version"] = engine.model_version
-    table["bundle_hash"] = engine.bundle_hash
-    return table
+    return pd.concat(out, ignore_index=True) if out else pd.DataFrame(columns=SCORE_COLUMN_NAMES)
 
 
 def _iso(value: Any) -> str | None:
@@ -89,7 +84,7 @@ def request_example(
     """A valid /score body for one customer of ``raw``, with the records known at ``as_of``.
 
     Payments made after ``as_of`` are shown unpaid (as they were then); later statements,
-    facilities and transactions are left out.
+    facilities, transactions and defaults are left out.
 
     Raises:
         BatchError: if the customer is unknown or onboarded after ``as_of``.
@@ -114,6 +109,10 @@ def request_example(
     transactions = transactions[
         (transactions["customer_id"] == customer_id)
         & (transactions["ts"] < end + pd.Timedelta(days=1))
+    ]
+    defaults = raw.defaults
+    defaults = defaults[
+        (defaults["customer_id"] == customer_id) & (defaults["default_date"] <= end)
     ]
     amounts = [
         "total_assets", "total_liabilities", "current_assets", "current_liabilities", "cash",
@@ -184,5 +183,9 @@ def request_example(
                 "channel": str(t.channel),
             }
             for t in transactions.sort_values("ts").itertuples(index=False)
+        ],
+        "defaults": [
+            {"default_date": _iso(d.default_date), "default_type": str(d.default_type)}
+            for d in defaults.sort_values("default_date").itertuples(index=False)
         ],
     }

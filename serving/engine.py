@@ -23,11 +23,11 @@ import polars as pl
 from features.catalog import FEATURE_SPEC, compute_feature_row, compute_features_pl
 from features.groups.common import FRAME_TABLES, FeatureFrames
 from features.schema import STATEMENT_AMOUNTS
-from rating.bundle import POLICY_FILE
 from rating.compat import ModelIncompatibleError as ModelIncompatibleError  # re-exported
 from rating.compat import check_compatible
 from rating.explain import Explanation, render_waterfall
 from rating.model import RatingModel, ScoreResult
+from rating.policy import DefaultStatus, default_status
 from rating.reasons import Reason
 from serving.audit import DecisionRecord
 from serving.schemas import ScoreRequest
@@ -169,11 +169,13 @@ def combined_frames(parts: Sequence[FeatureFrames]) -> FeatureFrames:
 
 @dataclass(frozen=True)
 class FeatureRows:
-    """Feature matrix of scored requests, spec order, plus the hard-rule flags."""
+    """Feature matrix of scored requests, spec order, plus hard-rule flags and default status."""
 
     x: np.ndarray
     """``(n, n_model_features)`` C-contiguous float64, NaN for missing."""
     flags: dict[str, np.ndarray]
+    defaults: list[DefaultStatus | None]
+    """Per row, the customer's default status at its ``as_of`` (None: not in default)."""
 
 
 @dataclass(frozen=True)
@@ -209,8 +211,16 @@ class Decision:
     record: DecisionRecord
 
 
-_Row = tuple[np.ndarray, dict[str, float]]
-"""One request's features (model order) and hard-rule flags."""
+_Row = tuple[np.ndarray, dict[str, float], DefaultStatus | None]
+"""One request's features (model order), hard-rule flags and default status."""
+
+
+def request_default(request: ScoreRequest) -> DefaultStatus | None:
+    """The default status of a request's customer at its ``as_of`` (None: not in default)."""
+    if not request.defaults:
+        return None
+    records = [(d.default_date, d.default_type) for d in request.defaults]
+    return default_status(records, request.as_of)
 
 
 def _located(error: ScoringError, k: int, n_requests: int) -> ScoringError:
@@ -254,7 +264,7 @@ class Engine:
         bundle = model.bundle
         self.model_version = bundle.metadata.version
         self.bundle_hash = bundle.bundle_hash
-        self.policy_version = f"{model.policy.version}+{bundle.file_hashes[POLICY_FILE][:12]}"
+        self.policy_version = model.policy_version
 
     # -- features --------------------------------------------------------------------------
     def _values_row(self, values: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:
@@ -263,14 +273,17 @@ class Engine:
         flags = {name: float(values[j]) for name, j in self._flag_index}
         return row, flags
 
-    def _raw_rows(self, requests: Sequence[ScoreRequest]) -> list[_Row | ScoringError]:
+    def _raw_rows(
+        self, requests: Sequence[ScoreRequest]
+    ) -> list[tuple[np.ndarray, dict[str, float]] | ScoringError]:
         """Feature rows of raw-record requests: batched per as_of when there are enough.
 
         One customer takes the eager one-customer path; ``BATCH_FEATURES_FROM`` or more with
         the same ``as_of`` share one batch query (their ids made unique first, as two
         requests may reuse a facility id). Both paths give the same values bit for bit.
         """
-        out: list[_Row | ScoringError | None] = [None] * len(requests)  # None: not rated
+        out: list[tuple[np.ndarray, dict[str, float]] | ScoringError | None]
+        out = [None] * len(requests)  # None: not rated
         by_as_of: dict[date, list[int]] = {}
         for k, request in enumerate(requests):
             if request.customer is None:
@@ -298,7 +311,7 @@ class Engine:
             for k, row in enumerate(out)
         ]
 
-    def _vector_row(self, request: ScoreRequest) -> _Row:
+    def _vector_row(self, request: ScoreRequest) -> tuple[np.ndarray, dict[str, float]]:
         vector = request.feature_vector
         assert vector is not None
         unknown = sorted(set(vector.values) - self._column_set)
@@ -331,30 +344,30 @@ class Engine:
         return row, flags
 
     def _rows(self, requests: Sequence[ScoreRequest]) -> list[_Row | ScoringError]:
-        """Each request's feature row and flags, or the error that makes it unscorable."""
+        """Each request's feature row, flags and default status, or why it is unscorable."""
         out: list[_Row | ScoringError] = []
         raw = [k for k, r in enumerate(requests) if r.feature_vector is None]
         raw_rows = dict(zip(raw, self._raw_rows([requests[k] for k in raw]), strict=True))
         for k, request in enumerate(requests):
-            if k in raw_rows:
-                out.append(raw_rows[k])
-                continue
-            try:
-                out.append(self._vector_row(request))
-            except ScoringError as error:
-                out.append(error)
+            row = raw_rows.get(k)
+            if row is None:
+                try:
+                    row = self._vector_row(request)
+                except ScoringError as error:
+                    row = error
+            out.append(row if isinstance(row, ScoringError) else (*row, request_default(request)))
         return out
 
     def _stack(self, rows: Sequence[_Row]) -> FeatureRows:
         x = np.ascontiguousarray(
-            np.vstack([row for row, _ in rows]) if rows else np.empty((0, len(self._columns))),
+            np.vstack([row[0] for row in rows]) if rows else np.empty((0, len(self._columns))),
             dtype=np.float64,
         )
         flags = {
-            name: np.array([f.get(name, 0.0) for _, f in rows], dtype=np.float64)
+            name: np.array([row[1].get(name, 0.0) for row in rows], dtype=np.float64)
             for name in self._flag_names
         }
-        return FeatureRows(x=x, flags=flags)
+        return FeatureRows(x=x, flags=flags, defaults=[row[2] for row in rows])
 
     def features(self, requests: Sequence[ScoreRequest]) -> FeatureRows:
         """Feature rows (spec order) and flags of validated requests.
@@ -373,7 +386,7 @@ class Engine:
         """One ``pred_contrib`` pass over the rows."""
         threads = self.batch_threads if len(rows.x) >= BATCH_THREADS_FROM else None
         try:
-            return self.model.score(rows.x, rows.flags, num_threads=threads)
+            return self.model.score(rows.x, rows.flags, defaults=rows.defaults, num_threads=threads)
         except ValueError as error:
             raise ScoringError(str(error), "feature_vector.values") from error
 
@@ -502,9 +515,15 @@ class Engine:
         return decisions
 
     def response(self, result: ScoreResult, i: int, request: ScoreRequest) -> dict[str, Any]:
-        """The /score body of row ``i`` (texts in the request's language)."""
+        """The /score body of row ``i`` (texts in the request's language).
+
+        ``reasons`` are the rating's: hard rules first, then the default status, then the
+        top adverse features (as in batch scoring); ``hard_rules`` and ``default`` repeat the
+        facts behind the first ones.
+        """
         lang = request.lang
         tier = str(result.tier[i])
+        status = result.defaults[i]
         return {
             "decision_id": uuid.uuid4().hex,
             "customer_id": request.customer_id,
@@ -515,7 +534,8 @@ class Engine:
             "tier": tier,
             "model_tier": str(result.model_tier[i]),
             "policy": self.model.policy_of(tier).model_dump(mode="json"),
-            "reasons": [_reason(r, lang) for r in result.reasons[i] if r.group != "hard_rule"],
+            "reasons": [_reason(r, lang) for r in result.reasons[i]],
+            "default": None if status is None else status.model_dump(mode="json"),
             "hard_rules": [
                 {"code": h.code, "flag": h.flag, "text": h.text_zh if lang == "zh" else h.text_en}
                 for h in result.hard_rules[i]
@@ -577,4 +597,5 @@ def _reason(reason: Reason, lang: str) -> dict[str, Any]:
         "feature": reason.feature,
         "contribution": reason.contribution,
         "value": reason.value,
+        "label": reason.label,
     }

@@ -56,8 +56,9 @@ _REASON = {
         "text": {"type": "string"},
         "group": {"type": "string"},
         "feature": {"type": ["string", "null"]},
-        "contribution": {"type": "number"},
+        "contribution": {"type": ["number", "null"]},
         "value": {},
+        "label": {"type": ["string", "null"], "description": "level of a categorical value"},
     },
 }
 
@@ -94,6 +95,10 @@ _DECISION = {
         "policy": {"type": "object"},
         "reasons": {"type": "array", "items": _REASON, "maxItems": 4},
         "hard_rules": {"type": "array", "items": {"type": "object"}},
+        "default": {
+            "type": ["object", "null"],
+            "description": "first default on or before as_of (grade D, restricted), or null",
+        },
         "groups": {"type": "object", "additionalProperties": {"type": "number"}},
         "model_version": {"type": "string"},
         "bundle_hash": {"type": "string"},
@@ -355,7 +360,7 @@ def build_openapi(version: str = "0.1.0") -> dict[str, Any]:
         },
         "/admin/reload": {
             "post": _operation(
-                "admin reload: reload tokens and the bundle",
+                "admin reload: reload the bundle (tokens are re-read when their file changes)",
                 "ReloadResult",
                 (*_BODY_ERRORS, 409),
                 body="ReloadRequest",

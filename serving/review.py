@@ -5,13 +5,16 @@ Mounted under ``/review`` by ``serving.service`` (``review_routes()``):
 - ``GET /review/``: the page (static HTML, no build step, no external network);
 - ``GET /review/static/{name}``: its script and style sheet;
 - ``GET /review/api/facets``: tiers and model versions present in the log;
-- ``GET /review/api/decisions``: search by ``customer_id``, ``from``, ``to``, ``tier``,
-  ``model_version`` (``limit``, ``offset``), newest first;
+- ``GET /review/api/decisions``: search by ``customer_id``, ``from``, ``to`` (when recorded),
+  ``rated_from``, ``rated_to`` (the rating date, ``as_of``), ``tier``, ``model_version``
+  (``limit``, ``offset``), newest first;
 - ``GET /review/api/decisions/{id}``: one decision: inputs, features, reasons, waterfall,
-  model version and report link, the record's chain check;
+  model version and report link, the record's chain check, and ``factors``: the English and
+  Chinese description of every factor named (the page shows them, internal names in small);
 - ``GET /review/api/chain``: verification of the whole audit chain;
 - ``GET /review/api/export``: ``id=`` one decision, else the search filters, as JSON;
-- ``GET /review/api/report/{bundle_hash}``: the validation report of the loaded model.
+- ``GET /review/api/report/{bundle_hash}``: the validation report of the loaded model, read
+  from inside its bundle.
 
 The page itself holds no data and needs no token; every ``/review/api`` route needs an
 auditor token (``Authorization: Bearer``): 401 without a valid token, 403 for another role.
@@ -22,10 +25,11 @@ it is recomputed from the stored feature row with the loaded model when the deci
 by the same bundle (and the recomputed PD is compared with the recorded one); for a decision
 of another bundle the page says it is not available here.
 
-The validation report is looked for next to the loaded bundle (``<bundle>/../report.html``,
-as ``training`` writes it) and shown only when ``<bundle>/../metrics.json`` names the same
-bundle hash; a ``validation_report`` URL in the bundle metadata (``lineage``) is linked instead
-when present.
+The validation report travels inside the bundle (``validation_report.html``, hashed in its
+manifest), so it is found wherever the bundle was loaded from (a folder, the MLflow registry,
+the archive under ``data/bundles``); it is checked against the manifest each time it is read.
+A ``validation_report`` URL in the bundle metadata (``lineage``) is linked instead when present;
+a bundle written before reports travelled has none, and the page says so.
 """
 
 from __future__ import annotations
@@ -40,13 +44,18 @@ from typing import Any
 
 import bentoml
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 
-from rating.explain import Explanation, render_waterfall
+from features.catalog import FEATURE_SPEC
+from features.spec import FeatureSpec
+from rating.bundle import BundleIntegrityError
+from rating.explain import PROTECTED_FACTOR, Explanation, render_waterfall
+from rating.policy import DefaultStatus
+from rating.reasons import default_reason
 from serving.audit import (
     AuditQuery,
     AuditRecordNotFoundError,
@@ -54,6 +63,7 @@ from serving.audit import (
     StoredDecision,
 )
 from serving.auth import AuthenticationError, PermissionDeniedError, Role
+from serving.schemas import MAX_DAY, MIN_DAY
 
 REVIEW_DIR = Path(__file__).with_name("review")
 """Folder of the static page (``index.html``, ``review.js``, ``review.css``)."""
@@ -119,10 +129,22 @@ class SearchParams(BaseModel):
     """From this day (00:00 UTC) or moment on."""
     end: date | datetime | None = Field(default=None, alias="to")
     """Up to and including this day (UTC), or before this moment."""
+    rated_from: date | None = None
+    """Rated on this day (the decision's ``as_of``) or later."""
+    rated_to: date | None = None
+    """Rated on this day or earlier."""
     tier: str | None = Field(default=None, min_length=1, max_length=32)
     model_version: str | None = Field(default=None, min_length=1, max_length=128)
     limit: int = Field(default=50, ge=1, le=10_000)
     offset: int = Field(default=0, ge=0, le=10_000_000)
+
+    @field_validator("start", "end")
+    @classmethod
+    def _within_bounds(cls, value: date | datetime | None) -> date | datetime | None:
+        day = value.date() if isinstance(value, datetime) else value
+        if day is not None and not MIN_DAY <= day <= MAX_DAY:
+            raise ValueError(f"must lie within {MIN_DAY.isoformat()}..{MAX_DAY.isoformat()}")
+        return value
 
     def query(self, limit: int | None = None) -> AuditQuery:
         """The `AuditQuery` of these parameters (a date ``to`` includes its whole day)."""
@@ -136,6 +158,8 @@ class SearchParams(BaseModel):
             customer_id=self.customer_id,
             start=start,
             end=end,
+            rated_from=self.rated_from,
+            rated_to=self.rated_to,
             tier=self.tier,
             model_version=self.model_version,
             limit=limit or self.limit,
@@ -154,13 +178,15 @@ def parse_search(params: dict[str, str], max_page: int) -> SearchParams:
         search = SearchParams.model_validate(cleaned)
         if search.limit > max_page:
             raise _invalid("limit", f"at most {max_page}")
-        search.query()
     except ValidationError as error:
         first = error.errors()[0]
         loc = str(first["loc"][0]) if first["loc"] else "query"
         raise _invalid(loc, first["msg"]) from error
-    except ValueError as error:
-        raise _invalid("from", str(error)) from error
+    try:
+        search.query()
+    except ValidationError as error:  # an inverted range
+        message = error.errors()[0]["msg"]
+        raise _invalid("rated_from" if "rated_from" in message else "from", message) from error
     return search
 
 
@@ -269,43 +295,19 @@ def _explanation(
     return block, contributions
 
 
-def _report_link(engine: Any, record: StoredDecision, bundle_dir: Path | None) -> dict[str, Any]:
+def _report_link(engine: Any, record: StoredDecision) -> dict[str, Any]:
     if engine is None or engine.bundle_hash != record.bundle_hash:
         return {
             "available": False,
             "why": "the model of this decision is not the one loaded by this service",
         }
-    lineage = engine.model.bundle.metadata.lineage or {}
-    url = lineage.get("validation_report")
+    bundle = engine.model.bundle
+    url = (bundle.metadata.lineage or {}).get("validation_report")
     if isinstance(url, str) and url.startswith(("https://", "http://")):
         return {"available": True, "url": url, "external": True}
-    if bundle_dir is not None and find_report(bundle_dir, record.bundle_hash) is not None:
-        return {
-            "available": True,
-            "url": f"api/report/{record.bundle_hash}",
-            "external": False,
-        }
-    return {
-        "available": False,
-        "why": "no validation report next to the loaded bundle nor in its metadata",
-    }
-
-
-def find_report(bundle_dir: Path, bundle_hash: str) -> Path | None:
-    """The validation report written by training next to a bundle, if it is that bundle's.
-
-    ``training`` writes ``out/bundle/``, ``out/report.html`` and ``out/metrics.json``; the
-    report is returned only when ``metrics.json`` records the same ``model.bundle_sha256``.
-    """
-    folder = Path(bundle_dir).parent
-    report, metrics = folder / "report.html", folder / "metrics.json"
-    if not report.is_file() or not metrics.is_file():
-        return None
-    try:
-        recorded = json.loads(metrics.read_text(encoding="utf-8")).get("model.bundle_sha256")
-    except (OSError, ValueError):
-        return None
-    return report if recorded == bundle_hash else None
+    if bundle.has_validation_report:
+        return {"available": True, "url": f"api/report/{record.bundle_hash}", "external": False}
+    return {"available": False, "why": "no validation report in this bundle"}
 
 
 def _feature_rows(
@@ -317,11 +319,7 @@ def _feature_rows(
     rows = []
     for name, value in features.items():
         definition = spec.by_name(name) if name in known else None
-        label = None
-        if definition is not None and definition.categories and value is not None:
-            code = int(value)
-            if 0 <= code < len(definition.categories) and code == value:
-                label = definition.categories[code]
+        label = definition.category_label(value) if definition is not None else None
         rows.append(
             {
                 "name": name,
@@ -338,11 +336,34 @@ def _feature_rows(
     return rows
 
 
+def factor_texts(engine: Any, record: StoredDecision) -> dict[str, dict[str, str]]:
+    """Per factor of a decision, its feature spec's English and Chinese description.
+
+    From the spec of the bundle that made the decision when it is the one loaded, else from
+    the feature catalog (for the features it defines); factors with no description are left out.
+    """
+    spec: FeatureSpec = FEATURE_SPEC
+    if engine is not None and engine.bundle_hash == record.bundle_hash:
+        spec = engine.model.spec
+    known = set(spec.names)
+    texts = {
+        name: {"en": spec.by_name(name).description, "zh": spec.by_name(name).description_zh}
+        for name in record.payload.get("features", {})
+        if name in known
+    }
+    texts[PROTECTED_FACTOR] = {"en": "Protected attributes", "zh": "受保护属性"}
+    return texts
+
+
 def _reasons(engine: Any, record: StoredDecision) -> list[dict[str, Any]]:
     response = record.payload.get("response", {})
-    dictionary = None
+    dictionary: dict[str, Any] | None = None
     if engine is not None and engine.bundle_hash == record.bundle_hash:
         dictionary = {e.code: e for e in engine.model.reasons.entries}
+        dictionary.update({r.code: r for r in engine.model.policy.hard_rules})
+    if response.get("default") and dictionary is not None:
+        status = default_reason(DefaultStatus.model_validate(response["default"]))
+        dictionary[status.code] = status
     out = []
     for reason in response.get("reasons", []):
         entry = dictionary.get(reason.get("code")) if dictionary else None
@@ -358,11 +379,7 @@ def _reasons(engine: Any, record: StoredDecision) -> list[dict[str, Any]]:
 
 
 def decision_detail(
-    record: StoredDecision,
-    audit: AuditStore,
-    engine: Any,
-    bundle_dir: Path | None,
-    config: ReviewConfig,
+    record: StoredDecision, audit: AuditStore, engine: Any, config: ReviewConfig
 ) -> dict[str, Any]:
     """Everything the page shows about one decision.
 
@@ -370,7 +387,6 @@ def decision_detail(
         record: the stored decision.
         audit: the audit store (for the record's own chain check).
         engine: the loaded `serving.engine.Engine`, or None.
-        bundle_dir: the folder the engine's bundle was loaded from (report lookup).
         config: review limits.
     """
     explanation, contributions = _explanation(engine, record, config.waterfall_steps)
@@ -382,7 +398,7 @@ def decision_detail(
         "bundle_hash": record.bundle_hash,
         "policy_version": record.policy_version,
         "loaded": loaded,
-        "report": _report_link(engine, record, bundle_dir),
+        "report": _report_link(engine, record),
     }
     if loaded:
         meta = engine.model.bundle.metadata
@@ -401,6 +417,7 @@ def decision_detail(
         "inputs": record.request,
         "flags": record.payload.get("flags", {}),
         "features": _feature_rows(engine, record, contributions),
+        "factors": factor_texts(engine, record),
         "reasons": _reasons(engine, record),
         "explanation": explanation,
         "model": model,
@@ -453,13 +470,6 @@ def _show(audit: AuditStore, record_id: int | str) -> StoredDecision:
         return audit.show(record_id)
     except AuditRecordNotFoundError as error:
         raise ReviewError(404, "not_found", str(error.args[0])) from error
-
-
-def _bundle_dir(state: Any) -> Path | None:
-    engine = state.engine
-    if engine is None:
-        return None
-    return Path(engine.model.bundle.path)
 
 
 def _attachment(content: Any, filename: str) -> Response:
@@ -546,9 +556,7 @@ def review_routes(
     async def detail(request: Request, state: Any) -> Any:
         audit = _store(state)
         record = await run_in_threadpool(_show, audit, _record_id(request.path_params["record_id"]))
-        return await run_in_threadpool(
-            decision_detail, record, audit, state.engine, _bundle_dir(state), settings
-        )
+        return await run_in_threadpool(decision_detail, record, audit, state.engine, settings)
 
     async def chain(request: Request, state: Any) -> Any:
         result = await run_in_threadpool(_store(state).verify)
@@ -597,10 +605,13 @@ def review_routes(
             raise ReviewError(
                 404, "not_found", f"bundle {bundle_hash[:12]} is not the one loaded here"
             )
-        path = find_report(Path(engine.model.bundle.path), bundle_hash)
-        if path is None:
-            raise ReviewError(404, "not_found", "no validation report for the loaded bundle")
-        return FileResponse(path, media_type="text/html; charset=utf-8", headers=_no_store())
+        try:
+            html = await run_in_threadpool(engine.model.bundle.read_validation_report)
+        except BundleIntegrityError as error:
+            raise ReviewError(409, "integrity_error", str(error)) from error
+        if html is None:
+            raise ReviewError(404, "not_found", "no validation report in this bundle")
+        return Response(html, media_type="text/html; charset=utf-8", headers=_no_store())
 
     return Mount(
         "/review",

@@ -34,10 +34,12 @@ from typing_extensions import TypedDict
 
 from features.schema import (
     CHANNELS,
+    DEFAULT_TYPES,
     DIRECTIONS,
     FACILITY_TYPES,
     LEGAL_FORMS,
     MAX_AMOUNT,
+    MAX_DATE,
     MIN_DATE,
     SIZE_CLASSES,
 )
@@ -47,7 +49,16 @@ Id = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7
 Amount = Annotated[float, Field(ge=0.0, le=MAX_AMOUNT)]
 PositiveAmount = Annotated[float, Field(gt=0.0, le=MAX_AMOUNT)]
 SignedAmount = Annotated[float, Field(ge=-MAX_AMOUNT, le=MAX_AMOUNT)]
-_MIN_DATE = date.fromisoformat(MIN_DATE)
+MIN_DAY = date.fromisoformat(MIN_DATE)
+MAX_DAY = date.fromisoformat(MAX_DATE)
+"""Bounds of every date the API accepts (body fields and query parameters)."""
+Day = Annotated[date, Field(ge=MIN_DAY, le=MAX_DAY)]
+"""A calendar date within the business bounds (every window derived from it stays a date)."""
+Moment = Annotated[
+    NaiveDatetime,
+    Field(ge=datetime.combine(MIN_DAY, time()), le=datetime.combine(MAX_DAY, time.max)),
+]
+"""A naive timestamp (bank local time) within the business bounds."""
 _REL_TOL = 1e-9
 
 
@@ -62,6 +73,7 @@ class RequestLimits(BaseModel):
     max_instalments: int = Field(default=600, ge=1)
     """Per facility."""
     max_transactions: int = Field(default=20_000, ge=1)
+    max_defaults: int = Field(default=100, ge=1)
     max_batch: int = Field(default=100, ge=1)
 
 
@@ -92,8 +104,8 @@ class CustomerProfile(_Strict):
     region: Id
     size_class: Literal[SIZE_CLASSES]  # type: ignore[valid-type]
     legal_form: Literal[LEGAL_FORMS]  # type: ignore[valid-type]
-    founded_date: date = Field(ge=_MIN_DATE)
-    onboarding_date: date = Field(ge=_MIN_DATE)
+    founded_date: Day
+    onboarding_date: Day
     sanctions_hit: bool = False
     legal_enforcement: bool = False
     fraud: bool = False
@@ -108,8 +120,8 @@ class CustomerProfile(_Strict):
 class Statement(_Strict):
     """One row of ``financial_statements`` (without customer_id: the request's customer)."""
 
-    period_end: date = Field(ge=_MIN_DATE)
-    published_date: date = Field(ge=_MIN_DATE)
+    period_end: Day
+    published_date: Day
     period_months: Literal[3, 6, 12]
     audited: bool = False
     total_assets: Amount
@@ -138,9 +150,9 @@ class Instalment(_Strict):
     """One row of ``repayments`` (facility and customer come from the enclosing objects)."""
 
     instalment_no: int = Field(ge=1, le=100_000)
-    due_date: date = Field(ge=_MIN_DATE)
+    due_date: Day
     amount_due: PositiveAmount
-    paid_date: date | None = Field(default=None, ge=_MIN_DATE)
+    paid_date: Day | None = None
     amount_paid: Amount = 0.0
 
     @model_validator(mode="after")
@@ -158,8 +170,8 @@ class Facility(_Strict):
     facility_id: Id
     facility_type: Literal[FACILITY_TYPES]  # type: ignore[valid-type]
     currency: Literal["CNY"] = "CNY"
-    opened: date = Field(ge=_MIN_DATE)
-    maturity_date: date = Field(ge=_MIN_DATE)
+    opened: Day
+    maturity_date: Day
     limit: PositiveAmount
     outstanding: Amount = 0.0
     instalments: list[Instalment] = Field(default_factory=list)
@@ -188,12 +200,19 @@ class Transaction(TypedDict):
     """
 
     txn_id: Id
-    ts: Annotated[NaiveDatetime, Field(ge=datetime.combine(_MIN_DATE, time()))]
+    ts: Moment
     """Bank local time, without a time zone offset."""
     amount: PositiveAmount
     direction: Literal[DIRECTIONS]  # type: ignore[valid-type]
     counterparty_id: Id
     channel: Literal[CHANNELS]  # type: ignore[valid-type]
+
+
+class DefaultRecord(_Strict):
+    """One row of ``defaults`` (without customer_id: the request's customer)."""
+
+    default_date: Day
+    default_type: Literal[DEFAULT_TYPES]  # type: ignore[valid-type]
 
 
 class FeatureVector(_Strict):
@@ -214,12 +233,15 @@ def _after(field: str, value: date, as_of: date) -> str | None:
 class ScoreRequest(_Strict):
     """Score one customer at ``as_of``: raw records (``customer`` + lists) or ``feature_vector``."""
 
-    as_of: date = Field(ge=_MIN_DATE)
+    as_of: Day
     lang: Lang = "en"
     customer: CustomerProfile | None = None
     statements: list[Statement] = Field(default_factory=list)
     facilities: list[Facility] = Field(default_factory=list)
     transactions: list[Transaction] = Field(default_factory=list)
+    defaults: list[DefaultRecord] = Field(default_factory=list)
+    """The customer's defaults known at ``as_of``: one on or before it rates the customer
+    in default (default grade, restricted tier), with raw records or a feature vector."""
     feature_vector: FeatureVector | None = None
 
     @field_validator("statements")
@@ -239,17 +261,29 @@ class ScoreRequest(_Strict):
     ) -> list[Transaction]:
         return _bounded(value, _limits(info).max_transactions, "transactions")
 
+    @field_validator("defaults")
+    @classmethod
+    def _bound_defaults(
+        cls, value: list[DefaultRecord], info: ValidationInfo
+    ) -> list[DefaultRecord]:
+        return _bounded(value, _limits(info).max_defaults, "defaults")
+
     @model_validator(mode="after")
     def _shape_and_time(self) -> Self:
         if (self.customer is None) == (self.feature_vector is None):
             raise ValueError("give exactly one of 'customer' (raw records) or 'feature_vector'")
-        if self.feature_vector is not None:
-            if self.statements or self.facilities or self.transactions:
-                raise ValueError("a feature_vector request carries no raw records")
-            return self
+        if self.feature_vector is not None and (
+            self.statements or self.facilities or self.transactions
+        ):
+            raise ValueError("a feature_vector request carries no raw records")
         problems = self.future_dates()
         if problems:
             raise ValueError("; ".join(problems[:5]))
+        days = [d.default_date for d in self.defaults]
+        if len(set(days)) != len(days):
+            raise ValueError("default_date values repeat")
+        if self.feature_vector is not None:
+            return self
         for key, ids in (
             ("facility_id", [f.facility_id for f in self.facilities]),
             ("txn_id", [t["txn_id"] for t in self.transactions]),
@@ -262,6 +296,8 @@ class ScoreRequest(_Strict):
     def future_dates(self) -> list[str]:
         """Events dated after ``as_of`` (the request would leak the future)."""
         as_of, problems = self.as_of, []
+        for i, d in enumerate(self.defaults):
+            problems.append(_after(f"defaults.{i}.default_date", d.default_date, as_of))
         if self.customer is not None:
             problems += [
                 _after("customer.founded_date", self.customer.founded_date, as_of),

@@ -20,7 +20,11 @@ Configuration (environment, read when the service starts):
 processes; several share one SQLite audit log safely), ``RISKGRADE_PREDICT_THREADS``,
 ``RISKGRADE_BATCHING``,
 ``RISKGRADE_MAX_BATCH_JOBS``, ``RISKGRADE_MAX_LATENCY_MS``, ``RISKGRADE_MAX_WAIT_MS``
-(adaptive batching, ``serving.batching``).
+(adaptive batching, ``serving.batching``), ``RISKGRADE_METRICS_PUBLIC`` (``/metrics`` without a
+token), ``RISKGRADE_SUPERVISOR_PID`` (set by ``riskgrade serve``; ``serving.watchdog``).
+
+Tokens: `TokenGate` lets only `serving.auth.answers_without_token` paths through without a
+valid token; the token file is re-read when it changes (``serving.auth.TokenStore``).
 """
 
 from __future__ import annotations
@@ -60,8 +64,9 @@ from serving.auth import (
     AuthenticationError,
     PermissionDeniedError,
     Role,
-    TokenError,
     TokenStore,
+    TokenStoreUnavailableError,
+    answers_without_token,
 )
 from serving.batching import AdaptiveBatcher, BatchingConfig
 from serving.engine import (
@@ -83,6 +88,7 @@ from serving.schemas import (
     ScoreRequest,
     field_errors,
 )
+from serving.watchdog import Watchdog, start_watchdog
 
 logger = logging.getLogger("riskgrade.serving")
 _Model = TypeVar("_Model", bound=BaseModel)
@@ -107,6 +113,8 @@ class ServiceConfig(BaseModel):
     """BentoML worker processes (read when the service module is imported)."""
     predict_threads: int = Field(default=0, ge=0, le=64)
     """LightGBM threads for a batched tree pass; 0: the machine's cores over ``workers``."""
+    metrics_public: bool = False
+    """Serve ``/metrics`` without a token (for a Prometheus that cannot send one)."""
 
     @property
     def batch_threads(self) -> int:
@@ -154,6 +162,7 @@ _ENVIRONMENT: dict[str, tuple[str | None, str]] = {
     "RISKGRADE_MAX_CONCURRENCY": (None, "max_concurrency"),
     "RISKGRADE_WORKERS": (None, "workers"),
     "RISKGRADE_PREDICT_THREADS": (None, "predict_threads"),
+    "RISKGRADE_METRICS_PUBLIC": (None, "metrics_public"),
     "RISKGRADE_AUDIT_DB": ("audit", "path"),
     "RISKGRADE_AUDIT_URL": ("audit", "url"),
     "RISKGRADE_MAX_BODY_BYTES": ("limits", "max_body_bytes"),
@@ -213,10 +222,9 @@ class ServingState:
         self.batcher: AdaptiveBatcher[ScoringJob, list[dict[str, Any]]] = AdaptiveBatcher(
             self.decide_jobs, config.batching, self._queue_overloaded
         )
-        try:
-            self.tokens = TokenStore(config.tokens)
-        except (TokenError, ValueError) as error:
-            self.problems["tokens"] = str(error)
+        self.tokens = TokenStore(config.tokens)
+        if self.tokens.problem is not None:
+            logger.error("no token is accepted until the file is fixed: %s", self.tokens.problem)
         try:
             self.audit = open_audit_store(config.audit)
             if self.audit.uses_dev_key:
@@ -252,6 +260,7 @@ class ServingState:
         return (
             self.engine is not None
             and self.tokens is not None
+            and self.tokens.problem is None
             and self.audit is not None
             and self.audit.is_writable()
         )
@@ -265,6 +274,8 @@ class ServingState:
             if role is None:
                 return self.tokens.authenticate(header).name
             return self.tokens.require(header, role).name
+        except TokenStoreUnavailableError as error:
+            raise ApiError(503, "not_ready", str(error)) from error
         except AuthenticationError as error:
             raise ApiError(
                 401, "unauthorized", str(error), headers={"WWW-Authenticate": "Bearer"}
@@ -532,17 +543,16 @@ async def audit_verify(request: Request, state: ServingState) -> Any:
 
 @_endpoint
 async def admin_reload(request: Request, state: ServingState) -> Any:
-    """POST /admin/reload: reload tokens and the bundle (admin); the old model stays on failure."""
+    """POST /admin/reload: reload the bundle (admin); the old model stays on failure.
+
+    Tokens need no reload: the token file is re-read whenever it changes.
+    """
     state.require(request, Role.ADMIN)
     body = await _parse(request, state, ReloadRequest)
     bundle = Path(body.bundle) if body.bundle else state.config.bundle
     await run_in_threadpool(
         state.load_model, bundle, None if body.bundle else state.config.bundle_hash
     )
-    try:
-        state.tokens = TokenStore(state.config.tokens)
-    except (TokenError, ValueError) as error:
-        raise ApiError(409, "tokens_refused", str(error)) from error
     engine, _ = state.ready_engine()
     return {"model_version": engine.model_version, "bundle_hash": engine.bundle_hash}
 
@@ -597,6 +607,31 @@ class ControlCharPathGuard:
         await self.app(scope, receive, send)
 
 
+class TokenGate:
+    """ASGI middleware: every path needs a valid token of any role, except the open ones.
+
+    The open paths are `serving.auth.answers_without_token`'s; the routes then check roles.
+    This covers BentoML's own routes (index, docs, schema, static files, metrics), which
+    cannot check tokens themselves, and any route added later without a check of its own.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        """Answer 401 (or 503 while starting) for a closed path without a valid token."""
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if path and not answers_without_token(path, metrics_public=False):
+            try:
+                state = _state()
+                if not answers_without_token(path, metrics_public=state.config.metrics_public):
+                    state.require(Request(scope), None)
+            except ApiError as error:
+                await error_response(error)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 _CONFIG_AT_IMPORT = ServiceConfig.from_env()
 
 
@@ -612,6 +647,10 @@ class RiskgradeService:
     def __init__(self) -> None:
         """Read the configuration from the environment and load everything."""
         self.state = ServingState(ServiceConfig.from_env())
+        # In a BentoML worker: end with the supervisor (no orphan keeps the port and answers).
+        self.watchdog: Watchdog | None = None
+        if bentoml.server_context.worker_index is not None:
+            self.watchdog = start_watchdog(grace_s=self.state.config.timeout_s + 5)
         # The loaded model and libraries are long-lived: move them out of the collector's
         # reach so request garbage does not trigger full collections (p99 200 ms -> 64 ms).
         gc.collect()
@@ -623,10 +662,13 @@ class RiskgradeService:
 
     @bentoml.on_shutdown
     def close(self) -> None:
-        """Stop the batcher and close the audit store."""
+        """Stop the watchdog and the batcher and close the audit store."""
+        if self.watchdog is not None:
+            self.watchdog.stop()
         self.state.batcher.shutdown()
         if self.state.audit is not None:
             self.state.audit.close()
 
 
 RiskgradeService.add_asgi_middleware(ControlCharPathGuard)
+RiskgradeService.add_asgi_middleware(TokenGate)

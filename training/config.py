@@ -108,7 +108,18 @@ class ValidationConfig(BaseModel):
     jeffreys_red: float = Field(default=0.01, gt=0.0, lt=1.0)
     jeffreys_yellow: float = Field(default=0.05, gt=0.0, lt=1.0)
     min_grade_customers: int = Field(default=30, ge=1)
-    """Grades with fewer customers are ignored by the monotonicity check (too noisy)."""
+    """Rank order: grades with fewer rows are pooled with their worse neighbours."""
+    rank_order_alpha: float = Field(default=0.05, gt=0.0, lt=1.0)
+    """Rank order: family-wise level of the one-sided tests of adjacent grades (Bonferroni)."""
+    min_power: float = Field(default=0.5, ge=0.0, le=1.0)
+    """A per-grade Jeffreys test with less power than this to detect a doubling of the band's
+    upper PD is reported as ``not assessable`` (grey), never red."""
+    red_zone_confidence: float = Field(default=0.9999, gt=0.5, lt=1.0)
+    """Basel-style traffic light on the number of red grades: the count is in the red zone when
+    its binomial probability (assessable grades, each red with ``jeffreys_red``) is below
+    ``1 - red_zone_confidence``; the yellow zone starts at 95%."""
+    level_confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
+    """Confidence of the interval around the long-run ratio of default rate to mean PD."""
     approval_share: float = Field(default=0.8, gt=0.0, lt=1.0)
     """Fairness: share of lowest-PD rows approved when computing approval rates by group."""
     reference_bins: int = Field(default=10, ge=2)
@@ -130,12 +141,20 @@ class GateConfig(BaseModel):
 
     min_auc: float = Field(default=0.70, ge=0.5, le=1.0)
     require_monotone_grades: bool = True
-    max_red_grades: int = Field(default=0, ge=0)
+    max_red_grades: int | None = Field(default=None, ge=0)
+    """Red grades allowed in the through-the-cycle Jeffreys test; ``None`` = the Basel-style
+    traffic light (fail only when the count is in the red zone)."""
+    level_tolerance: float = Field(default=0.25, gt=0.0, lt=1.0)
+    """Calibration level: the long-run default rate over all windows may differ from the long-run
+    mean PD by this relative amount; the gate fails only when the confidence interval of their
+    ratio lies wholly outside ``[1/(1+t), 1+t]``."""
     max_grade_share: float = Field(default=0.5, gt=0.0, le=1.0)
     max_psi: float = Field(default=0.25, gt=0.0)
     max_ece: float = Field(default=0.05, gt=0.0)
     challenger_margin: float = Field(default=0.0, ge=0.0)
-    """The model passes when its test AUC >= challenger AUC - margin."""
+    """The model fails when the challenger's test AUC exceeds its own by more than the margin
+    and DeLong's paired test finds the challenger better at ``challenger_alpha``."""
+    challenger_alpha: float = Field(default=0.05, gt=0.0, lt=1.0)
     champion_margin: float = Field(default=0.0, ge=0.0)
     """Promotion: the challenger passes when its AUC >= champion AUC - margin on the same rows."""
 

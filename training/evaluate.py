@@ -17,6 +17,7 @@ from rich.progress import Progress
 from features.spec import FeatureSpec
 from rating.calibration import PlattCalibration
 from rating.scale import MasterScale
+from training.backtest import Backtest, evaluation_frame, validate_predictions
 from training.calibrate import calibrate, fit_isotonic
 from training.challenger import WoeScorecard, fit_scorecard
 from training.config import TrainConfig
@@ -24,7 +25,7 @@ from training.errors import TargetError
 from training.fit import FittedModel, fit_lgbm, tune_lgbm
 from training.gates import GateResult, all_passed, evaluate_gates
 from training.split import Split
-from training.validate import binary_metrics, grade_metrics, grade_table, psi
+from training.validate import binary_metrics
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,9 @@ class Evaluation:
     challenger_grades: pd.DataFrame
     metrics: dict[str, float | bool | str]
     gates: list[GateResult]
+    frame: pd.DataFrame
+    """The evaluation frame: label, PDs, window and period of every row (training/backtest.py)."""
+    backtest: Backtest
     importance: dict[str, float] = field(default_factory=dict)
 
 
@@ -75,6 +79,9 @@ def fit_and_evaluate(
     config: TrainConfig,
     scale: MasterScale,
     progress: Progress | None = None,
+    *,
+    periods: np.ndarray | pd.Series | None = None,
+    overlap: float = 1.0,
 ) -> Evaluation:
     """Fit model, calibration and challenger on a split and validate them on the test window.
 
@@ -86,6 +93,9 @@ def fit_and_evaluate(
         config: training configuration.
         scale: master scale for the per-grade validation.
         progress: optional rich progress to report steps on.
+        periods: snapshot date of every row (calibration over the cycle), ``None`` for a
+            random split.
+        overlap: rows sharing one default event (``training.backtest.label_overlap``).
 
     Returns:
         The fitted parts, test predictions, metrics (flat dotted keys) and gate results.
@@ -115,33 +125,18 @@ def fit_and_evaluate(
     step("calibrated")
 
     challenger = fit_scorecard(x[tr], y[tr], spec, config.challenger, config.seed)
-    challenger_pd_test = challenger.predict_pd(x[te])
-    challenger_pd_train = challenger.predict_pd(x[tr])
+    challenger_pd = challenger.predict_pd(x)
     step("challenger fitted")
 
     vc = config.validation
     y_test = y[te].astype(np.float64)
     pd_test, pd_train = pd_all[te], pd_all[tr]
     isotonic_pd_test = isotonic.predict(margin[te])
-    grades = grade_table(y_test, pd_test, scale, vc)
-    challenger_grades = grade_table(y_test, challenger_pd_test, scale, vc)
-    metrics: dict[str, float | bool | str] = {}
-    metrics.update(_prefixed("test", binary_metrics(y_test, pd_test, vc.ece_bins)))
-    metrics.update(
-        _prefixed("calibration", binary_metrics(y[cal].astype(float), pd_all[cal], vc.ece_bins))
-    )
-    metrics.update(_prefixed("train", binary_metrics(y[tr].astype(float), pd_train, vc.ece_bins)))
-    metrics.update(
-        _prefixed("challenger.test", binary_metrics(y_test, challenger_pd_test, vc.ece_bins))
-    )
+    frame = evaluation_frame(y, pd_all, challenger_pd, split, periods)
+    backtest = validate_predictions(frame, scale, vc, overlap)
+    metrics: dict[str, float | bool | str] = dict(backtest.metrics)
     metrics.update(
         _prefixed("isotonic.test", binary_metrics(y_test, isotonic_pd_test, vc.ece_bins))
-    )
-    metrics.update(_prefixed("grades", grade_metrics(grades, vc)))
-    metrics.update(_prefixed("challenger.grades", grade_metrics(challenger_grades, vc)))
-    metrics["stability.psi_score"] = psi(pd_train, pd_test, vc.psi_bins)
-    metrics["challenger.stability.psi_score"] = psi(
-        challenger_pd_train, challenger_pd_test, vc.psi_bins
     )
     metrics["calibration.platt_a"] = platt.a
     metrics["calibration.platt_b"] = platt.b
@@ -165,11 +160,13 @@ def fit_and_evaluate(
         challenger=challenger,
         pd_train=pd_train,
         pd_test=pd_test,
-        challenger_pd_test=challenger_pd_test,
+        challenger_pd_test=challenger_pd[te],
         isotonic_pd_test=isotonic_pd_test,
         y_test=y_test,
-        grades=grades,
-        challenger_grades=challenger_grades,
+        grades=backtest.grades,
+        challenger_grades=backtest.challenger_grades,
+        frame=frame,
+        backtest=backtest,
         metrics=metrics,
         gates=gates,
         importance=importance,

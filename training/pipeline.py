@@ -1,9 +1,9 @@
 """Training entry points: ``train_dataset`` (feature dataset) and ``train_table`` (own table).
 
 Every run writes into ``out_dir``: ``bundle/`` (the rating bundle), ``metrics.json`` (flat dotted
-keys), ``report.html`` (validation report), ``plots/*.png`` and ``grades.csv``; and, unless the
-registry is disabled, logs the run to MLflow and registers the bundle as a pyfunc model version
-with the ``challenger`` alias.
+keys), ``report.html`` (validation report), ``plots/*.png``, ``grades.csv`` (test window) and
+``cycle_grades.csv`` (every window); and, unless the registry is disabled, logs the run to MLflow
+and registers the bundle as a pyfunc model version with the ``challenger`` alias.
 """
 
 from __future__ import annotations
@@ -25,10 +25,11 @@ from rich.progress import Progress
 from sklearn.model_selection import StratifiedKFold
 
 from features.spec import FeatureSpec
-from rating.bundle import write_bundle
+from rating.bundle import attach_validation_report, write_bundle
 from rating.policy import RatingPolicy
 from rating.scale import MasterScale
 from training import plots
+from training.backtest import label_overlap
 from training.challenger import fit_scorecard
 from training.config import TrainConfig
 from training.errors import TargetError, TrainingError
@@ -65,6 +66,10 @@ class TrainResult:
     run_id: str | None
     grades: pd.DataFrame
     fairness: pd.DataFrame | None = None
+    cycle_grades: pd.DataFrame | None = None
+    """Per grade over every window: the through-the-cycle Jeffreys test of ``max_red_grades``."""
+    evaluation_frame: pd.DataFrame | None = None
+    """Label, PDs, window and period of every row (``training.backtest.evaluation_frame``)."""
 
     @property
     def passed(self) -> bool:
@@ -136,6 +141,10 @@ def _plots(evaluation: Evaluation, x_test: np.ndarray) -> dict[str, bytes]:
             y, {"Platt": pd_test, "isotonic": evaluation.isotonic_pd_test}
         ),
         "grades": plots.grade_plot(evaluation.grades),
+        "cycle": plots.cycle_plot(evaluation.backtest.cycle),
+        "cycle_grades": plots.grade_plot(
+            evaluation.backtest.cycle_grades, "Default rate by grade (all windows)"
+        ),
         "shap": plots.beeswarm_plot(contribs, x_test[: len(contribs)], evaluation.spec.names),
         "importance": plots.importance_plot(evaluation.importance),
     }
@@ -200,6 +209,7 @@ def _finish(
     for name, png in images.items():
         (plot_dir / f"{name}.png").write_bytes(png)
     evaluation.grades.to_csv(out_dir / "grades.csv", index=False)
+    evaluation.backtest.cycle_grades.to_csv(out_dir / "cycle_grades.csv", index=False)
     if fairness is not None:
         fairness.to_csv(out_dir / "fairness.csv", index=False)
     report = render_report(
@@ -225,11 +235,14 @@ def _finish(
         grades=evaluation.grades,
         challenger_grades=evaluation.challenger_grades,
         gates=evaluation.gates,
+        backtest=evaluation.backtest,
         plots=images,
         limitations=limitations,
         fairness=fairness,
     )
     (out_dir / "report.html").write_text(report, encoding="utf-8")
+    bundle = attach_validation_report(bundle.path, report)  # the report travels with the model
+    metrics["model.bundle_sha256"] = bundle.bundle_hash
     _write_metrics(out_dir / "metrics.json", metrics)
 
     run_id = None
@@ -284,6 +297,8 @@ def _finish(
         run_id=run_id,
         grades=evaluation.grades,
         fairness=fairness,
+        cycle_grades=evaluation.backtest.cycle_grades,
+        evaluation_frame=evaluation.frame,
     )
 
 
@@ -386,13 +401,24 @@ def train_dataset(
     x = np.ascontiguousarray(frame[model_spec.names].to_numpy(dtype=np.float64, na_value=np.nan))
     data = _Data(frame, x, y, model_spec, split, source, digest, "features_dataset")
     with _progress(config.show_progress) as progress:
-        evaluation = fit_and_evaluate(x, y, model_spec, split, config, scale, progress)
+        evaluation = fit_and_evaluate(
+            x,
+            y,
+            model_spec,
+            split,
+            config,
+            scale,
+            progress,
+            periods=frame[config.time_col],
+            overlap=label_overlap(frame[config.time_col]),
+        )
     extra: Metrics = {"data.target": config.target}
     if truth_dir is not None:
         extra.update(_oracle_auc(frame, y, split.test, Path(truth_dir), config))
     limitations = [
         "Sample portfolio data are synthetic; performance on real portfolios must be re-validated.",
-        f"Out-of-time test window {split.windows['test']} covers one phase of the cycle only.",
+        f"Out-of-time test window {split.windows['test']} covers one phase of the cycle only: "
+        "discrimination is judged there, the calibration level over every window.",
         "PDs are anchored to the training window's average default rate (long-run proxy).",
         "Qualitative assessments (management, market outlook) are not modelled.",
     ]
@@ -531,7 +557,16 @@ def train_table(
     registry = config.registry.model_copy(update={"registered_model_name": name})
     table_config = config.model_copy(update={"target": target, "registry": registry})
     with _progress(config.show_progress) as progress:
-        evaluation = fit_and_evaluate(x, y, spec, split, table_config, scale, progress)
+        evaluation = fit_and_evaluate(
+            x,
+            y,
+            spec,
+            split,
+            table_config,
+            scale,
+            progress,
+            periods=frame[time_col] if time_col else None,
+        )
     extra: Metrics = {"data.target": target}
     fairness = None
     if protected:

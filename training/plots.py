@@ -68,14 +68,20 @@ def calibration_plot(y: np.ndarray, pds: dict[str, np.ndarray], n_bins: int = 10
     return _png(fig)
 
 
-def grade_plot(table: pd.DataFrame) -> bytes:
+def grade_plot(table: pd.DataFrame, title: str = "Default rate by grade (test)") -> bytes:
     """Observed default rate per grade against the grade's PD band (log scale)."""
     fig, ax = plt.subplots(figsize=(7, 4))
     x = np.arange(len(table))
     lower = table["pd_lower"].to_numpy()
     upper = np.minimum(table["pd_upper"].to_numpy(), 1.0)
     ax.bar(x, upper - lower, bottom=lower, color="#d9e6f2", width=0.6, label="PD band")
-    colours = {"green": "#2e7d32", "yellow": "#f9a825", "red": "#c62828", "empty": "#9e9e9e"}
+    colours = {
+        "green": "#2e7d32",
+        "yellow": "#f9a825",
+        "red": "#c62828",
+        "empty": "#9e9e9e",
+        "not assessable": "#9e9e9e",
+    }
     observed = table["observed_dr"].to_numpy()
     ax.scatter(
         x,
@@ -91,8 +97,25 @@ def grade_plot(table: pd.DataFrame) -> bytes:
             for g, lab, n in zip(table["grade"], table["label"], table["customers"], strict=True)
         ],
     )
-    ax.set(yscale="log", ylabel="default rate", title="Default rate by grade (test)")
+    ax.set(yscale="log", ylabel="default rate", title=title)
     ax.legend(loc="upper left")
+    return _png(fig)
+
+
+def cycle_plot(cycle: pd.DataFrame) -> bytes:
+    """Observed default rate and mean PD per year over every window, with their long-run means."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    x = np.arange(len(cycle))
+    observed = cycle["default_rate"].to_numpy()
+    predicted = cycle["mean_pd"].to_numpy()
+    ax.plot(x, observed, marker="o", color="#c62828", label="observed default rate")
+    ax.plot(x, predicted, marker="s", color="#1565c0", label="mean PD")
+    ax.axhline(observed.mean(), color="#c62828", linestyle=":", label="long-run default rate")
+    ax.axhline(predicted.mean(), color="#1565c0", linestyle=":", label="long-run mean PD")
+    ax.set_xticks(x, [f"{y}\n{w}" for y, w in zip(cycle["year"], cycle["windows"], strict=True)])
+    ax.set(ylabel="12-month default rate", title="Calibration over the cycle (all windows)")
+    ax.set_ylim(bottom=0)
+    ax.legend(loc="best", fontsize="small")
     return _png(fig)
 
 

@@ -8,7 +8,8 @@ const I18N = {
     title: "Decision review", switch_lang: "中文", sign_out: "Sign out",
     signin_title: "Sign in with an auditor token",
     signin_help: "The token stays in this browser tab only and is sent as a Bearer token with each request. This page is read-only.",
-    token: "Auditor token", sign_in: "Sign in", customer: "Customer", from: "From", to: "To",
+    token: "Auditor token", sign_in: "Sign in", customer: "Customer", from: "Recorded from", to: "Recorded to",
+    rated_from: "Rated from", rated_to: "Rated to",
     tier: "Tier", model_version: "Model version", any: "any", search: "Search",
     export_range: "Export results (JSON)", export_one: "Export decision (JSON)",
     time: "Time (UTC)", as_of: "As of", grade: "Grade", kind: "Kind", prev: "Previous", next: "Next",
@@ -45,14 +46,15 @@ const I18N = {
     guarantee: "guarantee required", no_new_credit: "no new credit", exit_review: "exit review",
     review: "review every (days)",
     tiers: { low: "low", medium: "medium", high: "high", restricted: "restricted" },
-    groups: { financial: "financial", credit: "credit", transaction: "transaction", profile: "profile", hard_rule: "hard rule" },
+    groups: { financial: "financial", credit: "credit", transaction: "transaction", profile: "profile", hard_rule: "hard rule", default: "in default" },
     kinds: { score: "score", explain: "explain" },
   },
   zh: {
     title: "决策审阅", switch_lang: "English", sign_out: "退出",
     signin_title: "使用审计员令牌登录",
     signin_help: "令牌仅保存在本浏览器标签页中，并作为 Bearer 令牌随每个请求发送。本页面只读。",
-    token: "审计员令牌", sign_in: "登录", customer: "客户", from: "起始日期", to: "截止日期",
+    token: "审计员令牌", sign_in: "登录", customer: "客户", from: "记录起始日期", to: "记录截止日期",
+    rated_from: "评级基准日起", rated_to: "评级基准日止",
     tier: "风险等级", model_version: "模型版本", any: "全部", search: "查询",
     export_range: "导出结果（JSON）", export_one: "导出该决策（JSON）",
     time: "时间（UTC）", as_of: "评级基准日", grade: "评级", kind: "类型", prev: "上一页", next: "下一页",
@@ -89,7 +91,7 @@ const I18N = {
     guarantee: "需要担保", no_new_credit: "不得新增授信", exit_review: "进入退出机制审查",
     review: "复审周期（天）",
     tiers: { low: "低风险", medium: "中风险", high: "高风险", restricted: "限制类" },
-    groups: { financial: "财务", credit: "信用", transaction: "交易", profile: "概况", hard_rule: "硬性规则" },
+    groups: { financial: "财务", credit: "信用", transaction: "交易", profile: "概况", hard_rule: "硬性规则", default: "违约" },
     kinds: { score: "评分", explain: "评分并解释" },
   },
 };
@@ -112,6 +114,13 @@ function t(key, vars) {
 const tierName = (tier) => (I18N[state.lang].tiers[tier] || tier || "");
 const groupName = (group) => (I18N[state.lang].groups[group] || group || "");
 const kindName = (kind) => (I18N[state.lang].kinds[kind] || kind || "");
+// A factor reads as its feature spec's description; the internal name stays, small, for auditors.
+const factorText = (name) => { const f = (state.detail?.factors || {})[name]; return f ? (state.lang === "zh" ? f.zh : f.en) : null; };
+function factorCell(name) {
+  const text = factorText(name);
+  const name_ = el("small", { class: "factor-name", text: name });
+  return el("td", { class: "factor", title: name }, text ? [el("span", { text }), " ", name_] : [name_]);
+}
 const pct = (p) => (p == null ? "" : `${(100 * p).toFixed(p < 0.001 ? 3 : 2)}%`);
 const num = (v, digits = 4) => (v == null ? "—" : Number(v).toLocaleString(undefined, { maximumFractionDigits: digits }));
 
@@ -290,12 +299,12 @@ function renderDetail(d) {
     $("d-expl-note").textContent = x.source === "stored" ? t("expl_stored")
       : t("expl_recomputed", { pd: pct(x.recomputed_pd), match: x.matches_record ? t("expl_match") : t("expl_mismatch") });
     $("d-steps").querySelector("tbody").replaceChildren(...x.steps.map((s) => el("tr", { class: s.contribution > 0 ? "up" : "down" }, [
-      el("td", { text: s.feature }), el("td", { text: groupName(s.group) }), el("td", { class: "num", text: (s.contribution > 0 ? "+" : "") + num(s.contribution, 3) }),
+      factorCell(s.feature), el("td", { text: groupName(s.group) }), el("td", { class: "num", text: (s.contribution > 0 ? "+" : "") + num(s.contribution, 3) }),
       el("td", { text: s.grade_after }), el("td", { text: tierName(s.tier_after) }),
       el("td", { text: [...s.tier_crossings.map((c) => c.split("/").map(tierName).join("/")), ...s.grade_crossings].join(", ") }),
     ])));
     $("d-distance").textContent = x.next_better_tier
-      ? t("distance", { d: num(x.distance_to_next_better_tier, 3), t: tierName(x.next_better_tier), f: x.blocking_factors.map((b) => b.feature).join(", ") || "—" })
+      ? t("distance", { d: num(x.distance_to_next_better_tier, 3), t: tierName(x.next_better_tier), f: x.blocking_factors.map((b) => factorText(b.feature) || b.feature).join(", ") || "—" })
         + (x.blocking_sufficient === false ? ` ${t("not_sufficient")}` : "")
       : t("best_tier");
   } else {
@@ -306,12 +315,13 @@ function renderDetail(d) {
   $("d-reasons").replaceChildren(...(d.reasons.length ? d.reasons.map((reason) => el("li", {}, [
     el("code", { text: reason.code }), " ",
     (state.lang === "zh" ? reason.text_zh : reason.text_en) || reason.text,
-    el("span", { class: "muted", text: ` (${groupName(reason.group)}, +${num(reason.contribution, 3)})` }),
+    reason.label ? ` (${reason.label})` : "",
+    el("span", { class: "muted", text: reason.contribution == null ? ` (${groupName(reason.group)})` : ` (${groupName(reason.group)}, +${num(reason.contribution, 3)})` }),
   ])) : [el("li", { class: "muted", text: t("no_reasons") })]));
   const rules = dec.hard_rules || [];
   $("d-hard-rules").textContent = rules.length ? t("hard_rules", { r: rules.map((h) => `${h.code} ${h.text}`).join("; ") }) : "";
   $("d-features").querySelector("tbody").replaceChildren(...d.features.map((f) => el("tr", {}, [
-    el("td", { text: f.name, title: (state.lang === "zh" ? f.description_zh : f.description) || "" }),
+    factorCell(f.name),
     el("td", { text: groupName(f.group) }), el("td", { class: "num", text: f.label ?? num(f.value) }),
     el("td", { class: `num ${f.contribution > 0 ? "up" : f.contribution < 0 ? "down" : ""}`, text: f.contribution == null ? "—" : num(f.contribution, 4) }),
   ])));

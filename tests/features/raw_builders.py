@@ -108,3 +108,37 @@ AS_OF = date(2024, 6, 30)
 def one(frame, column: str, customer_id: str = "a") -> float:
     """The value of one feature for one customer."""
     return float(frame.loc[frame["customer_id"] == customer_id, column].iloc[0])
+
+
+def cut_extract(raw: RawTables, as_of: date) -> RawTables:
+    """The extract a bank would have handed over at the end of ``as_of`` (the tests' oracle).
+
+    Customers onboarded by then, with their statements published, facilities opened (with
+    every instalment of their schedule), transactions booked and defaults recorded by then;
+    a payment made later is not made yet. Written independently of ``features.asof``.
+    """
+    day = pd.Timestamp(as_of)
+    customers = raw.customers[raw.customers["onboarding_date"] <= day]
+    known = set(customers["customer_id"])
+
+    def of_known(frame: pd.DataFrame) -> pd.DataFrame:
+        return frame[frame["customer_id"].isin(known)]
+
+    statements = of_known(raw.financial_statements)
+    facilities = of_known(raw.credit_facilities)
+    facilities = facilities[facilities["opened"] <= day]
+    repayments = raw.repayments[raw.repayments["facility_id"].isin(set(facilities["facility_id"]))]
+    repayments = repayments.copy()
+    later = repayments["paid_date"] > day
+    repayments.loc[later, "paid_date"] = pd.NaT
+    repayments.loc[later, "amount_paid"] = 0.0
+    transactions = of_known(raw.transactions)
+    defaults = of_known(raw.defaults)
+    return RawTables(
+        customers=customers,
+        financial_statements=statements[statements["published_date"] <= day],
+        credit_facilities=facilities,
+        repayments=repayments,
+        transactions=transactions[transactions["ts"] < day + pd.Timedelta(days=1)],
+        defaults=defaults[defaults["default_date"] <= day],
+    )

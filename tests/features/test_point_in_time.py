@@ -1,13 +1,14 @@
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 
 import pandas as pd
 import pytest
 
+from features.asof import count_later, cut_tables
 from features.catalog import compute_features
 from features.io import RawTables
-from tests.features.raw_builders import AS_OF, instalments, make_raw, one, ts
+from tests.features.raw_builders import AS_OF, cut_extract, instalments, make_raw, one, ts
 
 
 def _base() -> RawTables:
@@ -89,29 +90,42 @@ def test_statement_invisible_before_published_date() -> None:
     assert one(on_the_day, "no_statement") == 0.0
 
 
-def _truncate(raw: RawTables, as_of: date) -> RawTables:
-    """What a bank extract taken at the end of ``as_of`` would have held."""
-    end = pd.Timestamp(as_of)
-    reps = raw.repayments.copy()
-    later = reps["paid_date"] > end
-    reps.loc[later, "paid_date"] = pd.NaT
-    reps.loc[later, "amount_paid"] = 0.0
-    return RawTables(
-        customers=raw.customers[raw.customers["onboarding_date"] <= end],
-        financial_statements=raw.financial_statements[
-            raw.financial_statements["published_date"] <= end
-        ],
-        credit_facilities=raw.credit_facilities[raw.credit_facilities["opened"] <= end],
-        repayments=reps,
-        transactions=raw.transactions[raw.transactions["ts"] < end + timedelta(days=1)],
-        defaults=raw.defaults[raw.defaults["default_date"] <= end],
-    )
-
-
 @pytest.mark.parametrize("snapshot", [date(2022, 12, 31), date(2024, 3, 31)])
 def test_label_window_never_leaks_into_features(generated_raw: RawTables, snapshot: date) -> None:
     # Given the full history and the same history cut at the snapshot
     full = compute_features(generated_raw, snapshot)
-    cut = compute_features(_truncate(generated_raw, snapshot), snapshot)
+    cut = compute_features(cut_extract(generated_raw, snapshot), snapshot)
     # Then the features at the snapshot are identical
     pd.testing.assert_frame_equal(full, cut, check_exact=False, rtol=1e-12)
+
+
+@pytest.mark.parametrize("snapshot", [date(2022, 12, 31), date(2024, 3, 31)])
+def test_given_full_history_when_cut_then_the_extract_taken_at_as_of(
+    generated_raw: RawTables, snapshot: date
+) -> None:
+    # When the generated history is cut at the snapshot
+    cut, left_out = cut_tables(generated_raw.items(), snapshot)
+    # Then every table is what an extract taken then would hold
+    expected = cut_extract(generated_raw, snapshot)
+    for name, frame in expected.items():
+        pd.testing.assert_frame_equal(
+            cut[name].reset_index(drop=True), frame.reset_index(drop=True), obj=name
+        )
+        assert left_out.dropped[name] == len(getattr(generated_raw, name)) - len(frame)
+    # And counting without cutting finds the same
+    assert count_later(generated_raw.items(), snapshot) == left_out
+    assert left_out.unpaid > 0 and not left_out.empty
+
+
+def test_given_an_unreadable_date_when_cut_then_the_record_is_kept_for_validation() -> None:
+    customers = _base().customers.astype({"onboarding_date": object})
+    customers.loc[0, "onboarding_date"] = "not a date"
+    cut, left_out = cut_tables([("customers", customers)], AS_OF)
+    assert len(cut["customers"]) == 1
+    assert left_out.empty
+
+
+def test_given_tables_out_of_contract_order_when_cut_then_refused() -> None:
+    raw = _base()
+    with pytest.raises(ValueError, match="contract order"):
+        cut_tables([("repayments", raw.repayments), ("customers", raw.customers)], AS_OF)

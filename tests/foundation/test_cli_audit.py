@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from serving.audit import AuditConfig, AuditStore
 from serving.batch import request_example
 from serving.engine import Engine
 from serving.schemas import ScoreRequest
+from tests.serving.audit_cases import rated_records
 from tests.serving.factory import AS_OF, make_bundle, make_portfolio
 
 runner = CliRunner(env={"COLUMNS": "200"})
@@ -106,3 +108,59 @@ def test_given_an_unknown_record_when_shown_or_replayed_then_exit_2_naming_it(
     )
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "no audit record with id 999" in done.stderr
+
+
+@pytest.fixture(scope="module")
+def rated_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """params.yaml and an audit log of decisions on three rating dates (see audit_cases)."""
+    root = tmp_path_factory.mktemp("rated")
+    with AuditStore(AuditConfig(path=root / "audit.db")) as store:
+        store.append_many(rated_records())
+    (root / "params.yaml").write_text(
+        yaml.safe_dump({"paths": {"audit_db": str(root / "audit.db")}})
+    )
+    return root
+
+
+def _exported_ids(root: Path, *args: str) -> list[int]:
+    result = _run(root, "export", *args)
+    assert result.exit_code == 0, result.output
+    return [json.loads(line)["id"] for line in result.stdout.splitlines()]
+
+
+def test_given_decisions_when_exported_by_rating_date_then_as_of_not_logging_time(
+    rated_log: Path,
+) -> None:
+    # Given decisions rated on 2024-03-31, 2024-06-30 (twice) and 2024-09-30, all logged today
+    today = str(datetime.now(UTC).date())
+    # When exported by rating date, then the decisions rated in that period
+    assert _exported_ids(rated_log, "--rated-from", "2024-06-01", "--rated-to", "2024-06-30") == [
+        2,
+        3,
+    ]
+    # And with a customer, only theirs; a customer alone gives all of theirs
+    assert _exported_ids(rated_log, "--rated-from", "2024-06-01", "--customer", "A") == [3, 4]
+    assert _exported_ids(rated_log, "--customer", "B") == [2, 5]
+    # When exported by logging day (new name and the old --from/--to alias), then all of today
+    assert _exported_ids(rated_log, "--logged-from", today, "--logged-to", today) == [1, 2, 3, 4, 5]
+    assert _exported_ids(rated_log, "--from", today, "--to", today) == [1, 2, 3, 4, 5]
+    assert _exported_ids(rated_log, "--logged-to", "2024-06-30") == []
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        ((), "name what to export"),
+        (("--rated-from", "2024-07-01", "--rated-to", "2024-06-30"), "--rated-to must not be"),
+        (("--from", "2024-07-01", "--to", "2024-06-30"), "--logged-to must not be"),
+        (("--rated-from", "30/06/2024"), "not a date"),
+    ],
+)
+def test_given_bad_export_filters_when_exported_then_exit_2_naming_the_option(
+    rated_log: Path, args: tuple[str, ...], message: str
+) -> None:
+    result = runner.invoke(
+        app, ["audit", "export", *args, "--params", str(rated_log / "params.yaml")]
+    )
+    assert result.exit_code == 2
+    assert message in result.output

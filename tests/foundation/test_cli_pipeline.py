@@ -53,6 +53,7 @@ def test_generate_build_train_promote_score(workspace: Path) -> None:
     _invoke("generate", "--params", params)
     out = _invoke("features", "build", "--params", params)
     assert "default rate per snapshot" in out
+    assert "-12-31" in out and "00:00:00" not in out  # snapshot dates read as days
     dataset = pd.read_parquet(workspace / "features" / "dataset.parquet")
     assert {"customer_id", "snapshot_date", "default_12m"} <= set(dataset.columns)
     out = _invoke("features", "report", str(workspace / "features"))

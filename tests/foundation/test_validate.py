@@ -66,13 +66,17 @@ def test_cross_table_rules(raw_copy: Path) -> None:
     txns.loc[0, "customer_id"] = "C_UNKNOWN"
     txns.loc[1, "ts"] = pd.Timestamp("2030-01-01")
     _rewrite(raw_copy, "transactions", txns)
-    # When validated
-    report = validate_raw_dir(raw_copy, SAMPLE_AS_OF)
+    # When validated strictly (nothing may lie after the as-of date)
+    report = validate_raw_dir(raw_copy, SAMPLE_AS_OF, strict=True)
     checks = {(p.table, p.column, p.check) for p in report.problems}
     # Then each rule names its table and column
     assert ("repayments", "facility_id", "facility_id known in credit_facilities") in checks
     assert ("transactions", "customer_id", "customer_id known in customers") in checks
     assert ("transactions", "ts", "not after as-of 2025-12-31") in checks
+    # And without --strict the later transaction is information, not a problem
+    lenient = validate_raw_dir(raw_copy, SAMPLE_AS_OF)
+    assert "ts" not in {p.column for p in lenient.problems}
+    assert lenient.later is not None and lenient.later.dropped["transactions"] == 1
 
 
 def test_missing_unreadable_and_wrong_type_are_reported_not_raised(raw_copy: Path) -> None:

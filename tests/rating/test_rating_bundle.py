@@ -1,4 +1,5 @@
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -6,8 +7,10 @@ import pytest
 from rating.bundle import (
     CONTENT_FILES,
     MANIFEST_FILE,
+    REPORT_FILE,
     BundleError,
     BundleIntegrityError,
+    attach_validation_report,
     load_bundle,
     sha256_hex,
 )
@@ -102,3 +105,46 @@ def test_inconsistent_parts_are_refused_at_write(tmp_path, trained, make_bundle)
     with pytest.raises(BundleError, match="already exists"):
         make_bundle(tmp_path / "ok")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ok"]  # failed writes leave nothing
+
+
+def test_given_a_report_when_attached_then_it_travels_hashed_in_the_manifest(bundle, tmp_path):
+    # Given a bundle written without a validation report (as before reports travelled)
+    assert not bundle.has_validation_report and bundle.read_validation_report() is None
+    # When the report is attached
+    sealed = attach_validation_report(bundle.path, "<h1>validation ✓</h1>")
+    # Then it is listed and hashed in the manifest, the other files are unchanged
+    assert sealed.file_hashes[REPORT_FILE] == sha256_hex("<h1>validation ✓</h1>".encode())
+    assert {k: v for k, v in sealed.file_hashes.items() if k != REPORT_FILE} == bundle.file_hashes
+    assert sealed.bundle_hash != bundle.bundle_hash
+    # And it comes with a copy of the folder anywhere, verified
+    copy = tmp_path / "elsewhere" / "model"
+    shutil.copytree(sealed.path, copy)
+    assert load_bundle(copy, expected_hash=sealed.bundle_hash).read_validation_report() == (
+        "<h1>validation ✓</h1>".encode()
+    )
+
+
+def test_given_a_bundle_with_a_report_when_the_report_is_edited_or_dropped_then_refused(
+    bundle,
+):
+    sealed = attach_validation_report(bundle.path, "<p>report</p>")
+    # When the report is edited after loading, then reading it names the file
+    (sealed.path / REPORT_FILE).write_text("<p>forged</p>")
+    with pytest.raises(BundleIntegrityError, match=REPORT_FILE):
+        sealed.read_validation_report()
+    # And loading names it too; a listed report removed is missing
+    with pytest.raises(BundleIntegrityError) as caught:
+        load_bundle(sealed.path)
+    assert caught.value.filename == REPORT_FILE
+    (sealed.path / REPORT_FILE).unlink()
+    with pytest.raises(BundleIntegrityError, match="missing"):
+        load_bundle(sealed.path)
+
+
+def test_given_a_report_not_in_the_manifest_when_loaded_then_refused(bundle):
+    # Given a report dropped into a bundle whose manifest does not list it
+    (bundle.path / REPORT_FILE).write_text("<p>unlisted</p>")
+    # Then the bundle is refused, naming the file
+    with pytest.raises(BundleIntegrityError, match="not in the manifest") as caught:
+        load_bundle(bundle.path)
+    assert caught.value.filename == REPORT_FILE

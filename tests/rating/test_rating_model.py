@@ -1,9 +1,11 @@
+from datetime import date
+
 import lightgbm as lgb
 import numpy as np
 import pytest
 
 from rating.model import RatingModel, ScoreInputError
-from rating.policy import Tier
+from rating.policy import DefaultStatus, Tier
 
 FLAG_COLUMNS = {"flag_sanctions_hit": 6, "flag_legal_enforcement": 7, "flag_fraud": 8}
 
@@ -133,3 +135,45 @@ def test_unknown_category_as_nan_and_empty_batch_are_scored(model, trained):
     assert np.all(np.isfinite(model.score(x).pd))
     empty = model.score(np.empty((0, len(model.spec.names))))
     assert len(empty) == 0 and empty.reasons == []
+
+
+def test_a_customer_in_default_is_grade_d_restricted_with_the_default_reason_first(model, trained):
+    # Given clean customers, row 2 in default, row 4 in default and under a fraud flag
+    x = _clean_rows(trained, 6)
+    flags = {name: x[:, col].copy() for name, col in FLAG_COLUMNS.items()}
+    flags["flag_fraud"][4] = 1.0
+    status = DefaultStatus(default_date=date(2024, 3, 31), default_type="dpd90")
+    defaults = [None, None, status, None, status, None]
+    # When scored
+    result = model.score(x, flags, defaults=defaults)
+    plain = model.score(x, flags)
+    # Then the defaulted rows are D and restricted, PD and model tier untouched
+    assert list(result.grade[[2, 4]]) == ["D", "D"]
+    assert list(result.grade_index[[2, 4]]) == [model.scale.default_index] * 2
+    assert result.tier[2] is Tier.RESTRICTED and result.tier[4] is Tier.RESTRICTED
+    np.testing.assert_array_equal(result.pd, plain.pd)
+    assert list(result.model_tier) == list(plain.model_tier)
+    assert list(result.in_default) == [False, False, True, False, True, False]
+    # and the reasons: default first; hard rule, then default; at most four in all
+    assert result.reasons[2][0].code == "DEF01" and result.reasons[2][0].group == "default"
+    assert result.reasons[2][0].text_en == "In default since 2024-03-31 (90+ days past due)"
+    assert [r.code for r in result.reasons[4][:2]] == ["HR03", "DEF01"]
+    assert all(len(rs) <= 4 for rs in result.reasons)
+    assert result.reasons[0] == plain.reasons[0]
+    # and the explanation shows the restricted tier
+    assert model.explain(result, 2).tier is Tier.RESTRICTED and model.explain(result, 2).in_default
+    with pytest.raises(ScoreInputError, match="defaults has 2 entries for 6 rows"):
+        model.score(x, flags, defaults=[None, status])
+
+
+def test_given_industry_among_the_reasons_when_scored_then_the_reason_names_the_industry(
+    model, trained
+):
+    # Given customers scored by a model in which one industry carries extra risk
+    result = model.score(_clean_rows(trained, 500))
+    levels = model.spec.by_name("industry").categories
+    # When a reason is the industry, then it names the industry, not its code
+    named = [r for rs in result.reasons for r in rs if r.feature == "industry"]
+    assert named
+    assert all(r.label == levels[int(r.value)] for r in named)
+    assert all(r.label is None for rs in result.reasons for r in rs if r.feature != "industry")

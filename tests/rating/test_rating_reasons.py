@@ -1,9 +1,17 @@
+from datetime import date
+
 import numpy as np
 import pytest
 
 from features.spec import FeatureGroup
-from rating.policy import RatingPolicy
-from rating.reasons import ReasonText, build_reason_dictionary, derive_text, top_reasons
+from rating.policy import DefaultStatus, RatingPolicy, default_status
+from rating.reasons import (
+    ReasonText,
+    build_reason_dictionary,
+    default_reason,
+    derive_text,
+    top_reasons,
+)
 
 
 def test_dictionary_has_one_stable_code_per_non_protected_feature(spec):
@@ -97,3 +105,50 @@ def test_hard_rule_reasons_come_first(spec):
 def test_wrong_shapes_are_rejected(spec):
     with pytest.raises(ValueError, match=r"shape \(9,\) in spec order"):
         top_reasons(np.zeros(3), spec)
+
+
+def test_a_default_counts_from_its_date_and_the_first_one_gives_the_status():
+    records = [(date(2024, 5, 1), "write_off"), (date(2023, 2, 1), "dpd90")]
+    # Given defaults before and after a rating date, when the status is taken at each date
+    assert default_status(records, date(2023, 1, 31)) is None
+    assert default_status(records, date(2023, 2, 1)) == DefaultStatus(
+        default_date=date(2023, 2, 1), default_type="dpd90"
+    )
+    assert default_status(records, date(2025, 1, 1)).default_date == date(2023, 2, 1)
+    assert default_status([], date(2025, 1, 1)) is None
+
+
+def test_hard_rules_then_the_default_then_features_never_dropping_a_status_reason(spec):
+    hits = RatingPolicy().apply_hard_rules(
+        {"flag_sanctions_hit": 1, "flag_legal_enforcement": 1, "flag_fraud": 1}
+    )
+    status = DefaultStatus(default_date=date(2024, 6, 30), default_type="insolvency")
+    contribs = np.full(len(spec.names), 0.1)
+    reasons = top_reasons(contribs, spec, hard_rules=hits, default=status)
+    assert [r.code for r in reasons] == ["HR01", "HR02", "HR03", "DEF03"]
+    assert reasons[3].text_zh == "2024-06-30起违约（破产）"
+    one = top_reasons(contribs, spec, default=status)
+    assert one[0].code == "DEF03" and len(one) == 4
+    assert all(r.group == "financial" or r.feature for r in one[1:])
+    assert top_reasons(contribs, spec, k=0, default=status) == [default_reason(status)]
+
+
+def test_given_a_categorical_reason_when_given_then_it_names_the_level_not_the_code(spec):
+    # Given the industry (code 2) and the debt ratio as the only adverse factors
+    industries = spec.by_name("industry").categories
+    contribs = np.zeros(len(spec.names))
+    values = np.full(len(spec.names), 0.5)
+    contribs[spec.names.index("industry")] = 0.3
+    contribs[spec.names.index("debt_ratio")] = 0.2
+    values[spec.names.index("industry")] = 2.0
+    # When the reasons are taken
+    industry, debt = top_reasons(contribs, spec, values)
+    # Then the industry reason carries the industry's name, the numeric one no label
+    assert (industry.feature, industry.value, industry.label) == ("industry", 2.0, industries[2])
+    assert (debt.feature, debt.label) == ("debt_ratio", None)
+
+
+@pytest.mark.parametrize("value", [float("nan"), 1.5, -1.0, 99.0])
+def test_given_an_unknown_category_code_when_labelled_then_no_label(spec, value):
+    assert spec.by_name("industry").category_label(value) is None
+    assert spec.by_name("debt_ratio").category_label(1.0) is None

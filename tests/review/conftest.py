@@ -1,8 +1,7 @@
-"""Review page fixtures: a trained-like output folder (bundle + report), tokens, decisions."""
+"""Review page fixtures: a trained-like bundle (holding its report), tokens, decisions."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +11,7 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from features.io import RawTables
-from rating.bundle import Bundle
+from rating.bundle import Bundle, attach_validation_report
 from serving.audit import AuditConfig
 from serving.auth import create_token
 from serving.batch import request_example
@@ -26,11 +25,9 @@ REPORT_HTML = "<!doctype html><title>validation report</title><h1>Validation rep
 
 
 def write_training_output(root: Path, seed: int = 3) -> Bundle:
-    """What ``training`` leaves: ``bundle/``, ``report.html`` and ``metrics.json`` naming it."""
+    """What ``training`` leaves: ``bundle/`` holding its validation report."""
     bundle = make_bundle(root / "bundle", seed=seed, n_customers=200)
-    (root / "report.html").write_text(REPORT_HTML, encoding="utf-8")
-    (root / "metrics.json").write_text(json.dumps({"model.bundle_sha256": bundle.bundle_hash}))
-    return bundle
+    return attach_validation_report(bundle.path, REPORT_HTML)
 
 
 @pytest.fixture(scope="session")

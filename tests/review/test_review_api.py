@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import base64
+import shutil
 import sqlite3
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from rating.bundle import REPORT_FILE, load_bundle
 from serving.review import CONTENT_SECURITY_POLICY, ReviewConfig
 from tests.review.conftest import REPORT_HTML, start_review
-from tests.serving.factory import make_bundle, shared_asgi_app
+from tests.serving.factory import AS_OF, make_bundle, shared_asgi_app
 
 
 def test_given_no_token_when_opening_the_page_then_static_html_with_a_strict_csp(review):
@@ -84,6 +86,22 @@ def test_given_decisions_when_searching_then_filters_combine_newest_first(review
     assert [r["id"] for r in page["records"]] == ids[2:4]
 
 
+def test_given_a_rating_date_range_when_searching_then_decisions_rated_in_it(review):
+    # Given decisions rated on the factory's as_of, recorded today
+    rated = str(AS_OF)
+    # When searched by rating date, then all of them; a range before it finds none
+    everything = review.get("/review/api/decisions", rated_from=rated, rated_to=rated).json()
+    assert everything["total"] == len(review.customers) + 1
+    assert {r["as_of"] for r in everything["records"]} == {rated}
+    before = review.get("/review/api/decisions", rated_to=str(AS_OF - timedelta(days=1))).json()
+    assert before["total"] == 0
+    document = review.get("/review/api/export", rated_from=rated).json()
+    assert document["count"] == everything["total"] and document["filters"]["rated_from"] == rated
+    # And an inverted range names the parameter
+    bad = review.get("/review/api/decisions", rated_from=rated, rated_to="2000-01-01")
+    assert bad.status_code == 422 and bad.json()["error"]["fields"][0]["loc"] == "rated_from"
+
+
 def test_given_bad_search_parameters_when_searching_then_422_names_the_parameter(review):
     bad_date = review.get("/review/api/decisions", **{"from": "yesterday"})
     assert bad_date.status_code == 422 and bad_date.json()["error"]["fields"][0]["loc"] == "from"
@@ -129,6 +147,18 @@ def test_given_a_score_decision_when_opened_then_recomputed_waterfall_matches_th
         "url": f"api/report/{detail['record']['bundle_hash']}",
         "external": False,
     }
+
+
+def test_given_a_decision_when_opened_then_each_factor_has_its_english_and_chinese_text(review):
+    # Given a decision, when opened
+    detail = review.get("/review/api/decisions/2").json()
+    factors = detail["factors"]
+    # Then every feature and every waterfall step has the spec's descriptions
+    assert factors["debt_ratio"] == {"en": "Total liabilities / total assets", "zh": "资产负债率"}
+    assert factors["ocf_to_liabilities"]["zh"] == "经营现金流负债比（年化）"
+    steps = detail["explanation"]["steps"]
+    assert steps and all(s["feature"] in factors for s in steps)
+    assert {f["name"] for f in detail["features"]} <= set(factors)
 
 
 def test_given_an_explain_decision_when_opened_then_the_stored_explanation_is_shown(review):
@@ -215,7 +245,32 @@ def test_given_a_bundle_without_report_when_opened_then_report_not_available(tmp
     with started.client:
         detail = started.get("/review/api/decisions/2").json()
     assert detail["model"]["report"]["available"] is False
-    assert "no validation report" in detail["model"]["report"]["why"]
+    assert detail["model"]["report"]["why"] == "no validation report in this bundle"
+    missing = started.get(f"/review/api/report/{bare.bundle_hash}")
+    assert missing.status_code == 404 and "no validation report" in missing.text
+
+
+def test_given_a_bundle_in_a_folder_of_its_own_when_reviewed_then_its_report_is_shown(
+    tmp_path, trained, raw
+):
+    # Given the trained bundle copied alone to a folder outside data/bundles (no report beside it)
+    folder = tmp_path / "somewhere" / "model-under-review"
+    shutil.copytree(trained.path, folder)
+    started = start_review(tmp_path, load_bundle(folder), raw)
+    with started.client:
+        # When a decision is opened, then the report link is there and serves the report
+        report = started.get("/review/api/decisions/2").json()["model"]["report"]
+        assert report == {
+            "available": True,
+            "url": f"api/report/{trained.bundle_hash}",
+            "external": False,
+        }
+        assert started.get("/review/" + report["url"]).text == REPORT_HTML
+        # And a report edited after the bundle was loaded is refused, not served
+        (folder / REPORT_FILE).write_text("<p>forged</p>")
+        edited = started.get("/review/" + report["url"])
+    assert edited.status_code == 409 and REPORT_FILE in edited.json()["error"]["message"]
+    started.state.audit.close()
 
 
 def test_given_the_service_app_when_mounted_then_review_routes_answer(tmp_path, trained, raw):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -121,6 +122,15 @@ def test_given_the_review_page_when_an_auditor_reviews_a_decision_then_waterfall
             expect(page.locator("#d-chain-check")).to_contain_text("intact")
             expect(page.locator("#report-link")).to_be_visible()
             assert page.locator("#d-features tbody tr").count() > 10
+            # And factors read as their descriptions, the internal name kept in small text
+            debt = page.locator(
+                "#d-features tbody td.factor",
+                has=page.locator(".factor-name", has_text=re.compile(r"^debt_ratio$")),
+            )
+            expect(debt).to_contain_text("Total liabilities / total assets")
+            expect(debt).to_have_attribute("title", "debt_ratio")
+            first_step = page.locator("#d-steps tbody td.factor").first
+            expect(first_step.locator("span")).not_to_be_empty()
 
             # When exporting the decision, then a JSON file of that audit record downloads.
             with page.expect_download() as download_info:
@@ -136,6 +146,7 @@ def test_given_the_review_page_when_an_auditor_reviews_a_decision_then_waterfall
             page.click("#lang-toggle")
             expect(page.locator("h1")).to_contain_text("决策审阅")
             expect(page.locator("#d-chain-check")).to_contain_text("审计链校验通过")
+            expect(debt).to_contain_text("资产负债率")
             shot_zh = ARTEFACTS / "review-page-zh.png"
             page.screenshot(path=str(shot_zh), full_page=False)
             print(f"review page screenshot (zh): {shot_zh}")

@@ -238,6 +238,47 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
+def serve_process(
+    command: list[str], env: dict[str, str], base: str, *, timeout_s: float = 90
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run a serving command in a session of its own; yields the process once ``base`` is ready.
+
+    At the end the process's group gets SIGTERM (BentoML's supervisor then stops its workers),
+    then SIGKILL if it has not ended within 20 s.
+    """
+    process = subprocess.Popen(
+        command,
+        cwd=Path(__file__).resolve().parents[2],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        else:
+            raise AssertionError(f"{command[0]} serve did not become ready")
+        if process.poll() is not None:
+            raise AssertionError(f"{command[0]} serve exited with code {process.returncode}")
+        yield process
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+@contextlib.contextmanager
 def bentoml_serve(
     bundle_dir: Path,
     tokens: Path,
@@ -248,8 +289,7 @@ def bentoml_serve(
 ) -> Iterator[str]:
     """Run ``bentoml serve`` on loopback until the block ends; yields the base URL once ready.
 
-    The audit log goes to ``workdir/audit.db`` (checkpoint key ``test-key``). The whole
-    process group is stopped at the end (BentoML workers run in their own session).
+    The audit log goes to ``workdir/audit.db`` (checkpoint key ``test-key``).
     """
     port = free_port()
     env = {
@@ -264,33 +304,6 @@ def bentoml_serve(
     }
     command = [sys.executable, "-m", "bentoml", "serve", "serving.service:RiskgradeService"]
     command += ["--host", "127.0.0.1", "--port", str(port)]
-    process = subprocess.Popen(
-        command,
-        cwd=Path(__file__).resolve().parents[2],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
     base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline and process.poll() is None:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        else:
-            raise AssertionError("bentoml serve did not become ready")
-        if process.poll() is not None:
-            raise AssertionError(f"bentoml serve exited with code {process.returncode}")
+    with serve_process(command, env, base, timeout_s=timeout_s):
         yield base
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()

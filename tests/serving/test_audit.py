@@ -8,6 +8,7 @@ import pytest
 
 from serving.audit import (
     GENESIS_HASH,
+    RATED_ON_SQLITE,
     AuditConfig,
     AuditError,
     AuditRecordNotFoundError,
@@ -20,6 +21,7 @@ from serving.audit import (
     replay,
     verify,
 )
+from tests.serving.audit_cases import check_export_filters, rated_records
 
 KEY = b"test-key"
 
@@ -329,3 +331,40 @@ def test_given_a_body_made_unreadable_when_shown_then_no_request_and_replay_refu
     # And replay refuses with an audit error rather than scoring garbage
     with pytest.raises(AuditError, match="missing or altered"):
         replay(store, 2, lambda _hash: None)
+
+
+def test_given_rated_records_when_exported_then_rating_date_time_and_customer_filter(tmp_path):
+    # Given decisions of two customers on three rating dates (and one without a rating date)
+    store = AuditStore(AuditConfig(path=tmp_path / "audit.db"), key=KEY)
+    store.append_many(rated_records())
+    # When exported by rating date, logging time and customer, then each filter applies
+    check_export_filters(store)
+    store.close()
+
+
+def test_given_a_log_written_before_the_rated_index_when_opened_then_it_verifies_and_filters(
+    tmp_path,
+):
+    # Given a log of the current format without the rating-date index (written by older code)
+    path = tmp_path / "audit.db"
+    store = AuditStore(AuditConfig(path=path), key=KEY)
+    store.append_many(rated_records())
+    hashes = [r.hash for r in store.iter_all()]
+    store.close()
+    conn = sqlite3.connect(path)
+    conn.execute("DROP INDEX decisions_rated_on")
+    conn.commit()
+    conn.close()
+    # When it is opened again
+    store = AuditStore(AuditConfig(path=path), key=KEY)
+    # Then the index is back, the chain is unchanged and verifies, and rated exports work
+    conn = sqlite3.connect(path)
+    plan = conn.execute(
+        f"EXPLAIN QUERY PLAN SELECT id FROM decisions WHERE {RATED_ON_SQLITE} >= '2024-06-30'"
+    ).fetchall()
+    conn.close()
+    assert any("decisions_rated_on" in str(row) for row in plan)
+    assert [r.hash for r in store.iter_all()] == hashes
+    assert store.verify().ok and verify(path, key=KEY).ok
+    check_export_filters(store)
+    store.close()

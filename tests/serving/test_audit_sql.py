@@ -12,7 +12,7 @@ import subprocess
 import tempfile
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ from serving.audit import (
     verify,
 )
 from serving.audit_sql import AuditUrlError, SqlAuditStore
+from tests.serving.audit_cases import check_export_filters, rated_records
 
 KEY = b"test-key"
 
@@ -454,3 +455,24 @@ def test_given_a_postgresql_url_when_the_service_scores_then_the_decision_is_in_
     finally:
         store.close()
     assert not sqlite_db.exists()
+
+
+def test_given_rated_records_when_exported_then_rating_date_time_and_customer_filter(pg_url):
+    # Given decisions of two customers on three rating dates (and one without a rating date)
+    store = SqlAuditStore(AuditConfig(url=pg_url), key=KEY)
+    store.append_many(rated_records())
+    # When exported by rating date, logging time and customer, then each filter applies
+    check_export_filters(store)
+    # And the rating date is indexed; the search takes the same filters
+    assert store.search(AuditQuery(rated_from=date(2024, 6, 30), customer_id="A")).total == 2
+    indexes = store._rows("SELECT indexname FROM pg_indexes WHERE tablename = 'decisions'")
+    assert ("decisions_rated_on",) in indexes
+    # And a payload that is not JSON (edited by the owner) reads as no rating date, no error
+    superuser_sql(
+        pg_url,
+        "ALTER TABLE decisions DISABLE TRIGGER decisions_append_only",
+        "UPDATE decisions SET payload = 'not json' WHERE id = 1",
+    )
+    assert [r.id for r in store.export(rated_to=date(2024, 12, 31))] == [2, 3, 4]
+    assert not store.verify().ok
+    store.close()

@@ -43,8 +43,14 @@ def small_spec() -> FeatureSpec:
     )
 
 
-def make_dataset(customers: int = 400, snapshots: int = 10, seed: int = 0) -> pd.DataFrame:
-    """Synthetic features dataset: latent health drives features and the 12-month default."""
+def make_dataset(
+    customers: int = 400, snapshots: int = 10, seed: int = 0, downturn: float = 0.0
+) -> pd.DataFrame:
+    """Synthetic features dataset: latent health drives features and the 12-month default.
+
+    ``downturn`` adds that much to the default log-odds of the last four snapshots (the
+    out-of-time test window), a cycle the features do not show.
+    """
     rng = np.random.default_rng(seed)
     dates = pd.date_range("2020-03-31", periods=snapshots, freq="QE")
     n = customers * snapshots
@@ -57,6 +63,7 @@ def make_dataset(customers: int = 400, snapshots: int = 10, seed: int = 0) -> pd
     debt[rng.random(n) < 0.05] = np.nan
     fraud = (rng.random(n) < 0.01).astype(float)
     logit = -3.2 - 1.1 * health + 0.3 * (industry == 2) + 1.5 * fraud
+    logit += downturn * np.tile(np.arange(snapshots) >= snapshots - 4, customers)
     y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(np.int64)
     return pd.DataFrame(
         {

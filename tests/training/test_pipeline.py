@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rating.bundle import load_bundle
+from rating.bundle import REPORT_FILE, load_bundle
 from rating.model import RatingModel
 from training.errors import TargetError, TrainingError
 from training.pipeline import train_dataset, train_table
@@ -62,6 +62,14 @@ def test_train_dataset_writes_bundle_metrics_and_report(trained, spec):
     assert ((scored.pd > 0) & (scored.pd < 1)).all()
 
 
+def test_given_a_training_run_then_its_validation_report_is_inside_the_bundle(trained):
+    # Given a training run, then the bundle holds the run's report, hashed in its manifest
+    result, out = trained
+    bundle = load_bundle(out / "bundle", expected_hash=result.bundle_sha256)
+    assert REPORT_FILE in bundle.file_hashes
+    assert bundle.read_validation_report() == (out / "report.html").read_bytes()
+
+
 def test_report_is_self_contained(trained):
     _, out = trained
     html = (out / "report.html").read_text()
@@ -70,8 +78,9 @@ def test_report_is_self_contained(trained):
     for section in (
         "Data",
         "Method",
-        "Performance",
-        "Calibration by grade",
+        "Discrimination on the test window",
+        "Rank order by grade",
+        "Calibration over the cycle",
         "Stability",
         "Challenger",
         "Limitations",
@@ -82,7 +91,11 @@ def test_report_is_self_contained(trained):
         "ks.png",
         "shap.png",
         "grades.png",
+        "cycle.png",
+        "cycle_grades.png",
     }
+    # And grades without power are shown as not assessable, not red
+    assert 'class="not-assessable"' in html
 
 
 def test_mean_calibrated_training_pd_matches_the_long_run_rate(trained):

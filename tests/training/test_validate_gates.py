@@ -15,6 +15,8 @@ from training.validate import (
     jeffreys_p_value,
     ks_statistic,
     psi,
+    rank_order_table,
+    shape_calibration_error,
     traffic_light,
 )
 from training.validate import log_loss as our_log_loss
@@ -44,6 +46,17 @@ def test_ece_is_zero_for_perfect_bins_and_positive_for_a_shift():
     assert expected_calibration_error(y, np.full(1000, 0.35), 1) == pytest.approx(0.10)
 
 
+def test_shape_calibration_error_ignores_the_level_but_not_the_shape():
+    rng = np.random.default_rng(2)
+    p = rng.beta(1, 20, 20_000)
+    y = (rng.random(20_000) < p).astype(float)
+    shifted = 1 / (1 + np.exp(-(np.log(p / (1 - p)) + 0.7)))  # level doubled, shape kept
+    flattened = 1 / (1 + np.exp(-0.3 * np.log(p / (1 - p)) - 2.0))  # shape lost
+    assert expected_calibration_error(y, shifted) > 0.03
+    assert shape_calibration_error(y, shifted) < 0.01
+    assert shape_calibration_error(y, flattened) > 0.02
+
+
 def test_psi_is_zero_for_the_same_distribution_and_large_for_a_shift():
     rng = np.random.default_rng(1)
     a = rng.normal(0, 1, 5000)
@@ -70,9 +83,11 @@ def test_grade_table_counts_and_monotonicity():
     assert populated["grade"].tolist() == ["3", "6", "9"]
     assert populated["observed_dr"].tolist() == [0.0, 0.03, 0.3]
     assert table["customers"].sum() == 300
-    assert grades_monotone(table, 30)
+    config = ValidationConfig()
+    assert grades_monotone(rank_order_table(table, config))
     y_reversed = np.array([0] * 100 + [1] * 30 + [0] * 70 + [1] * 3 + [0] * 97, dtype=float)
-    assert not grades_monotone(grade_table(y_reversed, pd_, scale, ValidationConfig()), 30)
+    reversed_table = grade_table(y_reversed, pd_, scale, config)
+    assert not grades_monotone(rank_order_table(reversed_table, config))
 
 
 def test_metrics_reject_non_binary_labels():
@@ -84,11 +99,19 @@ def _good_metrics():
     return {
         "test.auc": 0.8,
         "challenger.test.auc": 0.75,
+        "challenger.test.auc_diff_p": 0.9,
         "grades.monotone": True,
-        "grades.red_count": 0.0,
+        "grades.significant_inversions": 0.0,
         "grades.max_share": 0.3,
         "stability.psi_score": 0.05,
-        "test.ece": 0.01,
+        "test.ece_shape": 0.01,
+        "cycle.level_ratio": 1.05,
+        "cycle.level_low": 0.9,
+        "cycle.level_high": 1.2,
+        "cycle.grades.red_count": 0.0,
+        "cycle.grades.red_allowed": 1.0,
+        "cycle.grades.assessable": 6.0,
+        "cycle.grades.zone": "green",
     }
 
 
@@ -108,11 +131,13 @@ def test_gates_pass_on_good_metrics():
     [
         ("test.auc", 0.6, "min_auc"),
         ("grades.monotone", False, "grades_monotone"),
-        ("grades.red_count", 1.0, "max_red_grades"),
+        ("cycle.grades.red_count", 2.0, "max_red_grades"),
         ("grades.max_share", 0.7, "max_grade_share"),
         ("stability.psi_score", 0.25, "max_psi"),
-        ("test.ece", 0.2, "max_ece"),
-        ("challenger.test.auc", 0.81, "challenger_not_better"),
+        ("test.ece_shape", 0.2, "max_ece"),
+        ("cycle.level_high", 0.75, "calibration_level"),
+        ("cycle.level_low", 1.3, "calibration_level"),
+        ("cycle.level_ratio", float("nan"), "calibration_level"),
         ("test.auc", float("nan"), "min_auc"),
     ],
 )
@@ -120,6 +145,12 @@ def test_each_gate_fails_on_its_own_metric(key, value, gate):
     metrics = {**_good_metrics(), key: value}
     failed = [r for r in evaluate_gates(metrics, GateConfig()) if not r.passed]
     assert gate in [r.name for r in failed]
+
+
+def test_challenger_gate_needs_a_significantly_better_challenger():
+    metrics = {**_good_metrics(), "challenger.test.auc": 0.81, "challenger.test.auc_diff_p": 0.01}
+    failed = [r.name for r in evaluate_gates(metrics, GateConfig()) if not r.passed]
+    assert failed == ["challenger_not_better"]
 
 
 def test_missing_metric_is_named():
