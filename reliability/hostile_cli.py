@@ -96,13 +96,13 @@ CLI_CASES: tuple[CliCase, ...] = (
     ),
     CliCase(
         "audit_export_year_9999",
-        "riskgrade audit export --to 9999-12-31 (the end of the range would overflow)",
+        "riskgrade audit export --logged-to 9999-12-31 (the end of the range would overflow)",
         lambda work: [
             "audit",
             "export",
-            "--from",
+            "--logged-from",
             DAY,
-            "--to",
+            "--logged-to",
             "9999-12-31",
             "--db",
             str(work / "audit.db"),

@@ -58,9 +58,18 @@ def _cases(raw: str, w: Path) -> dict[str, tuple[list[str], dict[str, str], str]
             "--as-of: 9999-12-31 is outside 1900-01-01..2199-12-31",
         ),
         "date beyond range, export": (
-            ["audit", "export", "--from", DAY, "--to", "9999-12-31", "--db", str(w / "audit.db")],
+            [
+                "audit",
+                "export",
+                "--logged-from",
+                DAY,
+                "--logged-to",
+                "9999-12-31",
+                "--db",
+                str(w / "audit.db"),
+            ],
             {},
-            "--to: 9999-12-31 is outside",
+            "--logged-to: 9999-12-31 is outside",
         ),
         "generate into a file": (
             ["generate", "--customers", "5", "--out", str(w / "a_file")],
