@@ -25,6 +25,7 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from features.catalog import FEATURE_SPEC, compute_features
+from features.errors import RiskgradeError
 from features.groups.common import FeatureConfig, to_frames
 from features.io import RawTables, write_parquet_atomic
 
@@ -38,7 +39,7 @@ CARD_MD = "card.md"
 _FREQ = {"quarterly": "QE", "monthly": "ME"}
 
 
-class DatasetError(ValueError):
+class DatasetError(RiskgradeError, ValueError):
     """The dataset cannot be built as configured (bad snapshot range, empty data, ...)."""
 
 

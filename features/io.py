@@ -13,10 +13,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from features.errors import RiskgradeError
 from features.schema import SCHEMAS, TABLES
 
 
-class RawDataError(ValueError):
+class RawDataError(RiskgradeError, ValueError):
     """A raw folder or file cannot be read as the raw-data contract demands."""
 
 
@@ -136,7 +137,13 @@ def write_raw(tables: RawTables, raw_dir: Path | str) -> None:
 
 
 def replace_dir(staging: Path, target: Path) -> None:
-    """Move a fully written staging folder to ``target``, replacing what was there."""
+    """Move a fully written staging folder to ``target``, replacing the folder there.
+
+    Raises:
+        NotADirectoryError: if ``target`` is a file (it is never replaced by a folder).
+    """
+    if target.exists() and not target.is_dir():
+        raise NotADirectoryError(f"{target} exists and is not a folder")
     if target.exists():
         trash = target.with_name(f".{target.name}.old")
         shutil.rmtree(trash, ignore_errors=True)

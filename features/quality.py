@@ -25,13 +25,14 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
+from features.errors import RiskgradeError
 from features.spec import FeatureKind, FeatureSpec, RiskDirection
 
 _SMOOTHING = 0.5
 _PSI_EPS = 1e-4
 
 
-class QualityError(ValueError):
+class QualityError(RiskgradeError, ValueError):
     """The dataset cannot be assessed (missing label or snapshot column, no feature of the spec)."""
 
 

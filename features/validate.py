@@ -21,6 +21,7 @@ import pandas as pd
 import pandera.pandas as pa
 
 from features.asof import AsOfCut, count_later, cut_tables
+from features.errors import RiskgradeError
 from features.io import RawDataError, RawTables, read_table
 from features.schema import AS_OF_COLUMNS, SCHEMAS, TABLES
 
@@ -71,7 +72,7 @@ class ValidationReport:
         )
 
 
-class RawValidationError(ValueError):
+class RawValidationError(RiskgradeError, ValueError):
     """Raw data broke the contract; ``report`` lists every problem."""
 
     def __init__(self, report: ValidationReport) -> None:

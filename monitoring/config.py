@@ -8,11 +8,13 @@ from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from features.errors import RiskgradeError
+
 DEFAULT_STORE: Final[Path] = Path("data/monitoring.duckdb")
 """Default monitoring store (embedded DuckDB file)."""
 
 
-class MonitoringError(ValueError):
+class MonitoringError(RiskgradeError, ValueError):
     """A monitoring input or setting is invalid (names the offending value)."""
 
 

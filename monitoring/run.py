@@ -201,7 +201,7 @@ def run_monitoring(
 
     Raises:
         MonitoringError: for an unknown previous run or one dated after ``as_of``.
-        PortfolioError: if the bundle needs features the feature code does not compute.
+        ModelIncompatibleError: if the bundle needs features the feature code does not compute.
     """
     config = config or MonitoringConfig()
     model = as_model(bundle_dir)

@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 import numpy as np
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, ValidationError
 
+from features.errors import RiskgradeError
 from features.io import replace_dir
 from features.spec import FeatureSpec
 from rating.calibration import PlattCalibration
@@ -60,7 +61,7 @@ OPTIONAL_FILES: tuple[str, ...] = (REPORT_FILE,)
 _Model = TypeVar("_Model", bound=BaseModel)
 
 
-class BundleError(ValueError):
+class BundleError(RiskgradeError, ValueError):
     """A bundle cannot be written or loaded; names the file at fault when there is one."""
 
     def __init__(self, message: str, filename: str | None = None) -> None:

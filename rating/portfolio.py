@@ -23,10 +23,12 @@ import pandas as pd
 import polars as pl
 
 from features.catalog import FEATURE_SPEC, compute_features_pl
+from features.errors import RiskgradeError
 from features.groups.common import FeatureFrames, to_frames
 from features.io import RawTables
 from features.spec import FeatureGroup
 from rating.bundle import Bundle
+from rating.compat import check_compatible
 from rating.model import RatingModel, ScoreResult
 from rating.output import POLICY_PREFIX, SCORE_COLUMN_NAMES
 from rating.policy import CreditPolicy, DefaultStatus, default_status
@@ -38,8 +40,8 @@ Progress = Callable[[int, int], None]
 _TABLES = ("customers", "financial_statements", "credit_facilities", "repayments", "transactions")
 
 
-class PortfolioError(ValueError):
-    """Bad portfolio-rating input (chunk size, a model needing features the catalog lacks)."""
+class PortfolioError(RiskgradeError, ValueError):
+    """Bad portfolio-rating input (a chunk size below 1)."""
 
 
 def as_model(bundle: Bundle | RatingModel | Path | str) -> RatingModel:
@@ -55,14 +57,9 @@ def check_model_features(model: RatingModel) -> None:
     """Check the feature code computes every feature the model needs.
 
     Raises:
-        PortfolioError: naming the features the catalog lacks.
+        ModelIncompatibleError: naming the features the catalog lacks.
     """
-    unknown = [name for name in model.spec.names if name not in FEATURE_SPEC.names]
-    if unknown:
-        raise PortfolioError(
-            f"bundle {model.bundle.bundle_hash[:12]} needs features the feature code does not "
-            f"compute: {', '.join(unknown)}"
-        )
+    check_compatible(model.spec, f"bundle {model.bundle.bundle_hash[:12]}")
 
 
 @dataclass(frozen=True)
@@ -137,7 +134,8 @@ def iter_rated_chunks(
         progress: optional callback ``(done, total)`` after each chunk.
 
     Raises:
-        PortfolioError: if ``chunk_size`` < 1 or the model needs an unknown feature.
+        PortfolioError: if ``chunk_size`` < 1.
+        ModelIncompatibleError: if the model needs a feature the feature code lacks.
     """
     if chunk_size < 1:
         raise PortfolioError(f"chunk_size must be >= 1, got {chunk_size}")
@@ -313,7 +311,8 @@ def rate_portfolio(
         customer's calibrated SHAP vector (its sum plus ``result.base`` is the log-odds).
 
     Raises:
-        PortfolioError: if ``chunk_size`` < 1 or the model needs an unknown feature.
+        PortfolioError: if ``chunk_size`` < 1.
+        ModelIncompatibleError: if the model needs a feature the feature code lacks.
     """
     model = as_model(bundle)
     ids: list[str] = []

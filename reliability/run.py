@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default="", help="comma-separated sections to run")
     args = parser.parse_args(argv)
 
-    from reliability import fuzz, hostile, scenarios, security
+    from reliability import fuzz, hostile, hostile_cli, scenarios, security
 
     work = args.out or Path(tempfile.mkdtemp(prefix="riskgrade-reliability-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -65,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
             _timed(name, func, sections)
 
     run("hostile_data", lambda: hostile.run_catalogue(work / "hostile"))
+    run("hostile_cli", lambda: hostile_cli.run_catalogue(work / "hostile_cli"))
 
     def fuzz_and_security() -> dict[str, Any]:
         server = Server(ws, work / "fuzz.db", work / "fuzz.log")

@@ -11,10 +11,11 @@ import sys
 from datetime import date
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
+from features.schema import MAX_DATE, MIN_DATE
 from rating.output import columns_help
 from riskgrade import cli_monitor
 from riskgrade.config import DEFAULT_PARAMS_PATH, Params, load_params
@@ -94,12 +95,22 @@ def _spark_session(settings: Params, master: str | None) -> object:
     return spark_session(settings.spark, master)
 
 
+EARLIEST_DATE = date.fromisoformat(MIN_DATE)
+LATEST_DATE = date.fromisoformat(MAX_DATE)
+"""Dates the command line accepts (the raw contract's and the API's bounds): every window
+derived from one (12 months back, a label horizon or a day ahead) stays a valid date."""
+
+
 def _require_date(value: str, option: str) -> date:
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError:
         message = f"{value!r} is not a date (YYYY-MM-DD)"
         raise typer.BadParameter(message, param_hint=option) from None
+    if not EARLIEST_DATE <= day <= LATEST_DATE:
+        message = f"{value} is outside {EARLIEST_DATE}..{LATEST_DATE}"
+        raise typer.BadParameter(message, param_hint=option)
+    return day
 
 
 def _read_at(raw_dir: Path, day: date) -> PointInTimeRaw:
@@ -352,6 +363,7 @@ def _print_training(result: TrainResult) -> None:
         "cv.challenger_auc_mean",
         "grades.monotone",
         "model.version",
+        "mlflow.registered_model",
     ]
     console.print(
         rows_table(
@@ -395,9 +407,18 @@ def train(
         str | None, typer.Option(help="comma-separated protected columns (fairness only)")
     ] = None,
     no_mlflow: Annotated[bool, typer.Option("--no-mlflow", help="do not log or register")] = False,
+    model_name: Annotated[
+        str | None,
+        typer.Option(
+            help="registered model name (default: the portfolio model's; table-<file> for --table)"
+        ),
+    ] = None,
     params: ParamsOption = DEFAULT_PARAMS_PATH,
 ) -> None:
-    """Train LightGBM + challenger, calibrate, validate, register as 'challenger' in MLflow."""
+    """Train LightGBM + challenger, calibrate, validate, register as 'challenger' in MLflow.
+
+    A --table run registers under a model name of its own, never the portfolio model's.
+    """
     from training.pipeline import train_dataset, train_table
 
     settings = _params(params)
@@ -419,10 +440,16 @@ def train(
             protected=_split_list(protected),
             config=config,
             out_dir=out_dir,
+            model_name=model_name,
             scale=settings.rating.scale,
             policy=settings.rating.policy,
         )
     else:
+        if model_name is not None:  # an experiment beside the portfolio model
+            if not model_name.strip():
+                raise typer.BadParameter("must not be empty", param_hint="--model-name")
+            registry = config.registry.model_copy(update={"registered_model_name": model_name})
+            config = config.model_copy(update={"registry": registry})
         result = train_dataset(
             dataset or settings.paths.dataset,
             config,
@@ -439,11 +466,20 @@ def _split_list(value: str | None) -> tuple[str, ...]:
 
 
 @app.command()
-def promote(params: ParamsOption = DEFAULT_PARAMS_PATH) -> None:
-    """Move 'champion' to the challenger if all gates pass and it is not worse (else exit 1)."""
+def promote(
+    model_name: Annotated[
+        str | None,
+        typer.Option(help="registered model to promote (default: the portfolio model)"),
+    ] = None,
+    params: ParamsOption = DEFAULT_PARAMS_PATH,
+) -> None:
+    """Move 'champion' to the challenger if all gates pass and it is not worse (else exit 1).
+
+    The portfolio model's challenger must need only features the feature code computes.
+    """
     from training.registry import promote as run_promote
 
-    result = run_promote(_params(params).train)
+    result = run_promote(_params(params).train, model_name=model_name)
     console.print(gate_table(result.gates, "Promotion gates"))
     console.print(result.message)
     if not result.promoted:
@@ -451,10 +487,15 @@ def promote(params: ParamsOption = DEFAULT_PARAMS_PATH) -> None:
 
 
 def _champion_bundle(settings: Params, bundle: Path | None) -> tuple[Path, str]:
-    """The bundle to serve: the given folder, else the MLflow champion; archived by hash."""
+    """The bundle to serve: the given folder, else the MLflow champion; archived by hash.
+
+    Raises:
+        ModelIncompatibleError: if the bundle needs features the feature code does not compute.
+    """
     import shutil
 
     from rating.bundle import load_bundle
+    from rating.compat import check_compatible
     from serving.champion import fetch_champion
 
     if bundle is None:
@@ -468,6 +509,7 @@ def _champion_bundle(settings: Params, bundle: Path | None) -> tuple[Path, str]:
         )
         bundle = champion.bundle_dir
     verified = load_bundle(bundle)
+    check_compatible(verified.spec, f"bundle {bundle} ({verified.metadata.model_name})")
     archived = settings.paths.bundles / verified.bundle_hash
     if not archived.exists():
         shutil.copytree(bundle, archived)
@@ -856,24 +898,61 @@ def audit_export(
 cli_monitor.register(app)
 
 
+def error_message(error: BaseException) -> str:
+    """The message of a user-fixable error for the console (validation errors on one line)."""
+    from pydantic import ValidationError
+
+    if isinstance(error, ValidationError):
+        return "; ".join(
+            f"{'.'.join(str(part) for part in item['loc']) or 'value'}: {item['msg']}"
+            for item in error.errors()
+        )
+    # KeyError subclasses (a record not found) would print their message quoted.
+    if isinstance(error, KeyError) and error.args:
+        return str(error.args[0])
+    # A multi-line message (a validation report, a YAML parser's) becomes one line.
+    head, *rest = (str(error) or type(error).__name__).strip().splitlines() or [""]
+    details = [line.strip() for line in rest if line.strip()]
+    return f"{head.rstrip(':')}: {'; '.join(details)}" if details else head
+
+
 def main() -> None:
-    """Console entry point: runs the app and turns input errors into clear messages."""
+    """Console entry point: runs the app and turns user-fixable errors into one clear line.
+
+    Caught: usage errors (bad or missing option), every project error (``RiskgradeError``),
+    the audit store's errors, pydantic validation, ``ValueError`` (unreadable files, bad
+    values) and ``OSError`` (missing, unreadable or unwritable paths): printed as
+    ``error: <message>``, exit 2. Any other exception is a bug and keeps its traceback;
+    ``RISKGRADE_DEBUG=1`` shows it for the caught ones too.
+    """
     import warnings
 
     from pydantic import ValidationError
+    from rich.markup import escape
 
     from audit import AuditError
+    from features.errors import RiskgradeError
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     warnings.filterwarnings("ignore", category=UserWarning, module=r"mlflow\..*")
     warnings.filterwarnings("ignore", category=FutureWarning)
 
+    def fail(message: str, code: int = 2) -> NoReturn:
+        err_console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+        sys.exit(code)
+
     try:
-        app()
-    except (ValueError, ValidationError, FileNotFoundError, PermissionError, AuditError) as error:
+        code = app(prog_name="riskgrade", standalone_mode=False)
+    except typer.Abort:
+        fail("aborted", 1)
+    except typer.TyperException as error:  # a usage error: bad option value, missing option
+        if type(error).__name__ == "NoArgsIsHelpError":  # as typer checks it: help is shown
+            sys.exit(2)
+        context = getattr(error, "ctx", None)
+        hint = f" (see '{context.command_path} --help')" if context is not None else ""
+        fail(f"{error.format_message()}{hint}", getattr(error, "exit_code", 2))
+    except (RiskgradeError, AuditError, ValidationError, ValueError, OSError) as error:
         if os.environ.get("RISKGRADE_DEBUG"):
             raise
-        # KeyError subclasses (a record not found) would print their message quoted.
-        message = error.args[0] if isinstance(error, KeyError) and error.args else error
-        err_console.print(f"[bold red]error:[/] {message}")
-        sys.exit(2)
+        fail(error_message(error))
+    sys.exit(code if isinstance(code, int) else 0)

@@ -15,12 +15,9 @@ from riskgrade.config import DEFAULT_PARAMS_PATH
 
 
 def _date(value: str, option: str) -> date:
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise typer.BadParameter(
-            f"{value!r} is not a date (YYYY-MM-DD)", param_hint=option
-        ) from None
+    from riskgrade.cli import _require_date  # imported late: riskgrade.cli imports this module
+
+    return _require_date(value, option)
 
 
 _TRIGGER_SHORT = {

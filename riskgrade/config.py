@@ -12,6 +12,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from features.build import DatasetConfig
+from features.errors import RiskgradeError
 from features.spark import SparkConfig
 from features.synthetic import GeneratorConfig
 from rating.config import RatingConfig
@@ -47,7 +48,7 @@ class Params(BaseModel):
     spark: SparkConfig = Field(default_factory=SparkConfig)
 
 
-class ParamsError(ValueError):
+class ParamsError(RiskgradeError, ValueError):
     """params.yaml is missing, unreadable or invalid."""
 
 

@@ -28,6 +28,8 @@ from datetime import UTC, datetime, time, timedelta
 from enum import StrEnum
 from pathlib import Path
 
+from features.errors import RiskgradeError
+
 DEFAULT_TOKENS_PATH = Path("data/tokens.json")
 _TOKEN_RE = re.compile(r"^rg_([0-9a-f]{12})_([A-Za-z0-9_-]{32,64})$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
@@ -52,7 +54,7 @@ class Role(StrEnum):
     """Reload the model."""
 
 
-class TokenError(ValueError):
+class TokenError(RiskgradeError, ValueError):
     """Bad token-store input (name, role, file)."""
 
 

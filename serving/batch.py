@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 
+from features.errors import RiskgradeError
 from features.groups.common import FeatureFrames
 from features.io import RawTables
 from rating.bundle import Bundle
@@ -26,7 +27,7 @@ from serving.engine import Engine
 __all__ = ["BatchError", "Progress", "request_example", "score_portfolio"]
 
 
-class BatchError(ValueError):
+class BatchError(RiskgradeError, ValueError):
     """Bad batch-scoring input."""
 
 

@@ -7,13 +7,14 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from features.errors import RiskgradeError
 from rating.bundle import load_bundle
 
 BUNDLE_HASH_TAG = "bundle.sha256"
 """Run tag under which training records the bundle hash."""
 
 
-class ChampionError(RuntimeError):
+class ChampionError(RiskgradeError, RuntimeError):
     """The registry has no usable champion."""
 
 
@@ -42,11 +43,18 @@ def fetch_champion(
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
-    # The registry lives in the same store: never fall back to a process-wide registry URI.
-    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    try:
+        # The registry lives in the same store: never fall back to a process-wide registry URI.
+        client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    except MlflowException as error:
+        message = f"cannot open the model registry at {tracking_uri}: {error.message}"
+        raise ChampionError(message) from error
     try:
         version = client.get_model_version_by_alias(model_name, alias)
     except MlflowException as error:
+        if error.error_code not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            message = f"cannot read the model registry at {tracking_uri}: {error.message}"
+            raise ChampionError(message) from error
         raise ChampionError(
             f"no '{alias}' alias on registered model '{model_name}' at {tracking_uri}: "
             "train and promote a model first (riskgrade train; riskgrade promote)"

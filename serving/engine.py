@@ -24,6 +24,8 @@ from audit import DecisionRecord
 from features.catalog import FEATURE_SPEC, compute_feature_row, compute_features_pl
 from features.groups.common import FRAME_TABLES, FeatureFrames
 from features.schema import STATEMENT_AMOUNTS
+from rating.compat import ModelIncompatibleError as ModelIncompatibleError  # re-exported
+from rating.compat import check_compatible
 from rating.explain import Explanation, render_waterfall
 from rating.model import RatingModel, ScoreResult
 from rating.policy import DefaultStatus, default_status
@@ -78,10 +80,6 @@ class ScoringError(ValueError):
     def __init__(self, message: str, loc: str = "body") -> None:
         super().__init__(message)
         self.loc = loc
-
-
-class ModelIncompatibleError(RuntimeError):
-    """The bundle's feature spec asks for features the feature code does not compute."""
 
 
 def request_frames(request: ScoreRequest) -> FeatureFrames:
@@ -252,13 +250,8 @@ class Engine:
         """
         self.model = model
         self.batch_threads = batch_threads
+        check_compatible(model.spec, f"bundle {model.bundle.bundle_hash[:12]}")
         catalog = FEATURE_SPEC.names
-        unknown = [name for name in model.spec.names if name not in catalog]
-        if unknown:
-            raise ModelIncompatibleError(
-                f"bundle {model.bundle.bundle_hash[:12]} needs features the feature code does "
-                f"not compute: {', '.join(unknown)}"
-            )
         self._columns = model.spec.names
         self._column_set = set(self._columns)
         self._flag_names = model.policy.flag_names

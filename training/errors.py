@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from features.errors import RiskgradeError
 
-class TrainingError(ValueError):
+
+class TrainingError(RiskgradeError, ValueError):
     """Training input or configuration is unusable; the message names what is wrong."""
 
 

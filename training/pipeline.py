@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import json
 import math
+import re
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -285,6 +286,7 @@ def _finish(
         if logged.registered_version is not None:
             metrics["model.version"] = logged.registered_version
         metrics["mlflow.run_id"] = run_id
+        metrics["mlflow.registered_model"] = config.registry.registered_model_name
         _write_metrics(out_dir / "metrics.json", metrics)
     return TrainResult(
         metrics=metrics,
@@ -462,6 +464,25 @@ def cross_validate(
     }
 
 
+def own_model_name(model_name: str | None, file_stem: str, config: TrainConfig) -> str:
+    """The registered model name of an own-table run: ``model_name``, else ``table-<file stem>``.
+
+    Raises:
+        TrainingError: if the name is empty or is the portfolio model's name.
+    """
+    slug = re.sub(r"[^a-z0-9]+", "-", file_stem.lower()).strip("-") or "table"
+    name = (model_name if model_name is not None else f"table-{slug}").strip()
+    if not name:
+        raise TrainingError("the model name must not be empty")
+    portfolio = config.registry.registered_model_name
+    if name == portfolio:
+        raise TrainingError(
+            f"model name '{name}' is the portfolio model's: a model trained on an own table "
+            "needs a name of its own (riskgrade train --model-name)"
+        )
+    return name
+
+
 def train_table(
     path: Path | str | pd.DataFrame,
     target: str,
@@ -474,10 +495,15 @@ def train_table(
     out_dir: Path | str = "reports",
     tracking_uri: str | None = None,
     *,
+    model_name: str | None = None,
     scale: MasterScale | None = None,
     policy: RatingPolicy | None = None,
 ) -> TrainResult:
     """Train the same model family on a user's own feature table.
+
+    The run registers under a model name of its own, never under the portfolio model's
+    (``config.registry.registered_model_name``): its features are not the ones the service
+    computes, so it must not take the portfolio model's ``challenger`` alias.
 
     Args:
         path: CSV, Parquet or ARFF file (or a frame).
@@ -490,15 +516,20 @@ def train_table(
         config: training configuration (defaults when omitted).
         out_dir: output folder.
         tracking_uri: MLflow tracking URI.
+        model_name: registered model name (default ``table_model_name`` of the file name).
         scale: master scale (default ``MasterScale()``).
         policy: rating policy (default ``RatingPolicy()``).
 
     Raises:
         TargetError: missing target column, unmappable or single-class target.
-        TrainingError: unknown columns in ``drop``/``protected``, no feature left, bad file.
+        TrainingError: unknown columns in ``drop``/``protected``, no feature left, bad file,
+            or ``model_name`` naming the portfolio model.
     """
     config = config or TrainConfig()
     scale, policy = _defaults(scale, policy)
+    name = own_model_name(
+        model_name, "frame" if isinstance(path, pd.DataFrame) else Path(path).stem, config
+    )
     if isinstance(path, pd.DataFrame):
         frame, source = path.reset_index(drop=True), "in-memory frame"
     else:
@@ -528,7 +559,8 @@ def train_table(
         else random_split(y, config.split, config.seed)
     )
     data = _Data(frame, x, y, spec, split, source, _frame_digest(frame), Path(source).stem)
-    table_config = config.model_copy(update={"target": target})
+    registry = config.registry.model_copy(update={"registered_model_name": name})
+    table_config = config.model_copy(update={"target": target, "registry": registry})
     with _progress(config.show_progress) as progress:
         evaluation = fit_and_evaluate(
             x,

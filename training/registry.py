@@ -22,9 +22,10 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from rating.bundle import load_bundle
+from rating.compat import incompatible_features
 from rating.model import RatingModel
 from training.config import RegistryConfig, TrainConfig
-from training.errors import PromotionError
+from training.errors import PromotionError, TrainingError
 from training.gates import GateResult, all_passed, evaluate_gates
 from training.validate import auc
 
@@ -102,9 +103,53 @@ def log_run(
     """Log one run: params, metrics, tags, lineage, artifacts, the bundle as pyfunc; register it.
 
     The registered version gets the ``challenger`` alias.
+
+    Raises:
+        TrainingError: if MLflow refuses or cannot be reached (the local outputs exist).
     """
+    uri = resolve_tracking_uri(config.registry, tracking_uri)
+    try:
+        return _log_run(
+            config=config,
+            uri=uri,
+            params=params,
+            metrics=metrics,
+            tags=tags,
+            dataset=dataset,
+            dataset_source=dataset_source,
+            dataset_digest=dataset_digest,
+            dataset_name=dataset_name,
+            target=target,
+            test_set=test_set,
+            artifacts_dir=artifacts_dir,
+            bundle_dir=bundle_dir,
+            input_example=input_example,
+        )
+    except MlflowException as error:
+        raise TrainingError(
+            f"the outputs are written, but logging the run to MLflow at {uri} failed: "
+            f"{error.message}"
+        ) from error
+
+
+def _log_run(
+    *,
+    config: TrainConfig,
+    uri: str,
+    params: dict[str, object],
+    metrics: dict[str, float | bool | str],
+    tags: dict[str, str],
+    dataset: pd.DataFrame,
+    dataset_source: str,
+    dataset_digest: str,
+    dataset_name: str,
+    target: str,
+    test_set: pd.DataFrame,
+    artifacts_dir: Path,
+    bundle_dir: Path,
+    input_example: pd.DataFrame,
+) -> LoggedRun:
     registry = config.registry
-    uri = resolve_tracking_uri(registry, tracking_uri)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     mlflow.set_experiment(registry.experiment_name)
@@ -210,24 +255,48 @@ def _score_auc(model: RatingModel, test_set: pd.DataFrame) -> float | None:
     return auc(test_set[LABEL_COLUMN].to_numpy(dtype=np.float64), pds)
 
 
-def promote(config: TrainConfig, tracking_uri: str | None = None) -> PromotionResult:
+def _computable_gate(model: RatingModel) -> tuple[GateResult, str]:
+    """Gate: the feature code computes every feature of the model (portfolio model only)."""
+    problems = incompatible_features(model.spec)
+    gate = GateResult(
+        name="features_computable", passed=not problems, value=float(len(problems)), threshold=0.0
+    )
+    note = f"features the feature code does not compute: {', '.join(problems)}" if problems else ""
+    return gate, note
+
+
+def promote(
+    config: TrainConfig, tracking_uri: str | None = None, *, model_name: str | None = None
+) -> PromotionResult:
     """Move ``champion`` to the ``challenger`` version when it passes every gate and is no worse.
 
-    Gates are re-evaluated on the challenger run's metrics with ``config.gates``. The current
-    champion (if any) is re-scored from its bundle on the challenger run's test rows and the
-    challenger must reach at least the champion's AUC minus ``gates.champion_margin``. If the
-    champion's features are not all in those rows, the comparison is skipped (said in the
-    message) and the gates alone decide.
+    Gates are re-evaluated on the challenger run's metrics with ``config.gates``. For the
+    portfolio model (``config.registry.registered_model_name``, which serving loads) the
+    challenger must also need only features the current feature code computes (gate
+    ``features_computable``, naming the others). The current champion (if any) is re-scored
+    from its bundle on the challenger run's test rows and the challenger must reach at least
+    the champion's AUC minus ``gates.champion_margin``. If the champion's features are not all
+    in those rows, the comparison is skipped (said in the message) and the gates alone decide.
+
+    Args:
+        config: training configuration (gates, registry).
+        tracking_uri: MLflow tracking URI (else ``MLFLOW_TRACKING_URI``, else the config's).
+        model_name: registered model to promote (default: the portfolio model), e.g. a model
+            trained on an own table.
 
     Raises:
-        PromotionError: if no challenger is registered or its run lacks the validation data.
+        PromotionError: if no challenger is registered, its run lacks the validation data, or
+            the registry cannot be reached.
     """
     registry = config.registry
     uri = resolve_tracking_uri(registry, tracking_uri)
-    mlflow.set_tracking_uri(uri)
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    name = registry.registered_model_name
-    challenger = _version_by_alias(client, name, registry.challenger_alias)
+    name = registry.registered_model_name if model_name is None else model_name
+    try:
+        mlflow.set_tracking_uri(uri)
+        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        challenger = _version_by_alias(client, name, registry.challenger_alias)
+    except MlflowException as error:
+        raise PromotionError(f"cannot read the model registry at {uri}: {error.message}") from error
     if challenger is None:
         raise PromotionError(
             f"registered model '{name}' has no '{registry.challenger_alias}' alias"
@@ -249,7 +318,13 @@ def promote(config: TrainConfig, tracking_uri: str | None = None) -> PromotionRe
         metrics = json.loads(Path(metrics_path).read_text())
         gates = evaluate_gates(metrics, config.gates)
         test_set = pd.read_parquet(test_path)
-        challenger_auc = _score_auc(_bundle_model(client, challenger.run_id, tmp), test_set)
+        challenger_model = _bundle_model(client, challenger.run_id, tmp)
+        if name == registry.registered_model_name:
+            computable, refusal = _computable_gate(challenger_model)
+            gates = [computable, *gates]
+        else:
+            refusal = ""
+        challenger_auc = _score_auc(challenger_model, test_set)
         if challenger_auc is None:
             raise PromotionError("the challenger's own features are missing from its test set")
         champion_auc = None
@@ -275,10 +350,14 @@ def promote(config: TrainConfig, tracking_uri: str | None = None) -> PromotionRe
     promoted = all_passed(gates)
     if promoted:
         client.set_registered_model_alias(name, registry.champion_alias, challenger.version)
-        message = f"promoted v{challenger.version} to {registry.champion_alias} ({note})"
+        message = (
+            f"promoted v{challenger.version} of '{name}' to {registry.champion_alias} ({note})"
+        )
     else:
         failed = ", ".join(g.name for g in gates if not g.passed)
-        message = f"v{challenger.version} not promoted, failed: {failed} ({note})"
+        message = f"v{challenger.version} of '{name}' not promoted, failed: {failed} ({note})"
+        if refusal:
+            message += f"; {refusal}"
     return PromotionResult(
         promoted=promoted,
         challenger_version=str(challenger.version),

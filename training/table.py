@@ -66,19 +66,25 @@ def read_table(path: Path | str) -> pd.DataFrame:
     """Read CSV, Parquet or ARFF by extension.
 
     Raises:
-        TrainingError: if the file does not exist or the extension is unknown.
+        TrainingError: if the file does not exist, the extension is unknown or it cannot be
+            parsed.
     """
     path = Path(path)
     if not path.is_file():
         raise TrainingError(f"table {path} does not exist")
     suffix = path.suffix.lower()
-    if suffix == ".csv":
-        return pd.read_csv(path)
-    if suffix in (".parquet", ".pq"):
-        return pd.read_parquet(path)
+    readers = {".csv": pd.read_csv, ".parquet": pd.read_parquet, ".pq": pd.read_parquet}
     if suffix == ".arff":
         return read_arff(path)
-    raise TrainingError(f"table {path}: unknown format '{suffix}' (use .csv, .parquet or .arff)")
+    if suffix not in readers:
+        raise TrainingError(
+            f"table {path}: unknown format '{suffix}' (use .csv, .parquet or .arff)"
+        )
+    try:
+        return readers[suffix](path)
+    except (ValueError, OSError) as error:  # pandas' and pyarrow's parse errors are ValueErrors
+        message = " ".join(str(error).split())
+        raise TrainingError(f"cannot read table {path}: {message}") from error
 
 
 def map_target(column: pd.Series, positive: object | None = None) -> np.ndarray:
