@@ -262,6 +262,11 @@ def _print_training(result: TrainResult) -> None:
         "cv.auc_mean",
         "cv.auc_std",
         "cv.challenger_auc_mean",
+        "model.family",
+        "model.blend_weight",
+        "cv.lgbm.auc_mean",
+        "cv.scorecard.auc_mean",
+        "cv.blend.auc_mean",
         "grades.monotone",
         "model.version",
     ]

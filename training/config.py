@@ -82,6 +82,30 @@ class ChallengerConfig(BaseModel):
     max_iter: int = Field(default=2000, ge=10)
 
 
+class FamilyConfig(BaseModel):
+    """Which model family becomes the bundle's model, chosen inside the training window.
+
+    ``auto`` compares the monotone LightGBM, the WOE scorecard and their blends by K-fold
+    cross-validated AUC on the training rows (grouped by customer in the portfolio mode) and
+    keeps the best; ``lgbm``, ``scorecard`` and ``blend`` force a family (``blend`` still picks
+    its weight by cross-validation). Every family ships as one LightGBM text model.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    choice: Literal["auto", "lgbm", "scorecard", "blend"] = "auto"
+    cv_folds: int = Field(default=5, ge=2, le=20)
+    blend_weights: tuple[float, ...] = (0.2, 0.4, 0.6, 0.8)
+    """LightGBM shares tried for the blend ``w*lgbm_margin + (1-w)*scorecard_logit``."""
+
+    @model_validator(mode="after")
+    def _check_weights(self) -> FamilyConfig:
+        bad = [w for w in self.blend_weights if not 0.0 < w < 1.0]
+        if bad or not self.blend_weights:
+            raise ValueError(f"blend_weights must be non-empty and inside (0, 1), got {bad}")
+        return self
+
+
 class CalibrationConfig(BaseModel):
     """Platt scaling on the raw margin, anchored to the long-run default rate.
 
@@ -167,6 +191,7 @@ class TrainConfig(BaseModel):
     lgbm: LgbmConfig = LgbmConfig()
     optuna: OptunaConfig = OptunaConfig()
     challenger: ChallengerConfig = ChallengerConfig()
+    family: FamilyConfig = FamilyConfig()
     calibration: CalibrationConfig = CalibrationConfig()
     validation: ValidationConfig = ValidationConfig()
     gates: GateConfig = GateConfig()
