@@ -97,12 +97,19 @@ class FamilyConfig(BaseModel):
     cv_folds: int = Field(default=5, ge=2, le=20)
     blend_weights: tuple[float, ...] = (0.2, 0.4, 0.6, 0.8)
     """LightGBM shares tried for the blend ``w*lgbm_margin + (1-w)*scorecard_logit``."""
+    tree_factors: tuple[float, ...] = (1.0, 1.5, 2.0)
+    """LightGBM tree counts tried, as multiples of the early-stopped count (capped at
+    ``lgbm.num_boost_round``); the count with the best CV AUC is kept."""
 
     @model_validator(mode="after")
     def _check_weights(self) -> FamilyConfig:
         bad = [w for w in self.blend_weights if not 0.0 < w < 1.0]
         if bad or not self.blend_weights:
             raise ValueError(f"blend_weights must be non-empty and inside (0, 1), got {bad}")
+        if not self.tree_factors or min(self.tree_factors) <= 0.0:
+            raise ValueError(
+                f"tree_factors must be non-empty and positive, got {self.tree_factors}"
+            )
         return self
 
 

@@ -378,7 +378,8 @@ def choose_family(
         y: their 0/1 labels.
         spec: feature spec.
         config: training configuration (``family``, ``challenger``, ``lgbm``, ``seed``).
-        rounds: trees of the LightGBM candidate in every fold.
+        rounds: the early-stopped tree count; the LightGBM candidate is scored with this count
+            times each of ``config.family.tree_factors`` and keeps the best.
         groups: customer of each row; folds keep a customer's snapshots together.
         lgbm_config: LightGBM parameters (default ``config.lgbm``; e.g. the tuned ones).
 
@@ -398,20 +399,38 @@ def choose_family(
         )
     lgbm_config = lgbm_config or config.lgbm
     weights = sorted(config.family.blend_weights)
-    scores: dict[str, list[float]] = {"lgbm": [], "scorecard": []}
-    blended: dict[float, list[float]] = {w: [] for w in weights}
-    for train, test in _folds(y, groups, k, config.seed):
-        booster = fit_fixed_rounds(x[train], y[train], spec, lgbm_config, config.seed, rounds)
-        margin = booster.predict(x[test], raw_score=True)
+    counts = sorted(
+        {
+            max(1, min(round(f * rounds), lgbm_config.num_boost_round))
+            for f in config.family.tree_factors
+        }
+    )
+    folds = _folds(y, groups, k, config.seed)
+    margins: dict[int, list[np.ndarray]] = {n: [] for n in counts}
+    logits: list[np.ndarray] = []
+    for train, test in folds:
+        booster = fit_fixed_rounds(x[train], y[train], spec, lgbm_config, config.seed, counts[-1])
+        for n in counts:
+            margins[n].append(booster.predict(x[test], raw_score=True, num_iteration=n))
         card = fit_scorecard(x[train], y[train], spec, config.challenger, config.seed)
-        logit = card.logit(x[test])
-        scores["lgbm"].append(_fold_auc(y[test], margin))
-        scores["scorecard"].append(_fold_auc(y[test], logit))
-        for w in weights:
-            blended[w].append(_fold_auc(y[test], w * margin + (1.0 - w) * logit))
+        logits.append(card.logit(x[test]))
+    tests = [y[test] for _, test in folds]
+
+    def fold_aucs(scores: list[np.ndarray]) -> tuple[float, ...]:
+        return tuple(_fold_auc(t, s) for t, s in zip(tests, scores, strict=True))
+
+    lgbm_auc = {n: fold_aucs(margins[n]) for n in counts}
+    trees = max(counts, key=lambda n: float(np.nanmean(lgbm_auc[n])))
+    blended = {
+        w: fold_aucs([w * m + (1.0 - w) * s for m, s in zip(margins[trees], logits, strict=True)])
+        for w in weights
+    }
     best_weight = max(weights, key=lambda w: float(np.nanmean(blended[w])))
-    fold_auc = {name: tuple(values) for name, values in scores.items()}
-    fold_auc["blend"] = tuple(blended[best_weight])
+    fold_auc = {
+        "lgbm": lgbm_auc[trees],
+        "scorecard": fold_aucs(logits),
+        "blend": blended[best_weight],
+    }
     candidates = ["blend"] if wanted == "blend" else list(FAMILIES)
     family = max(candidates, key=lambda name: float(np.nanmean(fold_auc[name])))
     weight = {"lgbm": 1.0, "scorecard": 0.0, "blend": best_weight}[family]
@@ -419,7 +438,7 @@ def choose_family(
         family=family,
         weight=weight,
         choice=wanted,
-        lgbm_trees=rounds,
+        lgbm_trees=trees,
         folds=k,
         fold_auc=fold_auc,
     )
@@ -456,12 +475,11 @@ def fit_family_fixed(
     spec: FeatureSpec,
     config: TrainConfig,
     choice: FamilyChoice,
-    rounds: int,
 ) -> lgb.Booster:
-    """Fit the chosen family on rows with a fixed number of LightGBM trees (cross-validation)."""
+    """Fit the chosen family on rows, with the choice's LightGBM tree count (cross-validation)."""
     lgbm_text = None
     if choice.family != "scorecard":
-        booster = fit_fixed_rounds(x, y, spec, config.lgbm, config.seed, rounds)
+        booster = fit_fixed_rounds(x, y, spec, config.lgbm, config.seed, choice.lgbm_trees)
         lgbm_text = normalise_model_text(booster.model_to_string())
     card = (
         fit_scorecard(x, y, spec, config.challenger, config.seed)
@@ -482,8 +500,9 @@ def fit_model(
     """Fit the LightGBM model, choose the family on the training window, build its model.
 
     The LightGBM candidate is fitted as always (tuned if configured, early stopping on the
-    calibration window); its tree count is used in the family cross-validation, which sees
-    the training rows only. The scorecard is fitted on the training rows.
+    calibration window); the family cross-validation, which sees the training rows only,
+    scores it at multiples of that tree count and, when another count wins, it is refitted
+    on the training rows with that count. The scorecard is fitted on the training rows.
 
     Returns:
         The model of the chosen family (LightGBM text) and the choice with its CV scores.
@@ -504,6 +523,15 @@ def fit_model(
         None if groups is None else groups[tr],
         lgbm_config,
     )
+    if choice.lgbm_trees != lgbm_model.best_iteration and choice.family != "scorecard":
+        booster = fit_fixed_rounds(x[tr], y[tr], spec, lgbm_config, config.seed, choice.lgbm_trees)
+        text = normalise_model_text(booster.model_to_string())
+        lgbm_model = FittedModel(
+            booster=lgb.Booster(model_str=text),
+            params=lgbm_model.params,
+            best_iteration=choice.lgbm_trees,
+            model_text=text,
+        )
     if choice.family == "lgbm":
         return lgbm_model, choice
     card = fit_scorecard(x[tr], y[tr], spec, config.challenger, config.seed)

@@ -421,8 +421,8 @@ def cross_validate(
     """Stratified, seeded K-fold AUC of the whole model procedure and of the challenger.
 
     In every fold the model family is chosen again by cross-validation inside the fold's
-    training rows (nested), then fitted there with ``rounds`` LightGBM trees; ``cv.families``
-    lists the family each fold chose.
+    training rows (nested; LightGBM tree counts tried from ``rounds``), then fitted there;
+    ``cv.families`` lists the family each fold chose.
     """
     if k < 2:
         raise TrainingError(f"cv needs at least 2 folds, got {k}")
@@ -430,7 +430,7 @@ def cross_validate(
     model_auc, challenger_auc, families = [], [], []
     for train, test in folds.split(x, y):
         choice = choose_family(x[train], y[train], spec, config, rounds)
-        booster = fit_family_fixed(x[train], y[train], spec, config, choice, rounds)
+        booster = fit_family_fixed(x[train], y[train], spec, config, choice)
         model_auc.append(auc(y[test].astype(float), booster.predict(x[test], raw_score=True)))
         families.append(choice.family)
         scorecard = fit_scorecard(x[train], y[train], spec, config.challenger, config.seed)
