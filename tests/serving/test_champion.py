@@ -8,7 +8,7 @@ from mlflow.tracking import MlflowClient
 from rating.bundle import BundleIntegrityError
 from serving.champion import BUNDLE_HASH_TAG, ChampionError, fetch_champion
 from tests.training.conftest import make_dataset, small_spec
-from training.config import GateConfig, LgbmConfig, TrainConfig
+from training.config import FamilyConfig, GateConfig, LgbmConfig, TrainConfig
 from training.pipeline import train_dataset
 from training.registry import promote
 
@@ -25,6 +25,7 @@ def _config() -> TrainConfig:
     return TrainConfig(
         lgbm=LgbmConfig(num_boost_round=40, learning_rate=0.1, early_stopping_rounds=10),
         gates=GateConfig(challenger_margin=0.1, require_monotone_grades=False),
+        family=FamilyConfig(choice="lgbm"),  # champion loading, not the family choice
         show_progress=False,
     )
 
