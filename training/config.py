@@ -100,12 +100,28 @@ class FamilyConfig(BaseModel):
     tree_factors: tuple[float, ...] = (1.0, 1.5, 2.0)
     """LightGBM tree counts tried, as multiples of the early-stopped count (capped at
     ``lgbm.num_boost_round``); the count with the best CV AUC is kept."""
+    lgbm_variants: tuple[dict[str, float | int], ...] = (
+        {},
+        {
+            "max_depth": -1,
+            "bagging_fraction": 1.0,
+            "bagging_freq": 0,
+            "feature_fraction": 1.0,
+            "lambda_l2": 0.0,
+        },
+    )
+    """LightGBM parameter sets tried (overrides of ``lgbm``; ``{}`` = as configured), each at
+    every tree count; monotone constraints apply to all of them."""
 
     @model_validator(mode="after")
     def _check_weights(self) -> FamilyConfig:
         bad = [w for w in self.blend_weights if not 0.0 < w < 1.0]
         if bad or not self.blend_weights:
             raise ValueError(f"blend_weights must be non-empty and inside (0, 1), got {bad}")
+        if not self.lgbm_variants:
+            raise ValueError("lgbm_variants must hold at least one parameter set ({} = as is)")
+        for variant in self.lgbm_variants:
+            LgbmConfig(**variant)  # names a misspelt or out-of-range parameter
         if not self.tree_factors or min(self.tree_factors) <= 0.0:
             raise ValueError(
                 f"tree_factors must be non-empty and positive, got {self.tree_factors}"

@@ -29,7 +29,14 @@ from training.challenger import FeatureBins, WoeScorecard, fit_scorecard
 from training.config import LgbmConfig, TrainConfig
 from training.errors import TrainingError
 from training.evaluate import check_target
-from training.fit import FittedModel, fit_fixed_rounds, fit_lgbm, normalise_model_text, tune_lgbm
+from training.fit import (
+    FittedModel,
+    fit_fixed_rounds,
+    fit_lgbm,
+    lgb_params,
+    normalise_model_text,
+    tune_lgbm,
+)
 from training.split import Split
 from training.validate import auc
 
@@ -328,6 +335,8 @@ class FamilyChoice:
     """What was asked: ``auto`` or a forced family."""
     lgbm_trees: int
     """Trees of the LightGBM candidate (its early-stopped size; used again in outer CV)."""
+    lgbm_variant: int = 0
+    """Index of the LightGBM parameter set chosen in ``family.lgbm_variants``."""
     folds: int = 0
     fold_auc: dict[str, tuple[float, ...]] = field(default_factory=dict)
     """Per candidate family, the AUC of each fold (blend: at the chosen weight)."""
@@ -339,6 +348,7 @@ class FamilyChoice:
             "model.family_choice": self.choice,
             "model.blend_weight": self.weight,
             "model.lgbm_trees": float(self.lgbm_trees),
+            "model.lgbm_variant": float(self.lgbm_variant),
         }
         if self.folds:
             out["cv.family_folds"] = float(self.folds)
@@ -356,6 +366,10 @@ def _folds(
         return list(splitter.split(np.zeros(len(y)), y, groups))
     plain = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
     return list(plain.split(np.zeros(len(y)), y))
+
+
+def _variant(lgbm_config: LgbmConfig, config: TrainConfig, index: int) -> LgbmConfig:
+    return lgbm_config.model_copy(update=config.family.lgbm_variants[index])
 
 
 def _fold_auc(y: np.ndarray, score: np.ndarray) -> float:
@@ -406,12 +420,15 @@ def choose_family(
         }
     )
     folds = _folds(y, groups, k, config.seed)
-    margins: dict[int, list[np.ndarray]] = {n: [] for n in counts}
+    variants = [_variant(lgbm_config, config, i) for i in range(len(config.family.lgbm_variants))]
+    candidates = [(v, n) for v in range(len(variants)) for n in counts]
+    margins: dict[tuple[int, int], list[np.ndarray]] = {c: [] for c in candidates}
     logits: list[np.ndarray] = []
     for train, test in folds:
-        booster = fit_fixed_rounds(x[train], y[train], spec, lgbm_config, config.seed, counts[-1])
-        for n in counts:
-            margins[n].append(booster.predict(x[test], raw_score=True, num_iteration=n))
+        for v, variant in enumerate(variants):
+            booster = fit_fixed_rounds(x[train], y[train], spec, variant, config.seed, counts[-1])
+            for n in counts:
+                margins[(v, n)].append(booster.predict(x[test], raw_score=True, num_iteration=n))
         card = fit_scorecard(x[train], y[train], spec, config.challenger, config.seed)
         logits.append(card.logit(x[test]))
     tests = [y[test] for _, test in folds]
@@ -419,15 +436,15 @@ def choose_family(
     def fold_aucs(scores: list[np.ndarray]) -> tuple[float, ...]:
         return tuple(_fold_auc(t, s) for t, s in zip(tests, scores, strict=True))
 
-    lgbm_auc = {n: fold_aucs(margins[n]) for n in counts}
-    trees = max(counts, key=lambda n: float(np.nanmean(lgbm_auc[n])))
+    lgbm_auc = {c: fold_aucs(margins[c]) for c in candidates}
+    best = max(candidates, key=lambda c: float(np.nanmean(lgbm_auc[c])))
     blended = {
-        w: fold_aucs([w * m + (1.0 - w) * s for m, s in zip(margins[trees], logits, strict=True)])
+        w: fold_aucs([w * m + (1.0 - w) * s for m, s in zip(margins[best], logits, strict=True)])
         for w in weights
     }
     best_weight = max(weights, key=lambda w: float(np.nanmean(blended[w])))
     fold_auc = {
-        "lgbm": lgbm_auc[trees],
+        "lgbm": lgbm_auc[best],
         "scorecard": fold_aucs(logits),
         "blend": blended[best_weight],
     }
@@ -438,7 +455,8 @@ def choose_family(
         family=family,
         weight=weight,
         choice=wanted,
-        lgbm_trees=trees,
+        lgbm_trees=best[1],
+        lgbm_variant=best[0],
         folds=k,
         fold_auc=fold_auc,
     )
@@ -479,7 +497,8 @@ def fit_family_fixed(
     """Fit the chosen family on rows, with the choice's LightGBM tree count (cross-validation)."""
     lgbm_text = None
     if choice.family != "scorecard":
-        booster = fit_fixed_rounds(x, y, spec, config.lgbm, config.seed, choice.lgbm_trees)
+        variant = _variant(config.lgbm, config, choice.lgbm_variant)
+        booster = fit_fixed_rounds(x, y, spec, variant, config.seed, choice.lgbm_trees)
         lgbm_text = normalise_model_text(booster.model_to_string())
     card = (
         fit_scorecard(x, y, spec, config.challenger, config.seed)
@@ -501,8 +520,9 @@ def fit_model(
 
     The LightGBM candidate is fitted as always (tuned if configured, early stopping on the
     calibration window); the family cross-validation, which sees the training rows only,
-    scores it at multiples of that tree count and, when another count wins, it is refitted
-    on the training rows with that count. The scorecard is fitted on the training rows.
+    scores it with each parameter set of ``family.lgbm_variants`` at multiples of that tree
+    count and, when another set or count wins, it is refitted on the training rows with it.
+    The scorecard is fitted on the training rows.
 
     Returns:
         The model of the chosen family (LightGBM text) and the choice with its CV scores.
@@ -523,12 +543,14 @@ def fit_model(
         None if groups is None else groups[tr],
         lgbm_config,
     )
-    if choice.lgbm_trees != lgbm_model.best_iteration and choice.family != "scorecard":
-        booster = fit_fixed_rounds(x[tr], y[tr], spec, lgbm_config, config.seed, choice.lgbm_trees)
+    refit = choice.lgbm_trees != lgbm_model.best_iteration or choice.lgbm_variant != 0
+    if refit and choice.family != "scorecard":
+        variant = _variant(lgbm_config, config, choice.lgbm_variant)
+        booster = fit_fixed_rounds(x[tr], y[tr], spec, variant, config.seed, choice.lgbm_trees)
         text = normalise_model_text(booster.model_to_string())
         lgbm_model = FittedModel(
             booster=lgb.Booster(model_str=text),
-            params=lgbm_model.params,
+            params=lgb_params(spec, variant, config.seed),
             best_iteration=choice.lgbm_trees,
             model_text=text,
         )

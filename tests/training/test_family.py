@@ -115,13 +115,13 @@ def test_wrong_sign_coefficient_of_a_directed_feature_is_left_out():
 
 def _table(rows: int, seed: int, nonlinear: bool) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    x = rng.normal(size=(rows, 5))
+    x = rng.normal(size=(rows, 8))
     if nonlinear:  # the sign of a product: invisible to any additive model
         logit = 3.0 * np.sign(x[:, 0] * x[:, 1]) - 1.0
-    else:
-        logit = -1.2 + x[:, :4] @ np.array([0.9, -0.7, 0.5, 0.4])
+    else:  # many small additive effects
+        logit = -1.2 + x @ np.linspace(0.8, 0.3, 8)
     y = rng.random(rows) < expit(logit)
-    frame = pd.DataFrame(x, columns=[f"x{i}" for i in range(5)])
+    frame = pd.DataFrame(x, columns=[f"x{i}" for i in range(8)])
     frame["grade"] = rng.choice(["a", "b", "c"], size=rows)
     frame["bad"] = y.astype(int)
     return frame
@@ -137,10 +137,10 @@ def test_auto_ships_the_scorecard_on_few_rows_of_linear_signal(tmp_path):
     # When it is trained in auto mode
     result = train_table(frame, "bad", config=_config(), out_dir=tmp_path)
     metrics = json.loads((tmp_path / "metrics.json").read_text())
-    # Then the scorecard (alone or blended) wins on cross-validated AUC and is recorded
+    # Then the scorecard (alone or blended) beats LightGBM on cross-validated AUC and ships
     assert metrics["model.family"] in ("scorecard", "blend")
-    assert metrics["cv.scorecard.auc_mean"] > metrics["cv.lgbm.auc_mean"]
-    assert metrics[f"cv.{metrics['model.family']}.auc_mean"] >= metrics["cv.lgbm.auc_mean"]
+    assert metrics[f"cv.{metrics['model.family']}.auc_mean"] > metrics["cv.lgbm.auc_mean"]
+    assert 0.0 <= metrics["model.blend_weight"] < 1.0
     assert result.metrics["model.family"] == metrics["model.family"]
 
 
