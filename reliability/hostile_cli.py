@@ -115,7 +115,6 @@ CLI_CASES: tuple[CliCase, ...] = (
 def prepare(work: Path) -> Path:
     """A project folder: a small valid raw folder, an own-table bundle, an empty audit db."""
     from audit import AuditConfig, open_audit_store
-
     from features.io import write_raw
     from reliability.hostile import base_tables
     from tests.cli_helpers import write_incompatible_bundle

@@ -137,10 +137,16 @@ class WoeScorecard:
 
     bins: tuple[FeatureBins, ...]
     model: LogisticRegression
+    active: tuple[bool, ...]
+    """Features in the regression (a feature whose coefficient took the wrong sign is left out)."""
 
     def woe_matrix(self, x: np.ndarray) -> np.ndarray:
-        """WOE-encode a matrix whose columns follow the spec order."""
-        return np.column_stack([b.transform(x[:, i]) for i, b in enumerate(self.bins)])
+        """WOE-encode a matrix whose columns follow the spec order (left-out features are 0)."""
+        return _woe_matrix(self.bins, x, self.active)
+
+    def logit(self, x: np.ndarray) -> np.ndarray:
+        """Log-odds of each row."""
+        return self.model.decision_function(self.woe_matrix(x))
 
     def predict_pd(self, x: np.ndarray) -> np.ndarray:
         """PD of each row."""
@@ -151,10 +157,25 @@ class WoeScorecard:
         return {b.name: b.iv for b in self.bins}
 
 
+def _woe_matrix(
+    bins: tuple[FeatureBins, ...], x: np.ndarray, active: tuple[bool, ...]
+) -> np.ndarray:
+    return np.column_stack(
+        [
+            b.transform(x[:, i]) if on else np.zeros(len(x))
+            for i, (b, on) in enumerate(zip(bins, active, strict=True))
+        ]
+    )
+
+
 def fit_scorecard(
     x: np.ndarray, y: np.ndarray, spec: FeatureSpec, config: ChallengerConfig, seed: int
 ) -> WoeScorecard:
     """Fit the WOE logistic-regression challenger on the training rows.
+
+    WOE is oriented so that higher means riskier; with ``config.monotone`` a feature with a
+    known risk direction whose coefficient comes out negative (its term would run against
+    that direction) is left out and the regression refitted, until no such coefficient is left.
 
     Raises:
         TrainingError: if the matrix does not match the spec or the labels hold one class.
@@ -167,7 +188,13 @@ def fit_scorecard(
         fit_bins(x[:, i], y, f.name, f.kind, f.risk_direction, config)
         for i, f in enumerate(spec.features)
     )
-    scorecard_input = np.column_stack([b.transform(x[:, i]) for i, b in enumerate(bins)])
-    model = LogisticRegression(C=config.c, max_iter=config.max_iter, random_state=seed)
-    model.fit(scorecard_input, y)
-    return WoeScorecard(bins=bins, model=model)
+    active = [True] * len(bins)
+    directed = [f.risk_direction in (RiskDirection.UP, RiskDirection.DOWN) for f in spec.features]
+    while True:
+        model = LogisticRegression(C=config.c, max_iter=config.max_iter, random_state=seed)
+        model.fit(_woe_matrix(bins, x, tuple(active)), y)
+        wrong = [i for i, c in enumerate(model.coef_[0]) if active[i] and directed[i] and c < 0.0]
+        if not config.monotone or not wrong:
+            return WoeScorecard(bins=bins, model=model, active=tuple(active))
+        for i in wrong:
+            active[i] = False

@@ -82,6 +82,53 @@ class ChallengerConfig(BaseModel):
     max_iter: int = Field(default=2000, ge=10)
 
 
+class FamilyConfig(BaseModel):
+    """Which model family becomes the bundle's model, chosen inside the training window.
+
+    ``auto`` compares the monotone LightGBM, the WOE scorecard and their blends by K-fold
+    cross-validated AUC on the training rows (grouped by customer in the portfolio mode) and
+    keeps the best; ``lgbm``, ``scorecard`` and ``blend`` force a family (``blend`` still picks
+    its weight by cross-validation). Every family ships as one LightGBM text model.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    choice: Literal["auto", "lgbm", "scorecard", "blend"] = "auto"
+    cv_folds: int = Field(default=5, ge=2, le=20)
+    blend_weights: tuple[float, ...] = (0.2, 0.4, 0.6, 0.8)
+    """LightGBM shares tried for the blend ``w*lgbm_margin + (1-w)*scorecard_logit``."""
+    tree_factors: tuple[float, ...] = (1.0, 1.5, 2.0)
+    """LightGBM tree counts tried, as multiples of the early-stopped count (capped at
+    ``lgbm.num_boost_round``); the count with the best CV AUC is kept."""
+    lgbm_variants: tuple[dict[str, float | int], ...] = (
+        {},
+        {
+            "max_depth": -1,
+            "bagging_fraction": 1.0,
+            "bagging_freq": 0,
+            "feature_fraction": 1.0,
+            "lambda_l2": 0.0,
+        },
+    )
+    """LightGBM parameter sets tried (overrides of ``lgbm``; ``{}`` = as configured), each at
+    every tree count; monotone constraints apply to all of them."""
+
+    @model_validator(mode="after")
+    def _check_weights(self) -> FamilyConfig:
+        bad = [w for w in self.blend_weights if not 0.0 < w < 1.0]
+        if bad or not self.blend_weights:
+            raise ValueError(f"blend_weights must be non-empty and inside (0, 1), got {bad}")
+        if not self.lgbm_variants:
+            raise ValueError("lgbm_variants must hold at least one parameter set ({} = as is)")
+        for variant in self.lgbm_variants:
+            LgbmConfig(**variant)  # names a misspelt or out-of-range parameter
+        if not self.tree_factors or min(self.tree_factors) <= 0.0:
+            raise ValueError(
+                f"tree_factors must be non-empty and positive, got {self.tree_factors}"
+            )
+        return self
+
+
 class CalibrationConfig(BaseModel):
     """Platt scaling on the raw margin, anchored to the long-run default rate.
 
@@ -186,6 +233,7 @@ class TrainConfig(BaseModel):
     lgbm: LgbmConfig = LgbmConfig()
     optuna: OptunaConfig = OptunaConfig()
     challenger: ChallengerConfig = ChallengerConfig()
+    family: FamilyConfig = FamilyConfig()
     calibration: CalibrationConfig = CalibrationConfig()
     validation: ValidationConfig = ValidationConfig()
     gates: GateConfig = GateConfig()

@@ -82,6 +82,7 @@ def fit_and_evaluate(
     *,
     periods: np.ndarray | pd.Series | None = None,
     overlap: float = 1.0,
+    model: FittedModel | None = None,
 ) -> Evaluation:
     """Fit model, calibration and challenger on a split and validate them on the test window.
 
@@ -96,6 +97,8 @@ def fit_and_evaluate(
         periods: snapshot date of every row (calibration over the cycle), ``None`` for a
             random split.
         overlap: rows sharing one default event (``training.backtest.label_overlap``).
+        model: the model, fitted beforehand on the training window (e.g. the chosen model
+            family); default: fit the LightGBM model here.
 
     Returns:
         The fitted parts, test predictions, metrics (flat dotted keys) and gate results.
@@ -112,11 +115,12 @@ def fit_and_evaluate(
     tr, cal, te = split.train, split.calibration, split.test
     for name, rows in (("train", tr), ("calibration", cal), ("test", te)):
         check_target(y[rows], name)
-    lgbm_config = tune_lgbm(
-        x[tr], y[tr], x[cal], y[cal], spec, config.lgbm, config.optuna, config.seed
-    )
-    model = fit_lgbm(x[tr], y[tr], x[cal], y[cal], spec, lgbm_config, config.seed)
-    step("LightGBM fitted")
+    if model is None:
+        lgbm_config = tune_lgbm(
+            x[tr], y[tr], x[cal], y[cal], spec, config.lgbm, config.optuna, config.seed
+        )
+        model = fit_lgbm(x[tr], y[tr], x[cal], y[cal], spec, lgbm_config, config.seed)
+    step("model fitted")
 
     margin = model.booster.predict(x, raw_score=True)
     platt, long_run = calibrate(margin[cal], y[cal], margin[tr], y[tr], config.calibration)

@@ -35,7 +35,7 @@ from training.challenger import fit_scorecard
 from training.config import TrainConfig
 from training.errors import TargetError, TrainingError
 from training.evaluate import Evaluation, fit_and_evaluate, shap_sample
-from training.fit import fit_fixed_rounds
+from training.family import choose_family, describe_family, fit_family_fixed, fit_model
 from training.gates import GateResult
 from training.reference import reference_distributions
 from training.registry import LABEL_COLUMN, environment_tags, log_run
@@ -223,7 +223,10 @@ def _finish(
             **{k: v for k, v in metrics.items() if k.startswith("data.")},
         },
         method={
-            "model": "LightGBM binary, monotone constraints from risk directions",
+            "model": describe_family(
+                str(metrics.get("model.family", "lgbm")),
+                float(metrics.get("model.blend_weight", 1.0)),
+            ),
             "trees (best iteration)": evaluation.model.best_iteration,
             "calibration": (
                 f"Platt a={evaluation.calibration.a:.4f} b={evaluation.calibration.b:.4f}"
@@ -254,6 +257,8 @@ def _finish(
         params.update({"seed": config.seed, "split.kind": split.kind, "spec.version": spec.version})
         params.update({f"calibration.{k}": v for k, v in config.calibration.model_dump().items()})
         params.update({f"challenger.{k}": v for k, v in config.challenger.model_dump().items()})
+        params.update({f"family.{k}": v for k, v in config.family.model_dump().items()})
+        params.update({k: v for k, v in metrics.items() if k.startswith("model.family")})
         tags = {
             **environment_tags(),
             "dvc.data_hash": data.digest,
@@ -405,6 +410,8 @@ def train_dataset(
     split = out_of_time_split(frame[config.time_col], config.split)
     x = np.ascontiguousarray(frame[model_spec.names].to_numpy(dtype=np.float64, na_value=np.nan))
     data = _Data(frame, x, y, model_spec, split, source, digest, "features_dataset")
+    customers = frame[config.id_col].to_numpy()
+    model, family = fit_model(x, y, model_spec, split, config, groups=customers)
     with _progress(config.show_progress) as progress:
         evaluation = fit_and_evaluate(
             x,
@@ -416,8 +423,9 @@ def train_dataset(
             progress,
             periods=frame[config.time_col],
             overlap=label_overlap(frame[config.time_col]),
+            model=model,
         )
-    extra: Metrics = {"data.target": config.target}
+    extra: Metrics = {"data.target": config.target, **family.metrics()}
     if truth_dir is not None:
         extra.update(_oracle_auc(frame, y, split.test, Path(truth_dir), config))
     limitations = [
@@ -444,19 +452,27 @@ def train_dataset(
 def cross_validate(
     x: np.ndarray, y: np.ndarray, spec: FeatureSpec, config: TrainConfig, k: int, rounds: int
 ) -> Metrics:
-    """Stratified, seeded K-fold AUC of the model (fixed ``rounds`` trees) and the challenger."""
+    """Stratified, seeded K-fold AUC of the whole model procedure and of the challenger.
+
+    In every fold the model family is chosen again by cross-validation inside the fold's
+    training rows (nested; LightGBM tree counts tried from ``rounds``), then fitted there;
+    ``cv.families`` lists the family each fold chose.
+    """
     if k < 2:
         raise TrainingError(f"cv needs at least 2 folds, got {k}")
     folds = StratifiedKFold(n_splits=k, shuffle=True, random_state=config.seed)
-    model_auc, challenger_auc = [], []
+    model_auc, challenger_auc, families = [], [], []
     for train, test in folds.split(x, y):
-        booster = fit_fixed_rounds(x[train], y[train], spec, config.lgbm, config.seed, rounds)
+        choice = choose_family(x[train], y[train], spec, config, rounds)
+        booster = fit_family_fixed(x[train], y[train], spec, config, choice)
         model_auc.append(auc(y[test].astype(float), booster.predict(x[test], raw_score=True)))
+        families.append(choice.family)
         scorecard = fit_scorecard(x[train], y[train], spec, config.challenger, config.seed)
         challenger_auc.append(auc(y[test].astype(float), scorecard.predict_pd(x[test])))
     return {
         "cv.folds": float(k),
         "cv.rounds": float(rounds),
+        "cv.families": ",".join(families),
         "cv.auc_mean": float(np.mean(model_auc)),
         "cv.auc_std": float(np.std(model_auc)),
         "cv.challenger_auc_mean": float(np.mean(challenger_auc)),
@@ -561,6 +577,7 @@ def train_table(
     data = _Data(frame, x, y, spec, split, source, _frame_digest(frame), Path(source).stem)
     registry = config.registry.model_copy(update={"registered_model_name": name})
     table_config = config.model_copy(update={"target": target, "registry": registry})
+    model, family = fit_model(x, y, spec, split, table_config)
     with _progress(config.show_progress) as progress:
         evaluation = fit_and_evaluate(
             x,
@@ -571,8 +588,9 @@ def train_table(
             scale,
             progress,
             periods=frame[time_col] if time_col else None,
+            model=model,
         )
-    extra: Metrics = {"data.target": target}
+    extra: Metrics = {"data.target": target, **family.metrics()}
     fairness = None
     if protected:
         fairness = fairness_table(
@@ -583,12 +601,7 @@ def train_table(
         )
         extra.update(fairness_metrics(fairness))
     if cv:
-        rounds = (
-            evaluation.model.best_iteration
-            if config.lgbm.early_stopping_rounds
-            else config.lgbm.num_boost_round
-        )
-        extra.update(cross_validate(x, y, spec, config, cv, rounds))
+        extra.update(cross_validate(x, y, spec, config, cv, family.lgbm_trees))
     limitations = [
         "Own table: risk directions unknown, so no monotone constraints were applied.",
         "Without a time column the test window is a random sample, not out of time.",

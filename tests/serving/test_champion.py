@@ -8,7 +8,7 @@ from mlflow.tracking import MlflowClient
 from rating.bundle import BundleIntegrityError
 from serving.champion import BUNDLE_HASH_TAG, ChampionError, fetch_champion
 from tests.training.conftest import make_dataset, small_spec
-from training.config import GateConfig, LgbmConfig, RegistryConfig, TrainConfig
+from training.config import FamilyConfig, GateConfig, LgbmConfig, RegistryConfig, TrainConfig
 from training.pipeline import train_dataset
 from training.registry import promote
 
@@ -26,6 +26,7 @@ def _config(name: str = "riskgrade") -> TrainConfig:
         lgbm=LgbmConfig(num_boost_round=40, learning_rate=0.1, early_stopping_rounds=10),
         gates=GateConfig(challenger_margin=0.1, require_monotone_grades=False),
         registry=RegistryConfig(registered_model_name=name),
+        family=FamilyConfig(choice="lgbm"),  # champion loading, not the family choice
         show_progress=False,
     )
 

@@ -4,7 +4,7 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
-from training.config import GateConfig, LgbmConfig, RegistryConfig, TrainConfig
+from training.config import FamilyConfig, GateConfig, LgbmConfig, RegistryConfig, TrainConfig
 from training.errors import PromotionError
 from training.pipeline import train_dataset
 from training.registry import promote
@@ -16,6 +16,7 @@ def _config(**gates):
     return TrainConfig(
         lgbm=LgbmConfig(num_boost_round=60, learning_rate=0.1, early_stopping_rounds=20),
         gates=GateConfig(challenger_margin=0.1, require_monotone_grades=False, **gates),
+        family=FamilyConfig(choice="lgbm"),  # the registry flow, not the family choice
         show_progress=False,
     )
 

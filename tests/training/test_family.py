@@ -1,0 +1,187 @@
+"""Model family: the scorecard and the blend as LightGBM text models, and the CV choice."""
+
+import json
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.special import expit
+
+from features.spec import FeatureDef, FeatureGroup, FeatureSpec, RiskDirection
+from rating.bundle import load_bundle
+from rating.model import RatingModel
+from training.challenger import fit_scorecard
+from training.config import ChallengerConfig, FamilyConfig, LgbmConfig
+from training.family import blend_model_text, scorecard_model_text
+from training.fit import fit_fixed_rounds, normalise_model_text
+from training.pipeline import train_table
+from training.table import table_matrix
+
+from .conftest import fast_config
+
+
+@pytest.fixture(scope="module")
+def fitted(dataset, spec):
+    """A scorecard fitted on rows with missing and categorical values, and test rows that hit
+    every bin edge exactly, a missing categorical and a code never seen in training."""
+    x = dataset[spec.names].to_numpy(dtype=np.float64).copy()
+    y = dataset["default_12m"].to_numpy()
+    x[:40, 0] = np.nan
+    card = fit_scorecard(x[:3000], y[:3000], spec, ChallengerConfig(), seed=0)
+    rows = x[3000:].copy()
+    rows[0, 0] = 7.0
+    rows[1, 0] = np.nan
+    for j, bins in enumerate(card.bins):
+        if not bins.categorical:
+            rows[10 : 10 + len(bins.edges), j] = bins.edges
+    return card, x[:3000], y[:3000], rows
+
+
+def test_converted_scorecard_predicts_exactly_the_sklearn_scorecard(fitted, spec):
+    # Given a fitted WOE scorecard and its LightGBM text model
+    card, x_train, _, rows = fitted
+    booster = lgb.Booster(model_str=scorecard_model_text(card, spec, x_train))
+    # When both score rows at bin edges, with missing values and an unseen category
+    margin = booster.predict(rows, raw_score=True)
+    # Then the logits and the PDs agree to 1e-9
+    np.testing.assert_allclose(margin, card.logit(rows), rtol=0, atol=1e-9)
+    np.testing.assert_allclose(expit(margin), card.predict_pd(rows), rtol=0, atol=1e-9)
+    assert booster.num_trees() == sum(card.active)
+
+
+def test_scorecard_contributions_are_each_features_own_term(fitted, spec):
+    # Given the scorecard as a LightGBM model
+    card, x_train, _, rows = fitted
+    booster = lgb.Booster(model_str=scorecard_model_text(card, spec, x_train))
+    contrib = booster.predict(rows, pred_contrib=True)
+    # Then each row's contributions sum to its margin
+    np.testing.assert_allclose(contrib.sum(axis=1), card.logit(rows), atol=1e-9)
+    # And a feature's contribution is its term coef * WOE less one constant, its expectation
+    # (the training mean; an empty missing bin counts as one row)
+    j = spec.names.index("current_ratio")
+    term = card.model.coef_[0, j] * card.bins[j].transform(rows[:, j])
+    train_mean = card.model.coef_[0, j] * card.bins[j].transform(x_train[:, j]).mean()
+    offset = term - contrib[:, j]
+    assert np.ptp(offset) < 1e-9
+    assert offset[0] == pytest.approx(train_mean, abs=1e-3)
+
+
+def test_blend_is_the_weighted_sum_of_both_margins_and_stays_additive(fitted, spec):
+    # Given a LightGBM model and a scorecard fitted on the same rows
+    card, x_train, y_train, rows = fitted
+    config = LgbmConfig(num_boost_round=40, learning_rate=0.1)
+    booster = fit_fixed_rounds(x_train, y_train, spec, config, seed=0, rounds=40)
+    lgbm_text = normalise_model_text(booster.model_to_string())
+    # When they are blended 30/70 into one model text
+    blend = lgb.Booster(
+        model_str=blend_model_text(lgbm_text, scorecard_model_text(card, spec, x_train), 0.3)
+    )
+    # Then it predicts 0.3 * LightGBM margin + 0.7 * scorecard logit, and SHAP stays additive
+    expected = 0.3 * booster.predict(rows, raw_score=True) + 0.7 * card.logit(rows)
+    margin = blend.predict(rows, raw_score=True)
+    np.testing.assert_allclose(margin, expected, atol=1e-9)
+    contrib = blend.predict(rows, pred_contrib=True)
+    np.testing.assert_allclose(contrib.sum(axis=1), margin, atol=1e-9)
+
+
+def test_wrong_sign_coefficient_of_a_directed_feature_is_left_out():
+    # Given a risk-up feature b that mostly repeats a, while the outcome rises with a - b/2
+    rng = np.random.default_rng(3)
+    a = rng.normal(size=6000)
+    b = a + rng.normal(scale=0.3, size=a.size)
+    y = (rng.random(a.size) < expit(-2 + 2.0 * a - 1.5 * b)).astype(int)
+    spec = FeatureSpec(
+        version="t",
+        features=tuple(
+            FeatureDef(
+                name=n,
+                group=FeatureGroup.FINANCIAL,
+                description=n,
+                description_zh=n,
+                unit="x",
+                risk_direction=RiskDirection.UP,
+            )
+            for n in ("a", "b")
+        ),
+    )
+    # When the scorecard is fitted (monotone by default)
+    card = fit_scorecard(np.column_stack([a, b]), y, spec, ChallengerConfig(), seed=0)
+    # Then no active directed feature runs against its direction, and b is left out
+    coef = card.model.coef_[0]
+    assert all(c >= 0 for c, on in zip(coef, card.active, strict=True) if on)
+    assert card.active == (True, False)
+
+
+def _table(rows: int, seed: int, nonlinear: bool) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(rows, 8))
+    if nonlinear:  # the sign of a product: invisible to any additive model
+        logit = 3.0 * np.sign(x[:, 0] * x[:, 1]) - 1.0
+    else:  # many small additive effects
+        logit = -1.2 + x @ np.linspace(0.8, 0.3, 8)
+    y = rng.random(rows) < expit(logit)
+    frame = pd.DataFrame(x, columns=[f"x{i}" for i in range(8)])
+    frame["grade"] = rng.choice(["a", "b", "c"], size=rows)
+    frame["bad"] = y.astype(int)
+    return frame
+
+
+def _config(choice: str = "auto"):
+    return fast_config().model_copy(update={"family": FamilyConfig(choice=choice, cv_folds=4)})
+
+
+def test_auto_ships_the_scorecard_on_few_rows_of_linear_signal(tmp_path):
+    # Given a small table whose default odds are linear in the features
+    frame = _table(600, seed=1, nonlinear=False)
+    # When it is trained in auto mode
+    result = train_table(frame, "bad", config=_config(), out_dir=tmp_path)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    # Then the scorecard (alone or blended) beats LightGBM on cross-validated AUC and ships
+    assert metrics["model.family"] in ("scorecard", "blend")
+    assert metrics[f"cv.{metrics['model.family']}.auc_mean"] > metrics["cv.lgbm.auc_mean"]
+    assert 0.0 <= metrics["model.blend_weight"] < 1.0
+    assert result.metrics["model.family"] == metrics["model.family"]
+
+
+def test_auto_keeps_lightgbm_on_a_strongly_non_linear_table(tmp_path):
+    # Given a table whose risk is an interaction of two features
+    frame = _table(3000, seed=2, nonlinear=True)
+    # When it is trained in auto mode
+    result = train_table(frame, "bad", config=_config(), out_dir=tmp_path)
+    # Then LightGBM is chosen, well ahead of the scorecard
+    assert result.metrics["model.family"] == "lgbm"
+    assert result.metrics["cv.lgbm.auc_mean"] > result.metrics["cv.scorecard.auc_mean"] + 0.1
+
+
+def test_scorecard_bundle_verifies_scores_and_explains_through_rating(tmp_path):
+    # Given a bundle of the scorecard family
+    frame = _table(600, seed=1, nonlinear=False)
+    result = train_table(frame, "bad", config=_config("scorecard"), out_dir=tmp_path)
+    assert result.metrics["model.family"] == "scorecard"
+    # When rating loads it (manifest verified against the registered hash) and scores
+    bundle = load_bundle(result.bundle_dir, expected_hash=result.bundle_sha256)
+    model = RatingModel(bundle)
+    matrix = table_matrix(frame, [c for c in frame.columns if c != "bad"], bundle.spec)[:50]
+    flags = {f: np.zeros(len(matrix)) for f in model.policy.flag_names}
+    scored = model.score(matrix, flags=flags)
+    # Then the calibrated log-odds are Platt of the scorecard logit, additive over features
+    margin = model.booster.predict(matrix, raw_score=True)
+    cal = bundle.calibration
+    np.testing.assert_allclose(scored.log_odds, cal.a * margin + cal.b, atol=1e-9)
+    np.testing.assert_allclose(
+        scored.contributions.sum(axis=1) + scored.base, scored.log_odds, atol=1e-9
+    )
+    # And a feature's contribution changes with that feature only
+    moved = matrix.copy()
+    k = bundle.spec.names.index("x0")
+    moved[:, k] += 1.0
+    again = model.score(moved, flags=flags)
+    others = [j for j in range(matrix.shape[1]) if j != k]
+    np.testing.assert_allclose(
+        again.contributions[:, others], scored.contributions[:, others], atol=1e-12
+    )
+    # And the explanation runs on the tiers
+    explanation = model.explain(scored, 0)
+    assert explanation.log_odds == pytest.approx(scored.log_odds[0])
+    assert explanation.base_log_odds == pytest.approx(scored.base[0])

@@ -1,0 +1,571 @@
+"""Model family: monotone LightGBM, WOE scorecard or a blend, chosen inside the training data.
+
+Every family ships as one LightGBM text model, so bundle, serving, batch scoring and the SHAP
+explanations (``pred_contrib``) stay on a single code path:
+
+- the scorecard ``intercept + sum_j coef_j * woe_j(bin_j(x_j))`` becomes one tree per feature
+  that splits on the feature's bin edges (numeric) or code sets (categorical), with a leaf per
+  bin holding ``coef_j * woe``; missing values (and unseen codes) reach the missing bin's leaf.
+  Its ``pred_contrib`` for feature ``j`` is exactly that feature's term minus its training mean;
+- a blend ``w * lgbm_margin + (1 - w) * scorecard_logit`` is the concatenation of both models'
+  trees with leaf values scaled by ``w`` and ``1 - w``.
+
+``auto`` picks the family with the best K-fold cross-validated AUC on the training rows only
+(folds grouped by customer when snapshots repeat customers); the test window is never seen.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import lightgbm as lgb
+import numpy as np
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+
+from features.spec import FeatureSpec
+from training.challenger import FeatureBins, WoeScorecard, fit_scorecard
+from training.config import LgbmConfig, TrainConfig
+from training.errors import TrainingError
+from training.evaluate import check_target
+from training.fit import (
+    FittedModel,
+    fit_fixed_rounds,
+    fit_lgbm,
+    lgb_params,
+    normalise_model_text,
+    tune_lgbm,
+)
+from training.split import Split
+from training.validate import auc
+
+FAMILIES = ("lgbm", "scorecard", "blend")
+_DESCRIPTIONS = {
+    "lgbm": "LightGBM binary, monotone constraints from risk directions",
+    "scorecard": "logistic regression on WOE bins, one LightGBM tree per feature",
+    "blend": "blend of the LightGBM margin and the WOE scorecard logit (weight {w:.2f} / {v:.2f})",
+}
+_NAN_RIGHT = 8
+"""``decision_type`` of a numeric split: missing type NaN, missing values go right."""
+_CATEGORICAL_NAN_RIGHT = 9
+"""``decision_type`` of a categorical split: missing type NaN (missing and unknown go right)."""
+
+
+def describe_family(family: str, weight: float) -> str:
+    """One line naming a model family (report); ``weight`` is the blend's LightGBM share."""
+    return _DESCRIPTIONS[family].format(w=weight, v=1.0 - weight)
+
+
+# --------------------------------------------------------------------------- model text
+
+
+@dataclass
+class _Tree:
+    """A LightGBM tree under construction (nodes and leaves in LightGBM's array layout)."""
+
+    feature: int
+    split_gain: list[float] = field(default_factory=list)
+    threshold: list[float | int] = field(default_factory=list)
+    decision_type: list[int] = field(default_factory=list)
+    left: list[int] = field(default_factory=list)
+    right: list[int] = field(default_factory=list)
+    internal_value: list[float] = field(default_factory=list)
+    internal_count: list[int] = field(default_factory=list)
+    leaf_value: list[float] = field(default_factory=list)
+    leaf_count: list[int] = field(default_factory=list)
+    cat_words: list[list[int]] = field(default_factory=list)
+
+    def leaf(self, value: float, count: int) -> tuple[int, float, int]:
+        """Add a leaf; returns (child reference, sum of value*count, count)."""
+        self.leaf_value.append(value)
+        self.leaf_count.append(max(count, 1))
+        return ~(len(self.leaf_value) - 1), value * max(count, 1), max(count, 1)
+
+    def node(
+        self,
+        threshold: float | int,
+        decision_type: int,
+        build_left: object,
+        build_right: object,
+    ) -> tuple[int, float, int]:
+        """Add a split whose children are built by the two callables; gain = explained SS."""
+        index = len(self.left)
+        for values in (self.split_gain, self.threshold, self.decision_type, self.left, self.right):
+            values.append(0)  # type: ignore[arg-type]
+        self.internal_value.append(0.0)
+        self.internal_count.append(0)
+        left, left_sum, left_n = build_left()  # type: ignore[operator]
+        right, right_sum, right_n = build_right()  # type: ignore[operator]
+        total, n = left_sum + right_sum, left_n + right_n
+        mean = total / n
+        self.threshold[index] = threshold
+        self.decision_type[index] = decision_type
+        self.left[index], self.right[index] = left, right
+        self.split_gain[index] = (
+            left_n * (left_sum / left_n - mean) ** 2 + right_n * (right_sum / right_n - mean) ** 2
+        )
+        self.internal_value[index] = mean
+        self.internal_count[index] = n
+        return index, total, n
+
+    def text(self, index: int) -> str:
+        def join(values: Sequence[object]) -> str:
+            return " ".join(repr(float(v)) if isinstance(v, float) else str(v) for v in values)
+
+        lines = [
+            f"Tree={index}",
+            f"num_leaves={len(self.leaf_value)}",
+            f"num_cat={len(self.cat_words)}",
+            f"split_feature={join([self.feature] * len(self.left))}",
+            f"split_gain={join(self.split_gain)}",
+            f"threshold={join(self.threshold)}",
+            f"decision_type={join(self.decision_type)}",
+            f"left_child={join(self.left)}",
+            f"right_child={join(self.right)}",
+            f"leaf_value={join(self.leaf_value)}",
+            f"leaf_weight={join([float(c) for c in self.leaf_count])}",
+            f"leaf_count={join(self.leaf_count)}",
+            f"internal_value={join(self.internal_value)}",
+            f"internal_weight={join([float(c) for c in self.internal_count])}",
+            f"internal_count={join(self.internal_count)}",
+        ]
+        if self.cat_words:
+            bounds = np.cumsum([0, *(len(w) for w in self.cat_words)])
+            lines.append(f"cat_boundaries={join([int(b) for b in bounds])}")
+            lines.append(f"cat_threshold={join([w for ws in self.cat_words for w in ws])}")
+        lines += ["is_linear=0", "shrinkage=1", "", ""]
+        return "\n".join(lines)
+
+
+def _numeric_tree(
+    j: int, bins: FeatureBins, values: np.ndarray, missing: float, column: np.ndarray
+) -> _Tree:
+    """Root sends every present value left (threshold = largest float), NaN right."""
+    tree = _Tree(feature=j)
+    present = ~np.isnan(column)
+    index = np.searchsorted(bins.edges, column[present], side="left")
+    counts = np.bincount(index, minlength=len(values))
+
+    def bins_between(lo: int, hi: int) -> object:
+        if lo == hi:
+            return lambda: tree.leaf(float(values[lo]), int(counts[lo]))
+        mid = (lo + hi) // 2
+        return lambda: tree.node(
+            float(bins.edges[mid]), _NAN_RIGHT, bins_between(lo, mid), bins_between(mid + 1, hi)
+        )
+
+    tree.node(
+        float(np.finfo(np.float64).max),
+        _NAN_RIGHT,
+        bins_between(0, len(values) - 1),
+        lambda: tree.leaf(missing, int((~present).sum())),
+    )
+    return tree
+
+
+def _categorical_tree(
+    j: int, bins: FeatureBins, values: np.ndarray, missing: float, column: np.ndarray
+) -> _Tree:
+    """Code sets go left; missing values and codes not seen in training end on the right spine."""
+    tree = _Tree(feature=j)
+    codes = [int(c) for c in bins.edges]
+    known = np.isin(column, bins.edges)
+    counts = dict(zip(*np.unique(column[known], return_counts=True), strict=True))
+
+    def split(subset: list[int], with_missing: bool) -> object:
+        if with_missing and not subset:
+            return lambda: tree.leaf(missing, int((~known).sum()))
+        if not with_missing and len(subset) == 1:
+            code = subset[0]
+            return lambda: tree.leaf(
+                float(values[codes.index(code)]), int(counts.get(float(code), 0))
+            )
+        half = (len(subset) + 1) // 2
+        left_codes, rest = subset[:half], subset[half:]
+
+        def build() -> tuple[int, float, int]:
+            words = [0] * (max(left_codes) // 32 + 1)
+            for code in left_codes:
+                words[code // 32] |= 1 << (code % 32)
+            tree.cat_words.append(words)
+            return tree.node(
+                len(tree.cat_words) - 1,
+                _CATEGORICAL_NAN_RIGHT,
+                split(left_codes, False),
+                split(rest, with_missing),
+            )
+
+        return build
+
+    split(codes, True)()  # type: ignore[operator]
+    return tree
+
+
+def _constant_tree(j: int, value: float, n: int) -> _Tree:
+    tree = _Tree(feature=j)
+    tree.node(
+        float(np.finfo(np.float64).max),
+        _NAN_RIGHT,
+        lambda: tree.leaf(value, n),
+        lambda: tree.leaf(value, 0),
+    )
+    return tree
+
+
+def _feature_infos(x: np.ndarray, spec: FeatureSpec) -> str:
+    infos = []
+    for j, feature in enumerate(spec.features):
+        column = x[:, j][~np.isnan(x[:, j])]
+        if column.size == 0:
+            infos.append("none")
+        elif feature.kind.value == "categorical":
+            infos.append(":".join(str(int(c)) for c in np.unique(column)))
+        else:
+            infos.append(f"[{float(column.min())!r}:{float(column.max())!r}]")
+    return " ".join(infos)
+
+
+def _header(spec: FeatureSpec, infos: str) -> str:
+    return "\n".join(
+        [
+            "tree",
+            "version=v4",
+            "num_class=1",
+            "num_tree_per_iteration=1",
+            "label_index=0",
+            f"max_feature_idx={len(spec.features) - 1}",
+            "objective=binary sigmoid:1",
+            f"feature_names={' '.join(spec.names)}",
+            f"feature_infos={infos}",
+            "",
+            "",
+        ]
+    )
+
+
+_TAIL = "end of trees\n\nparameters:\n[boosting: gbdt]\n[objective: binary]\nend of parameters\n\n"
+
+
+def _canonical(text: str) -> str:
+    """Load and re-write through LightGBM (tree sizes, importances, its number format)."""
+    return normalise_model_text(lgb.Booster(model_str=text).model_to_string())
+
+
+def scorecard_model_text(scorecard: WoeScorecard, spec: FeatureSpec, x_train: np.ndarray) -> str:
+    """The WOE scorecard as a LightGBM text model predicting exactly its logit.
+
+    Args:
+        scorecard: the fitted scorecard (bins and logistic regression).
+        spec: feature spec of the matrix columns.
+        x_train: the training rows (leaf counts, i.e. the SHAP expectation, come from them).
+    """
+    coef = scorecard.model.coef_[0]
+    intercept = float(scorecard.model.intercept_[0])
+    trees: list[_Tree] = []
+    for j, bins in enumerate(scorecard.bins):
+        if coef[j] == 0.0 or not scorecard.active[j]:
+            continue
+        # The intercept rides on the first tree (it shifts that tree's leaves and expectation).
+        shift = intercept if not trees else 0.0
+        values = coef[j] * bins.woe + shift
+        missing = float(coef[j] * bins.woe_missing + shift)
+        build = _categorical_tree if bins.categorical and len(bins.edges) else _numeric_tree
+        if bins.categorical and not len(bins.edges):
+            trees.append(_constant_tree(j, missing, len(x_train)))
+        else:
+            trees.append(build(j, bins, values, missing, x_train[:, j]))
+    if not trees:
+        trees.append(_constant_tree(0, intercept, len(x_train)))
+    body = "".join(tree.text(i) for i, tree in enumerate(trees))
+    return _canonical(_header(spec, _feature_infos(x_train, spec)) + body + _TAIL)
+
+
+def _split_model(text: str) -> tuple[str, list[str], str]:
+    """Header (without tree sizes), tree blocks and tail of a LightGBM model text."""
+    head, _, rest = text.partition("\nTree=")
+    body, _, tail = ("Tree=" + rest).partition("end of trees")
+    header = "\n".join(ln for ln in head.split("\n") if not ln.startswith("tree_sizes=")) + "\n"
+    blocks = [b.strip("\n") for b in ("\n" + body).split("\nTree=") if b.strip()]
+    return header, blocks, "end of trees" + tail
+
+
+def _scaled_block(block: str, weight: float, index: int) -> str:
+    lines = block.split("\n")[1:]  # drop the old "Tree=k" index line
+    out = [f"Tree={index}"]
+    for line in lines:
+        key, _, value = line.partition("=")
+        if key in ("leaf_value", "internal_value"):
+            value = " ".join(repr(float(v) * weight) for v in value.split())
+        elif key == "shrinkage":
+            value = repr(float(value) * weight)
+        out.append(f"{key}={value}")
+    return "\n".join(out) + "\n\n\n"
+
+
+def blend_model_text(lgbm_text: str, scorecard_text: str, weight: float) -> str:
+    """One LightGBM text model predicting ``weight*lgbm + (1-weight)*scorecard`` margins.
+
+    Raises:
+        TrainingError: if the weight is outside [0, 1] or the two models' features differ.
+    """
+    if not 0.0 <= weight <= 1.0:
+        raise TrainingError(f"blend weight must be in [0, 1], got {weight}")
+    header, lgbm_trees, tail = _split_model(lgbm_text)
+    sc_header, sc_trees, _ = _split_model(scorecard_text)
+    names = [ln for ln in header.split("\n") if ln.startswith("feature_names=")]
+    if names != [ln for ln in sc_header.split("\n") if ln.startswith("feature_names=")]:
+        raise TrainingError("blend: the LightGBM model and the scorecard have different features")
+    parts = [(b, weight) for b in lgbm_trees] + [(b, 1.0 - weight) for b in sc_trees]
+    body = "".join(_scaled_block(b, w, i) for i, (b, w) in enumerate(parts))
+    return _canonical(header.rstrip("\n") + "\n\n" + body + tail)
+
+
+# --------------------------------------------------------------------------- choice
+
+
+@dataclass(frozen=True)
+class FamilyChoice:
+    """The family that won and the cross-validated AUC of each candidate."""
+
+    family: str
+    weight: float
+    """LightGBM share of the blended margin (1 = LightGBM alone, 0 = scorecard alone)."""
+    choice: str
+    """What was asked: ``auto`` or a forced family."""
+    lgbm_trees: int
+    """Trees of the LightGBM candidate (its early-stopped size; used again in outer CV)."""
+    lgbm_variant: int = 0
+    """Index of the LightGBM parameter set chosen in ``family.lgbm_variants``."""
+    folds: int = 0
+    fold_auc: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    """Per candidate family, the AUC of each fold (blend: at the chosen weight)."""
+
+    def metrics(self) -> dict[str, float | str]:
+        """``model.family``, the blend weight, and ``cv.<family>.auc_mean/std`` per candidate."""
+        out: dict[str, float | str] = {
+            "model.family": self.family,
+            "model.family_choice": self.choice,
+            "model.blend_weight": self.weight,
+            "model.lgbm_trees": float(self.lgbm_trees),
+            "model.lgbm_variant": float(self.lgbm_variant),
+        }
+        if self.folds:
+            out["cv.family_folds"] = float(self.folds)
+        for family, values in self.fold_auc.items():
+            out[f"cv.{family}.auc_mean"] = float(np.nanmean(values))
+            out[f"cv.{family}.auc_std"] = float(np.nanstd(values))
+        return out
+
+
+def _folds(
+    y: np.ndarray, groups: np.ndarray | None, k: int, seed: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    if groups is not None and np.unique(groups).size < len(groups):
+        splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+        return list(splitter.split(np.zeros(len(y)), y, groups))
+    plain = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+    return list(plain.split(np.zeros(len(y)), y))
+
+
+def _variant(lgbm_config: LgbmConfig, config: TrainConfig, index: int) -> LgbmConfig:
+    return lgbm_config.model_copy(update=config.family.lgbm_variants[index])
+
+
+def _fold_auc(y: np.ndarray, score: np.ndarray) -> float:
+    return auc(y.astype(float), score) if np.unique(y).size == 2 else math.nan
+
+
+def choose_family(
+    x: np.ndarray,
+    y: np.ndarray,
+    spec: FeatureSpec,
+    config: TrainConfig,
+    rounds: int,
+    groups: np.ndarray | None = None,
+    lgbm_config: LgbmConfig | None = None,
+) -> FamilyChoice:
+    """Cross-validate the candidate families on training rows and pick one.
+
+    Args:
+        x: training rows (never the test window), columns in spec order.
+        y: their 0/1 labels.
+        spec: feature spec.
+        config: training configuration (``family``, ``challenger``, ``lgbm``, ``seed``).
+        rounds: the early-stopped tree count; the LightGBM candidate is scored with this count
+            times each of ``config.family.tree_factors`` and keeps the best.
+        groups: customer of each row; folds keep a customer's snapshots together.
+        lgbm_config: LightGBM parameters (default ``config.lgbm``; e.g. the tuned ones).
+
+    Returns:
+        The choice; a forced ``lgbm`` or ``scorecard`` is returned without cross-validation.
+    """
+    wanted = config.family.choice
+    if wanted in ("lgbm", "scorecard"):
+        weight = 1.0 if wanted == "lgbm" else 0.0
+        return FamilyChoice(family=wanted, weight=weight, choice=wanted, lgbm_trees=rounds)
+    minority = int(min(y.sum(), len(y) - y.sum()))
+    k = min(config.family.cv_folds, minority)
+    if k < 2:
+        raise TrainingError(
+            f"choosing the model family needs at least 2 rows of each class in the training "
+            f"window, got {minority}"
+        )
+    lgbm_config = lgbm_config or config.lgbm
+    weights = sorted(config.family.blend_weights)
+    counts = sorted(
+        {
+            max(1, min(round(f * rounds), lgbm_config.num_boost_round))
+            for f in config.family.tree_factors
+        }
+    )
+    folds = _folds(y, groups, k, config.seed)
+    variants = [_variant(lgbm_config, config, i) for i in range(len(config.family.lgbm_variants))]
+    candidates = [(v, n) for v in range(len(variants)) for n in counts]
+    margins: dict[tuple[int, int], list[np.ndarray]] = {c: [] for c in candidates}
+    logits: list[np.ndarray] = []
+    for train, test in folds:
+        for v, variant in enumerate(variants):
+            booster = fit_fixed_rounds(x[train], y[train], spec, variant, config.seed, counts[-1])
+            for n in counts:
+                margins[(v, n)].append(booster.predict(x[test], raw_score=True, num_iteration=n))
+        card = fit_scorecard(x[train], y[train], spec, config.challenger, config.seed)
+        logits.append(card.logit(x[test]))
+    tests = [y[test] for _, test in folds]
+
+    def fold_aucs(scores: list[np.ndarray]) -> tuple[float, ...]:
+        return tuple(_fold_auc(t, s) for t, s in zip(tests, scores, strict=True))
+
+    lgbm_auc = {c: fold_aucs(margins[c]) for c in candidates}
+    best = max(candidates, key=lambda c: float(np.nanmean(lgbm_auc[c])))
+    blended = {
+        w: fold_aucs([w * m + (1.0 - w) * s for m, s in zip(margins[best], logits, strict=True)])
+        for w in weights
+    }
+    best_weight = max(weights, key=lambda w: float(np.nanmean(blended[w])))
+    fold_auc = {
+        "lgbm": lgbm_auc[best],
+        "scorecard": fold_aucs(logits),
+        "blend": blended[best_weight],
+    }
+    candidates = ["blend"] if wanted == "blend" else list(FAMILIES)
+    family = max(candidates, key=lambda name: float(np.nanmean(fold_auc[name])))
+    weight = {"lgbm": 1.0, "scorecard": 0.0, "blend": best_weight}[family]
+    return FamilyChoice(
+        family=family,
+        weight=weight,
+        choice=wanted,
+        lgbm_trees=best[1],
+        lgbm_variant=best[0],
+        folds=k,
+        fold_auc=fold_auc,
+    )
+
+
+# --------------------------------------------------------------------------- fitting
+
+
+def family_model_text(
+    choice: FamilyChoice,
+    lgbm_text: str | None,
+    scorecard: WoeScorecard | None,
+    spec: FeatureSpec,
+    x_train: np.ndarray,
+) -> str:
+    """Model text of the chosen family from its fitted parts (``None`` where not needed)."""
+    if choice.family == "lgbm":
+        if lgbm_text is None:
+            raise TrainingError("the LightGBM family needs a fitted LightGBM model")
+        return lgbm_text
+    if scorecard is None:
+        raise TrainingError(f"the {choice.family} family needs a fitted scorecard")
+    card_text = scorecard_model_text(scorecard, spec, x_train)
+    if choice.family == "scorecard":
+        return card_text
+    if lgbm_text is None:
+        raise TrainingError("the blend family needs a fitted LightGBM model")
+    return blend_model_text(lgbm_text, card_text, choice.weight)
+
+
+def fit_family_fixed(
+    x: np.ndarray,
+    y: np.ndarray,
+    spec: FeatureSpec,
+    config: TrainConfig,
+    choice: FamilyChoice,
+) -> lgb.Booster:
+    """Fit the chosen family on rows, with the choice's LightGBM tree count (cross-validation)."""
+    lgbm_text = None
+    if choice.family != "scorecard":
+        variant = _variant(config.lgbm, config, choice.lgbm_variant)
+        booster = fit_fixed_rounds(x, y, spec, variant, config.seed, choice.lgbm_trees)
+        lgbm_text = normalise_model_text(booster.model_to_string())
+    card = (
+        fit_scorecard(x, y, spec, config.challenger, config.seed)
+        if choice.family != "lgbm"
+        else None
+    )
+    return lgb.Booster(model_str=family_model_text(choice, lgbm_text, card, spec, x))
+
+
+def fit_model(
+    x: np.ndarray,
+    y: np.ndarray,
+    spec: FeatureSpec,
+    split: Split,
+    config: TrainConfig,
+    groups: np.ndarray | None = None,
+) -> tuple[FittedModel, FamilyChoice]:
+    """Fit the LightGBM model, choose the family on the training window, build its model.
+
+    The LightGBM candidate is fitted as always (tuned if configured, early stopping on the
+    calibration window); the family cross-validation, which sees the training rows only,
+    scores it with each parameter set of ``family.lgbm_variants`` at multiples of that tree
+    count and, when another set or count wins, it is refitted on the training rows with it.
+    The scorecard is fitted on the training rows.
+
+    Returns:
+        The model of the chosen family (LightGBM text) and the choice with its CV scores.
+    """
+    for name in ("train", "calibration", "test"):
+        check_target(y[getattr(split, name)], name)
+    tr, cal = split.train, split.calibration
+    lgbm_config = tune_lgbm(
+        x[tr], y[tr], x[cal], y[cal], spec, config.lgbm, config.optuna, config.seed
+    )
+    lgbm_model = fit_lgbm(x[tr], y[tr], x[cal], y[cal], spec, lgbm_config, config.seed)
+    choice = choose_family(
+        x[tr],
+        y[tr],
+        spec,
+        config,
+        lgbm_model.best_iteration,
+        None if groups is None else groups[tr],
+        lgbm_config,
+    )
+    refit = choice.lgbm_trees != lgbm_model.best_iteration or choice.lgbm_variant != 0
+    if refit and choice.family != "scorecard":
+        variant = _variant(lgbm_config, config, choice.lgbm_variant)
+        booster = fit_fixed_rounds(x[tr], y[tr], spec, variant, config.seed, choice.lgbm_trees)
+        text = normalise_model_text(booster.model_to_string())
+        lgbm_model = FittedModel(
+            booster=lgb.Booster(model_str=text),
+            params=lgb_params(spec, variant, config.seed),
+            best_iteration=choice.lgbm_trees,
+            model_text=text,
+        )
+    if choice.family == "lgbm":
+        return lgbm_model, choice
+    card = fit_scorecard(x[tr], y[tr], spec, config.challenger, config.seed)
+    text = family_model_text(choice, lgbm_model.model_text, card, spec, x[tr])
+    params = lgbm_model.params if choice.family == "blend" else {"objective": "binary"}
+    booster = lgb.Booster(model_str=text)
+    return (
+        FittedModel(
+            booster=booster,
+            params=params,
+            best_iteration=booster.num_trees(),
+            model_text=text,
+        ),
+        choice,
+    )
