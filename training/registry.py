@@ -109,90 +109,56 @@ def log_run(
     """
     uri = resolve_tracking_uri(config.registry, tracking_uri)
     try:
-        return _log_run(
-            config=config,
-            uri=uri,
-            params=params,
-            metrics=metrics,
-            tags=tags,
-            dataset=dataset,
-            dataset_source=dataset_source,
-            dataset_digest=dataset_digest,
-            dataset_name=dataset_name,
-            target=target,
-            test_set=test_set,
-            artifacts_dir=artifacts_dir,
-            bundle_dir=bundle_dir,
-            input_example=input_example,
+        registry = config.registry
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_registry_uri(uri)
+        mlflow.set_experiment(registry.experiment_name)
+        with mlflow.start_run() as run:
+            mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
+            numeric = {
+                k: float(v)
+                for k, v in metrics.items()
+                if isinstance(v, bool | int | float) and np.isfinite(float(v))
+            }
+            mlflow.log_metrics(numeric)
+            mlflow.set_tags(tags)
+            source_dataset = mlflow.data.from_pandas(
+                dataset,
+                source=dataset_source,
+                targets=target,
+                name=dataset_name,
+                digest=dataset_digest[:32],
+            )
+            mlflow.log_input(source_dataset, context="training")
+            mlflow.log_artifacts(str(artifacts_dir), artifact_path="validation")
+            with tempfile.TemporaryDirectory() as tmp:
+                test_path = Path(tmp) / "test_set.parquet"
+                test_set.to_parquet(test_path, index=False)
+                mlflow.log_artifact(str(test_path), artifact_path="validation")
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=str(PYFUNC_FILE),
+                artifacts={"bundle": str(bundle_dir)},
+                pip_requirements=_pip_requirements(),
+                registered_model_name=registry.registered_model_name,
+                signature=mlflow.models.infer_signature(input_example),
+            )
+            version_number = info.registered_model_version
+        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        registered = str(version_number) if version_number is not None else None
+        if registered is not None:
+            client.set_registered_model_alias(
+                registry.registered_model_name, registry.challenger_alias, registered
+            )
+        return LoggedRun(
+            run_id=run.info.run_id, model_uri=info.model_uri, registered_version=registered
         )
+
     except MlflowException as error:
         raise TrainingError(
             f"the outputs are written, but logging the run to MLflow at {uri} failed: "
             f"{error.message}"
         ) from error
-
-
-def _log_run(
-    *,
-    config: TrainConfig,
-    uri: str,
-    params: dict[str, object],
-    metrics: dict[str, float | bool | str],
-    tags: dict[str, str],
-    dataset: pd.DataFrame,
-    dataset_source: str,
-    dataset_digest: str,
-    dataset_name: str,
-    target: str,
-    test_set: pd.DataFrame,
-    artifacts_dir: Path,
-    bundle_dir: Path,
-    input_example: pd.DataFrame,
-) -> LoggedRun:
-    registry = config.registry
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    mlflow.set_experiment(registry.experiment_name)
-    with mlflow.start_run() as run:
-        mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
-        numeric = {
-            k: float(v)
-            for k, v in metrics.items()
-            if isinstance(v, bool | int | float) and np.isfinite(float(v))
-        }
-        mlflow.log_metrics(numeric)
-        mlflow.set_tags(tags)
-        source_dataset = mlflow.data.from_pandas(
-            dataset,
-            source=dataset_source,
-            targets=target,
-            name=dataset_name,
-            digest=dataset_digest[:32],
-        )
-        mlflow.log_input(source_dataset, context="training")
-        mlflow.log_artifacts(str(artifacts_dir), artifact_path="validation")
-        with tempfile.TemporaryDirectory() as tmp:
-            test_path = Path(tmp) / "test_set.parquet"
-            test_set.to_parquet(test_path, index=False)
-            mlflow.log_artifact(str(test_path), artifact_path="validation")
-        info = mlflow.pyfunc.log_model(
-            name="model",
-            python_model=str(PYFUNC_FILE),
-            artifacts={"bundle": str(bundle_dir)},
-            pip_requirements=_pip_requirements(),
-            registered_model_name=registry.registered_model_name,
-            signature=mlflow.models.infer_signature(input_example),
-        )
-        version_number = info.registered_model_version
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    registered = str(version_number) if version_number is not None else None
-    if registered is not None:
-        client.set_registered_model_alias(
-            registry.registered_model_name, registry.challenger_alias, registered
-        )
-    return LoggedRun(
-        run_id=run.info.run_id, model_uri=info.model_uri, registered_version=registered
-    )
 
 
 def environment_tags() -> dict[str, str]:
