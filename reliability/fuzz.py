@@ -22,7 +22,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from reliability.server import Server, Workspace
-from serving.openapi import write_openapi
+from serving.api.app import write_openapi
 from serving.schemas import ErrorResponse
 
 RUNS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
