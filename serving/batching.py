@@ -12,8 +12,8 @@ a job whose predicted wait (the jobs ahead of it, its own batch included) exceed
 under overload.
 
 A call that arrives while nothing else is in flight goes straight to the engine: there is
-nothing to batch it with. When a batch is about to leave with room to spare, it is held at most
-``max_wait_ms`` for more calls to join.
+nothing to batch it with. A queued call found alone when its batch would leave is held at most
+``max_wait_ms`` for company.
 
 The routes are a FastAPI app mounted with ``@bentoml.asgi_app``, which BentoML's own adaptive
 batching (``@bentoml.api(batchable=True)``) does not serve, hence this batcher.
@@ -55,7 +55,7 @@ class BatchingConfig(BaseModel):
     max_latency_ms: int = Field(default=10_000, ge=10, le=600_000)
     """Latency budget: a call predicted to wait longer is refused with 503."""
     max_wait_ms: float = Field(default=2.0, ge=0, le=1_000)
-    """Longest a batch with room to spare is held to let other calls join it."""
+    """Longest a call queued alone is held to let another call join its batch."""
 
 
 @dataclass
@@ -133,7 +133,7 @@ class AdaptiveBatcher(Generic[Job, Outcome]):
         """Decide queued jobs in batches until the queue is empty."""
         limit = self.config.max_batch_jobs
         while self._queue:
-            if len(self._queue) < limit and self.config.max_wait_ms > 0:
+            if len(self._queue) == 1 and limit > 1 and self.config.max_wait_ms > 0:
                 self._arrived.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._arrived.wait(), self.config.max_wait_ms / 1000)

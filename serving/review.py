@@ -578,7 +578,11 @@ def review_router(config: ReviewConfig | None = None) -> APIRouter:
         }
         return _attachment(document, "decisions.json")
 
-    @router.get("/api/report/{bundle_hash}", **api)
+    @router.get(
+        "/api/report/{bundle_hash}",
+        responses={200: {"content": {"text/html": {}}, "description": "the report"}},
+        **api,
+    )
     async def report(bundle_hash: str, state: Any = _STATE) -> Response:
         """The validation report of the loaded model, read from inside its bundle (auditor)."""
         engine = state.engine

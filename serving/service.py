@@ -32,7 +32,6 @@ from __future__ import annotations
 import gc
 import logging
 import os
-import re
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -40,13 +39,12 @@ from typing import Any, NoReturn
 
 import bentoml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from starlette.datastructures import Headers
 
 from rating.bundle import BundleError
 from rating.model import RatingModel
 from serving.api.app import build_app
-from serving.api.deps import authenticate, get_state
-from serving.api.errors import ApiError, error_response
+from serving.api.errors import ApiError
+from serving.api.middleware import ControlCharPathGuard, TokenGate
 from serving.audit import (
     AuditConfig,
     AuditError,
@@ -57,7 +55,6 @@ from serving.audit import (
 from serving.audit_sql import SqlAuditStore
 from serving.auth import (
     TokenStore,
-    answers_without_token,
 )
 from serving.batching import AdaptiveBatcher, BatchingConfig
 from serving.engine import (
@@ -297,54 +294,6 @@ def _scoring_error(error: ScoringError) -> ApiError:
 
 
 http_app = build_app()
-
-_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
-
-
-class ControlCharPathGuard:
-    """ASGI middleware: paths with control characters get the error schema, not a text 404.
-
-    Such a path (e.g. an encoded newline) matches no mounted route in BentoML's outer app,
-    which would answer with its own plain-text 404.
-    """
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        """Short-circuit such paths; pass everything else through."""
-        if scope["type"] == "http" and _CONTROL_CHARS.search(scope.get("path", "")):
-            error = ApiError(404, "not_found", "no route for a path with control characters")
-            await error_response(error)(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
-
-
-class TokenGate:
-    """ASGI middleware: every path needs a valid token of any role, except the open ones.
-
-    The open paths are `serving.auth.answers_without_token`'s; the routes then check roles.
-    This covers BentoML's own routes (index, docs, schema, static files, metrics), which
-    cannot check tokens themselves, and any route added later without a check of its own.
-    """
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        """Answer 401 (or 503 while starting) for a closed path without a valid token."""
-        path = scope.get("path", "") if scope["type"] == "http" else ""
-        if path and not answers_without_token(path, metrics_public=False):
-            try:
-                state = get_state()
-                if not answers_without_token(path, metrics_public=state.config.metrics_public):
-                    headers = Headers(scope=scope)
-                    authenticate(state.tokens, headers.get("authorization"), None)
-            except ApiError as error:
-                await error_response(error)(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
-
 
 _CONFIG_AT_IMPORT = ServiceConfig.from_env()
 

@@ -25,7 +25,7 @@ from serving.auth import (
 )
 
 
-def get_state() -> Any:
+def current_state() -> Any:
     """The running service's state (``serving.service.ServingState``).
 
     Raises:
@@ -35,6 +35,11 @@ def get_state() -> Any:
         return bentoml.get_current_service().state
     except bentoml.exceptions.BentoMLException as error:
         raise ApiError(503, "not_ready", "service is starting") from error
+
+
+async def get_state() -> Any:
+    """Dependency: `current_state` (async: FastAPI runs sync dependencies in a thread)."""
+    return current_state()
 
 
 def authenticate(tokens: TokenStore | None, authorization: str | None, role: Role | None) -> Caller:
@@ -62,7 +67,7 @@ def authenticate(tokens: TokenStore | None, authorization: str | None, role: Rol
 def require(role: Role | None = None) -> Callable[..., Caller]:
     """A dependency yielding the request's caller, who must hold ``role`` (any role when None)."""
 
-    def caller(request: Request, state: Any = Depends(get_state)) -> Caller:  # noqa: B008
+    async def caller(request: Request, state: Any = Depends(get_state)) -> Caller:  # noqa: B008
         return authenticate(state.tokens, request.headers.get("authorization"), role)
 
     return caller
