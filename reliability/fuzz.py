@@ -1,7 +1,8 @@
 """Schemathesis against the running service: all checks, per-role tokens, counted per endpoint.
 
 One schemathesis run per role, each over the operations that role may call (scorer: score,
-score_batch, explain, model; auditor: the audit routes; admin: reload), so every endpoint is
+score_batch, explain, model; auditor: the audit routes and the review API; admin: reload), so
+every endpoint of the generated OpenAPI document (``serving.api.app``) is
 fuzzed past its authentication. Schemathesis' own ``ignored_auth`` check sends the same cases
 without and with a wrong token. The NDJSON report is re-read here: cases per endpoint, status
 counts, every 5xx, and every 4xx body checked against the documented error schema
@@ -22,12 +23,12 @@ from typing import Any
 from pydantic import ValidationError
 
 from reliability.server import Server, Workspace
-from serving.openapi import write_openapi
+from serving.api.app import write_openapi
 from serving.schemas import ErrorResponse
 
 RUNS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("scorer", "^/(score|score_batch|explain|model)$", ("2XX", "422")),
-    ("auditor", "^/audit/", ("2XX", "404", "409", "422")),
+    ("auditor", "^/(audit|review/api)/", ("2XX", "404", "409", "422")),
     ("admin", "^/admin/reload$", ("2XX", "409", "422")),
 )
 """(role, path regex, statuses a schema-valid request may get).

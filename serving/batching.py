@@ -1,39 +1,42 @@
-"""Adaptive batching of scoring calls: BentoML's dispatcher in front of the engine.
+"""Adaptive batching of scoring calls: a small queue in front of the engine.
 
-Concurrent ``/score``, ``/explain`` and ``/score_batch`` calls are queued as jobs; BentoML's
-``CorkDispatcher`` (the adaptive batcher behind ``@bentoml.api(batchable=True)``) releases
-them in groups, sized by a regression of recent batch times against the latency budget. A
-group is decided in one go (``Engine.decide_many``: one feature query per ``as_of``, one
-``pred_contrib`` pass) and committed to the audit log in one transaction (one fsync), so a
-busy service does less work per decision instead of queueing more. A job whose predicted wait
-exceeds ``max_latency_ms`` is cancelled and its caller answered 503 at once, which keeps the
-queue bounded under overload.
+Concurrent ``/score``, ``/explain`` and ``/score_batch`` calls are queued as jobs; one task per
+event loop drains the queue: it takes every waiting job (at most ``max_batch_jobs``) and decides
+them in one call in a worker thread (``Engine.decide_many``: one feature query per ``as_of``,
+one ``pred_contrib`` pass, one audit transaction), so a busy service does less work per decision
+instead of queueing more. Jobs that arrive while a batch runs wait for the next one.
 
-Two guards keep batching from costing latency. A call that arrives while nothing else is in
-flight goes straight to the engine: there is nothing to batch it with. And the dispatcher's
-estimate of how long to hold a call for company (the mean wait it observed) is capped at
-``max_wait_ms``: left alone, that estimate feeds on itself after a burst (each held call logs
-the hold as its wait), and sequential calls were measured held 79 ms each after a 32-client
-sweep, against 5.7 ms before it.
+Latency budget: the batcher keeps a moving estimate of the time one job costs inside a batch;
+a job whose predicted wait (the jobs ahead of it, its own batch included) exceeds
+``max_latency_ms`` is refused at once (``on_overload``, a 503), which keeps the queue bounded
+under overload.
 
-The routes are a Starlette app (see ``serving.service`` for why), so the dispatcher is
-driven here rather than by BentoML's api wrapper; it is the same class with the same
-algorithm, pinned through ``uv.lock``.
+A call that arrives while nothing else is in flight goes straight to the engine: there is
+nothing to batch it with. A queued call found alone when its batch would leave is held at most
+``max_wait_ms`` for company.
+
+The routes are a FastAPI app mounted with ``@bentoml.asgi_app``, which BentoML's own adaptive
+batching (``@bentoml.api(batchable=True)``) does not serve, hence this batcher.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
+import contextlib
+import time
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
-from typing import Any, Generic, NoReturn, TypeVar
+from dataclasses import dataclass, field
+from typing import Generic, NoReturn, TypeVar
 
-from bentoml._internal.marshal.dispatcher import CorkDispatcher
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 Job = TypeVar("Job")
 Outcome = TypeVar("Outcome")
+
+_SMOOTHING = 0.2
+"""Weight of the latest batch in the per-job cost estimate."""
 
 
 class BatchingConfig(BaseModel):
@@ -52,11 +55,17 @@ class BatchingConfig(BaseModel):
     max_latency_ms: int = Field(default=10_000, ge=10, le=600_000)
     """Latency budget: a call predicted to wait longer is refused with 503."""
     max_wait_ms: float = Field(default=2.0, ge=0, le=1_000)
-    """Longest the dispatcher holds a call to let others join its batch."""
+    """Longest a call queued alone is held to let another call join its batch."""
+
+
+@dataclass
+class _Pending(Generic[Job, Outcome]):
+    job: Job
+    future: asyncio.Future[Outcome] = field(repr=False)
 
 
 class AdaptiveBatcher(Generic[Job, Outcome]):
-    """Queue jobs for ``decide`` (run in a worker thread), released by BentoML's dispatcher.
+    """Queue jobs for ``decide`` (run in a worker thread), drained in batches by one task.
 
     ``decide`` gets a sequence of jobs and returns one outcome per job; an outcome that is an
     exception is raised to that job's caller alone.
@@ -68,68 +77,104 @@ class AdaptiveBatcher(Generic[Job, Outcome]):
         config: BatchingConfig,
         on_overload: Callable[[], NoReturn],
     ) -> None:
-        """Wrap ``decide``; ``on_overload`` raises the error a cancelled job gets."""
+        """Wrap ``decide``; ``on_overload`` raises the error a refused job gets."""
         self._decide = decide
         self.config = config
         self._on_overload = on_overload
         self._in_flight = 0
+        self._queue: deque[_Pending[Job, Outcome]] = deque()
+        self._deciding = 0
+        """Jobs in the batch being decided now."""
+        self.job_seconds = 0.0
+        """Moving estimate of one job's share of a batch's time (0 until a batch ran)."""
         self.batch_sizes: Counter[int] = Counter()
         """How many batches of each size were decided (observability, tests)."""
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._dispatcher: CorkDispatcher[Job, Outcome] | None = None
-        self._submit: Callable[[Job], Any] | None = None
+        self._worker: asyncio.Task[None] | None = None
+        self._arrived = asyncio.Event()
 
-    def _bind(self) -> Callable[[Job], Any]:
-        """The dispatcher of the running event loop (a new loop gets a new dispatcher)."""
-        loop = asyncio.get_running_loop()
-        if self._submit is None or self._loop is not loop:
-            if self._dispatcher is not None:
-                self._dispatcher.shutdown()
-            self._dispatcher = CorkDispatcher(
-                max_latency_in_ms=self.config.max_latency_ms,
-                max_batch_size=self.config.max_batch_jobs,
-                fallback=self._on_overload,
-                get_batch_size=lambda _job: 1,  # a job is released whole, never split
-            )
-            self._loop = loop
-            self._submit = self._dispatcher(self._decide_counted)
-        return self._submit
+    def predicted_wait_s(self) -> float:
+        """Seconds a job queued now is expected to wait for its answer."""
+        return (len(self._queue) + self._deciding + 1) * self.job_seconds
 
     async def submit(self, job: Job) -> Outcome:
         """Decide ``job``, batched with whatever else is queued.
 
         Raises:
-            Exception: the job's own error outcome, or ``on_overload``'s when it is cancelled.
+            Exception: the job's own error outcome, or ``on_overload``'s when refused.
         """
         alone = not self.config.enabled or self.config.max_batch_jobs == 1 or not self._in_flight
+        if not alone and self.predicted_wait_s() * 1000 > self.config.max_latency_ms:
+            self._on_overload()
         self._in_flight += 1  # only touched on the event loop: no lock needed
         try:
             if alone:
-                (outcome,) = await run_in_threadpool(self._decide_counted, [job])
-                if isinstance(outcome, Exception):
-                    raise outcome
-                return outcome
-            submit = self._bind()
-            self._cap_wait()
-            return await submit(job)
+                (outcome,) = await run_in_threadpool(self._decide_timed, [job])
+            else:
+                future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+                self._queue.append(_Pending(job, future))
+                self._ensure_worker()
+                self._arrived.set()
+                return await future
         finally:
             self._in_flight -= 1
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
 
-    def _cap_wait(self) -> None:
-        if self._dispatcher is not None:
-            optimizer = self._dispatcher.optimizer
-            optimizer.wait = min(optimizer.wait, self.config.max_wait_ms / 1000)
+    def _ensure_worker(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._worker is None or self._worker.done() or self._loop is not loop:
+            self._loop = loop
+            self._arrived = asyncio.Event()
+            self._worker = loop.create_task(self._drain())
 
-    def _decide_counted(self, jobs: Sequence[Job]) -> list[Outcome | Exception]:
+    async def _drain(self) -> None:
+        """Decide queued jobs in batches until the queue is empty."""
+        limit = self.config.max_batch_jobs
+        while self._queue:
+            if len(self._queue) == 1 and limit > 1 and self.config.max_wait_ms > 0:
+                self._arrived.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._arrived.wait(), self.config.max_wait_ms / 1000)
+            batch = [self._queue.popleft() for _ in range(min(limit, len(self._queue)))]
+            batch = [p for p in batch if not p.future.done()]  # callers gone (cancelled)
+            if not batch:
+                continue
+            self._deciding = len(batch)
+            try:
+                outcomes = await run_in_threadpool(self._decide_timed, [p.job for p in batch])
+            except Exception as error:  # every caller of the batch gets it
+                outcomes = [error] * len(batch)
+            finally:
+                self._deciding = 0
+            for pending, outcome in zip(batch, outcomes, strict=True):
+                if pending.future.done():
+                    continue
+                if isinstance(outcome, Exception):
+                    pending.future.set_exception(outcome)
+                else:
+                    pending.future.set_result(outcome)
+
+    def _decide_timed(self, jobs: Sequence[Job]) -> list[Outcome | Exception]:
         self.batch_sizes[len(jobs)] += 1
+        started = time.perf_counter()
         try:
             return self._decide(jobs)
         finally:
-            self._cap_wait()
+            per_job = (time.perf_counter() - started) / len(jobs)
+            previous = self.job_seconds or per_job
+            self.job_seconds = (1 - _SMOOTHING) * previous + _SMOOTHING * per_job
 
     def shutdown(self) -> None:
-        """Stop the dispatcher; queued jobs are cancelled (their callers get 503)."""
-        if self._dispatcher is not None:
-            self._dispatcher.shutdown()
-            self._dispatcher = None
-            self._submit = None
+        """Stop draining; queued jobs are refused (their callers get ``on_overload``'s error)."""
+        if self._worker is not None:
+            self._worker.cancel()
+            self._worker = None
+        while self._queue:
+            pending = self._queue.popleft()
+            if not pending.future.done():
+                try:
+                    self._on_overload()
+                except Exception as error:  # handed to the waiting caller
+                    pending.future.set_exception(error)

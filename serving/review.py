@@ -1,6 +1,6 @@
 """The auditor review page: a read-only web page and its JSON API, served with the service.
 
-Mounted under ``/review`` by ``serving.service`` (``review_routes()``):
+Mounted under ``/review`` by ``serving.service`` (``review_router()``, a FastAPI router):
 
 - ``GET /review/``: the page (static HTML, no build step, no external network);
 - ``GET /review/static/{name}``: its script and style sheet;
@@ -37,27 +37,33 @@ from __future__ import annotations
 import base64
 import json
 import math
-from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
-import bentoml
 import numpy as np
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
-from starlette.routing import Mount, Route
 
-from audit import AuditQuery, AuditRecordNotFoundError, AuditStore, StoredDecision
+from audit import (
+    AuditQuery,
+    AuditRecordNotFoundError,
+    AuditStore,
+    StoredDecision,
+)
 from features.catalog import FEATURE_SPEC
 from features.spec import FeatureSpec
 from rating.bundle import BundleIntegrityError
 from rating.explain import PROTECTED_FACTOR, Explanation, render_waterfall
 from rating.policy import DefaultStatus
 from rating.reasons import default_reason
-from serving.auth import AuthenticationError, PermissionDeniedError, Role
+from serving.api.deps import get_state, require
+from serving.api.errors import ApiError, invalid
+from serving.api.ids import parse_record_id
+from serving.auth import Role
 from serving.schemas import MAX_DAY, MIN_DAY
 
 REVIEW_DIR = Path(__file__).with_name("review")
@@ -89,29 +95,6 @@ class ReviewConfig(BaseModel):
     max_export: int = Field(default=5_000, ge=1, le=1_000_000)
     """Most records one range export returns; a larger range is refused (narrow it)."""
     waterfall_steps: int = Field(default=10, ge=1, le=100)
-
-
-class ReviewError(Exception):
-    """An error answered with the service's error schema (``{"error": {...}}``)."""
-
-    def __init__(
-        self, status: int, code: str, message: str, fields: list[dict[str, str]] | None = None
-    ) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-        self.fields = fields or []
-
-    def response(self) -> JSONResponse:
-        """The JSON error response."""
-        body = {"error": {"code": self.code, "message": self.message, "fields": self.fields}}
-        headers = {"WWW-Authenticate": "Bearer"} if self.status == 401 else None
-        return JSONResponse(body, status_code=self.status, headers=headers)
-
-
-def _invalid(field: str, message: str) -> ReviewError:
-    return ReviewError(
-        422, "validation_error", f"{field}: {message}", [{"loc": field, "message": message}]
-    )
 
 
 class SearchParams(BaseModel):
@@ -166,22 +149,22 @@ def parse_search(params: dict[str, str], max_page: int) -> SearchParams:
     """Validate search query parameters (empty values are ignored).
 
     Raises:
-        ReviewError: 422 naming the bad parameter.
+        ApiError: 422 naming the bad parameter.
     """
     cleaned = {k: v.strip() for k, v in params.items() if v.strip() != ""}
     try:
         search = SearchParams.model_validate(cleaned)
         if search.limit > max_page:
-            raise _invalid("limit", f"at most {max_page}")
+            raise invalid("limit", f"at most {max_page}")
     except ValidationError as error:
         first = error.errors()[0]
         loc = str(first["loc"][0]) if first["loc"] else "query"
-        raise _invalid(loc, first["msg"]) from error
+        raise invalid(loc, first["msg"]) from error
     try:
         search.query()
     except ValidationError as error:  # an inverted range
         message = error.errors()[0]["msg"]
-        raise _invalid("rated_from" if "rated_from" in message else "from", message) from error
+        raise invalid("rated_from" if "rated_from" in message else "from", message) from error
     return search
 
 
@@ -427,44 +410,26 @@ def decision_detail(
 
 # -- HTTP ---------------------------------------------------------------------------------
 
-StateGetter = Callable[[], Any]
-
-
-def _current_state() -> Any:
-    try:
-        return bentoml.get_current_service().state
-    except bentoml.exceptions.BentoMLException as error:
-        raise ReviewError(503, "not_ready", "service is starting") from error
-
-
-def _auditor(state: Any, request: Request) -> None:
-    if state.tokens is None:
-        raise ReviewError(503, "not_ready", "token store unavailable")
-    try:
-        state.tokens.require(request.headers.get("authorization"), Role.AUDITOR)
-    except AuthenticationError as error:
-        raise ReviewError(401, "unauthorized", str(error)) from error
-    except PermissionDeniedError as error:
-        raise ReviewError(403, "forbidden", str(error)) from error
-
 
 def _store(state: Any) -> AuditStore:
     if state.audit is None:
-        raise ReviewError(503, "not_ready", "audit store unavailable")
+        raise ApiError(503, "not_ready", "audit store unavailable")
     return state.audit
-
-
-def _record_id(raw: str) -> int | str:
-    if not raw or len(raw) > 64:
-        raise _invalid("id", "1 to 64 characters")
-    return int(raw) if raw.isdigit() else raw
 
 
 def _show(audit: AuditStore, record_id: int | str) -> StoredDecision:
     try:
         return audit.show(record_id)
     except AuditRecordNotFoundError as error:
-        raise ReviewError(404, "not_found", str(error.args[0])) from error
+        raise ApiError(404, "not_found", str(error.args[0])) from error
+
+
+def _no_store() -> dict[str, str]:
+    return {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+
+
+def _json(content: Any) -> JSONResponse:
+    return JSONResponse(content, headers=_no_store())
 
 
 def _attachment(content: Any, filename: str) -> Response:
@@ -476,100 +441,120 @@ def _attachment(content: Any, filename: str) -> Response:
     )
 
 
-def _no_store() -> dict[str, str]:
-    return {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+def _query_parameters(*extra: str) -> dict[str, Any]:
+    """OpenAPI ``parameters`` of the search filters (validated by `parse_search`)."""
+    properties = SearchParams.model_json_schema(by_alias=True)["properties"]
+    names = [*extra, *properties]
+    return {
+        "parameters": [
+            {
+                "name": name,
+                "in": "query",
+                "required": False,
+                "schema": properties.get(name, {"type": "string", "maxLength": 64}),
+            }
+            for name in names
+        ]
+    }
 
 
-def review_routes(
-    state_getter: StateGetter | None = None, config: ReviewConfig | None = None
-) -> Mount:
-    """The ``/review`` mount: the page and its auditor-only JSON API.
+_AUDITOR = Depends(require(Role.AUDITOR))
+_STATE = Depends(get_state)
+
+
+def review_router(config: ReviewConfig | None = None) -> APIRouter:
+    """The ``/review`` routes: the page and its auditor-only JSON API.
+
+    The API's state (``serving.service.ServingState``: ``tokens``, ``audit``, ``engine``) comes
+    from `serving.api.deps.get_state` (override it to serve another state).
 
     Args:
-        state_getter: returns the service state (``serving.service.ServingState``: ``tokens``,
-            ``audit``, ``engine``); default: the current BentoML service's ``state``.
         config: review limits (defaults when omitted).
     """
-    get_state = state_getter or _current_state
     settings = config or ReviewConfig()
+    router = APIRouter(prefix="/review", tags=["review"])
+    api = {"dependencies": [_AUDITOR]}
 
-    def api(
-        handler: Callable[[Request, Any], Awaitable[Any]],
-    ) -> Callable[[Request], Awaitable[Response]]:
-        async def wrapped(request: Request) -> Response:
-            try:
-                state = get_state()
-                _auditor(state, request)
-                result = await handler(request, state)
-            except ReviewError as error:
-                return error.response()
-            if isinstance(result, Response):
-                return result
-            return JSONResponse(result, headers=_no_store())
-
-        wrapped.__name__ = handler.__name__
-        return wrapped
-
-    async def page(request: Request) -> Response:
+    @router.get("/", name="review_page", include_in_schema=False)
+    async def page() -> Response:
         return FileResponse(
             REVIEW_DIR / "index.html",
             media_type="text/html; charset=utf-8",
             headers=_SECURITY_HEADERS,
         )
 
+    @router.get("/index.html", include_in_schema=False)
     async def to_page(request: Request) -> Response:
-        return RedirectResponse(url=str(request.url_for("review:page")), status_code=307)
+        return RedirectResponse(url=str(request.url_for("review_page")), status_code=307)
 
-    async def static(request: Request) -> Response:
-        name = request.path_params["name"]
+    @router.get("/static/{name}", include_in_schema=False)
+    async def static(name: str) -> Response:
         if name not in STATIC_FILES:
-            return ReviewError(404, "not_found", f"no static file {name!r}").response()
+            raise ApiError(404, "not_found", f"no static file {name!r}")
         return FileResponse(
             REVIEW_DIR / name, media_type=STATIC_FILES[name], headers=_SECURITY_HEADERS
         )
 
-    async def facets(request: Request, state: Any) -> Any:
+    @router.get("/api/facets", **api)
+    async def facets(state: Any = _STATE) -> Response:
+        """Tiers and model versions present in the log (auditor)."""
         audit = _store(state)
         values = await run_in_threadpool(audit.facets)
         engine = state.engine
-        return {
-            **values,
-            "records": await run_in_threadpool(audit.count),
-            "loaded_model": engine.model_version if engine is not None else None,
-        }
+        return _json(
+            {
+                **values,
+                "records": await run_in_threadpool(audit.count),
+                "loaded_model": engine.model_version if engine is not None else None,
+            }
+        )
 
-    async def search(request: Request, state: Any) -> Any:
+    @router.get("/api/decisions", openapi_extra=_query_parameters(), **api)
+    async def search(request: Request, state: Any = _STATE) -> Response:
+        """Search decisions, newest first (auditor)."""
         params = parse_search(dict(request.query_params), settings.max_page)
         page_ = await run_in_threadpool(_store(state).search, params.query())
-        return {
-            "total": page_.total,
-            "limit": page_.limit,
-            "offset": page_.offset,
-            "records": [summary(r) for r in page_.records],
-        }
+        return _json(
+            {
+                "total": page_.total,
+                "limit": page_.limit,
+                "offset": page_.offset,
+                "records": [summary(r) for r in page_.records],
+            }
+        )
 
-    async def detail(request: Request, state: Any) -> Any:
+    @router.get("/api/decisions/{record_id}", **api)
+    async def detail(record_id: str, state: Any = _STATE) -> Response:
+        """One decision with everything the page shows (auditor)."""
         audit = _store(state)
-        record = await run_in_threadpool(_show, audit, _record_id(request.path_params["record_id"]))
-        return await run_in_threadpool(decision_detail, record, audit, state.engine, settings)
+        record = await run_in_threadpool(_show, audit, parse_record_id(record_id))
+        return _json(
+            await run_in_threadpool(decision_detail, record, audit, state.engine, settings)
+        )
 
-    async def chain(request: Request, state: Any) -> Any:
+    @router.get("/api/chain", **api)
+    async def chain(state: Any = _STATE) -> Response:
+        """Verification of the whole audit chain (auditor)."""
         result = await run_in_threadpool(_store(state).verify)
-        return {
-            "ok": result.ok,
-            "records": result.records,
-            "checkpoints": result.checkpoints,
-            "first_bad_id": result.first_bad_id,
-            "problem": result.problem,
-            "verified_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        }
+        return _json(
+            {
+                "ok": result.ok,
+                "records": result.records,
+                "checkpoints": result.checkpoints,
+                "first_bad_id": result.first_bad_id,
+                "problem": result.problem,
+                "verified_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            }
+        )
 
-    async def export(request: Request, state: Any) -> Any:
+    @router.get("/api/export", openapi_extra=_query_parameters("id"), **api)
+    async def export(request: Request, state: Any = _STATE) -> Response:
+        """One decision (``id``) or the decisions matching the filters, as a JSON file."""
         audit = _store(state)
         params = dict(request.query_params)
         raw_id = params.pop("id", None)
         if raw_id is not None:
-            record = await run_in_threadpool(_show, audit, _record_id(raw_id.strip()))
+            record = await run_in_threadpool(_show, audit, parse_record_id(raw_id.strip()))
             return _attachment(record.to_dict(), f"decision-{record.id}.json")
         params.pop("limit", None)
         search_params = parse_search({**params, "limit": "1"}, settings.max_page)
@@ -577,7 +562,7 @@ def review_routes(
             audit.search, search_params.query(limit=settings.max_export)
         )
         if page_.total > settings.max_export:
-            raise _invalid(
+            raise invalid(
                 "from",
                 f"{page_.total} decisions match; export at most {settings.max_export} at once "
                 "(narrow the date range)",
@@ -593,33 +578,24 @@ def review_routes(
         }
         return _attachment(document, "decisions.json")
 
-    async def report(request: Request, state: Any) -> Any:
-        bundle_hash = request.path_params["bundle_hash"]
+    @router.get(
+        "/api/report/{bundle_hash}",
+        responses={200: {"content": {"text/html": {}}, "description": "the report"}},
+        **api,
+    )
+    async def report(bundle_hash: str, state: Any = _STATE) -> Response:
+        """The validation report of the loaded model, read from inside its bundle (auditor)."""
         engine = state.engine
         if engine is None or engine.bundle_hash != bundle_hash:
-            raise ReviewError(
+            raise ApiError(
                 404, "not_found", f"bundle {bundle_hash[:12]} is not the one loaded here"
             )
         try:
             html = await run_in_threadpool(engine.model.bundle.read_validation_report)
         except BundleIntegrityError as error:
-            raise ReviewError(409, "integrity_error", str(error)) from error
+            raise ApiError(409, "integrity_error", str(error)) from error
         if html is None:
-            raise ReviewError(404, "not_found", "no validation report in this bundle")
+            raise ApiError(404, "not_found", "no validation report in this bundle")
         return Response(html, media_type="text/html; charset=utf-8", headers=_no_store())
 
-    return Mount(
-        "/review",
-        name="review",
-        routes=[
-            Route("/", page, methods=["GET"], name="page"),
-            Route("/index.html", to_page, methods=["GET"]),
-            Route("/static/{name}", static, methods=["GET"]),
-            Route("/api/facets", api(facets), methods=["GET"]),
-            Route("/api/decisions", api(search), methods=["GET"]),
-            Route("/api/decisions/{record_id}", api(detail), methods=["GET"]),
-            Route("/api/chain", api(chain), methods=["GET"]),
-            Route("/api/export", api(export), methods=["GET"]),
-            Route("/api/report/{bundle_hash}", api(report), methods=["GET"]),
-        ],
-    )
+    return router

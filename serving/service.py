@@ -2,8 +2,8 @@
 
 Run: ``RISKGRADE_BUNDLE=models/champion bentoml serve serving.service:RiskgradeService``.
 
-The HTTP endpoints are a Starlette app mounted on the ``@bentoml.service`` class with
-``@bentoml.asgi_app`` rather than ``@bentoml.api`` methods: BentoML 1.4 api routes are
+The HTTP endpoints are one FastAPI app (``serving.api.app``) mounted on the ``@bentoml.service``
+class with ``@bentoml.asgi_app`` rather than ``@bentoml.api`` methods: BentoML 1.4 api routes are
 POST-only, reply to validation errors and raised exceptions with their own bodies (and mask
 401/403 as "Authorization error"), while this API needs GET routes, one error schema, 401 vs
 403, 413/415 and a fast 503. BentoML still runs the service: lifecycle, workers, ``/livez``,
@@ -32,65 +32,44 @@ from __future__ import annotations
 import gc
 import logging
 import os
-import re
 import threading
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn
 
 import bentoml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
-from starlette.exceptions import HTTPException
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from audit import (
     AuditConfig,
     AuditError,
-    AuditRecordNotFoundError,
     AuditStore,
     AuditUnavailableError,
-    StoredDecision,
     open_audit_store,
-    replay,
 )
 from rating.bundle import BundleError
 from rating.model import RatingModel
+from serving.api.app import build_app
+from serving.api.errors import ApiError
+from serving.api.middleware import ControlCharPathGuard, TokenGate
 from serving.auth import (
-    AuthenticationError,
-    PermissionDeniedError,
-    Role,
     TokenStore,
-    TokenStoreUnavailableError,
-    answers_without_token,
 )
 from serving.batching import AdaptiveBatcher, BatchingConfig
 from serving.engine import (
     Decision,
     Engine,
     ModelIncompatibleError,
-    RequestSource,
     ScoringError,
     ScoringJob,
 )
-from serving.openapi import build_openapi
-from serving.review import review_routes
 from serving.schemas import (
-    ExplainRequest,
     FieldError,
-    ReloadRequest,
     RequestLimits,
-    ScoreBatchRequest,
-    ScoreRequest,
-    field_errors,
 )
 from serving.watchdog import Watchdog, start_watchdog
 
 logger = logging.getLogger("riskgrade.serving")
-_Model = TypeVar("_Model", bound=BaseModel)
 
 
 class ServiceConfig(BaseModel):
@@ -173,35 +152,6 @@ _ENVIRONMENT: dict[str, tuple[str | None, str]] = {
 """Environment variable -> (section, field) of `ServiceConfig`."""
 
 
-class ApiError(Exception):
-    """An error answered with the service's error schema."""
-
-    def __init__(
-        self,
-        status: int,
-        code: str,
-        message: str,
-        fields: list[FieldError] | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-        self.fields = fields or []
-        self.headers = headers
-
-
-def error_response(error: ApiError) -> JSONResponse:
-    """Render an `ApiError` as ``{"error": {"code", "message", "fields"}}``."""
-    body = {
-        "error": {
-            "code": error.code,
-            "message": error.message,
-            "fields": [f.model_dump() for f in error.fields],
-        }
-    }
-    return JSONResponse(body, status_code=error.status, headers=error.headers)
-
-
 class ServingState:
     """Everything a worker serves with: model engine, audit store, tokens, limits."""
 
@@ -264,24 +214,6 @@ class ServingState:
             and self.audit.is_writable()
         )
 
-    def require(self, request: Request, role: Role | None) -> str:
-        """Authenticate the request (any role when ``role`` is None); returns the caller name."""
-        if self.tokens is None:
-            raise ApiError(503, "not_ready", "token store unavailable")
-        header = request.headers.get("authorization")
-        try:
-            if role is None:
-                return self.tokens.authenticate(header).name
-            return self.tokens.require(header, role).name
-        except TokenStoreUnavailableError as error:
-            raise ApiError(503, "not_ready", str(error)) from error
-        except AuthenticationError as error:
-            raise ApiError(
-                401, "unauthorized", str(error), headers={"WWW-Authenticate": "Bearer"}
-            ) from error
-        except PermissionDeniedError as error:
-            raise ApiError(403, "forbidden", str(error)) from error
-
     def ready_engine(self) -> tuple[Engine, AuditStore]:
         """The engine and audit store, or 503 when the service is not ready."""
         if self.engine is None or self.audit is None:
@@ -302,6 +234,15 @@ class ServingState:
     def release(self) -> None:
         """Give a scoring slot back."""
         self._slots.release()
+
+    async def decide(self, job: ScoringJob) -> list[dict[str, Any]]:
+        """Queue one call for adaptive batching (after the concurrency gate); its responses."""
+        self.ready_engine()
+        self.acquire()
+        try:
+            return await self.batcher.submit(job)
+        finally:
+            self.release()
 
     def _queue_overloaded(self) -> NoReturn:
         raise ApiError(
@@ -337,56 +278,6 @@ class ServingState:
         ]
 
 
-# -- HTTP layer ---------------------------------------------------------------------------
-
-
-async def _read_json_body(request: Request, limit: int) -> bytes:
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type != "application/json":
-        raise ApiError(415, "unsupported_media_type", "send the body as application/json")
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise ApiError(413, "payload_too_large", f"body exceeds {limit} bytes")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ApiError(413, "payload_too_large", f"body exceeds {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-async def _parse(request: Request, state: ServingState, model: type[_Model]) -> _Model:
-    return (await _parse_body(request, state, model))[0]
-
-
-async def _parse_body(
-    request: Request, state: ServingState, model: type[_Model]
-) -> tuple[_Model, bytes]:
-    """The validated body and its bytes as received (which the audit log keeps)."""
-    body = await _read_json_body(request, state.config.limits.max_body_bytes)
-    try:
-        # Strict at the HTTP boundary: JSON types as documented (no "1.5" for a number,
-        # no 0/1 for a boolean, no epoch seconds for a date); ISO date strings still parse.
-        parsed = model.model_validate_json(
-            body, strict=True, context={"limits": state.config.limits}
-        )
-    except ValidationError as error:
-        fields = field_errors(error)
-        first = fields[0] if fields else None
-        message = f"{first.loc}: {first.message}" if first else "invalid body"
-        raise ApiError(422, "validation_error", message, fields) from error
-    return parsed, body
-
-
-def _state() -> ServingState:
-    try:
-        service = bentoml.get_current_service()
-    except bentoml.exceptions.BentoMLException as error:
-        raise ApiError(503, "not_ready", "service is starting") from error
-    return service.state
-
-
 def _commit(audit: AuditStore, decisions: list[Decision]) -> None:
     try:
         audit.append_many([decision.record for decision in decisions])
@@ -401,235 +292,7 @@ def _scoring_error(error: ScoringError) -> ApiError:
     return ApiError(422, "unscorable", str(error), [FieldError(loc=error.loc, message=str(error))])
 
 
-async def _decide(state: ServingState, job: ScoringJob) -> list[dict[str, Any]]:
-    """Queue one call for adaptive batching (after the concurrency gate); its responses."""
-    state.ready_engine()
-    state.acquire()
-    try:
-        return await state.batcher.submit(job)
-    finally:
-        state.release()
-
-
-Handler = Callable[[Request], Awaitable[Response]]
-
-
-def _endpoint(handler: Callable[[Request, ServingState], Awaitable[Any]]) -> Handler:
-    async def wrapped(request: Request) -> Response:
-        try:
-            state = _state()
-            result = await handler(request, state)
-        except ApiError as error:
-            return error_response(error)
-        if isinstance(result, Response):
-            return result
-        return JSONResponse(result)
-
-    wrapped.__name__ = handler.__name__
-    return wrapped
-
-
-@_endpoint
-async def score(request: Request, state: ServingState) -> Any:
-    """POST /score: one customer."""
-    caller = state.require(request, Role.SCORER)
-    body, raw = await _parse_body(request, state, ScoreRequest)
-    job = ScoringJob([body], caller, "score", sources=[RequestSource(raw)])
-    return (await _decide(state, job))[0]
-
-
-@_endpoint
-async def score_batch(request: Request, state: ServingState) -> Any:
-    """POST /score_batch: many customers, one audit record each."""
-    caller = state.require(request, Role.SCORER)
-    body, raw = await _parse_body(request, state, ScoreBatchRequest)
-    sources = [RequestSource(raw, f"/requests/{i}") for i in range(len(body.requests))]
-    job = ScoringJob(body.requests, caller, "score", sources=sources)
-    return {"results": await _decide(state, job)}
-
-
-@_endpoint
-async def explain(request: Request, state: ServingState) -> Any:
-    """POST /explain: the score plus the explanation on the tiers (optional chart)."""
-    caller = state.require(request, Role.SCORER)
-    body, raw = await _parse_body(request, state, ExplainRequest)
-    job = ScoringJob([body], caller, "explain", [body.chart], [RequestSource(raw)])
-    return (await _decide(state, job))[0]
-
-
-@_endpoint
-async def model_info(request: Request, state: ServingState) -> Any:
-    """GET /model: any valid token."""
-    state.require(request, None)
-    engine, _ = state.ready_engine()
-    return engine.model_info()
-
-
-@_endpoint
-async def openapi_document(request: Request, state: ServingState) -> Any:
-    """GET /openapi.json: the API's OpenAPI 3.1 document; any valid token."""
-    state.require(request, None)
-    return build_openapi()
-
-
-def _record_id(request: Request) -> int | str:
-    raw = request.path_params["record_id"]
-    if len(raw) > 64:
-        raise ApiError(
-            422,
-            "validation_error",
-            "record id too long",
-            [FieldError(loc="id", message="at most 64 characters")],
-        )
-    # ASCII digits only: str.isdigit() is also true for "²", which int() refuses.
-    return int(raw) if raw.isascii() and raw.isdigit() else raw
-
-
-def _show(audit: AuditStore, record_id: int | str) -> StoredDecision:
-    try:
-        return audit.show(record_id)
-    except AuditRecordNotFoundError as error:
-        raise ApiError(404, "not_found", str(error)) from error
-
-
-@_endpoint
-async def audit_record(request: Request, state: ServingState) -> Any:
-    """GET /audit/{id}: one stored decision (auditor)."""
-    state.require(request, Role.AUDITOR)
-    _, audit = state.ready_engine()
-    return (await run_in_threadpool(_show, audit, _record_id(request))).to_dict()
-
-
-@_endpoint
-async def audit_replay(request: Request, state: ServingState) -> Any:
-    """POST /audit/{id}/replay: re-score the stored inputs with the recorded model (auditor)."""
-    state.require(request, Role.AUDITOR)
-    engine, audit = state.ready_engine()
-    record = await run_in_threadpool(_show, audit, _record_id(request))
-
-    def loader(bundle_hash: str) -> Engine:
-        if bundle_hash == engine.bundle_hash:
-            return engine
-        raise ApiError(
-            409,
-            "model_unavailable",
-            f"record {record.id} was scored by bundle {bundle_hash[:12]}, this service runs "
-            f"{engine.bundle_hash[:12]}; replay it offline with that bundle",
-        )
-
-    try:
-        result = await run_in_threadpool(replay, audit, record.id, loader)
-    except (AuditError, ScoringError) as error:
-        # The record exists but cannot be re-scored (damaged body, request no longer valid).
-        raise ApiError(409, "replay_failed", str(error)) from error
-    return result.to_dict()
-
-
-@_endpoint
-async def audit_verify(request: Request, state: ServingState) -> Any:
-    """GET /audit/verify: verify the whole chain (auditor)."""
-    state.require(request, Role.AUDITOR)
-    _, audit = state.ready_engine()
-    result = await run_in_threadpool(audit.verify)
-    return {
-        "ok": result.ok,
-        "records": result.records,
-        "checkpoints": result.checkpoints,
-        "first_bad_id": result.first_bad_id,
-        "problem": result.problem,
-    }
-
-
-@_endpoint
-async def admin_reload(request: Request, state: ServingState) -> Any:
-    """POST /admin/reload: reload the bundle (admin); the old model stays on failure.
-
-    Tokens need no reload: the token file is re-read whenever it changes.
-    """
-    state.require(request, Role.ADMIN)
-    body = await _parse(request, state, ReloadRequest)
-    bundle = Path(body.bundle) if body.bundle else state.config.bundle
-    await run_in_threadpool(
-        state.load_model, bundle, None if body.bundle else state.config.bundle_hash
-    )
-    engine, _ = state.ready_engine()
-    return {"model_version": engine.model_version, "bundle_hash": engine.bundle_hash}
-
-
-async def _http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
-    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-    headers = dict(exc.headers) if exc.headers else None
-    return error_response(ApiError(exc.status_code, code, str(exc.detail), headers=headers))
-
-
-async def _unexpected(request: Request, exc: Exception) -> Response:
-    logger.exception("unexpected error on %s", request.url.path)
-    return error_response(ApiError(500, "internal_error", "unexpected server error"))
-
-
-http_app = Starlette(
-    routes=[
-        Route("/score", score, methods=["POST"]),
-        Route("/score_batch", score_batch, methods=["POST"]),
-        Route("/explain", explain, methods=["POST"]),
-        Route("/model", model_info, methods=["GET"]),
-        Route("/audit/verify", audit_verify, methods=["GET"]),
-        Route("/audit/{record_id}", audit_record, methods=["GET"]),
-        Route("/audit/{record_id}/replay", audit_replay, methods=["POST"]),
-        Route("/admin/reload", admin_reload, methods=["POST"]),
-        Route("/openapi.json", openapi_document, methods=["GET"]),
-        review_routes(),
-    ],
-    exception_handlers={HTTPException: _http_error, Exception: _unexpected},
-)
-
-_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
-
-
-class ControlCharPathGuard:
-    """ASGI middleware: paths with control characters get the error schema, not a text 404.
-
-    Such a path (e.g. an encoded newline) matches no mounted route in BentoML's outer app,
-    which would answer with its own plain-text 404.
-    """
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        """Short-circuit such paths; pass everything else through."""
-        if scope["type"] == "http" and _CONTROL_CHARS.search(scope.get("path", "")):
-            error = ApiError(404, "not_found", "no route for a path with control characters")
-            await error_response(error)(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
-
-
-class TokenGate:
-    """ASGI middleware: every path needs a valid token of any role, except the open ones.
-
-    The open paths are `serving.auth.answers_without_token`'s; the routes then check roles.
-    This covers BentoML's own routes (index, docs, schema, static files, metrics), which
-    cannot check tokens themselves, and any route added later without a check of its own.
-    """
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        """Answer 401 (or 503 while starting) for a closed path without a valid token."""
-        path = scope.get("path", "") if scope["type"] == "http" else ""
-        if path and not answers_without_token(path, metrics_public=False):
-            try:
-                state = _state()
-                if not answers_without_token(path, metrics_public=state.config.metrics_public):
-                    state.require(Request(scope), None)
-            except ApiError as error:
-                await error_response(error)(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
-
+http_app = build_app()
 
 _CONFIG_AT_IMPORT = ServiceConfig.from_env()
 

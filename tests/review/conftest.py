@@ -7,16 +7,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from starlette.applications import Starlette
+from fastapi import FastAPI
 from starlette.testclient import TestClient
 
 from audit import AuditConfig
 from features.io import RawTables
 from rating.bundle import Bundle, attach_validation_report
+from serving.api.deps import get_state
+from serving.api.errors import install_error_handlers
 from serving.auth import create_token
 from serving.batch import request_example
 from serving.engine import Engine
-from serving.review import ReviewConfig, review_routes
+from serving.review import ReviewConfig, review_router
 from serving.schemas import ScoreRequest
 from serving.service import ServiceConfig, ServingState
 from tests.serving.factory import AS_OF, make_bundle, make_portfolio
@@ -61,7 +63,7 @@ def start_review(
     tmp_path: Path, bundle: Bundle, raw: RawTables, config: ReviewConfig | None = None
 ) -> Review:
     """A ServingState (real tokens, audit store, engine) with decisions of every customer
-    (the first one also explained), behind a Starlette app holding only the review mount."""
+    (the first one also explained), behind a FastAPI app holding only the review router."""
     tokens_path = tmp_path / "tokens.json"
     tokens = {
         role: create_token(tokens_path, f"{role}-user", role)
@@ -81,7 +83,10 @@ def start_review(
     decisions += engine.decide(requests, "scorer-user", kind="score")
     for decision in decisions:
         state.audit.append(decision.record)
-    app = Starlette(routes=[review_routes(lambda: state, config)])
+    app = FastAPI()
+    install_error_handlers(app)
+    app.include_router(review_router(config))
+    app.dependency_overrides[get_state] = lambda: state
     return Review(TestClient(app), state, tokens, [r.customer_id for r in requests])
 
 

@@ -174,6 +174,28 @@ def test_given_an_unknown_or_bad_id_when_opened_then_404_or_422(review):
     assert review.get(f"/review/api/decisions/{'x' * 65}").status_code == 422
 
 
+@pytest.mark.parametrize(
+    "record_id",
+    ["%C2%B2", "%D9%A3", "9" * 30, "0"],
+    ids=["superscript-two", "arabic-three", "beyond-int64", "zero"],
+)
+def test_given_a_unicode_digit_id_when_opened_or_exported_then_404_not_500(review, record_id):
+    # Given a record id that str.isdigit() accepts but int() refuses (or out of range)
+    # When the decision is opened or exported
+    opened = review.client.get(
+        f"/review/api/decisions/{record_id}",
+        headers={"Authorization": f"Bearer {review.tokens['auditor']}"},
+    )
+    exported = review.client.get(
+        f"/review/api/export?id={record_id}",
+        headers={"Authorization": f"Bearer {review.tokens['auditor']}"},
+    )
+    # Then not found, in the error schema
+    for response in (opened, exported):
+        assert response.status_code == 404
+        assert response.json()["error"]["code"] == "not_found"
+
+
 def test_given_the_loaded_bundle_when_asking_for_its_report_then_the_training_report(
     review, trained
 ):

@@ -1,4 +1,5 @@
-"""Adaptive batching behind /score and /score_batch, through ``Service.to_asgi()``."""
+"""Adaptive batching behind /score and /score_batch, through ``Service.to_asgi()``, and the
+batcher itself."""
 
 from __future__ import annotations
 
@@ -152,18 +153,18 @@ def _batcher(max_wait_ms=2.0):
     return AdaptiveBatcher(decide, config, overloaded)
 
 
-def test_given_lone_calls_when_submitted_then_decided_at_once_without_the_dispatcher():
+def test_given_lone_calls_when_submitted_then_decided_at_once_without_the_queue():
     batcher = _batcher()
 
     async def run():
         return [await batcher.submit(f"job{i}") for i in range(5)]
 
     assert asyncio.run(run()) == [f"JOB{i}" for i in range(5)]
-    assert batcher._dispatcher is None and batcher.batch_sizes == {1: 5}
+    assert batcher._worker is None and batcher.batch_sizes == {1: 5}
 
 
-def test_given_a_burst_when_it_ends_then_the_hold_estimate_stays_capped():
-    # Given a batcher whose dispatcher has seen a burst of 64 concurrent calls
+def test_given_a_burst_when_it_ends_then_batches_stay_bounded_and_the_queue_drains():
+    # Given a batcher that has seen a burst of 64 concurrent calls
     batcher = _batcher(max_wait_ms=2.0)
 
     async def run():
@@ -175,8 +176,49 @@ def test_given_a_burst_when_it_ends_then_the_hold_estimate_stays_capped():
 
     results, bad = asyncio.run(run())
     # Then every call got its own outcome, calls were batched, an error went to its caller
-    # alone, and the learned hold is no longer than max_wait_ms
+    # alone, no batch exceeded max_batch_jobs and nothing is left queued
     assert results == [f"J{i}" for i in range(64)]
     assert max(batcher.batch_sizes) > 1
     assert bad[0] == "X" and isinstance(bad[1], ValueError)
-    assert batcher._dispatcher.optimizer.wait <= 0.002
+    assert max(batcher.batch_sizes) <= batcher.config.max_batch_jobs
+    assert not batcher._queue and batcher.job_seconds > 0
+
+
+def test_given_a_known_job_cost_when_the_predicted_wait_exceeds_the_budget_then_refused_at_once():
+    # Given a batcher whose jobs take about 5 ms each and a 10 ms budget
+    def decide(jobs):
+        time.sleep(0.005 * len(jobs))
+        return list(jobs)
+
+    def overloaded():
+        raise RuntimeError("overloaded")
+
+    batcher = AdaptiveBatcher(decide, BatchingConfig(max_latency_ms=10, max_wait_ms=0), overloaded)
+
+    async def run():
+        await batcher.submit(-1)  # one call alone: the cost estimate is learned
+        return await asyncio.gather(*(batcher.submit(i) for i in range(20)), return_exceptions=True)
+
+    # When, after one call, 20 calls arrive together
+    outcomes = asyncio.run(run())
+    # Then some were decided, the rest refused with the overload error, none lost
+    decided = [o for o in outcomes if not isinstance(o, Exception)]
+    refused = [o for o in outcomes if isinstance(o, Exception)]
+    assert decided and refused and len(decided) + len(refused) == 20
+    assert all(str(e) == "overloaded" for e in refused)
+    assert sum(size * n for size, n in batcher.batch_sizes.items()) == len(decided) + 1
+
+
+def test_given_queued_jobs_when_shut_down_then_their_callers_get_the_overload_error():
+    batcher = _batcher()
+
+    async def run():
+        first = asyncio.ensure_future(batcher.submit("a"))
+        queued = [asyncio.ensure_future(batcher.submit(f"q{i}")) for i in range(3)]
+        await asyncio.sleep(0)
+        batcher.shutdown()
+        return await asyncio.gather(first, *queued, return_exceptions=True)
+
+    first, *queued = asyncio.run(run())
+    assert first == "A"
+    assert all(isinstance(q, RuntimeError) and str(q) == "overloaded" for q in queued)

@@ -6,8 +6,8 @@ import copy
 
 import pytest
 
+from serving.api.app import build_openapi
 from serving.batch import request_example
-from serving.openapi import build_openapi
 from serving.schemas import ErrorResponse
 from tests.serving.conftest import auth
 

@@ -54,6 +54,8 @@ def _routes(app: object, prefix: str = "") -> list[tuple[str, str]]:
         elif isinstance(route, Mount):
             inner = _routes(route.app, prefix + route.path)
             found += inner or [("GET", prefix + route.path + "/index.css")]
+        elif hasattr(route, "original_router"):  # a FastAPI router included in the app
+            found += _routes(route.original_router, prefix + route.include_context.prefix)
         elif hasattr(route, "app"):  # BentoML's passive mount of the service's own app
             found += _routes(route.app, prefix)
     return found

@@ -1,0 +1,75 @@
+"""Audit routes (auditor): one stored decision, its replay, the chain's verification."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import JSONResponse
+
+from audit import AuditError, AuditRecordNotFoundError, StoredDecision, replay
+from serving.api.deps import get_state, require
+from serving.api.errors import ApiError
+from serving.api.ids import parse_record_id
+from serving.auth import Role
+from serving.engine import Engine, ScoringError
+
+router = APIRouter(prefix="/audit", tags=["audit"], dependencies=[Depends(require(Role.AUDITOR))])
+_STATE = Depends(get_state)
+
+
+def _show(audit: Any, record_id: int | str) -> StoredDecision:
+    try:
+        return audit.show(record_id)
+    except AuditRecordNotFoundError as error:
+        raise ApiError(404, "not_found", str(error)) from error
+
+
+@router.get("/verify")
+async def audit_verify(state: Any = _STATE) -> JSONResponse:
+    """Verify the whole hash chain."""
+    _, audit = state.ready_engine()
+    result = await run_in_threadpool(audit.verify)
+    return JSONResponse(
+        {
+            "ok": result.ok,
+            "records": result.records,
+            "checkpoints": result.checkpoints,
+            "first_bad_id": result.first_bad_id,
+            "problem": result.problem,
+        }
+    )
+
+
+@router.get("/{record_id}")
+async def audit_record(record_id: str, state: Any = _STATE) -> JSONResponse:
+    """One stored decision (row id or decision id)."""
+    _, audit = state.ready_engine()
+    return JSONResponse(
+        (await run_in_threadpool(_show, audit, parse_record_id(record_id))).to_dict()
+    )
+
+
+@router.post("/{record_id}/replay")
+async def audit_replay(record_id: str, state: Any = _STATE) -> JSONResponse:
+    """Re-score the stored inputs with the recorded model (409 when another bundle made it)."""
+    engine, audit = state.ready_engine()
+    record = await run_in_threadpool(_show, audit, parse_record_id(record_id))
+
+    def loader(bundle_hash: str) -> Engine:
+        if bundle_hash == engine.bundle_hash:
+            return engine
+        raise ApiError(
+            409,
+            "model_unavailable",
+            f"record {record.id} was scored by bundle {bundle_hash[:12]}, this service runs "
+            f"{engine.bundle_hash[:12]}; replay it offline with that bundle",
+        )
+
+    try:
+        result = await run_in_threadpool(replay, audit, record.id, loader)
+    except (AuditError, ScoringError) as error:
+        # The record exists but cannot be re-scored (damaged body, request no longer valid).
+        raise ApiError(409, "replay_failed", str(error)) from error
+    return JSONResponse(result.to_dict())
