@@ -170,7 +170,8 @@ FEATURE_SPEC = FeatureSpec(
             F,
             DOWN,
             "times",
-            "(Revenue - operating costs) / interest expense, capped",
+            "Interest coverage: operating profit (revenue - operating costs) over interest "
+            "expense, capped",
             "利息保障倍数",
         ),
         _f(
