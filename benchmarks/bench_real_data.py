@@ -40,12 +40,12 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+from features.metrics import auc
 from features.spec import FeatureKind
 from training.config import RegistryConfig, TrainConfig
 from training.errors import TrainingError
 from training.pipeline import train_table
 from training.table import map_target, read_table, table_matrix, table_spec
-from training.validate import auc
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "datasets"

@@ -1,12 +1,14 @@
 """Univariate feature quality on a built dataset: IV, AUC, missing share and PSI over time.
 
 * Information value: quantile bins of the non-missing values (``bins``, ties merged) plus one
-  bin for missing values; categorical and flag features bin by level. Weight of evidence uses
-  additive smoothing (``0.5`` per bin) so empty cells stay finite.
+  bin for missing values; categorical and flag features bin by level. Weight of evidence
+  (`features.metrics.woe`, ``ln(good share / bad share)``) uses additive smoothing (``0.5`` per
+  bin) so empty cells stay finite.
 * AUC of the raw feature against the label on non-missing rows (``auc``), the direction-aware
   one (``auc_directional``: ``auc`` for risk direction up, ``1 - auc`` for down, the larger of
   the two when the direction is unknown) and ``auc_max = max(auc, 1 - auc)``.
-* PSI between the first and the last snapshot, on deciles of the first plus a missing bin.
+* PSI (`features.metrics`) between the first and the last snapshot, on deciles of the first
+  plus a missing bin.
 """
 
 from __future__ import annotations
@@ -23,13 +25,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from sklearn.metrics import roc_auc_score
 
 from features.errors import RiskgradeError
+from features.metrics import auc, psi_of_shares, quantile_edges, woe
 from features.spec import FeatureKind, FeatureSpec, RiskDirection
 
 _SMOOTHING = 0.5
-_PSI_EPS = 1e-4
 
 
 class QualityError(RiskgradeError, ValueError):
@@ -47,16 +48,9 @@ def _bin_codes(
         _, codes[present] = np.unique(array[present], return_inverse=True)
         return codes
     if edges is None:
-        edges = _quantile_edges(array[present], bins)
+        edges = quantile_edges(array[present], bins)
     codes[present] = np.searchsorted(edges, array[present], side="right")
     return codes
-
-
-def _quantile_edges(values: np.ndarray, bins: int) -> np.ndarray:
-    """Inner cut points of equal-frequency bins (duplicates merged)."""
-    if values.size == 0:
-        return np.array([])
-    return np.unique(np.quantile(values, np.linspace(0, 1, bins + 1)[1:-1]))
 
 
 def information_value(codes: np.ndarray, label: np.ndarray) -> float:
@@ -66,24 +60,21 @@ def information_value(codes: np.ndarray, label: np.ndarray) -> float:
     good = np.bincount(inverse, minlength=levels.size) - bad
     bad_share = (bad + _SMOOTHING) / (bad.sum() + _SMOOTHING * levels.size)
     good_share = (good + _SMOOTHING) / (good.sum() + _SMOOTHING * levels.size)
-    woe = np.log(good_share / bad_share)
-    return float(np.sum((good_share - bad_share) * woe))
+    return float(np.sum((good_share - bad_share) * woe(bad, good, _SMOOTHING)))
 
 
-def psi(expected: np.ndarray, actual: np.ndarray) -> float:
-    """Population stability index between two arrays of bin codes."""
+def code_psi(expected: np.ndarray, actual: np.ndarray) -> float:
+    """PSI (`features.metrics.psi_of_shares`) between two arrays of bin codes."""
     levels = np.union1d(expected, actual)
-    e = np.array([(expected == level).mean() for level in levels]) + _PSI_EPS
-    a = np.array([(actual == level).mean() for level in levels]) + _PSI_EPS
-    return float(np.sum((a - e) * np.log(a / e)))
+    e = np.array([(expected == level).mean() for level in levels])
+    a = np.array([(actual == level).mean() for level in levels])
+    return psi_of_shares(e, a)
 
 
-def _auc(values: pd.Series, label: pd.Series) -> float:
-    present = values.notna()
-    y = label[present]
-    if y.nunique() < 2:
-        return float("nan")
-    return float(roc_auc_score(y, values[present]))
+def _present_auc(values: pd.Series, label: pd.Series) -> float:
+    """AUC on the rows where the feature is present."""
+    present = values.notna().to_numpy()
+    return auc(label.to_numpy(dtype="float64")[present], values.to_numpy(dtype="float64")[present])
 
 
 def feature_quality(
@@ -114,24 +105,24 @@ def feature_quality(
     rows = []
     for feature in features:
         values = dataset[feature.name].astype("float64")
-        auc = _auc(values, dataset[label])
+        area = _present_auc(values, dataset[label])
         directional = {
-            RiskDirection.UP: auc,
-            RiskDirection.DOWN: 1.0 - auc,
-        }.get(feature.risk_direction, max(auc, 1.0 - auc))
+            RiskDirection.UP: area,
+            RiskDirection.DOWN: 1.0 - area,
+        }.get(feature.risk_direction, max(area, 1.0 - area))
         reference = values[first].to_numpy()
-        edges = _quantile_edges(reference[~np.isnan(reference)], bins)
+        edges = quantile_edges(reference, bins)
         rows.append(
             {
                 "feature": feature.name,
                 "group": str(feature.group),
                 "risk_direction": str(feature.risk_direction),
                 "iv": information_value(_bin_codes(values, feature.kind, bins), y),
-                "auc": auc,
+                "auc": area,
                 "auc_directional": directional,
-                "auc_max": max(auc, 1.0 - auc),
+                "auc_max": max(area, 1.0 - area),
                 "missing_share": float(values.isna().mean()),
-                "psi_first_last": psi(
+                "psi_first_last": code_psi(
                     _bin_codes(values[first], feature.kind, bins, edges),
                     _bin_codes(values[last], feature.kind, bins, edges),
                 ),

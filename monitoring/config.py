@@ -9,6 +9,7 @@ from typing import Final, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from features.errors import RiskgradeError
+from features.metrics import PSI_EPSILON
 
 DEFAULT_STORE: Final[Path] = Path("data/monitoring.duckdb")
 """Default monitoring store (embedded DuckDB file)."""
@@ -72,7 +73,7 @@ class DriftConfig(_Frozen):
     """PSI at or above this: a moderate shift, watch."""
     alert: float = Field(default=0.25, gt=0.0)
     """PSI at or above this: a significant shift, act."""
-    epsilon: float = Field(default=1e-4, gt=0.0, lt=0.01)
+    epsilon: float = Field(default=PSI_EPSILON, gt=0.0, lt=0.01)
     """Share floor in empty bins (keeps the log finite)."""
 
     @model_validator(mode="after")

@@ -7,7 +7,8 @@ the ``missing_share``; shares are over all rows so ``sum(shares) + missing_share
 current values are binned the same way and the missing values form one more bin, so a change
 in the missing share counts in the PSI and is also reported on its own.
 
-``PSI = sum((a - e) * ln(a / e))`` over the bins, with shares floored at ``epsilon``. Small
+``PSI = sum((a - e) * ln(a / e))`` over the bins, with shares floored at ``epsilon``
+(`features.metrics.psi_of_shares`). Small
 samples inflate PSI: an unchanged population of ``n`` customers scores about
 ``(bins - 1) * (1/n + 1/n_reference)`` by chance alone; that figure is shown as ``psi_noise``.
 """
@@ -21,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from features.metrics import psi_of_shares
 from features.spec import FeatureSpec
 from monitoring.config import DriftConfig
 
@@ -42,25 +44,6 @@ DRIFT_COLUMNS = [
     "shares",
     "reference_shares",
 ]
-
-
-def psi(expected: np.ndarray, actual: np.ndarray, epsilon: float = 1e-4) -> float:
-    """Population stability index of two share vectors over the same bins.
-
-    Args:
-        expected: reference shares (summing to 1).
-        actual: current shares (summing to 1).
-        epsilon: floor applied to both before the log.
-
-    Raises:
-        ValueError: if the vectors differ in length.
-    """
-    e = np.asarray(expected, dtype=np.float64)
-    a = np.asarray(actual, dtype=np.float64)
-    if e.shape != a.shape:
-        raise ValueError(f"share vectors differ in length: {e.shape} vs {a.shape}")
-    e, a = np.maximum(e, epsilon), np.maximum(a, epsilon)
-    return float(np.sum((a - e) * np.log(a / e)))
 
 
 def bin_shares(values: np.ndarray, reference: Mapping[str, Any]) -> np.ndarray:
@@ -139,7 +122,7 @@ def _row(
         }
     actual = bin_shares(values, reference)
     expected = reference_shares(reference)
-    value = psi(expected, actual, config.epsilon)
+    value = psi_of_shares(expected, actual, config.epsilon)
     used_bins = int(np.count_nonzero((expected > 0) | (actual > 0)))
     inverse = 1.0 / n + (1.0 / reference_rows if reference_rows > 0 else 0.0)
     ref_missing = float(reference.get("missing_share", 0.0))

@@ -23,8 +23,9 @@ import numpy as np
 import pandas as pd
 
 from features.judgement import JudgementTables
+from features.metrics import auc
 from monitoring.config import JudgementMonitoringConfig
-from monitoring.outcomes import auc, realised_defaults
+from monitoring.outcomes import realised_defaults
 from rating.chain import ModelDecision, rate_customer
 from rating.judgement import (
     Assessment,

@@ -13,8 +13,9 @@ from datetime import date
 
 import numpy as np
 import pandas as pd
-from scipy.stats import binom, rankdata
+from scipy.stats import binom
 
+from features.metrics import auc
 from monitoring.config import OutcomeConfig
 from rating.scale import MasterScale
 
@@ -33,16 +34,6 @@ GRADE_OUTCOME_COLUMNS = [
     "status",
 ]
 AUC_COLUMNS = ["run_id", "as_of", "customers", "defaults", "default_rate", "mean_pd", "auc"]
-
-
-def auc(y: np.ndarray, score: np.ndarray) -> float:
-    """ROC AUC by the rank-sum formula (ties get half credit); NaN with one class only."""
-    y = np.asarray(y, dtype=bool)
-    positives, negatives = int(y.sum()), int((~y).sum())
-    if positives == 0 or negatives == 0:
-        return float("nan")
-    ranks = rankdata(np.asarray(score, dtype=np.float64))
-    return float((ranks[y].sum() - positives * (positives + 1) / 2) / (positives * negatives))
 
 
 def realised_defaults(

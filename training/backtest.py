@@ -27,6 +27,7 @@ import pandas as pd
 from scipy.stats import binom, norm
 from scipy.stats import t as student_t
 
+from features.metrics import psi
 from rating.scale import MasterScale
 from training.config import ValidationConfig
 from training.errors import TrainingError
@@ -36,7 +37,6 @@ from training.validate import (
     binary_metrics,
     grade_metrics,
     grade_table,
-    psi,
     rank_order_table,
 )
 

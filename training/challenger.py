@@ -3,7 +3,8 @@
 Numeric features: quantile bins, small bins merged into a neighbour, then adjacent bins merged
 until the bad rate is monotone (direction from the spec, else from the data's trend); missing
 values get their own bin. Categorical features: one bin per code plus a missing bin. WOE is
-``ln(bad share / good share)`` with additive smoothing, so a positive WOE means riskier.
+`features.metrics.woe`, ``ln(good share / bad share)`` with additive smoothing, so a higher WOE
+means a lower risk and a feature's coefficient is negative when it ranks risk the right way.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
+from features.metrics import woe as weight_of_evidence
 from features.spec import FeatureKind, FeatureSpec, RiskDirection
 from training.config import ChallengerConfig
 from training.errors import TrainingError
@@ -48,12 +50,6 @@ class FeatureBins:
             values = self.woe[np.searchsorted(self.edges, x[present], side="left")]
         out[present] = values
         return out
-
-
-def _woe(bad: np.ndarray, good: np.ndarray, smoothing: float) -> np.ndarray:
-    bad_share = (bad + smoothing) / (bad.sum() + smoothing * len(bad))
-    good_share = (good + smoothing) / (good.sum() + smoothing * len(good))
-    return np.log(bad_share / good_share)
 
 
 def _merge(edges: list[float], n: list[float], bad: list[float], i: int) -> None:
@@ -117,10 +113,10 @@ def fit_bins(
         edges, n, bad = _numeric_bins(xs, ys, direction, config)
     all_bad = np.append(bad, y[missing].sum())
     all_good = np.append(n - bad, missing.sum() - y[missing].sum())
-    woe = _woe(all_bad, all_good, config.woe_smoothing)
+    woe = weight_of_evidence(all_bad, all_good, config.woe_smoothing)
     bad_share = all_bad / max(all_bad.sum(), 1.0)
     good_share = all_good / max(all_good.sum(), 1.0)
-    iv = float(np.sum((bad_share - good_share) * woe))
+    iv = float(np.sum((good_share - bad_share) * woe))
     return FeatureBins(
         name=name,
         categorical=categorical,
@@ -173,9 +169,10 @@ def fit_scorecard(
 ) -> WoeScorecard:
     """Fit the WOE logistic-regression challenger on the training rows.
 
-    WOE is oriented so that higher means riskier; with ``config.monotone`` a feature with a
-    known risk direction whose coefficient comes out negative (its term would run against
-    that direction) is left out and the regression refitted, until no such coefficient is left.
+    WOE is oriented so that higher means less risky (`features.metrics.woe`); with
+    ``config.monotone`` a feature with a known risk direction whose coefficient comes out
+    positive (its term would run against that direction) is left out and the regression
+    refitted, until no such coefficient is left.
 
     Raises:
         TrainingError: if the matrix does not match the spec or the labels hold one class.
@@ -193,7 +190,7 @@ def fit_scorecard(
     while True:
         model = LogisticRegression(C=config.c, max_iter=config.max_iter, random_state=seed)
         model.fit(_woe_matrix(bins, x, tuple(active)), y)
-        wrong = [i for i, c in enumerate(model.coef_[0]) if active[i] and directed[i] and c < 0.0]
+        wrong = [i for i, c in enumerate(model.coef_[0]) if active[i] and directed[i] and c > 0.0]
         if not config.monotone or not wrong:
             return WoeScorecard(bins=bins, model=model, active=tuple(active))
         for i in wrong:

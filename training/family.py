@@ -24,6 +24,7 @@ import lightgbm as lgb
 import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
+from features.metrics import auc
 from features.spec import FeatureSpec
 from training.challenger import FeatureBins, WoeScorecard, fit_scorecard
 from training.config import LgbmConfig, TrainConfig
@@ -38,7 +39,6 @@ from training.fit import (
     tune_lgbm,
 )
 from training.split import Split
-from training.validate import auc
 
 FAMILIES = ("lgbm", "scorecard", "blend")
 _DESCRIPTIONS = {

@@ -25,6 +25,7 @@ from rich.progress import Progress
 from sklearn.model_selection import StratifiedKFold
 
 from features.build import content_hash, read_dataset
+from features.metrics import auc
 from features.spec import FeatureSpec
 from rating.bundle import attach_validation_report, write_bundle
 from rating.policy import RatingPolicy
@@ -49,7 +50,6 @@ from training.table import (
     table_matrix,
     table_spec,
 )
-from training.validate import auc
 
 Metrics = dict[str, float | bool | str]
 

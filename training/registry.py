@@ -21,13 +21,13 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from features.metrics import auc
 from rating.bundle import load_bundle
 from rating.compat import incompatible_features
 from rating.model import RatingModel
 from training.config import RegistryConfig, TrainConfig
 from training.errors import PromotionError, TrainingError
 from training.gates import GateResult, all_passed, evaluate_gates
-from training.validate import auc
 
 PYFUNC_FILE = Path(__file__).with_name("pyfunc_model.py")
 TEST_SET_ARTIFACT = "validation/test_set.parquet"

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from features.metrics import auc
 from features.spec import FeatureDef, FeatureGroup, FeatureKind, FeatureSpec, RiskDirection
 from training.errors import TargetError, TrainingError
-from training.validate import auc
 
 _TRUE = {"1", "true", "yes", "y", "t", "default", "bad", "positive"}
 _FALSE = {"0", "false", "no", "n", "f", "good", "negative"}

@@ -21,13 +21,13 @@ import pandas as pd
 from scipy.special import logit
 from scipy.stats import beta, binom, fisher_exact, norm, rankdata
 
+from features.metrics import auc
 from rating.calibration import PlattCalibration
 from rating.scale import MasterScale
 from training.calibrate import anchor_intercept
 from training.config import ValidationConfig
 from training.errors import TrainingError
 
-_EPS = 1e-6
 EMPTY = "empty"
 NOT_ASSESSABLE = "not assessable"
 
@@ -40,17 +40,6 @@ def _check(y: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if not np.isin(y, (0.0, 1.0)).all():
         raise TrainingError("labels must be 0 or 1")
     return y, score
-
-
-def auc(y: np.ndarray, score: np.ndarray) -> float:
-    """Area under the ROC curve (Mann-Whitney, ties counted half); NaN with one class only."""
-    y, score = _check(y, score)
-    n_pos = y.sum()
-    n_neg = len(y) - n_pos
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    ranks = rankdata(score)
-    return float((ranks[y == 1].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 def ks_statistic(y: np.ndarray, score: np.ndarray) -> float:
@@ -103,20 +92,9 @@ def shape_calibration_error(y: np.ndarray, pd_: np.ndarray, n_bins: int = 10) ->
     return expected_calibration_error(y, shifted, n_bins)
 
 
-def psi(expected: np.ndarray, actual: np.ndarray, n_bins: int = 10) -> float:
-    """Population stability index of ``actual`` against ``expected`` on expected's quantile bins."""
-    expected = np.asarray(expected, dtype=np.float64)
-    actual = np.asarray(actual, dtype=np.float64)
-    edges = np.unique(np.quantile(expected, np.linspace(0, 1, n_bins + 1)[1:-1]))
-    e = np.bincount(np.searchsorted(edges, expected, side="right"), minlength=len(edges) + 1)
-    a = np.bincount(np.searchsorted(edges, actual, side="right"), minlength=len(edges) + 1)
-    e_share = np.maximum(e / max(e.sum(), 1), _EPS)
-    a_share = np.maximum(a / max(a.sum(), 1), _EPS)
-    return float(np.sum((a_share - e_share) * np.log(a_share / e_share)))
-
-
 def binary_metrics(y: np.ndarray, pd_: np.ndarray, ece_bins: int = 10) -> dict[str, float]:
     """AUC, Gini, KS, Brier, log loss, ECE (raw and of the shape), default rate and mean PD."""
+    y, pd_ = _check(y, pd_)
     area = auc(y, pd_)
     return {
         "auc": area,

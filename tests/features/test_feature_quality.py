@@ -12,9 +12,9 @@ from features.catalog import FEATURE_SPEC
 from features.io import RawTables
 from features.quality import (
     QualityError,
+    code_psi,
     feature_quality,
     information_value,
-    psi,
     render_quality_report,
 )
 
@@ -52,8 +52,8 @@ def test_iv_and_psi_by_hand() -> None:
     assert information_value(np.zeros(8, dtype=int), label) == pytest.approx(0.0)
     # PSI is 0 for identical bins and grows with the shift
     same = np.array([0, 1, 2, 3] * 5)
-    assert psi(same, same) == pytest.approx(0.0)
-    assert psi(same, np.array([0] * 20)) > 1.0
+    assert code_psi(same, same) == pytest.approx(0.0)
+    assert code_psi(same, np.array([0] * 20)) > 1.0
 
 
 def test_missing_label_is_named() -> None:

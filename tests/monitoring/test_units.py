@@ -8,11 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from features.metrics import auc, psi_of_shares
 from features.spec import FeatureDef, FeatureGroup, FeatureKind, FeatureSpec, RiskDirection
 from monitoring.config import DriftConfig, MonitoringConfig, MonitoringError, WarningConfig
-from monitoring.drift import bin_shares, drift_table, psi, reference_shares
+from monitoring.drift import bin_shares, drift_table, reference_shares
 from monitoring.migration import migration_matrix
-from monitoring.outcomes import auc, grade_outcomes, realised_defaults
+from monitoring.outcomes import grade_outcomes, realised_defaults
 from monitoring.store import RATING_COLUMNS, MonitoringStore, RunInfo
 from monitoring.warnings import early_warnings, review_schedule
 from rating.policy import RatingPolicy
@@ -70,9 +71,9 @@ def test_given_shifted_sample_when_drift_then_flags_and_noise_scale_with_n():
     assert same.set_index("feature").loc["ratio", "flag"] == "ok"
     noise = same.set_index("feature").loc["ratio", "psi_noise"]
     assert noise == pytest.approx(10 * (1 / 400 + 1 / 5000))
-    assert psi(np.array([0.5, 0.5]), np.array([0.5, 0.5])) == 0.0
+    assert psi_of_shares(np.array([0.5, 0.5]), np.array([0.5, 0.5])) == 0.0
     with pytest.raises(ValueError, match="differ in length"):
-        psi(np.ones(2) / 2, np.ones(3) / 3)
+        psi_of_shares(np.ones(2) / 2, np.ones(3) / 3)
     with pytest.raises(ValueError, match="no 'features'"):
         drift_table(x, ["ratio", "sector"], pd_, _spec(), {"note": "test"})
     with pytest.raises(ValueError, match="must be below"):

@@ -1,13 +1,14 @@
 import numpy as np
 import pytest
 from scipy.special import expit
+from sklearn.linear_model import LogisticRegression
 
+from features.metrics import auc
 from features.spec import FeatureKind, RiskDirection
 from training.calibrate import anchor_intercept, calibrate, fit_platt
 from training.challenger import fit_bins, fit_scorecard
 from training.config import CalibrationConfig, ChallengerConfig
 from training.errors import TrainingError
-from training.validate import auc
 
 
 def test_platt_recovers_a_known_calibration():
@@ -62,8 +63,8 @@ def test_woe_bins_are_monotone_in_the_risk_direction_and_missing_has_its_own_bin
     x[:1000] = np.nan
     # When it is binned with a monotone constraint
     bins = fit_bins(x, y, "f", FeatureKind.NUMERIC, RiskDirection.UP, ChallengerConfig())
-    # Then WOE increases bin over bin, and missing values get the missing WOE
-    assert (np.diff(bins.woe) >= 0).all()
+    # Then WOE (higher = less risky) decreases bin over bin, missing values get the missing WOE
+    assert (np.diff(bins.woe) <= 0).all()
     assert len(bins.woe) == len(bins.edges) + 1 >= 3
     assert bins.iv > 0.1
     assert bins.transform(np.array([np.nan]))[0] == bins.woe_missing
@@ -74,7 +75,7 @@ def test_categorical_bins_map_unknown_codes_to_the_missing_woe():
     y = np.array([0, 1, 0, 0, 1, 1, 0] * 50, dtype=float)
     bins = fit_bins(x, y, "c", FeatureKind.CATEGORICAL, RiskDirection.NONE, ChallengerConfig())
     woe = bins.transform(np.array([0.0, 1.0, 2.0, 7.0]))
-    assert woe[2] > woe[0] > woe[1]
+    assert woe[2] < woe[0] < woe[1]  # code 2 is the riskiest, code 1 the safest
     assert woe[3] == bins.woe_missing
 
 
@@ -86,3 +87,22 @@ def test_woe_scorecard_ranks_risk(dataset, spec):
     assert ((pd_ > 0) & (pd_ < 1)).all()
     assert auc(y[2000:].astype(float), pd_) > 0.65
     assert set(card.information_values()) == set(spec.names)
+
+
+def test_flipping_the_woe_sign_flips_the_coefficients_and_keeps_the_predictions(dataset, spec):
+    # Given a scorecard on WOE = ln(good share / bad share) (higher = less risky)
+    x = dataset[spec.names].to_numpy(dtype=np.float64)
+    y = dataset["default_12m"].to_numpy()
+    config = ChallengerConfig()
+    card = fit_scorecard(x[:2000], y[:2000], spec, config, seed=0)
+    # When the same regression is fitted on the opposite convention, ln(bad share / good share)
+    flipped = LogisticRegression(C=config.c, max_iter=config.max_iter, random_state=0)
+    flipped.fit(-card.woe_matrix(x[:2000]), y[:2000])
+    # Then only the coefficients' signs differ, and the PDs are the same
+    np.testing.assert_allclose(flipped.coef_, -card.model.coef_, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(
+        flipped.predict_proba(-card.woe_matrix(x[2000:]))[:, 1],
+        card.predict_pd(x[2000:]),
+        rtol=1e-6,
+        atol=1e-9,
+    )

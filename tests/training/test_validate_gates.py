@@ -2,19 +2,18 @@ import numpy as np
 import pytest
 from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score, roc_curve
 
+from features.metrics import MetricError, auc, psi
 from rating.scale import MasterScale
 from training.config import GateConfig, ValidationConfig
 from training.errors import TrainingError
 from training.gates import all_passed, evaluate_gates
 from training.validate import (
-    auc,
     brier,
     expected_calibration_error,
     grade_table,
     grades_monotone,
     jeffreys_p_value,
     ks_statistic,
-    psi,
     rank_order_table,
     shape_calibration_error,
     traffic_light,
@@ -91,8 +90,10 @@ def test_grade_table_counts_and_monotonicity():
 
 
 def test_metrics_reject_non_binary_labels():
-    with pytest.raises(TrainingError, match="0 or 1"):
+    with pytest.raises(MetricError, match="0 or 1"):
         auc(np.array([0, 2.0]), np.array([0.1, 0.2]))
+    with pytest.raises(TrainingError, match="0 or 1"):
+        brier(np.array([0, 2.0]), np.array([0.1, 0.2]))
 
 
 def _good_metrics():
