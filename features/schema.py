@@ -22,6 +22,7 @@ from __future__ import annotations
 from typing import Final
 
 import pandera.pandas as pa
+import pyarrow
 
 MAX_AMOUNT: Final[float] = 1e13
 """Upper bound for any amount in yuan; anything above is a unit error."""
@@ -378,3 +379,27 @@ AS_OF_COLUMNS: Final[dict[str, tuple[str, ...]]] = {
     "overrides": ("proposed_on", "decided_on"),
 }
 """Columns that record events and so may not lie after the extract's as-of date."""
+
+
+_ARROW_TYPES: Final[dict[str, pyarrow.DataType]] = {
+    "str": pyarrow.string(),
+    "string[pyarrow]": pyarrow.string(),
+    "bool": pyarrow.bool_(),
+    "int64": pyarrow.int64(),
+    "float64": pyarrow.float64(),
+    "datetime64[ns]": pyarrow.timestamp("ns"),
+}
+
+
+def arrow_schema(table: str) -> pyarrow.Schema:
+    """Arrow schema of one raw table, derived from its pandera schema (contract order).
+
+    Every field is nullable in Arrow (as the generator has always written them); the
+    contract's own ``nullable`` is checked by pandera on read.
+
+    Raises:
+        KeyError: for a table without a schema, or a column dtype with no Arrow mapping.
+    """
+    return pyarrow.schema(
+        [(name, _ARROW_TYPES[str(column.dtype)]) for name, column in SCHEMAS[table].columns.items()]
+    )

@@ -42,8 +42,8 @@ from features.schema import (
     LEGAL_FORMS,
     REGIONS,
     SIZE_CLASSES,
-    STATEMENT_AMOUNTS,
     TABLES,
+    arrow_schema,
 )
 from features.synthetic_judgement import (
     ASSESSMENTS_ARROW,
@@ -118,73 +118,7 @@ _FACILITY_SEQ_DIGITS = 3
 _TXN_SEQ_DIGITS = 5
 _COUNTERPARTY_DIGITS = 8
 
-SCHEMAS_ARROW: Final[dict[str, pa.Schema]] = {
-    "customers": pa.schema(
-        [
-            ("customer_id", pa.string()),
-            ("industry", pa.string()),
-            ("region", pa.string()),
-            ("size_class", pa.string()),
-            ("legal_form", pa.string()),
-            ("founded_date", pa.timestamp("ns")),
-            ("onboarding_date", pa.timestamp("ns")),
-            ("sanctions_hit", pa.bool_()),
-            ("legal_enforcement", pa.bool_()),
-            ("fraud", pa.bool_()),
-        ]
-    ),
-    "financial_statements": pa.schema(
-        [
-            ("customer_id", pa.string()),
-            ("period_end", pa.timestamp("ns")),
-            ("published_date", pa.timestamp("ns")),
-            ("period_months", pa.int64()),
-            ("audited", pa.bool_()),
-            *[(name, pa.float64()) for name in STATEMENT_AMOUNTS],
-        ]
-    ),
-    "credit_facilities": pa.schema(
-        [
-            ("facility_id", pa.string()),
-            ("customer_id", pa.string()),
-            ("facility_type", pa.string()),
-            ("currency", pa.string()),
-            ("opened", pa.timestamp("ns")),
-            ("maturity_date", pa.timestamp("ns")),
-            ("limit", pa.float64()),
-            ("outstanding", pa.float64()),
-        ]
-    ),
-    "repayments": pa.schema(
-        [
-            ("facility_id", pa.string()),
-            ("customer_id", pa.string()),
-            ("instalment_no", pa.int64()),
-            ("due_date", pa.timestamp("ns")),
-            ("amount_due", pa.float64()),
-            ("paid_date", pa.timestamp("ns")),
-            ("amount_paid", pa.float64()),
-        ]
-    ),
-    "transactions": pa.schema(
-        [
-            ("txn_id", pa.string()),
-            ("customer_id", pa.string()),
-            ("ts", pa.timestamp("ns")),
-            ("amount", pa.float64()),
-            ("direction", pa.string()),
-            ("counterparty_id", pa.string()),
-            ("channel", pa.string()),
-        ]
-    ),
-    "defaults": pa.schema(
-        [
-            ("customer_id", pa.string()),
-            ("default_date", pa.timestamp("ns")),
-            ("default_type", pa.string()),
-        ]
-    ),
-}
+SCHEMAS_ARROW: Final[dict[str, pa.Schema]] = {name: arrow_schema(name) for name in TABLES}
 """Arrow schema of every raw table as written by the generator (contract order)."""
 
 TRUTH_SCHEMA: Final[pa.Schema] = pa.schema(

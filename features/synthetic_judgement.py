@@ -23,35 +23,10 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 from scipy.special import expit, logit
 
-ASSESSMENTS_ARROW: Final[pa.Schema] = pa.schema(
-    [
-        ("assessment_id", pa.string()),
-        ("customer_id", pa.string()),
-        ("assessed_on", pa.timestamp("ns")),
-        ("valid_until", pa.timestamp("ns")),
-        ("analyst", pa.string()),
-        ("questionnaire_version", pa.string()),
-        ("factor", pa.string()),
-        ("answer", pa.string()),
-    ]
-)
-OVERRIDES_ARROW: Final[pa.Schema] = pa.schema(
-    [
-        ("override_id", pa.string()),
-        ("customer_id", pa.string()),
-        ("kind", pa.string()),
-        ("proposed_on", pa.timestamp("ns")),
-        ("proposer", pa.string()),
-        ("model_grade", pa.string()),
-        ("base_grade", pa.string()),
-        ("proposed_grade", pa.string()),
-        ("reason_code", pa.string()),
-        ("status", pa.string()),
-        ("approver", pa.string()),
-        ("decided_on", pa.timestamp("ns")),
-        ("valid_until", pa.timestamp("ns")),
-    ]
-)
+from features.schema import arrow_schema
+
+ASSESSMENTS_ARROW: Final[pa.Schema] = arrow_schema("assessments")
+OVERRIDES_ARROW: Final[pa.Schema] = arrow_schema("overrides")
 
 BIASED_ANALYST: Final[str] = "AN03"
 """The analyst who favours one industry."""

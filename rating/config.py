@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from features.synthetic_judgement import JudgementSpec, SpecFactor, SpecGrade
+from rating.defaults import rating_section
 from rating.judgement import (
     EXPERT_RATING_REASON,
     DataSufficiencyConfig,
@@ -28,8 +31,8 @@ class RatingConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    scale: MasterScale = MasterScale()
-    policy: RatingPolicy = RatingPolicy()
+    scale: MasterScale = Field(default_factory=MasterScale)
+    policy: RatingPolicy = Field(default_factory=RatingPolicy)
     reason_overrides: dict[str, ReasonText] = Field(default_factory=dict)
     """Feature name -> explicit reason texts replacing those derived from the spec."""
     max_reasons: int = Field(default=MAX_REASONS, ge=1, le=MAX_REASONS)
@@ -83,3 +86,13 @@ class RatingConfig(BaseModel):
         self.policy.check_scale(self.scale)
         self.judgement.check_scale(self.scale)
         return self
+
+
+def default_rating_config(path: Path | None = None) -> RatingConfig:
+    """The ``rating:`` section of a params file (default: the project's params.yaml) as config.
+
+    Raises:
+        rating.defaults.DefaultsError: if the file is unreadable or has no ``rating:`` mapping.
+        pydantic.ValidationError: if the section is invalid.
+    """
+    return RatingConfig.model_validate(rating_section(path))

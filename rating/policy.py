@@ -9,12 +9,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import date
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from features.schema import DEFAULT_TYPES
+from rating.defaults import default_section
 from rating.scale import MasterScale
 
 
@@ -117,102 +118,25 @@ def default_status(defaults: Iterable[tuple[date, str]], as_of: date) -> Default
     return DefaultStatus(default_date=day, default_type=kind)
 
 
-def _default_tiers() -> tuple[TierDef, ...]:
-    return (
-        TierDef(
-            tier=Tier.LOW,
-            label_en="Low risk",
-            label_zh="低风险",
-            grades=("1", "2", "3"),
-            policy=CreditPolicy(
-                credit_limit_factor=1.0,
-                max_payment_term_days=90,
-                collateral_required=False,
-                guarantee_required=False,
-                review_frequency_days=365,
-                new_credit_allowed=True,
-                exit_review=False,
-            ),
-        ),
-        TierDef(
-            tier=Tier.MEDIUM,
-            label_en="Medium risk",
-            label_zh="中等风险",
-            grades=("4", "5"),
-            policy=CreditPolicy(
-                credit_limit_factor=0.7,
-                max_payment_term_days=60,
-                collateral_required=False,
-                guarantee_required=True,
-                review_frequency_days=180,
-                new_credit_allowed=True,
-                exit_review=False,
-            ),
-        ),
-        TierDef(
-            tier=Tier.HIGH,
-            label_en="High risk",
-            label_zh="高风险",
-            grades=("6", "7"),
-            policy=CreditPolicy(
-                credit_limit_factor=0.4,
-                max_payment_term_days=30,
-                collateral_required=True,
-                guarantee_required=True,
-                review_frequency_days=90,
-                new_credit_allowed=True,
-                exit_review=False,
-            ),
-        ),
-        TierDef(
-            tier=Tier.RESTRICTED,
-            label_en="Restricted",
-            label_zh="限制类",
-            grades=("8", "9", "D"),
-            policy=CreditPolicy(
-                credit_limit_factor=0.0,
-                max_payment_term_days=0,
-                collateral_required=True,
-                guarantee_required=True,
-                review_frequency_days=30,
-                new_credit_allowed=False,
-                exit_review=True,
-            ),
-        ),
-    )
-
-
-def _default_hard_rules() -> tuple[HardRule, ...]:
-    return (
-        HardRule(
-            code="HR01",
-            flag="flag_sanctions_hit",
-            text_en="Sanctions list hit",
-            text_zh="命中制裁名单",
-        ),
-        HardRule(
-            code="HR02",
-            flag="flag_legal_enforcement",
-            text_en="Subject to legal enforcement",
-            text_zh="涉及司法强制执行",
-        ),
-        HardRule(
-            code="HR03",
-            flag="flag_fraud",
-            text_en="Fraud on record",
-            text_zh="存在欺诈记录",
-        ),
-    )
-
-
 class RatingPolicy(BaseModel):
-    """Tiers (in order low, medium, high, restricted), their credit policies and hard rules."""
+    """Tiers (in order low, medium, high, restricted), their credit policies and hard rules.
+
+    Fields not given come from the ``rating.policy`` section of the project's params.yaml
+    (`rating.defaults`), the one place the default policy is written down.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    version: str = "policy-2025.1"
-    tiers: tuple[TierDef, ...] = Field(default_factory=_default_tiers)
-    hard_rules: tuple[HardRule, ...] = Field(default_factory=_default_hard_rules)
+    version: str
+    tiers: tuple[TierDef, ...]
+    hard_rules: tuple[HardRule, ...]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_defaults(cls, data: Any) -> Any:
+        if isinstance(data, dict) and set(cls.model_fields) - data.keys():
+            return {**default_section("policy"), **data}
+        return data
 
     @model_validator(mode="after")
     def _check(self) -> RatingPolicy:

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import itertools
 import math
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from scipy.special import logit
 
-PD_FLOOR = 0.0003
-"""Regulatory PD floor (0.03%)."""
+from rating.defaults import default_section
 
 
 class ScaleError(ValueError):
@@ -43,9 +43,9 @@ class PointsScale(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    base_points: float = 600.0
-    base_odds: float = Field(default=50.0, gt=0.0)
-    pdo: float = Field(default=20.0, gt=0.0)
+    base_points: float
+    base_odds: float = Field(gt=0.0)
+    pdo: float = Field(gt=0.0)
 
     @property
     def factor(self) -> float:
@@ -62,32 +62,29 @@ class PointsScale(BaseModel):
         return np.rint(self.offset - self.factor * np.asarray(log_odds, dtype=np.float64))
 
 
-def _default_grades() -> tuple[Grade, ...]:
-    bands = [
-        ("1", "AAA", PD_FLOOR, 0.0010),
-        ("2", "AA", 0.0010, 0.0025),
-        ("3", "A", 0.0025, 0.0050),
-        ("4", "BBB", 0.0050, 0.0100),
-        ("5", "BB", 0.0100, 0.0200),
-        ("6", "B", 0.0200, 0.0500),
-        ("7", "CCC", 0.0500, 0.1200),
-        ("8", "CC", 0.1200, 0.2500),
-        ("9", "C", 0.2500, 1.0),
-    ]
-    return tuple(Grade(name=n, label=lab, lower=lo, upper=up) for n, lab, lo, up in bands)
-
-
 class MasterScale(BaseModel):
-    """Master scale: contiguous increasing PD bands covering ``[pd_floor, 1)``, then ``D``."""
+    """Master scale: contiguous increasing PD bands covering ``[pd_floor, 1)``, then ``D``.
+
+    Fields not given come from the ``rating.scale`` section of the project's params.yaml
+    (`rating.defaults`), the one place the default scale is written down.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    version: str = "ms-2025.1"
-    pd_floor: float = Field(default=PD_FLOOR, gt=0.0, lt=1.0)
-    grades: tuple[Grade, ...] = Field(default_factory=_default_grades)
-    default_grade: str = Field(default="D", min_length=1, max_length=8)
+    version: str
+    pd_floor: float = Field(gt=0.0, lt=1.0)
+    """Regulatory PD floor."""
+    grades: tuple[Grade, ...]
+    default_grade: str = Field(min_length=1, max_length=8)
     """Grade of customers in default (status, not a PD band)."""
-    points: PointsScale = PointsScale()
+    points: PointsScale
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_defaults(cls, data: Any) -> Any:
+        if isinstance(data, dict) and set(cls.model_fields) - data.keys():
+            return {**default_section("scale"), **data}
+        return data
 
     @model_validator(mode="after")
     def _check_bands(self) -> MasterScale:

@@ -3,7 +3,7 @@ import pytest
 from pydantic import ValidationError
 from scipy.special import expit
 
-from rating.scale import PD_FLOOR, Grade, MasterScale, PointsScale
+from rating.scale import Grade, MasterScale, PointsScale
 
 
 def test_default_scale_has_contiguous_increasing_bands_covering_floor_to_one():
@@ -12,7 +12,7 @@ def test_default_scale_has_contiguous_increasing_bands_covering_floor_to_one():
     # Then it has at least 7 non-default grades plus D, contiguous from the floor to 1
     assert scale.n_grades >= 7
     assert scale.names[-1] == "D"
-    assert scale.grades[0].lower == PD_FLOOR == 0.0003
+    assert scale.grades[0].lower == scale.pd_floor == 0.0003
     assert scale.grades[-1].upper == 1.0
     for prev, nxt in zip(scale.grades, scale.grades[1:], strict=False):
         assert prev.upper == nxt.lower
@@ -41,7 +41,7 @@ def test_band_edges_belong_to_the_upper_band_and_pd_below_floor_to_the_best():
     assert list(scale.grade_of(lowers)) == [g.name for g in scale.grades]
     # And a PD below the floor is floored into the best grade
     assert scale.grade_of(np.array([0.0, 1e-9]))[0] == scale.grades[0].name
-    assert scale.floor_pd(np.array([0.0]))[0] == PD_FLOOR
+    assert scale.floor_pd(np.array([0.0]))[0] == scale.pd_floor
 
 
 def test_log_odds_boundaries_agree_with_grade_of():
