@@ -103,3 +103,24 @@ def dataset() -> pd.DataFrame:
 @pytest.fixture(scope="session")
 def spec() -> FeatureSpec:
     return small_spec()
+
+
+def good_gate_metrics() -> dict:
+    """Metrics of a model that passes every default gate."""
+    return {
+        "test.auc": 0.8,
+        "challenger.test.auc": 0.75,
+        "challenger.test.auc_diff_p": 0.9,
+        "grades.monotone": True,
+        "grades.significant_inversions": 0.0,
+        "grades.max_share": 0.3,
+        "stability.psi_score": 0.05,
+        "test.ece_shape": 0.01,
+        "cycle.level_ratio": 1.05,
+        "cycle.level_low": 0.9,
+        "cycle.level_high": 1.2,
+        "cycle.grades.red_count": 0.0,
+        "cycle.grades.red_allowed": 1.0,
+        "cycle.grades.assessable": 6.0,
+        "cycle.grades.zone": "green",
+    }

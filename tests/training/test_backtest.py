@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from rating.scale import MasterScale
+from tests.training.conftest import good_gate_metrics
 from training.backtest import (
     cycle_table,
     evaluation_frame,
@@ -200,7 +201,7 @@ def _cycle(rates: list[float], pd_level: float, rows: int = 20_000) -> pd.DataFr
 def _level_gate(metrics: dict) -> GateResult:
     return next(
         g
-        for g in evaluate_gates({**_good_metrics(), **metrics}, GateConfig())
+        for g in evaluate_gates({**good_gate_metrics(), **metrics}, GateConfig())
         if g.name == "calibration_level"
     )
 
@@ -268,35 +269,15 @@ def test_delong_p_value_separates_noise_from_a_better_challenger():
     assert auc_difference_p(y, model, better, overlap=4.0) > auc_difference_p(y, model, better)
 
 
-def _good_metrics() -> dict:
-    return {
-        "test.auc": 0.8,
-        "challenger.test.auc": 0.75,
-        "challenger.test.auc_diff_p": 0.9,
-        "grades.monotone": True,
-        "grades.significant_inversions": 0.0,
-        "grades.max_share": 0.3,
-        "stability.psi_score": 0.05,
-        "test.ece_shape": 0.01,
-        "cycle.level_ratio": 1.05,
-        "cycle.level_low": 0.9,
-        "cycle.level_high": 1.2,
-        "cycle.grades.red_count": 0.0,
-        "cycle.grades.red_allowed": 1.0,
-        "cycle.grades.assessable": 6.0,
-        "cycle.grades.zone": "green",
-    }
-
-
 def test_challenger_gate_fails_only_on_a_significantly_better_challenger():
-    noise = {**_good_metrics(), "challenger.test.auc": 0.802, "challenger.test.auc_diff_p": 0.4}
+    noise = {**good_gate_metrics(), "challenger.test.auc": 0.802, "challenger.test.auc_diff_p": 0.4}
     better = {**noise, "challenger.test.auc": 0.83, "challenger.test.auc_diff_p": 0.001}
     assert "challenger_not_better" not in _failed(evaluate_gates(noise, GateConfig()))
     assert "challenger_not_better" in _failed(evaluate_gates(better, GateConfig()))
 
 
 def test_an_explicit_red_grade_cap_overrides_the_traffic_light():
-    metrics = {**_good_metrics(), "cycle.grades.red_count": 1.0, "cycle.grades.zone": "yellow"}
+    metrics = {**good_gate_metrics(), "cycle.grades.red_count": 1.0, "cycle.grades.zone": "yellow"}
     assert "max_red_grades" not in _failed(evaluate_gates(metrics, GateConfig()))
     capped = GateConfig(max_red_grades=0)
     assert "max_red_grades" in _failed(evaluate_gates(metrics, capped))

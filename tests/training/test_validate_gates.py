@@ -4,6 +4,7 @@ from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score, roc_curve
 
 from features.metrics import MetricError, auc, psi
 from rating.scale import MasterScale
+from tests.training.conftest import good_gate_metrics
 from training.config import GateConfig, ValidationConfig
 from training.errors import TrainingError
 from training.gates import all_passed, evaluate_gates
@@ -96,28 +97,8 @@ def test_metrics_reject_non_binary_labels():
         brier(np.array([0, 2.0]), np.array([0.1, 0.2]))
 
 
-def _good_metrics():
-    return {
-        "test.auc": 0.8,
-        "challenger.test.auc": 0.75,
-        "challenger.test.auc_diff_p": 0.9,
-        "grades.monotone": True,
-        "grades.significant_inversions": 0.0,
-        "grades.max_share": 0.3,
-        "stability.psi_score": 0.05,
-        "test.ece_shape": 0.01,
-        "cycle.level_ratio": 1.05,
-        "cycle.level_low": 0.9,
-        "cycle.level_high": 1.2,
-        "cycle.grades.red_count": 0.0,
-        "cycle.grades.red_allowed": 1.0,
-        "cycle.grades.assessable": 6.0,
-        "cycle.grades.zone": "green",
-    }
-
-
 def test_gates_pass_on_good_metrics():
-    results = evaluate_gates(_good_metrics(), GateConfig())
+    results = evaluate_gates(good_gate_metrics(), GateConfig())
     assert all_passed(results)
     assert {r.name for r in results} >= {
         "min_auc",
@@ -143,19 +124,23 @@ def test_gates_pass_on_good_metrics():
     ],
 )
 def test_each_gate_fails_on_its_own_metric(key, value, gate):
-    metrics = {**_good_metrics(), key: value}
+    metrics = {**good_gate_metrics(), key: value}
     failed = [r for r in evaluate_gates(metrics, GateConfig()) if not r.passed]
     assert gate in [r.name for r in failed]
 
 
 def test_challenger_gate_needs_a_significantly_better_challenger():
-    metrics = {**_good_metrics(), "challenger.test.auc": 0.81, "challenger.test.auc_diff_p": 0.01}
+    metrics = {
+        **good_gate_metrics(),
+        "challenger.test.auc": 0.81,
+        "challenger.test.auc_diff_p": 0.01,
+    }
     failed = [r.name for r in evaluate_gates(metrics, GateConfig()) if not r.passed]
     assert failed == ["challenger_not_better"]
 
 
 def test_missing_metric_is_named():
-    metrics = _good_metrics()
+    metrics = good_gate_metrics()
     del metrics["stability.psi_score"]
     with pytest.raises(TrainingError, match=r"stability\.psi_score"):
         evaluate_gates(metrics, GateConfig())
