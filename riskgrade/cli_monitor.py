@@ -69,7 +69,7 @@ def _print_run(run: Any, rows: int) -> None:
             f"Monitoring run {run.run_id} at {run.info.as_of}",
             ["item", "value"],
             [
-                (k, v)
+                (k, f"{v:.4g}" if isinstance(v, float) else v)
                 for k, v in head.items()
                 if k not in ("bundle_hash", "notes") and not isinstance(v, dict)
             ],
