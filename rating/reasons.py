@@ -104,7 +104,7 @@ class ReasonDictionary(BaseModel):
 
 
 class Reason(BaseModel):
-    """One reason given for a rating: a hard rule or an adverse feature contribution."""
+    """One reason given for a rating: a hard rule, the default status or an adverse feature."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -112,10 +112,10 @@ class Reason(BaseModel):
     text_en: str
     text_zh: str
     group: str
-    """Feature group, or ``hard_rule``."""
+    """Feature group, ``hard_rule`` or ``default``."""
     feature: str | None = None
     contribution: float | None = None
-    """Calibrated log-odds added by the feature (None for hard rules)."""
+    """Calibrated log-odds added by the feature (None for hard rules and the default)."""
     value: float | None = None
     """The feature value (None for hard rules and missing values)."""
     label: str | None = None
