@@ -20,8 +20,13 @@ def _png(fig: Figure) -> bytes:
     return buffer.getvalue()
 
 
-def migration_heatmap(counts: pd.DataFrame, title: str) -> bytes:
-    """Heatmap of row shares with the counts written in the cells."""
+def migration_heatmap(
+    counts: pd.DataFrame, title: str, *, rows: str = "previous", columns: str = "current"
+) -> bytes:
+    """Heatmap of row shares with the counts written in the cells.
+
+    The axes are titled ``rows`` (y) and ``columns`` (x).
+    """
     values = counts.to_numpy(dtype=np.float64)
     totals = values.sum(axis=1, keepdims=True)
     shares = np.divide(values, totals, out=np.zeros_like(values), where=totals > 0)
@@ -37,10 +42,10 @@ def migration_heatmap(counts: pd.DataFrame, title: str) -> bytes:
                         color=colour)  # fmt: skip
     ax.set_xticks(range(len(counts.columns)), [str(c) for c in counts.columns])
     ax.set_yticks(range(len(counts.index)), [str(c) for c in counts.index])
-    ax.set_xlabel("current")
-    ax.set_ylabel("previous")
+    ax.set_xlabel(columns)
+    ax.set_ylabel(rows)
     ax.set_title(title, fontsize=10)
-    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of previous row")
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label=f"share of {rows} row")
     return _png(fig)
 
 

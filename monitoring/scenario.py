@@ -11,6 +11,9 @@ from (`monitoring.stress.apply_shocks`):
   pressure, input costs), also off net income and operating cash flow;
 * ``cash_flow``: further relative fall of operating cash flow (of its absolute value, so a
   negative cash flow gets more negative);
+* the operating cash lost by these three is borrowed short term: current and total
+  liabilities of the statement rise by it (assets unchanged), so debt, current and cash
+  ratios worsen with the flows;
 * ``overdue``: a ``share`` of the instalments due in the last ``months`` months, on facilities
   still running at the rating date, is paid ``days`` later (a payment pushed past the rating
   date is unpaid then);

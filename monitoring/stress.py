@@ -16,7 +16,7 @@ the shocks move only features with a monotone constraint; see the module docstri
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -37,7 +37,18 @@ from rating.portfolio import PortfolioRating, Progress, as_model, portfolio_ids,
 
 CovenantCheck = Callable[[pd.DataFrame], pd.Series]
 """Given one row per customer (``customer_id``, ``tier`` and every model feature by name),
-True where the customer breaches a covenant of its tier's template."""
+True where the customer breaches a covenant of its contract. `stress` passes the base tier
+in both ratings: a scenario changes the customer's figures, not the contract it signed."""
+
+COVENANT_FEATURES: Final[dict[str, tuple[str, str]]] = {
+    "max_debt_ratio": ("debt_ratio", "max"),
+    "min_interest_coverage": ("interest_coverage", "min"),
+    "min_current_ratio": ("current_ratio", "min"),
+    "reporting_months": ("months_since_period_end", "max"),
+}
+"""Covenant of a tier template -> (feature observed, threshold kind)."""
+
+_DAYS_PER_MONTH = 365.25 / 12
 
 CUSTOMER_COLUMNS: Final[list[str]] = [
     "customer_id",
@@ -57,8 +68,22 @@ CUSTOMER_COLUMNS: Final[list[str]] = [
     "hard_rules",
     "base_breach",
     "stressed_breach",
+    "improved",
+    "improved_because",
 ]
-"""Per-customer columns of `StressResult.customers` (breaches null without a covenant check)."""
+"""Per-customer columns of `StressResult.customers`. Breaches are null without a covenant
+check. ``improved``: a performing customer with a lower PD (beyond ``PD_TOLERANCE``), or a
+better grade or tier, under stress; ``improved_because`` says why (`IMPROVEMENT_CAUSES`)."""
+
+IMPROVEMENT_CAUSES: Final[dict[str, str]] = {
+    "unconstrained_feature": "a feature without a monotone constraint changed "
+    "(transaction amounts, active facilities)",
+    "missing_value": "a feature became undefined or defined (a ratio with a zero denominator)",
+    "favourable_feature": "a feature moved in its favourable direction",
+    "model_not_monotone": "only features with a monotone constraint moved, each the adverse "
+    "way: the model breaks its own constraint",
+}
+"""Why a customer improved under stress, checked in this order."""
 
 SEGMENT_COLUMNS: Final[list[str]] = [
     "dimension",
@@ -110,21 +135,10 @@ class StressResult:
     covenants_checked: bool
     notes: list[str] = field(default_factory=list)
 
-    def improved_mask(self) -> np.ndarray:
-        """Performing customers with a lower PD, or a better grade or tier, under stress.
-
-        A PD counts as lower beyond a relative ``PD_TOLERANCE`` (money is summed in fen, so
-        a scaled amount may move a ratio in its last bits).
-        """
-        c = self.customers
-        lower = c["stressed_pd"] < c["base_pd"] * (1.0 - PD_TOLERANCE)
-        better = lower | (c["grade_notches"] < 0) | (c["tier_notches"] < 0)
-        return (better & ~c["in_default"]).to_numpy()
-
     @property
     def improved(self) -> int:
-        """How many performing customers the scenario rated better (see `improved_mask`)."""
-        return int(self.improved_mask().sum())
+        """Performing customers the scenario rated better (see `CUSTOMER_COLUMNS`)."""
+        return int(self.customers["improved"].sum())
 
     def overall(self) -> pd.Series:
         """The portfolio row of `segments`."""
@@ -155,12 +169,17 @@ def _shock_statements(
     revenue = latest["revenue"].to_numpy(dtype=np.float64)
     lost = r * revenue
     extra_cost = d * (revenue - lost)
-    cash_flow = latest["operating_cash_flow"].to_numpy(dtype=np.float64) - lost - extra_cost
+    base_cash_flow = latest["operating_cash_flow"].to_numpy(dtype=np.float64)
+    cash_flow = base_cash_flow - lost - extra_cost
+    cash_flow = cash_flow - c * np.abs(cash_flow)
+    borrowed = base_cash_flow - cash_flow  # the lost operating cash, borrowed short term
     out = statements.copy()
     out.loc[rows, "revenue"] = revenue - lost
     out.loc[rows, "operating_costs"] = latest["operating_costs"].to_numpy() + extra_cost
     out.loc[rows, "net_income"] = latest["net_income"].to_numpy() - lost - extra_cost
-    out.loc[rows, "operating_cash_flow"] = cash_flow - c * np.abs(cash_flow)
+    out.loc[rows, "operating_cash_flow"] = cash_flow
+    out.loc[rows, "current_liabilities"] = latest["current_liabilities"].to_numpy() + borrowed
+    out.loc[rows, "total_liabilities"] = latest["total_liabilities"].to_numpy() + borrowed
     return out, int(hit.sum())
 
 
@@ -263,6 +282,31 @@ def apply_shocks(
     return shocked, counts
 
 
+def improvement_causes(
+    base: PortfolioRating, stressed: PortfolioRating, improved: np.ndarray
+) -> np.ndarray:
+    """Why each improved customer improved (a key of `IMPROVEMENT_CAUSES`; "" if not improved).
+
+    Both ratings must hold the same customers in the same order (as `stress` makes them).
+    """
+    direction = np.array([f.monotone_constraint for f in base.model.spec.features])
+    x, y = base.features, stressed.features
+    flipped = np.isnan(x) != np.isnan(y)
+    changed = flipped | (~np.isnan(x) & ~np.isnan(y) & (x != y))
+    constrained = direction != 0
+    favourable = ~flipped & (direction * np.nan_to_num(y - x) < 0)
+    cause = np.select(
+        [
+            (changed & ~constrained).any(axis=1),
+            (flipped & constrained).any(axis=1),
+            (favourable & constrained).any(axis=1),
+        ],
+        ["unconstrained_feature", "missing_value", "favourable_feature"],
+        "model_not_monotone",
+    )
+    return np.where(improved, cause, "")
+
+
 def _features(rating: PortfolioRating, tiers: pd.Series) -> pd.DataFrame:
     frame = pd.DataFrame(rating.features, columns=rating.feature_names)
     frame.insert(0, "customer_id", rating.customer_ids)
@@ -279,6 +323,55 @@ def _breaches(check: CovenantCheck, rating: PortfolioRating, tiers: pd.Series) -
             f"for {len(rating)} customers"
         )
     return values
+
+
+def template_covenant_check(
+    templates: Mapping[str, Mapping[str, float | int | None]], reporting_grace_days: int = 120
+) -> CovenantCheck:
+    """A covenant check against each customer's tier template (params.yaml ``covenants:``).
+
+    A ratio covenant breaches when its feature lies beyond the threshold; a ratio not observed
+    (NaN) breaches nothing. ``reporting_months`` N breaches when the latest statement's period
+    ended more than N months plus ``reporting_grace_days`` before the rating date; a customer
+    with no statement at all is left to the reporting check of the monitoring run.
+
+    Args:
+        templates: tier -> covenant -> threshold (null: not in that tier's contracts).
+        reporting_grace_days: days a statement may take to be published.
+
+    Raises:
+        StressError: for a covenant name not in `COVENANT_FEATURES`.
+    """
+    for tier, template in templates.items():
+        unknown = sorted(set(template) - set(COVENANT_FEATURES))
+        if unknown:
+            raise StressError(
+                f"covenant template {tier!r} names unknown covenants {unknown} "
+                f"(known: {', '.join(COVENANT_FEATURES)})"
+            )
+
+    def check(frame: pd.DataFrame) -> pd.Series:
+        breached = np.zeros(len(frame), dtype=bool)
+        tiers = frame["tier"].astype(str).to_numpy()
+        for covenant, (feature, kind) in COVENANT_FEATURES.items():
+            if feature not in frame.columns:
+                continue
+            thresholds = np.array(
+                [
+                    np.nan if (v := templates.get(t, {}).get(covenant)) is None else float(v)
+                    for t in tiers
+                ]
+            )
+            observed = frame[feature].to_numpy(dtype=np.float64)
+            if covenant == "reporting_months":
+                late = (observed - thresholds) * _DAYS_PER_MONTH - reporting_grace_days
+                hit = np.round(late) > 0
+            else:
+                hit = observed > thresholds if kind == "max" else observed < thresholds
+            breached |= hit & ~np.isnan(observed) & ~np.isnan(thresholds)
+        return pd.Series(breached, index=frame.index)
+
+    return check
 
 
 def _segment_rows(frame: pd.DataFrame, dimension: str, key: pd.Series | str) -> pd.DataFrame:
@@ -399,13 +492,20 @@ def stress(
             "hard_rules": b["hard_rules"],
             "base_breach": pd.array([pd.NA] * len(b), dtype="boolean"),
             "stressed_breach": pd.array([pd.NA] * len(b), dtype="boolean"),
+            "improved": False,
+            "improved_because": "",
         },
         columns=CUSTOMER_COLUMNS,
     )
+    lower = frame["stressed_pd"] < frame["base_pd"] * (1.0 - PD_TOLERANCE)
+    better = lower | (frame["grade_notches"] < 0) | (frame["tier_notches"] < 0)
+    improved = (better & ~frame["in_default"]).to_numpy()
+    frame["improved"] = improved
+    frame["improved_because"] = improvement_causes(base, stressed, improved)
     if covenants is not None:
         frame["base_breach"] = pd.array(_breaches(covenants, base, b["tier"]), dtype="boolean")
         frame["stressed_breach"] = pd.array(
-            _breaches(covenants, stressed, s["tier"]), dtype="boolean"
+            _breaches(covenants, stressed, b["tier"]), dtype="boolean"
         )
     by_id = frame.set_index("customer_id")
     result = StressResult(
@@ -428,9 +528,9 @@ def stress(
     if covenants is None:
         notes.append("no covenant check given: covenant breaches not counted")
     if result.improved:
+        causes = frame.loc[improved, "improved_because"].value_counts()
         notes.append(
-            f"{result.improved} customer(s) rated better under stress: through features "
-            "without a monotone constraint (transaction amounts, active facilities) or a "
-            "ratio that becomes undefined"
+            f"{result.improved} customer(s) rated better under stress: "
+            + "; ".join(f"{n} where {IMPROVEMENT_CAUSES[c]}" for c, n in causes.items())
         )
     return result
