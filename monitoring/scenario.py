@@ -30,7 +30,7 @@ least another's is harsher for every customer.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 import pandas as pd
@@ -137,12 +137,26 @@ def parse_scenario(document: object, source: str = "scenario") -> Scenario:
     try:
         return Scenario.model_validate(document)
     except ValidationError as error:
+        items = error.errors()
+        locations = [item["loc"] for item in items]
         problems = "; ".join(
             f"{_location(item['loc'])}: {item['msg'].removeprefix('Value error, ')}"
-            + (f" (got {item['input']!r})" if item["type"] != "value_error" else "")
-            for item in error.errors()
+            + (f" (got {item['input']!r})" if _shown(item) else "")
+            for item in items
+            # a list with a bad entry is also "too short" once that entry is dropped
+            if not (
+                item["type"] == "too_short"
+                and any(loc[: len(item["loc"])] == item["loc"] != loc for loc in locations)
+            )
         )
         raise ScenarioError(f"invalid {source}: {problems}") from None
+
+
+def _shown(item: Any) -> bool:
+    """Whether an error names the value it got (a plain value, not a section)."""
+    return item["type"] not in ("value_error", "missing") and not isinstance(
+        item["input"], dict | list | tuple
+    )
 
 
 def scenario_path(name_or_path: Path | str) -> Path:

@@ -17,7 +17,7 @@ import typer
 
 from features.schema import MAX_DATE, MIN_DATE
 from rating.output import columns_help
-from riskgrade import cli_monitor
+from riskgrade import cli_monitor, cli_stress
 from riskgrade.config import DEFAULT_PARAMS_PATH, Params, load_params
 from riskgrade.console import (
     console,
@@ -901,6 +901,7 @@ def audit_export(
 
 
 cli_monitor.register(app)
+cli_stress.register(app)
 
 
 def error_message(error: BaseException) -> str:
