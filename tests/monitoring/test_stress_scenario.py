@@ -92,7 +92,7 @@ def test_given_a_bad_entry_then_the_list_is_not_also_called_too_short(tmp_path):
 
 
 def test_given_a_missing_file_when_loaded_then_the_error_lists_shipped_names(tmp_path):
-    with pytest.raises(ScenarioError, match="does not exist.*recession.*sector_downturn"):
+    with pytest.raises(ScenarioError, match=r"does not exist.*recession.*sector_downturn"):
         load_scenario(tmp_path / "nope.yaml")
     with pytest.raises(ScenarioError, match="does not exist"):
         load_scenario("no_such_scenario")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import date
 
 import numpy as np
@@ -199,7 +200,7 @@ def test_given_harsher_flow_and_overdue_shocks_then_no_feature_moves_the_favoura
     # Given the same shocks at 0 (base), half, full and double strength
     levels = [_features(raw, f) for f in (0.0, 0.5, 1.0, 2.0)]
     # Then each level is at least as risky as the one before, feature by feature
-    for milder, harsher in zip(levels, levels[1:], strict=False):
+    for milder, harsher in itertools.pairwise(levels):
         _assert_never_better(milder, harsher, rtol=0.0)
     # And features without a risk direction do not move at all
     free = [f.name for f in FEATURE_SPEC.features if f.monotone_constraint == 0]
