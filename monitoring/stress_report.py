@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 
 from monitoring.plots import migration_heatmap
 from monitoring.report import _matrix, _plain
-from monitoring.stress import StressResult
+from monitoring.stress import IMPROVEMENT_CAUSES, StressResult
 
 TEMPLATE: Final[str] = "stress_report.html.j2"
 """The report's template, in ``monitoring/templates`` (shipped in the wheel)."""
@@ -159,6 +159,8 @@ def render_html(result: StressResult) -> str:
         moved_total=len(moved),
         max_rows=MAX_HTML_ROWS,
         notes=result.notes,
+        improved=customers[customers["improved"]].head(MAX_HTML_ROWS).to_dict(orient="records"),
+        causes=IMPROVEMENT_CAUSES,
     )
 
 

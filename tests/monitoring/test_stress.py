@@ -221,6 +221,7 @@ def test_given_a_result_when_written_then_html_json_and_csvs(recession, tmp_path
         "Expected defaults by segment",
         "Migration, base to stressed",
         "Customers that moved",
+        "Customers rated better under stress",
         "manufacturing",
     ):
         assert part in html, part
