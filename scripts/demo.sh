@@ -31,6 +31,9 @@ step "8. Monitoring: re-rate at two quarter ends, migration, drift and the early
 $RG monitor --raw data/raw --as-of $PREVIOUS_QUARTER --bundle reports/bundle --store data/monitoring.duckdb --out reports/monitoring/$PREVIOUS_QUARTER > /dev/null
 $RG monitor --raw data/raw --as-of $AS_OF --bundle reports/bundle --store data/monitoring.duckdb --out reports/monitoring/$AS_OF
 
+step "8b. Stress test: the shipped recession scenario against the unstressed base at $AS_OF"
+$RG stress --raw data/raw --as-of $AS_OF --bundle reports/bundle --scenario recession --out reports/stress/recession
+
 step "9. Serve the champion on http://127.0.0.1:$PORT"
 if [ -f data/serve.pid ] && kill -0 "$(cat data/serve.pid)" 2>/dev/null; then
   kill "$(cat data/serve.pid)" && sleep 2
