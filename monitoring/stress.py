@@ -9,9 +9,14 @@ tier and customers in default keep the default grade.
 
 `stress` compares the two ratings at one date: grade and tier migration matrices, expected
 defaults (sum of PDs of the performing customers) per industry, region and overall, covenant
-breaches when a covenant check is given, and the customers the scenario improved (none when
-the shocks move only features with a monotone constraint; see the module docstring of
-`monitoring.scenario` for why each shock worsens its records).
+breaches when a covenant check is given, and the customers the scenario improved, each with
+its cause (`IMPROVEMENT_CAUSES`). None is expected when the shocks move only features with a
+monotone constraint (see `monitoring.scenario` for why each shock worsens its records); the
+inflow shock moves transaction amounts, which have none, and a booster that breaks its own
+constraints shows up as ``model_not_monotone``.
+
+Memory: the shocked tables are copies of the raw tables the scenario touches (statements,
+repayments, transactions), next to the two portfolio ratings.
 """
 
 from __future__ import annotations
