@@ -113,7 +113,10 @@ def review_schedule(
     ids = ratings["customer_id"]
     tiers = ratings["tier"].astype(str)
     days = pd.to_timedelta(tiers.map(frequency).astype(np.int64).to_numpy(), unit="D")
-    stored = pd.to_datetime(ids.map(pd.Series(last_reviews, dtype="datetime64[ns]"))).to_numpy()
+    known = pd.Series(last_reviews)
+    stored = pd.to_datetime(
+        known.reindex(ids.to_numpy()) if len(known) else pd.Series(pd.NaT, index=ids.to_numpy())
+    ).to_numpy(dtype="datetime64[ns]")
     if reviews is not None and len(reviews):
         latest = latest_reviews(reviews, as_of).reindex(ids.to_numpy())
         raw_last = pd.to_datetime(latest["review_date"]).to_numpy()
