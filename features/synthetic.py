@@ -482,8 +482,17 @@ def _simulate_chunk(
             month_start=world.month_start,
             end_day=world.end_day,
             default_day=default_day,
+            statement_months=_statement_months(tables["financial_statements"], customer_ids),
         )
     return _Chunk(tables, truth, in_cohort.sum(axis=0), defaulted.sum(axis=0), extra)
+
+
+def _statement_months(statements: pa.Table, customer_ids: pa.Array) -> np.ndarray:
+    """Per customer, the longest period its statements cover (12 without any statement)."""
+    frame = statements.select(["customer_id", "period_months"]).to_pandas()
+    longest = frame.groupby("customer_id")["period_months"].max()
+    ids = customer_ids.to_numpy(zero_copy_only=False)
+    return longest.reindex(ids).fillna(12).to_numpy(dtype=np.int64)
 
 
 def _draw_customers(rng: np.random.Generator, world: _World, first: int, n: int) -> _Customers:

@@ -5,7 +5,8 @@ Officers review each customer on the cycle of its tier (the tier of a noisy view
 Most customers are reviewed on time (a few days early or late); a minority of relationships is
 neglected: each of their reviews is late with some chance, by up to several months. A share of
 the portfolio has a contract with covenants, written at the first review from the tier template
-of that day (`features.covenants`): as the customer's health moves, its ratios cross them.
+of that day (`features.covenants`), reporting no more often than the customer files statements:
+as the customer's health moves, its ratios cross them.
 Everything here draws from its own random stream (seed, 3, chunk), so the other tables are the
 same with or without records.
 """
@@ -64,6 +65,7 @@ def simulate_records(
     month_start: np.ndarray,
     end_day: int,
     default_day: np.ndarray,
+    statement_months: np.ndarray,
 ) -> dict[str, pa.Table]:
     """Reviews and contract terms of one chunk of customers (see the module docstring).
 
@@ -76,6 +78,8 @@ def simulate_records(
         month_start: day number of the first day of each month (n_months + 1 entries).
         end_day: extract date (day number).
         default_day: default day number per customer (a large number if none).
+        statement_months: months each customer's statements cover (its reporting cycle); a
+            contract never asks for reports more often than the customer files them.
     """
     n, n_months = pd12.shape
     uppers = np.array([g.upper for g in spec.grades])
@@ -135,6 +139,12 @@ def simulate_records(
         [str(t) for t in first_tier[signed]],
         list(first_day[signed].astype("datetime64[D]").astype(object)),
         spec.covenants,
+    )
+    cycle = dict(zip(customer_ids, statement_months, strict=True))
+    reporting = terms["covenant"] == "reporting_months"
+    terms.loc[reporting, "threshold"] = np.maximum(
+        terms.loc[reporting, "threshold"].to_numpy(),
+        terms.loc[reporting, "customer_id"].map(cycle).to_numpy(dtype=float),
     )
     return {
         "reviews": reviews,
