@@ -63,6 +63,9 @@ def load_records(
 ) -> RecordTables:
     """Read, validate and (given ``as_of``) cut the record tables of a raw folder.
 
+    Records are checked against the contract, then (after the cut) against ``customer_ids``:
+    a record known at ``as_of`` must name a customer known then.
+
     Returns:
         The tables; both empty when the folder holds neither.
 
@@ -70,7 +73,13 @@ def load_records(
         RawValidationError: listing every problem of the tables.
         RawDataError: if a table file cannot be read.
     """
-    report, tables = validate_records(read_optional(raw_dir, RECORD_TABLES), customer_ids)
+    report, tables = validate_records(read_optional(raw_dir, RECORD_TABLES))
     if not report.ok:
         raise RawValidationError(report)
-    return tables if as_of is None else cut_records(tables, as_of)
+    if as_of is not None:
+        tables = cut_records(tables, as_of)
+    if customer_ids is not None:
+        report, tables = validate_records(dict(tables.items()), customer_ids)
+        if not report.ok:
+            raise RawValidationError(report)
+    return tables

@@ -110,15 +110,14 @@ def _print_run(run: Any, rows: int) -> None:
     warnings = run.warnings
     console.print(
         compact_table(
-            f"Early warnings: {len(warnings):,} customers (first {min(rows, len(warnings))}; "
-            "triggers and reasons in full in the report)",
-            ["customer", "grade", "tier", "severity", "action", "triggers"],
+            f"Early warnings: {len(warnings):,} customers, most severe first (first "
+            f"{min(rows, len(warnings))}; severity, details and reasons in the report)",
+            ["customer", "grade", "tier", "action", "triggers"],
             [
                 (
                     r.customer_id,
                     _move(r.previous_grade, r.grade),
                     _move(r.previous_tier, r.tier),
-                    r.severity,
                     r.action,
                     ", ".join(_TRIGGER_SHORT.get(t, t) for t in str(r.triggers).split(";")),
                 )
