@@ -93,12 +93,19 @@ def validate_optional(
             continue
         report.row_counts[table] = len(frames[table])
         coerced[table] = _schema_problems(table, frames[table], report)
-        frame = coerced[table]
-        if known is not None and "customer_id" in frame:
-            unknown = frame.loc[~frame["customer_id"].astype(str).isin(known), "customer_id"]
-            report.add(table, "customer_id", "customer_id known in customers", unknown)
+        if known is not None:
+            unknown_customers(table, coerced[table], known, report)
     report.tables = coerced
     return report, coerced
+
+
+def unknown_customers(
+    table: str, frame: pd.DataFrame, known: set[str], report: ValidationReport
+) -> None:
+    """Report the records of ``frame`` naming a customer not in ``known``."""
+    if "customer_id" in frame:
+        unknown = frame.loc[~frame["customer_id"].astype(str).isin(known), "customer_id"]
+        report.add(table, "customer_id", "customer_id known in customers", unknown)
 
 
 def read_optional(raw_dir: Path | str, tables: Iterable[str]) -> dict[str, pd.DataFrame]:

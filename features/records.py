@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from features.judgement import empty_table, read_optional, validate_optional
+from features.judgement import empty_table, read_optional, unknown_customers, validate_optional
 from features.schema import RECORD_TABLES
 from features.validate import RawValidationError, ValidationReport
 
@@ -74,12 +74,12 @@ def load_records(
         RawDataError: if a table file cannot be read.
     """
     report, tables = validate_records(read_optional(raw_dir, RECORD_TABLES))
-    if not report.ok:
-        raise RawValidationError(report)
     if as_of is not None:
         tables = cut_records(tables, as_of)
     if customer_ids is not None:
-        report, tables = validate_records(dict(tables.items()), customer_ids)
-        if not report.ok:
-            raise RawValidationError(report)
+        known = {str(c) for c in customer_ids}
+        for table, frame in tables.items():
+            unknown_customers(table, frame, known, report)
+    if not report.ok:
+        raise RawValidationError(report)
     return tables

@@ -6,7 +6,8 @@ grade (a status, not a PD band) in the restricted tier, stores the run with ever
 SHAP vector, and computes: migration matrices of tiers and grades against the previous run,
 every move explained by the SHAP difference, drift of the score and every feature against the
 bundle's reference (performing customers only, as in training), outcomes of runs old enough,
-the review schedule and the early-warning list.
+the covenant checks of the contract terms in force, the review schedule from the recorded
+reviews, the early-warning list (one row per customer) and the counts by segment.
 """
 
 from __future__ import annotations
