@@ -145,6 +145,9 @@ def load_judgement(
 ) -> JudgementTables | None:
     """Read, validate and (given ``as_of``) cut the judgement tables of a raw folder.
 
+    Records are checked against the contract, then (after the cut) against ``customer_ids``:
+    a record known at ``as_of`` must name a customer known then.
+
     Returns:
         None when the folder holds neither table.
 
@@ -155,7 +158,13 @@ def load_judgement(
     frames = read_optional(raw_dir, OPTIONAL_TABLES)
     if not frames:
         return None
-    report, tables = validate_judgement(frames, customer_ids)
+    report, tables = validate_judgement(frames)
+    if as_of is not None and report.ok:
+        tables = cut_judgement(tables, as_of)
+    if customer_ids is not None:
+        known = {str(c) for c in customer_ids}
+        for table, frame in tables.items():
+            unknown_customers(table, frame, known, report)
     if not report.ok:
         raise RawValidationError(report)
-    return tables if as_of is None else cut_judgement(tables, as_of)
+    return tables

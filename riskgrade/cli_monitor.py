@@ -145,15 +145,16 @@ def _print_management(run: Any) -> None:
         rows = segments[segments["dimension"] == dimension]
         console.print(
             compact_table(
-                f"By {dimension.replace('_', ' ')}: tiers, statuses, moves, warnings",
+                f"By {dimension.replace('_', ' ')}: customers (n), tiers, customers not in "
+                "normal status, tier moves, early warnings",
                 [
                     "segment",
-                    "cust.",
+                    "n",
                     "low",
                     "med",
                     "high",
                     "restr",
-                    "status≠normal",
+                    "status",
                     "down",
                     "up",
                     "warn",

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from features.io import write_raw
+from features.judgement import load_judgement
 from features.records import cut_records, load_records, validate_records
 from features.schema import TABLES
 from features.synthetic import GeneratorConfig, generate, generate_with_records
@@ -98,3 +99,18 @@ def test_given_bad_records_when_loaded_then_every_problem_is_named(generated, tm
     text = caught.value.report.summary()
     for expected in ("outcome", "next_review_date > review_date", "customer_id known", "covenant"):
         assert expected in text, text
+
+
+def test_given_later_customers_when_loaded_at_an_earlier_date_then_their_records_wait(tmp_path):
+    # Given a folder whose records include customers onboarded after the as-of date
+    generate(CONFIG, tmp_path, judgement=JUDGEMENT, records=RECORDS)
+    as_of = date(2021, 6, 30)
+    customers = pd.read_parquet(tmp_path / "customers.parquet")
+    known = customers.loc[customers["onboarding_date"] <= pd.Timestamp(as_of), "customer_id"]
+    assert len(known) < len(customers)
+    # When loaded at that date with the customers known then
+    records = load_records(tmp_path, as_of, known)
+    judgement = load_judgement(tmp_path, as_of, known)
+    # Then only records of known customers, known at the date, are kept: no false problem
+    assert set(records.reviews["customer_id"]) <= set(known)
+    assert judgement is not None and set(judgement.assessments["customer_id"]) <= set(known)
