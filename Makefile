@@ -54,6 +54,7 @@ bench: install
 	$(RUN)/python benchmarks/bench_sample_quality.py
 	$(RUN)/python benchmarks/bench_rating_score.py
 	$(RUN)/python benchmarks/bench_monitor.py
+	$(RUN)/python benchmarks/bench_early_warnings.py
 	$(RUN)/python benchmarks/bench_serving.py
 	$(RUN)/python benchmarks/bench_batch_explain.py
 

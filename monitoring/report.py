@@ -15,6 +15,7 @@ import pandas as pd
 from monitoring import plots
 from monitoring.drift import SCORE_ROW
 from monitoring.run import MonitoringRun
+from monitoring.sections import Section, management_sections, management_summary
 from monitoring.warnings import action_counts
 
 MAX_HTML_ROWS = 200
@@ -94,6 +95,7 @@ def summary(run: MonitoringRun) -> dict[str, Any]:
             "backtested_runs": len(run.auc_history),
             "insufficient_data": run.insufficient_data,
             **_judgement_summary(run),
+            **management_summary(run),
             "notes": run.notes,
         }
     )
@@ -207,6 +209,7 @@ def to_json(run: MonitoringRun) -> dict[str, Any]:
         "auc_over_time": _records(run.auc_history),
         "early_warnings": _records(run.warnings),
         "human_judgement": _judgement_json(run),
+        "sections": [_section_json(s) for s in management_sections(run)],
         "review_schedule": {
             "by_tier": _records(by_tier),
             "next_30_days": int(
@@ -221,6 +224,21 @@ def to_json(run: MonitoringRun) -> dict[str, Any]:
             "overdue": int(schedule["overdue"].sum()),
         },
     }
+
+
+def _section_json(section: Section) -> dict[str, Any]:
+    return {
+        "title": section.title,
+        "text": section.text,
+        "tables": {name: _records(frame) for name, frame in section.tables},
+    }
+
+
+def _section_html(section: Section) -> list[str]:
+    parts = [f"<h2>{html.escape(section.title)}</h2>", f"<p>{html.escape(section.text)}</p>"]
+    for name, frame in section.tables:
+        parts.extend([f"<h3>{html.escape(name)}</h3>", _table(frame)])
+    return parts
 
 
 def _cell(value: Any) -> str:
@@ -345,6 +363,8 @@ def render_html(run: MonitoringRun) -> str:
     parts.append("<h2>Early warnings</h2>")
     parts.append(_kv(action_counts(run.warnings)))
     parts.append(_table(run.warnings))
+    for section in management_sections(run):
+        parts.extend(_section_html(section))
     parts.append("<h2>Review schedule</h2>")
     parts.append(_table(run.schedule, limit=50))
     body = "\n".join(parts)
@@ -386,6 +406,10 @@ def write_report(run: MonitoringRun, out_dir: Path | str) -> dict[str, Path]:
     drift.to_csv(paths["drift"], index=False)
     run.warnings.to_csv(paths["warnings"], index=False)
     run.schedule.to_csv(paths["schedule"], index=False)
+    paths["covenants"] = out / "covenants.csv"
+    paths["segments"] = out / "segments.csv"
+    run.covenants.to_csv(paths["covenants"], index=False)
+    run.segments.to_csv(paths["segments"], index=False)
     if run.judgement is not None:
         paths["judgement"] = out / "judgement.csv"
         paths["judgement_by_analyst"] = out / "judgement_by_analyst.csv"

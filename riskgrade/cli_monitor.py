@@ -26,7 +26,10 @@ _TRIGGER_SHORT = {
     "entered_restricted": "→restricted",
     "hard_rule": "hard rule",
     "new_default": "default",
+    "covenant_breach": "covenant",
+    "reporting_overdue": "report due",
     "review_overdue": "review due",
+    "measure": "measure",
 }
 """Short names of the early-warning triggers for the terminal (codes in the report)."""
 
@@ -107,8 +110,8 @@ def _print_run(run: Any, rows: int) -> None:
     warnings = run.warnings
     console.print(
         compact_table(
-            f"Early warnings: {len(warnings):,} customers (first {min(rows, len(warnings))}; "
-            "triggers and reasons in full in the report)",
+            f"Early warnings: {len(warnings):,} customers, most severe first (first "
+            f"{min(rows, len(warnings))}; severity, details and reasons in the report)",
             ["customer", "grade", "tier", "action", "triggers"],
             [
                 (
@@ -123,6 +126,56 @@ def _print_run(run: Any, rows: int) -> None:
             last_fits=True,
         )
     )
+
+
+def _print_management(run: Any) -> None:
+    """Covenant breaches and the portfolio by segment (the report has every row)."""
+    from riskgrade.console import compact_table, console
+
+    checks = run.covenants
+    if len(checks):
+        breached = checks[checks["breached"]]
+        console.print(
+            f"Covenants: {len(checks):,} in force, {len(breached):,} breached "
+            f"({int((breached['covenant'] == 'reporting_months').sum()):,} reports past due); "
+            "breaches in covenants.csv"
+        )
+    segments = run.segments
+    for dimension in segments["dimension"].unique():
+        rows = segments[segments["dimension"] == dimension]
+        console.print(
+            compact_table(
+                f"By {dimension.replace('_', ' ')}: customers (n), tiers, customers not in "
+                "normal status, tier moves, early warnings",
+                [
+                    "segment",
+                    "n",
+                    "low",
+                    "med",
+                    "high",
+                    "restr",
+                    "status",
+                    "down",
+                    "up",
+                    "warn",
+                ],
+                [
+                    (
+                        r.segment,
+                        r.customers,
+                        r.tier_low,
+                        r.tier_medium,
+                        r.tier_high,
+                        r.tier_restricted,
+                        r.customers - r.status_normal,
+                        r.downgrades,
+                        r.upgrades,
+                        r.warnings,
+                    )
+                    for r in rows.itertuples(index=False)
+                ],
+            )
+        )
 
 
 def register(app: typer.Typer) -> None:
@@ -162,7 +215,7 @@ def register(app: typer.Typer) -> None:
         from rich.progress import Progress
 
         from features.judgement import load_judgement
-        from monitoring.config import MonitoringConfig
+        from features.records import load_records
         from monitoring.report import write_report
         from monitoring.run import run_monitoring
         from monitoring.store import MonitoringStore
@@ -181,6 +234,7 @@ def register(app: typer.Typer) -> None:
         # back-tested with the defaults known at as_of).
         tables = _read_at(raw, day).tables
         judgement = load_judgement(raw, day, tables.customers["customer_id"])
+        records = load_records(raw, day, tables.customers["customer_id"])
         with Progress(console=err_console, transient=True) as progress:
             task = progress.add_task("rating", total=None)
             run = run_monitoring(
@@ -189,12 +243,15 @@ def register(app: typer.Typer) -> None:
                 bundle_dir,
                 store,
                 previous,
-                MonitoringConfig(lang=lang),  # type: ignore[arg-type]
+                settings.monitoring.model_copy(update={"lang": lang}),
                 progress=lambda done, total: progress.update(task, completed=done, total=total),
                 judgement=judgement,
                 judgement_config=settings.rating.judgement,
+                records=records,
+                covenant_config=settings.covenants,
             )
         _print_run(run, rows)
+        _print_management(run)
         target = out or settings.paths.reports / "monitoring" / run.run_id
         paths = write_report(run, target)
         console.print(f"report: {paths['html']}  json: {paths['json']}  store: {store}")

@@ -63,6 +63,8 @@ def test_generate_writes_a_valid_folder(tmp_path: Path) -> None:
             "defaults",
             "assessments",
             "overrides",
+            "reviews",
+            "contract_terms",
         )
     )
     assert (out / "_truth" / "true_pd.parquet").is_file()
@@ -71,6 +73,11 @@ def test_generate_writes_a_valid_folder(tmp_path: Path) -> None:
 
     judgement = load_judgement(out)
     assert judgement is not None and len(judgement.assessments) > 0
+    # and so do the relationship records
+    from features.records import load_records
+
+    records = load_records(out)
+    assert len(records.reviews) > 0 and len(records.contract_terms) > 0
 
 
 def test_invalid_generator_setting_names_the_field(tmp_path: Path) -> None:
@@ -94,7 +101,12 @@ def test_describe_prints_segments_and_default_rates(sample_raw_dir: Path) -> Non
 
 @pytest.mark.parametrize(
     ("content", "message"),
-    [("generate: {customers: -1}", "generate.customers"), ("bogus: 1", "bogus")],
+    [
+        ("generate: {customers: -1}", "generate.customers"),
+        ("bogus: 1", "bogus"),
+        ("covenants: {templates: {high: {max_debt_ratio: -1}}}", "covenants.templates.high"),
+        ("monitoring: {warnings: {severities: {grade_drop: severe}}}", "monitoring.warnings"),
+    ],
 )
 def test_invalid_params_file_names_the_key(tmp_path: Path, content: str, message: str) -> None:
     params = tmp_path / "params.yaml"

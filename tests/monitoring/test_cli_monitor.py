@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 import json
+from datetime import date
 
 import pandas as pd
 import typer
 from typer.testing import CliRunner
 
+from features.covenants import CovenantConfig, CovenantTemplate, template_terms
 from features.io import write_raw
 from riskgrade import cli_monitor
 
@@ -79,3 +81,71 @@ def test_given_an_80_column_terminal_when_monitor_prints_then_tables_fit_and_nam
         assert f"{row.previous_tier}→{row.tier}" in mine[0] or row.previous_tier == row.tier
         assert f" {row.tier} " in mine[0] + " " or f"→{row.tier} " in mine[0]
         assert row.action in mine[0] and "…" not in mine[0], mine[0]
+
+
+def test_given_contract_terms_and_reviews_when_monitor_then_covenants_and_segments_reported(
+    scenario, tmp_path, monkeypatch
+):
+    # Given the portfolio with covenants for every customer and a review record for some
+    monkeypatch.chdir(tmp_path)
+    raw = scenario.shocked
+    write_raw(raw, tmp_path / "raw")
+    onboarded = pd.to_datetime(raw.customers["onboarding_date"]) <= pd.Timestamp("2022-01-01")
+    ids = raw.customers.loc[onboarded, "customer_id"].tolist()
+    covenants = CovenantConfig(
+        templates={"high": CovenantTemplate(max_debt_ratio=0.6, reporting_months=6)}
+    )
+    terms = template_terms(ids, ["high"] * len(ids), [date(2022, 1, 1)] * len(ids), covenants)
+    terms.to_parquet(tmp_path / "raw" / "contract_terms.parquet")
+    reviews = pd.DataFrame(
+        {
+            "customer_id": ids[:50],
+            "review_date": pd.Timestamp("2023-06-01"),
+            "outcome": "satisfactory",
+            "next_review_date": pd.Timestamp("2023-09-01"),
+        }
+    )
+    reviews.to_csv(tmp_path / "raw" / "reviews.csv", index=False)
+    app = typer.Typer()
+    cli_monitor.register(app)
+
+    @app.callback()
+    def _root() -> None:
+        pass
+
+    runner = CliRunner(env={"COLUMNS": "80"})
+    common = ["--raw", "raw", "--bundle", str(scenario.bundle_dir), "--store", "m.duckdb"]
+    assert runner.invoke(app, ["monitor", *common, "--as-of", "2022-12-31"]).exit_code == 0
+    # When the next run is monitored
+    result = runner.invoke(app, ["monitor", *common, "--as-of", "2023-12-31"])
+    assert result.exit_code == 0, result.output
+    out = " ".join(result.output.split())
+    # Then covenant breaches and the segment tables are printed, within 80 columns
+    assert "Covenants:" in out and "breached" in out
+    for title in ("By industry", "By region", "By size class"):
+        assert title in out
+    assert max(len(line) for line in result.output.splitlines()) <= 80
+    # And the reviewed customers' reviews are overdue from the reviewer's date, one line each
+    folder = tmp_path / "reports" / "monitoring" / "R20231231-01"
+    warnings = pd.read_csv(folder / "early_warnings.csv")
+    assert warnings["customer_id"].is_unique
+    overdue = warnings[warnings["triggers"].str.contains("review_overdue")]
+    reviewed = overdue[overdue["customer_id"].isin(ids[:50])]
+    assert len(reviewed) > 0
+    assert reviewed["details"].str.contains("review overdue 121 days").all()
+    # And the covenant checks, segments and report sections are written
+    checks = pd.read_csv(folder / "covenants.csv")
+    assert len(checks) == 2 * len(ids) and checks["breached"].any()
+    segments = pd.read_csv(folder / "segments.csv")
+    rated = len(pd.read_csv(folder / "review_schedule.csv"))
+    assert segments.groupby("dimension")["customers"].sum().eq(rated).all()
+    page = (folder / "report.html").read_text()
+    for section in ("Covenants", "By segment", "Early warnings by severity"):
+        assert f"<h2>{section}</h2>" in page
+    content = json.loads((folder / "report.json").read_text())
+    assert content["summary"]["covenants_in_force"] == len(checks)
+    assert [s["title"] for s in content["sections"]][-1] == "By segment"
+    # And a bad record table stops the run with one line naming the problem
+    reviews.assign(outcome="great").to_csv(tmp_path / "raw" / "reviews.csv", index=False)
+    bad = runner.invoke(app, ["monitor", *common, "--as-of", "2023-12-31"])
+    assert bad.exit_code != 0 and "outcome" in " ".join([*bad.output.split(), str(bad.exception)])

@@ -190,10 +190,11 @@ def test_given_downturn_when_warning_then_triggers_and_actions_follow_policy(run
     run = runs.shock_after
     warnings = run.warnings.set_index("customer_id")
     moves = run.moves.set_index("customer_id")
-    # Then every new default is listed for exit review
+    # Then every new default is listed for exit, at critical severity
     new_defaults = moves.index[moves["new_default"]]
     assert len(new_defaults) > 0
-    assert (warnings.loc[new_defaults, "action"] == "exit review").all()
+    assert (warnings.loc[new_defaults, "action"] == "exit").all()
+    assert (warnings.loc[new_defaults, "severity"] == "critical").all()
     # And every customer who fell 2+ grades is listed
     big = moves.index[(moves["grade_notches"] >= 2)]
     assert set(big) <= set(warnings.index)
@@ -202,12 +203,14 @@ def test_given_downturn_when_warning_then_triggers_and_actions_follow_policy(run
         & (moves["previous_tier"] != "restricted")
         & ~moves["new_default"]
     ]
-    assert (warnings.loc[entered, "action"].isin(["suspend new credit", "exit review"])).all()
+    assert (warnings.loc[entered, "action"].isin(["suspend", "exit"])).all()
     assert all("entered_restricted" in t for t in warnings.loc[entered, "triggers"])
-    # And every listed customer has reasons, and the list runs from the most severe action
+    # And every listed customer has reasons, one row each, and the list runs from the most
+    # severe down
     assert (warnings["reasons"].str.len() > 0).all()
-    severity = warnings["action"].map({"exit review": 2, "suspend new credit": 1, "restrict": 0})
-    assert severity.is_monotonic_decreasing
+    assert warnings.index.is_unique
+    rank = {"critical": 3, "high": 2, "medium": 1, "low": 0}
+    assert warnings["severity"].map(rank).is_monotonic_decreasing
     # And customers already in default a year ago are not listed again
     old_defaults = runs.shock_before.ratings.loc[
         runs.shock_before.ratings["in_default"], "customer_id"

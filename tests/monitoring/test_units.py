@@ -188,7 +188,7 @@ def test_given_known_outcomes_when_backtested_then_counts_tests_and_auc():
     assert record["defaults"] == 30 and record["auc"] > 0.5
 
 
-def test_given_ratings_when_warning_then_each_trigger_maps_to_its_action():
+def test_given_ratings_when_warning_then_each_trigger_maps_to_its_severity_and_action():
     as_of = date(2025, 12, 31)
     previous = _ratings(
         [
@@ -220,10 +220,18 @@ def test_given_ratings_when_warning_then_each_trigger_maps_to_its_action():
     warnings = early_warnings(current, previous, schedule, reasons).set_index("customer_id")
     assert "calm" not in warnings.index
     assert warnings.loc["drop", "triggers"] == "grade_drop;review_overdue"
+    assert warnings.loc["drop", "severity"] == "medium"
     assert warnings.loc["drop", "action"] == "restrict"
-    assert "entered_high" in warnings.loc["high", "triggers"].split(";")
-    assert warnings.loc["restr", "action"] == "suspend new credit"
-    assert warnings.loc["rule", "action"] == "exit review"
+    assert "review overdue 4 days" in warnings.loc["drop", "details"]
+    # Entering the high tier by itself is not used by default (a boundary crossing) ...
+    assert "entered_high" not in warnings.loc["high", "triggers"].split(";")
+    # ... and is when the configuration gives it a severity
+    used = WarningConfig(severities={**WarningConfig().severities, "entered_high": "medium"})
+    with_high = early_warnings(current, previous, schedule, reasons, used).set_index("customer_id")
+    assert "entered_high" in with_high.loc["high", "triggers"].split(";")
+    assert warnings.loc["restr", "action"] == "suspend"
+    assert warnings.loc["restr", "proposed_status"] == "suspended"
+    assert warnings.loc["rule", "action"] == "exit"
     assert list(warnings.index[:2]) == ["rule", "restr"]
     # Without a previous run only hard rules and overdue reviews can trigger
     alone = early_warnings(current, None, schedule, reasons)
