@@ -21,7 +21,7 @@ repayments, transactions), next to the two portfolio ratings.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -30,9 +30,11 @@ from typing import Final
 import numpy as np
 import pandas as pd
 
+from features.covenants import CovenantConfig, template_terms
 from features.errors import RiskgradeError
 from features.groups.common import window_start
 from features.io import RawTables
+from monitoring.covenants import check_covenants, terms_in_force
 from monitoring.migration import TIER_LABELS, MigrationMatrix, migration_matrix
 from monitoring.run import ratings_frame
 from monitoring.scenario import SHOCK_COLUMNS, Scenario, customer_shocks
@@ -45,15 +47,6 @@ CovenantCheck = Callable[[pd.DataFrame], pd.Series]
 True where the customer breaches a covenant of its contract. `stress` passes the base tier
 in both ratings: a scenario changes the customer's figures, not the contract it signed."""
 
-COVENANT_FEATURES: Final[dict[str, tuple[str, str]]] = {
-    "max_debt_ratio": ("debt_ratio", "max"),
-    "min_interest_coverage": ("interest_coverage", "min"),
-    "min_current_ratio": ("current_ratio", "min"),
-    "reporting_months": ("months_since_period_end", "max"),
-}
-"""Covenant of a tier template -> (feature observed, threshold kind)."""
-
-_DAYS_PER_MONTH = 365.25 / 12
 
 CUSTOMER_COLUMNS: Final[list[str]] = [
     "customer_id",
@@ -330,51 +323,45 @@ def _breaches(check: CovenantCheck, rating: PortfolioRating, tiers: pd.Series) -
     return values
 
 
-def template_covenant_check(
-    templates: Mapping[str, Mapping[str, float | int | None]], reporting_grace_days: int = 120
+def contract_covenant_check(
+    config: CovenantConfig, as_of: date, terms: pd.DataFrame | None = None
 ) -> CovenantCheck:
-    """A covenant check against each customer's tier template (params.yaml ``covenants:``).
+    """A covenant check of each customer's contract (`monitoring.covenants.check_covenants`).
 
-    A ratio covenant breaches when its feature lies beyond the threshold; a ratio not observed
-    (NaN) breaches nothing. ``reporting_months`` N breaches when the latest statement's period
-    ended more than N months plus ``reporting_grace_days`` before the rating date; a customer
-    with no statement at all is left to the reporting check of the monitoring run.
+    A customer's contract is its ``contract_terms`` in force at ``as_of``; a customer without
+    any is checked against its tier's template (params.yaml ``covenants:``), as if its
+    contract were written at ``as_of``.
 
     Args:
-        templates: tier -> covenant -> threshold (null: not in that tier's contracts).
-        reporting_grace_days: days a statement may take to be published.
-
-    Raises:
-        StressError: for a covenant name not in `COVENANT_FEATURES`.
+        config: the tier templates and the reporting grace.
+        as_of: the rating date.
+        terms: recorded contract terms (None: templates for everyone).
     """
-    for tier, template in templates.items():
-        unknown = sorted(set(template) - set(COVENANT_FEATURES))
-        if unknown:
-            raise StressError(
-                f"covenant template {tier!r} names unknown covenants {unknown} "
-                f"(known: {', '.join(COVENANT_FEATURES)})"
-            )
+    recorded = terms_in_force(terms, as_of) if terms is not None else None
 
     def check(frame: pd.DataFrame) -> pd.Series:
-        breached = np.zeros(len(frame), dtype=bool)
-        tiers = frame["tier"].astype(str).to_numpy()
-        for covenant, (feature, kind) in COVENANT_FEATURES.items():
-            if feature not in frame.columns:
-                continue
-            thresholds = np.array(
-                [
-                    np.nan if (v := templates.get(t, {}).get(covenant)) is None else float(v)
-                    for t in tiers
-                ]
-            )
-            observed = frame[feature].to_numpy(dtype=np.float64)
-            if covenant == "reporting_months":
-                late = (observed - thresholds) * _DAYS_PER_MONTH - reporting_grace_days
-                hit = np.round(late) > 0
-            else:
-                hit = observed > thresholds if kind == "max" else observed < thresholds
-            breached |= hit & ~np.isnan(observed) & ~np.isnan(thresholds)
-        return pd.Series(breached, index=frame.index)
+        ids = frame["customer_id"].astype(str)
+        signed = set(recorded["customer_id"].astype(str)) if recorded is not None else set()
+        unsigned = ~ids.isin(signed)
+        templated = template_terms(
+            ids[unsigned].tolist(),
+            frame.loc[unsigned, "tier"].astype(str).tolist(),
+            [as_of] * int(unsigned.sum()),
+            config,
+        )
+        parts = [templated] if recorded is None or recorded.empty else [recorded, templated]
+        checks = check_covenants(pd.concat(parts, ignore_index=True), frame, as_of, config)
+        if checks.empty:
+            return pd.Series(False, index=frame.index)
+        breached = (
+            checks.assign(breached=checks["breached"].astype(bool))
+            .groupby("customer_id")["breached"]
+            .any()
+        )
+        return pd.Series(
+            breached.reindex(ids.to_numpy()).fillna(False).to_numpy(dtype=bool),
+            index=frame.index,
+        )
 
     return check
 

@@ -13,18 +13,13 @@ import typer
 from riskgrade.config import DEFAULT_PARAMS_PATH
 
 
-def _covenant_check(settings: Any) -> Any:
-    """The tier-template covenant check when params.yaml has a ``covenants:`` section."""
-    from monitoring.stress import template_covenant_check
+def _covenant_check(settings: Any, raw: str | Path, as_of: Any) -> Any:
+    """Each customer's contract covenants (recorded terms, else its tier's template)."""
+    from features.records import load_records
+    from monitoring.stress import contract_covenant_check
 
-    config = getattr(settings, "covenants", None)
-    if config is None:
-        return None
-    templates = {
-        tier: template.model_dump() if hasattr(template, "model_dump") else dict(template)
-        for tier, template in config.templates.items()
-    }
-    return template_covenant_check(templates, config.reporting_grace_days)
+    terms = load_records(raw, as_of).contract_terms
+    return contract_covenant_check(settings.covenants, as_of, terms)
 
 
 def _print_result(result: Any, rows: int) -> None:
@@ -39,7 +34,7 @@ def _print_result(result: Any, rows: int) -> None:
     breaches = (
         f"{head['base_covenant_breaches']} → {head['stressed_covenant_breaches']}"
         if head["covenants_checked"]
-        else "not checked (no covenants section in params)"
+        else "not checked"
     )
     console.print(
         compact_table(
@@ -147,7 +142,7 @@ def register(app: typer.Typer) -> None:
                 loaded,
                 bundle_dir,
                 day,
-                covenants=_covenant_check(settings),
+                covenants=_covenant_check(settings, raw, day),
                 progress=lambda done, total: progress.update(task, completed=done, total=total),
             )
         _print_result(result, rows)

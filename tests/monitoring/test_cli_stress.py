@@ -35,7 +35,7 @@ def test_given_a_shipped_scenario_when_stress_then_tables_and_report(scenario, w
     for part in (
         "Stress test 'recession' at 2024-12-31",
         "expected defaults",
-        "covenant breaches not checked",
+        "covenant breaches",
         "Tier migration, base → stressed",
         "Grade migration, base → stressed",
         "Expected defaults by industry",
@@ -48,6 +48,7 @@ def test_given_a_shipped_scenario_when_stress_then_tables_and_report(scenario, w
     summary = json.loads((folder / "report.json").read_text())["summary"]
     assert summary["customers"] == len(scenario.base.customers)
     assert summary["stressed_expected_defaults"] > summary["base_expected_defaults"]
+    assert summary["stressed_covenant_breaches"] >= summary["base_covenant_breaches"]
     for name in ("report.html", "customers.csv", "segments.csv", "grade_migration.csv"):
         assert (folder / name).is_file(), name
 

@@ -9,14 +9,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from features.covenants import CovenantConfig
 from monitoring.scenario import Scenario, load_scenario
 from monitoring.stress import (
     IMPROVEMENT_CAUSES,
     PD_TOLERANCE,
     StressError,
     StressResult,
+    contract_covenant_check,
     stress,
-    template_covenant_check,
 )
 from monitoring.stress_report import to_json, write_stress_report
 from rating.portfolio import as_model
@@ -24,17 +25,6 @@ from rating.portfolio import as_model
 from .conftest import END
 
 AS_OF = END
-TEMPLATES = {
-    "low": {"reporting_months": 12},
-    "medium": {"max_debt_ratio": 0.9, "reporting_months": 12},
-    "high": {"max_debt_ratio": 0.85, "min_interest_coverage": 0.5, "reporting_months": 6},
-    "restricted": {
-        "max_debt_ratio": 0.8,
-        "min_interest_coverage": 1.0,
-        "min_current_ratio": 0.8,
-        "reporting_months": 3,
-    },
-}
 
 
 def scaled(base: Scenario, factor: float, *, inflows: bool = True) -> Scenario:
@@ -70,7 +60,7 @@ def recession(scenario, model) -> StressResult:
         load_scenario("recession"),
         model,
         AS_OF,
-        covenants=template_covenant_check(TEMPLATES),
+        covenants=contract_covenant_check(CovenantConfig(), AS_OF),
     )
 
 
@@ -161,24 +151,32 @@ def test_given_covenants_then_stress_breaches_at_least_base_per_customer(recessi
     assert stressed.sum() > base.sum()
 
 
-def test_given_a_covenant_template_then_the_check_compares_each_tier_threshold():
-    check = template_covenant_check(TEMPLATES, reporting_grace_days=120)
-    frame = pd.DataFrame(
+def test_given_contracts_then_the_check_uses_recorded_terms_else_the_tier_template():
+    day = date(2024, 12, 31)
+    terms = pd.DataFrame(
         {
-            "customer_id": list("ABCDEF"),
-            "tier": ["medium", "medium", "high", "restricted", "low", "low"],
-            "debt_ratio": [0.95, 0.5, 0.5, np.nan, 2.0, 0.1],
-            "interest_coverage": [5.0, 5.0, 0.4, np.nan, 0.0, 9.0],
-            "current_ratio": [1.0, 1.0, 1.0, 0.7, 0.1, 1.0],
-            "months_since_period_end": [1.0, 1.0, 1.0, 1.0, 1.0, 17.0],
+            "customer_id": ["B"],
+            "covenant": ["max_debt_ratio"],
+            "threshold": [0.4],
+            "effective_date": pd.to_datetime(["2024-01-01"]),
+            "expiry_date": pd.to_datetime([None]),
         }
     )
-    # Then: A above medium's max debt ratio; C below high's coverage; D below restricted's
-    # current ratio (undefined ratios breach nothing); E: low carries no ratio covenant;
-    # F: last period 17 months ago, over 12 months plus 120 days
-    assert check(frame).tolist() == [True, False, True, True, False, True]
-    with pytest.raises(StressError, match="unknown covenants \\['max_leverage'\\]"):
-        template_covenant_check({"low": {"max_leverage": 3.0}})
+    check = contract_covenant_check(CovenantConfig(), day, terms)
+    frame = pd.DataFrame(
+        {
+            "customer_id": list("ABCDE"),
+            "tier": ["medium", "medium", "high", "restricted", "low"],
+            "debt_ratio": [0.95, 0.5, 0.5, np.nan, 2.0],
+            "interest_coverage": [5.0, 5.0, 0.4, np.nan, 0.0],
+            "current_ratio": [1.0, 1.0, 1.0, 0.7, 0.1],
+            "months_since_period_end": [1.0, 1.0, 1.0, 1.0, 1.0],
+        }
+    )
+    # Then: A above medium's template max debt ratio; B's own contract (0.4) is stricter than
+    # its tier's; C below high's coverage; D below restricted's current ratio (undefined
+    # ratios breach nothing); E: low carries no ratio covenant
+    assert check(frame).tolist() == [True, True, True, True, False]
 
 
 def test_given_a_sector_scenario_then_customers_outside_keep_their_rating(scenario, model):
