@@ -11,13 +11,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
-from pathlib import Path
 
 import pandas as pd
 
-from features.io import RawDataError, read_table, table_path
 from features.schema import OPTIONAL_TABLES, SCHEMAS
-from features.validate import RawValidationError, ValidationReport, _schema_problems
+from features.source import open_raw_source
+from features.validate import RawInput, RawValidationError, ValidationReport, _schema_problems
 
 
 @dataclass(frozen=True)
@@ -39,15 +38,10 @@ def empty_table(table: str) -> pd.DataFrame:
     return schema.coerce_dtype(pd.DataFrame({name: [] for name in schema.columns}))
 
 
-def has_judgement(raw_dir: Path | str) -> bool:
-    """Whether a raw folder holds either optional judgement table."""
-    for table in OPTIONAL_TABLES:
-        try:
-            table_path(Path(raw_dir), table)
-        except RawDataError:
-            continue
-        return True
-    return False
+def has_judgement(raw_dir: RawInput) -> bool:
+    """Whether a raw folder (or database) holds either optional judgement table."""
+    source = open_raw_source(raw_dir)
+    return any(source.has_table(table) for table in OPTIONAL_TABLES)
 
 
 def cut_judgement(tables: JudgementTables, as_of: date) -> JudgementTables:
@@ -99,9 +93,9 @@ def validate_judgement(
 
 
 def load_judgement(
-    raw_dir: Path | str, as_of: date | None = None, customer_ids: Iterable[str] | None = None
+    raw_dir: RawInput, as_of: date | None = None, customer_ids: Iterable[str] | None = None
 ) -> JudgementTables | None:
-    """Read, validate and (given ``as_of``) cut the judgement tables of a raw folder.
+    """Read, validate and (given ``as_of``) cut the judgement tables of a raw folder or database.
 
     Returns:
         None when the folder holds neither table.
@@ -110,14 +104,10 @@ def load_judgement(
         RawValidationError: listing every problem of the tables.
         RawDataError: if a table file cannot be read.
     """
-    raw_dir = Path(raw_dir)
-    frames = {}
-    for table in OPTIONAL_TABLES:
-        try:
-            table_path(raw_dir, table)
-        except RawDataError:
-            continue
-        frames[table] = read_table(raw_dir, table)
+    source = open_raw_source(raw_dir)
+    frames = {
+        table: source.read_table(table) for table in OPTIONAL_TABLES if source.has_table(table)
+    }
     if not frames:
         return None
     report, tables = validate_judgement(frames, customer_ids)
