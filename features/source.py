@@ -302,9 +302,10 @@ class DatabaseSource(RawSource):
         try:
             try:
                 connection = engine.raw_connection()
-            except sa.exc.SQLAlchemyError as error:
+            except (sa.exc.SQLAlchemyError, psycopg.Error) as error:
+                cause = getattr(error, "orig", None) or error
                 raise RawDataError(
-                    f"cannot connect to {self.label}: {_first_line(error.orig or error)}"
+                    f"cannot connect to {self.label}: {_first_line(cause)}"
                 ) from None
             try:
                 driver = connection.driver_connection
@@ -413,6 +414,8 @@ class DatabaseSource(RawSource):
         ):
             for block in copy:
                 buffer.write(block)
+        if not buffer.getbuffer().nbytes:
+            return schema.empty_table()
         buffer.seek(0)
         return pa_csv.read_csv(
             buffer,
