@@ -110,7 +110,12 @@ def load_judgement(
     }
     if not frames:
         return None
-    report, tables = validate_judgement(frames, customer_ids)
+    # At a date, the customers known then are checked against the records known then.
+    report, tables = validate_judgement(frames, customer_ids if as_of is None else None)
+    if report.ok and as_of is not None:
+        tables = cut_judgement(tables, as_of)
+        if customer_ids is not None:
+            report, tables = validate_judgement(dict(tables.items()), customer_ids)
     if not report.ok:
         raise RawValidationError(report)
-    return tables if as_of is None else cut_judgement(tables, as_of)
+    return tables
