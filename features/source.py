@@ -80,6 +80,25 @@ class RawSource(ABC):
         """The contract tables as known at ``as_of`` (see :mod:`features.asof`), and the cut."""
         return cut_tables(self.read_each(on_error), as_of)
 
+    def read_customers_at(self, customers: Sequence[str], as_of: date) -> dict[str, pd.DataFrame]:
+        """The records of some customers known at ``as_of`` (unvalidated; unknown ids: none).
+
+        A folder reads every table and keeps the customers' rows; a database reads only them.
+
+        Raises:
+            RawDataError: if a table is missing or unreadable.
+        """
+
+        def fail(table: str, error: RawDataError) -> None:
+            raise error
+
+        tables, _ = self.read_at(as_of, fail)
+        wanted = list(customers)
+        return {
+            table: frame[frame["customer_id"].isin(wanted)].reset_index(drop=True)
+            for table, frame in tables.items()
+        }
+
 
 @dataclass(frozen=True)
 class FolderSource(RawSource):
@@ -172,7 +191,22 @@ def _timestamp(moment: datetime) -> str:
     return f"TIMESTAMP '{moment.isoformat(sep=' ')}'"
 
 
-def point_in_time_query(table: str, as_of: date | None) -> str:
+def literal(value: str) -> str:
+    """A SQL string literal (quotes doubled; both databases take standard strings)."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _among(customers: Sequence[str] | None, alias: str) -> str:
+    """`` AND <alias>.customer_id IN (...)`` (nothing when ``customers`` is None)."""
+    if customers is None:
+        return ""
+    ids = ", ".join(literal(c) for c in customers) or "NULL"
+    return f" AND {alias}customer_id IN ({ids})"
+
+
+def point_in_time_query(
+    table: str, as_of: date | None, customers: Sequence[str] | None = None
+) -> str:
     """The SELECT of one contract table, cut at ``as_of`` in its WHERE clause (None: all rows).
 
     The cut is that of :mod:`features.asof`: customers onboarded after ``as_of`` and all their
@@ -180,6 +214,8 @@ def point_in_time_query(table: str, as_of: date | None) -> str:
     booked and defaults dated after it are left out. A record with a null date is kept
     (validation reports it). Payments made later stay in the result; the caller shows them
     unpaid. Columns are cast to their contract type; rows come in key order.
+
+    With ``customers``, only their records (indexed lookups, the as-of cut included).
     """
     columns = ", ".join(
         f"CAST(t.{quote(name)} AS {sql_type(table, name)}) AS {quote(name)}"
@@ -188,10 +224,11 @@ def point_in_time_query(table: str, as_of: date | None) -> str:
     order = ", ".join(f"t.{quote(name)}" for name in primary_key(table))
     select = f"SELECT {columns} FROM {quote(table)} t"
     if as_of is None:
-        return f"{select} ORDER BY {order}"
+        where = "" if customers is None else f" WHERE {_among(customers, 't.')[5:]}"
+        return f"{select}{where} ORDER BY {order}"
     day = datetime(as_of.year, as_of.month, as_of.day)
     bound, next_day = _timestamp(day), _timestamp(day + timedelta(days=1))
-    late = f"late_customers AS ({late_customers_query(as_of)})"
+    late = f"late_customers AS ({late_customers_query(as_of, customers)})"
     not_late = "NOT EXISTS (SELECT 1 FROM late_customers l WHERE l.customer_id = {a}.customer_id)"
     ctes = [late]
     if table == "customers":
@@ -200,9 +237,10 @@ def point_in_time_query(table: str, as_of: date | None) -> str:
     elif table == "repayments":
         ctes.append(
             "late_facilities AS (SELECT facility_id FROM credit_facilities f "
-            f"WHERE f.opened > {bound} OR NOT {not_late.format(a='f')} "
+            f"WHERE (f.opened > {bound} OR NOT {not_late.format(a='f')}){_among(customers, 'f.')} "
             "EXCEPT SELECT facility_id FROM credit_facilities f "
-            f"WHERE (f.opened IS NULL OR f.opened <= {bound}) AND {not_late.format(a='f')})"
+            f"WHERE (f.opened IS NULL OR f.opened <= {bound}) AND {not_late.format(a='f')}"
+            f"{_among(customers, 'f.')})"
         )
         where = (
             f"{not_late.format(a='t')} AND NOT EXISTS "
@@ -213,16 +251,17 @@ def point_in_time_query(table: str, as_of: date | None) -> str:
         limit = f"{column} < {next_day}" if table == "transactions" else f"{column} <= {bound}"
         where = f"{not_late.format(a='t')} AND ({column} IS NULL OR {limit})"
     head = f"WITH {', '.join(ctes)} " if ctes else ""
-    return f"{head}{select} WHERE {where} ORDER BY {order}"
+    return f"{head}{select} WHERE {where}{_among(customers, 't.')} ORDER BY {order}"
 
 
-def late_customers_query(as_of: date) -> str:
+def late_customers_query(as_of: date, customers: Sequence[str] | None = None) -> str:
     """The ids of customers onboarded after ``as_of`` (as :class:`features.asof.AsOfCut`)."""
     bound = _timestamp(datetime(as_of.year, as_of.month, as_of.day))
+    one = _among(customers, "")
     return (
-        f"SELECT customer_id FROM customers WHERE onboarding_date > {bound} "
+        f"SELECT customer_id FROM customers WHERE onboarding_date > {bound}{one} "
         "EXCEPT SELECT customer_id FROM customers "
-        f"WHERE onboarding_date IS NULL OR onboarding_date <= {bound}"
+        f"WHERE (onboarding_date IS NULL OR onboarding_date <= {bound}){one}"
     )
 
 
@@ -232,8 +271,11 @@ class DatabaseSource(RawSource):
     ``rows_read`` counts the rows fetched per table (what a point-in-time read pushed down).
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, pooled: bool = False) -> None:
         """Parse the URL; nothing is opened until a table is read.
+
+        ``pooled`` keeps a few PostgreSQL connections open between reads (a service reading
+        customer by customer); otherwise each read connects anew.
 
         Raises:
             RawDataError: if the URL is not a PostgreSQL or DuckDB URL.
@@ -256,6 +298,8 @@ class DatabaseSource(RawSource):
         self.backend = backend
         self._url = parsed
         self._columns: dict[str, dict[str, str]] | None = None
+        self._engine: Any = None
+        self.pooled = pooled
         self.rows_read: Counter[str] = Counter()
         if backend == "duckdb" and not parsed.database:
             raise RawDataError(f"raw source {url}: name the DuckDB file, duckdb:///file.duckdb")
@@ -296,28 +340,32 @@ class DatabaseSource(RawSource):
         import psycopg
         import sqlalchemy as sa
 
-        engine = sa.create_engine(
-            self._url.set(drivername="postgresql+psycopg"), poolclass=sa.pool.NullPool
-        )
+        if self._engine is None:
+            url = self._url.set(drivername="postgresql+psycopg")
+            pool = {"pool_size": 4, "pool_pre_ping": True} if self.pooled else {}
+            self._engine = sa.create_engine(
+                url, **pool, poolclass=None if self.pooled else sa.pool.NullPool
+            )
         try:
-            try:
-                connection = engine.raw_connection()
-            except (sa.exc.SQLAlchemyError, psycopg.Error) as error:
-                cause = getattr(error, "orig", None) or error
-                raise RawDataError(
-                    f"cannot connect to {self.label}: {_first_line(cause)}"
-                ) from None
-            try:
-                driver = connection.driver_connection
-                driver.execute("SET DateStyle TO ISO")
-                driver.execute("SET extra_float_digits TO 3")
-                yield driver
-            except psycopg.Error as error:
-                raise RawDataError(f"{self.label}: {_first_line(error)}") from None
-            finally:
-                connection.close()
+            connection = self._engine.raw_connection()
+        except (sa.exc.SQLAlchemyError, psycopg.Error) as error:
+            cause = getattr(error, "orig", None) or error
+            raise RawDataError(f"cannot connect to {self.label}: {_first_line(cause)}") from None
+        try:
+            driver = connection.driver_connection
+            driver.execute("SET DateStyle TO ISO")
+            driver.execute("SET extra_float_digits TO 3")
+            yield driver
+        except psycopg.Error as error:
+            raise RawDataError(f"{self.label}: {_first_line(error)}") from None
         finally:
-            engine.dispose()
+            connection.close()  # back to the pool (rolled back), or closed without one
+
+    def close(self) -> None:
+        """Close pooled connections (a later read opens new ones)."""
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
 
     def connect(self, *, write: bool = False) -> AbstractContextManager[Any]:
         """A DB-API connection (DuckDB's, or psycopg's for PostgreSQL); read-only unless write.
@@ -376,26 +424,33 @@ class DatabaseSource(RawSource):
 
     # reads
 
-    def query(self, table: str, sql: str) -> pd.DataFrame:
+    def query(self, table: str, sql: str, connection: Any = None) -> pd.DataFrame:
         """Run a contract table's SELECT; the frame has the contract's Arrow types.
+
+        Args:
+            table: the contract table the query reads.
+            sql: the query.
+            connection: an open connection (from :meth:`connect`) to use; default a new one.
 
         Raises:
             RawDataError: if the query fails (the message names the table).
         """
+        if connection is None:
+            with self.connect() as opened:
+                return self.query(table, sql, opened)
         schema = arrow_schema(table)
         try:
             if self.backend == "duckdb":
                 import duckdb
 
-                with self.connect() as connection:
-                    try:
-                        result = connection.sql(sql).to_arrow_table()
-                    except duckdb.Error as error:
-                        raise RawDataError(
-                            f"cannot read table '{table}' of {self.label}: {_first_line(error)}"
-                        ) from None
+                try:
+                    result = connection.sql(sql).to_arrow_table()
+                except duckdb.Error as error:
+                    raise RawDataError(
+                        f"cannot read table '{table}' of {self.label}: {_first_line(error)}"
+                    ) from None
             else:
-                result = self._copy_out(table, sql, schema)
+                result = self._copy_out(connection, sql, schema)
             result = result.select(schema.names).cast(schema)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
             raise RawDataError(
@@ -404,11 +459,11 @@ class DatabaseSource(RawSource):
         self.rows_read[table] += result.num_rows
         return result.to_pandas()
 
-    def _copy_out(self, table: str, sql: str, schema: pa.Schema) -> pa.Table:
+    @staticmethod
+    def _copy_out(connection: Any, sql: str, schema: pa.Schema) -> pa.Table:
         """PostgreSQL: ``COPY (query) TO STDOUT`` as CSV, parsed by Arrow with contract types."""
         buffer = io.BytesIO()
         with (
-            self.connect() as connection,
             connection.cursor() as cursor,
             cursor.copy(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)") as copy,
         ):
@@ -442,6 +497,16 @@ class DatabaseSource(RawSource):
         if not self.has_table(table):
             raise RawDataError(f"table '{table}' is missing in {self.label}")
         return self.query(table, point_in_time_query(table, None))
+
+    def read_customers_at(  # noqa: D102
+        self, customers: Sequence[str], as_of: date
+    ) -> dict[str, pd.DataFrame]:
+        with self.connect() as connection:
+            known = {
+                table: self.query(table, point_in_time_query(table, as_of, customers), connection)
+                for table in TABLES
+            }
+        return cut_tables(known.items(), as_of)[0]
 
     def read_at(  # noqa: D102
         self, as_of: date, on_error: OnError

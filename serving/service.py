@@ -93,6 +93,8 @@ class ServiceConfig(BaseModel):
     """LightGBM threads for a batched tree pass; 0: the machine's cores over ``workers``."""
     metrics_public: bool = False
     """Serve ``/metrics`` without a token (for a Prometheus that cannot send one)."""
+    raw_url: str | None = Field(default=None, min_length=1)
+    """Raw store for scoring by customer id (a PostgreSQL or DuckDB URL, or a folder)."""
 
     @property
     def batch_threads(self) -> int:
@@ -143,6 +145,7 @@ _ENVIRONMENT: dict[str, tuple[str | None, str]] = {
     "RISKGRADE_METRICS_PUBLIC": (None, "metrics_public"),
     "RISKGRADE_AUDIT_DB": ("audit", "path"),
     "RISKGRADE_AUDIT_URL": ("audit", "url"),
+    "RISKGRADE_RAW_URL": (None, "raw_url"),
     "RISKGRADE_MAX_BODY_BYTES": ("limits", "max_body_bytes"),
     "RISKGRADE_BATCHING": ("batching", "enabled"),
     "RISKGRADE_MAX_BATCH_JOBS": ("batching", "max_batch_jobs"),
