@@ -129,6 +129,11 @@ def read_requests(
 def _request(
     store: RawSource, item: ByIdRequest, tables: dict[str, pd.DataFrame]
 ) -> tuple[dict[str, Any], StoreRead]:
+    if tables["customers"].empty:  # the read left out a customer onboarded later
+        raise BatchError(
+            f"customer {item.customer_id!r} is not in the raw store at {item.as_of} "
+            "(unknown, or onboarded later)"
+        )
     body = request_example(
         RawTables.from_mapping(tables), item.customer_id, item.as_of, lang=item.lang
     )

@@ -116,10 +116,12 @@ def test_given_a_by_id_decision_when_the_store_grows_then_replay_gives_the_recor
     # Given a store of its own and a decision by id
     url = f"duckdb:///{tmp_path / 'grow.duckdb'}"
     load_folder(store.folder, url)
-    cid = store.customers[0]
-    request = {"customer_id": cid, "as_of": AS_OF.isoformat()}
     with service_client(RISKGRADE_RAW_URL=url) as (client, tokens, _):
-        first = client.post("/score", json=request, headers=auth(tokens["scorer"])).json()
+        for cid in store.customers:  # a customer not restricted (not in default)
+            request = {"customer_id": cid, "as_of": AS_OF.isoformat()}
+            first = client.post("/score", json=request, headers=auth(tokens["scorer"])).json()
+            if first["tier"] != "restricted":
+                break
         record = client.get(
             f"/audit/{first['decision_id']}", headers=auth(tokens["auditor"])
         ).json()
@@ -130,11 +132,10 @@ def test_given_a_by_id_decision_when_the_store_grows_then_replay_gives_the_recor
         assert read["bounds"]["ts"] == "< 2025-01-01"
         assert read["rows"]["customers"] == 1 and read["rows"]["transactions"] > 0
         assert record["request"] == request_example(store.raw, cid, AS_OF)
-        # When the store grows: a statement published before AS_OF arrives late
+        # When the store grows: a default before AS_OF is recorded late
         with DatabaseSource(url).connect(write=True) as conn:
             conn.execute(
-                "UPDATE financial_statements SET total_liabilities = total_assets * 3 "
-                f"WHERE customer_id = '{cid}'"
+                f"INSERT INTO defaults VALUES ('{cid}', TIMESTAMP '2024-06-30 00:00:00', 'dpd90')"
             )
             conn.commit()
         second = client.post("/score", json=request, headers=auth(tokens["scorer"])).json()
@@ -143,7 +144,8 @@ def test_given_a_by_id_decision_when_the_store_grows_then_replay_gives_the_recor
             f"/audit/{second['decision_id']}", headers=auth(tokens["auditor"])
         ).json()
         assert second_record["payload"]["read"]["sha256"] != read["sha256"]
-        assert second["pd"] != first["pd"]
+        assert (first["tier"], second["tier"]) != ("restricted", "restricted")
+        assert second["tier"] == "restricted" and second["default"] is not None
         replayed = client.post(
             f"/audit/{first['decision_id']}/replay", headers=auth(tokens["auditor"])
         )
@@ -169,10 +171,12 @@ def test_given_by_id_requests_when_invalid_then_4xx_naming_the_field(
     with service_client(RISKGRADE_RAW_URL=store.urls["duckdb"]) as (client, tokens, _):
         headers = auth(tokens["scorer"])
         # An unknown customer, or one onboarded after as_of: 404 naming the customer
-        for cid, said in (("NOPE", "is not in the raw tables"), (late, "onboarded after")):
+        for cid in ("NOPE", late):
             answer = client.post("/score", json={"customer_id": cid, "as_of": day}, headers=headers)
             assert answer.status_code == 404, answer.text
-            assert said in answer.json()["error"]["message"]
+            said = answer.json()["error"]
+            assert f"customer '{cid}' is not in the raw store at {day}" in said["message"]
+            assert said["fields"][0]["loc"] == "customer_id"
         # A bad date or an unknown field, inside a batch: 422 with the item's location
         batch = {"requests": [{"customer_id": "C1", "as_of": "2024-13-01"}]}
         answer = client.post("/score_batch", json=batch, headers=headers)
