@@ -501,6 +501,7 @@ class DatabaseSource(RawSource):
     def read_customers_at(  # noqa: D102
         self, customers: Sequence[str], as_of: date
     ) -> dict[str, pd.DataFrame]:
+        self.missing()  # the structure is checked once (cached), then each read is lookups
         with self.connect() as connection:
             known = {
                 table: self.query(table, point_in_time_query(table, as_of, customers), connection)

@@ -7,6 +7,7 @@ filled from a folder as from the folder itself; the as-of cut happens in the que
 from __future__ import annotations
 
 import itertools
+import os
 import re
 from dataclasses import dataclass
 from datetime import date
@@ -15,7 +16,6 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pytest
-import sqlalchemy as sa
 import yaml
 
 from features.dbload import create_index_sql, index_columns, load_folder
@@ -27,7 +27,7 @@ from features.synthetic import GeneratorConfig, generate
 from features.validate import RawValidationError, load_raw, load_raw_at, validate_raw_dir
 from riskgrade.config import DEFAULT_PARAMS_PATH, load_params
 from tests.cli_helpers import run_main
-from tests.conftest import pg_database_url
+from tests.conftest import create_pg_database
 from tests.serving.factory import make_bundle
 
 AS_OF = date(2023, 6, 30)
@@ -45,13 +45,7 @@ class Stores:
 
 
 def new_pg_database(cluster: dict[str, str]) -> str:
-    name = f"raw_{next(_names)}_{id(cluster) % 10_000}"
-    admin = sa.create_engine(pg_database_url(cluster, "postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name}"))
-        conn.execute(sa.text(f"CREATE DATABASE {name}"))
-    admin.dispose()
-    return pg_database_url(cluster, name)
+    return create_pg_database(cluster, f"raw_{os.getpid()}_{next(_names)}")
 
 
 @pytest.fixture(scope="module")

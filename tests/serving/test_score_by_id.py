@@ -6,6 +6,7 @@ replay gives the recorded answer after the store has grown.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -20,7 +21,7 @@ from features.io import RawTables, write_raw
 from features.source import DatabaseSource
 from features.synthetic import GeneratorConfig, generate_tables
 from serving.batch import request_example
-from tests.conftest import pg_database_url
+from tests.conftest import create_pg_database
 from tests.serving.conftest import auth
 
 AS_OF = date(2024, 12, 31)
@@ -38,21 +39,13 @@ class Store:
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory, pg_cluster: dict[str, str]) -> Store:
     """80 generated customers (history after AS_OF too) in a folder, DuckDB and PostgreSQL."""
-    import sqlalchemy as sa
-
     root = tmp_path_factory.mktemp("byid")
     config = GeneratorConfig(customers=80, seed=13, start=date(2022, 1, 1), end=date(2025, 9, 30))
     raw, _ = generate_tables(config)
     write_raw(raw, root / "raw")
-    name = f"byid_{id(root) % 100_000}"
-    admin = sa.create_engine(pg_database_url(pg_cluster, "postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name}"))
-        conn.execute(sa.text(f"CREATE DATABASE {name}"))
-    admin.dispose()
     urls = {
         "duckdb": f"duckdb:///{root / 'raw.duckdb'}",
-        "postgresql": pg_database_url(pg_cluster, name),
+        "postgresql": create_pg_database(pg_cluster, f"byid_{os.getpid()}"),
     }
     for url in urls.values():
         load_folder(root / "raw", url)
