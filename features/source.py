@@ -336,7 +336,7 @@ class DatabaseSource(RawSource):
             connection.close()
 
     @contextmanager
-    def _postgresql(self) -> Iterator[Any]:
+    def _postgresql(self, *, write: bool = False) -> Iterator[Any]:
         import psycopg
         import sqlalchemy as sa
 
@@ -353,6 +353,12 @@ class DatabaseSource(RawSource):
             raise RawDataError(f"cannot connect to {self.label}: {_first_line(cause)}") from None
         try:
             driver = connection.driver_connection
+            # A read sees one snapshot across its statements (tables, counts) while others write.
+            driver.isolation_level = (
+                psycopg.IsolationLevel.READ_COMMITTED
+                if write
+                else psycopg.IsolationLevel.REPEATABLE_READ
+            )
             driver.execute("SET DateStyle TO ISO")
             driver.execute("SET extra_float_digits TO 3")
             yield driver
@@ -373,7 +379,9 @@ class DatabaseSource(RawSource):
         Raises:
             RawDataError: if the database cannot be opened or reached.
         """
-        return self._duckdb(write=write) if self.backend == "duckdb" else self._postgresql()
+        if self.backend == "duckdb":
+            return self._duckdb(write=write)
+        return self._postgresql(write=write)
 
     # structure
 
@@ -486,10 +494,12 @@ class DatabaseSource(RawSource):
             ),
         )
 
-    def count(self, table: str) -> int:
-        """Rows of a table (counted in the database)."""
-        with self.connect() as connection:
-            return int(connection.execute(f"SELECT COUNT(*) FROM {quote(table)}").fetchone()[0])
+    def count(self, table: str, connection: Any = None) -> int:
+        """Rows of a table (counted in the database; on ``connection`` when given)."""
+        if connection is None:
+            with self.connect() as opened:
+                return self.count(table, opened)
+        return int(connection.execute(f"SELECT COUNT(*) FROM {quote(table)}").fetchone()[0])
 
     def read_table(self, table: str) -> pd.DataFrame:  # noqa: D102
         if table not in SCHEMAS:
@@ -513,12 +523,15 @@ class DatabaseSource(RawSource):
         self, as_of: date, on_error: OnError
     ) -> tuple[dict[str, pd.DataFrame], AsOfCut]:
         self.missing()
-        known = {table: self.query(table, point_in_time_query(table, as_of)) for table in TABLES}
+        with self.connect() as connection:  # one connection, so one snapshot per statement
+            known = {
+                table: self.query(table, point_in_time_query(table, as_of), connection)
+                for table in TABLES
+            }
+            dropped = {table: self.count(table, connection) - len(known[table]) for table in TABLES}
+            late = connection.execute(late_customers_query(as_of)).fetchall()
         # The rows fetched need only the payments made later undone: the same cut does it.
         tables, cut = cut_tables(known.items(), as_of)
-        dropped = {table: self.count(table) - len(known[table]) for table in TABLES}
-        with self.connect() as connection:
-            late = connection.execute(late_customers_query(as_of)).fetchall()
         late_ids = frozenset(str(row[0]) for row in late if row[0] is not None)
         return tables, AsOfCut(as_of, dropped, cut.unpaid, late_ids)
 

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import bentoml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from audit import (
     AuditConfig,
@@ -47,6 +47,7 @@ from audit import (
     AuditUnavailableError,
     open_audit_store,
 )
+from features.source import open_raw_source
 from rating.bundle import BundleError
 from rating.model import RatingModel
 from serving.api.app import build_app
@@ -95,6 +96,14 @@ class ServiceConfig(BaseModel):
     """Serve ``/metrics`` without a token (for a Prometheus that cannot send one)."""
     raw_url: str | None = Field(default=None, min_length=1)
     """Raw store for scoring by customer id (a PostgreSQL or DuckDB URL, or a folder)."""
+
+    @field_validator("raw_url")
+    @classmethod
+    def _raw_source(cls, value: str | None) -> str | None:
+        """A URL of a database the raw reader knows (the store is reached at the first read)."""
+        if value is not None:
+            open_raw_source(value)  # RawDataError is a ValueError: reported for the variable
+        return value
 
     @property
     def batch_threads(self) -> int:

@@ -200,3 +200,13 @@ def test_given_by_id_requests_when_invalid_then_4xx_naming_the_field(
         assert answer.status_code == 503
         assert "raw store unavailable" in answer.json()["error"]["message"]
         assert "pw" not in answer.json()["error"]["message"]
+
+
+def test_given_an_unsupported_raw_url_when_the_service_starts_then_the_variable_is_named() -> None:
+    from serving.service import ServiceConfig, ServiceConfigError
+
+    with pytest.raises(
+        ServiceConfigError, match=r"RISKGRADE_RAW_URL.*unsupported database 'mysql'"
+    ):
+        ServiceConfig.from_env({"RISKGRADE_RAW_URL": "mysql://user@host/db"})
+    assert ServiceConfig.from_env({"RISKGRADE_RAW_URL": "duckdb:///raw.duckdb"}).raw_url
