@@ -344,7 +344,11 @@ class DatabaseSource(RawSource):
             url = self._url.set(drivername="postgresql+psycopg")
             pool = {"pool_size": 4, "pool_pre_ping": True} if self.pooled else {}
             self._engine = sa.create_engine(
-                url, **pool, poolclass=None if self.pooled else sa.pool.NullPool
+                url,
+                **pool,
+                poolclass=None if self.pooled else sa.pool.NullPool,
+                # ISO dates and exact floats in COPY's text, set at connect (no round trip)
+                connect_args={"options": "-c DateStyle=ISO -c extra_float_digits=3"},
             )
         try:
             connection = self._engine.raw_connection()
@@ -359,8 +363,6 @@ class DatabaseSource(RawSource):
                 if write
                 else psycopg.IsolationLevel.REPEATABLE_READ
             )
-            driver.execute("SET DateStyle TO ISO")
-            driver.execute("SET extra_float_digits TO 3")
             yield driver
         except psycopg.Error as error:
             raise RawDataError(f"{self.label}: {_first_line(error)}") from None
