@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import cache
 from pathlib import Path
 from typing import Any, Final
 
@@ -168,9 +169,16 @@ DATED: Final[dict[str, str]] = {
 """The date that makes a record known, per table: indexed, and the as-of filter's column."""
 
 
+@cache
+def contract_arrow_schema(table: str) -> pa.Schema:
+    """:func:`features.schema.arrow_schema`, built once per table (every read needs it)."""
+    return arrow_schema(table)
+
+
+@cache
 def sql_type(table: str, column: str) -> str:
     """The SQL type a contract column is stored and read as."""
-    return _SQL_TYPES[str(arrow_schema(table).field(column).type)]
+    return _SQL_TYPES[str(contract_arrow_schema(table).field(column).type)]
 
 
 def primary_key(table: str) -> tuple[str, ...]:
@@ -448,7 +456,7 @@ class DatabaseSource(RawSource):
         if connection is None:
             with self.connect() as opened:
                 return self.query(table, sql, opened)
-        schema = arrow_schema(table)
+        schema = contract_arrow_schema(table)
         try:
             if self.backend == "duckdb":
                 import duckdb
