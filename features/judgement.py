@@ -11,13 +11,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
-from pathlib import Path
 
 import pandas as pd
 
-from features.io import RawDataError, read_table, table_path
 from features.schema import OPTIONAL_TABLES, SCHEMAS
-from features.validate import RawValidationError, ValidationReport, _schema_problems
+from features.source import open_raw_source
+from features.validate import RawInput, RawValidationError, ValidationReport, _schema_problems
 
 
 @dataclass(frozen=True)
@@ -39,15 +38,10 @@ def empty_table(table: str) -> pd.DataFrame:
     return schema.coerce_dtype(pd.DataFrame({name: [] for name in schema.columns}))
 
 
-def has_judgement(raw_dir: Path | str) -> bool:
-    """Whether a raw folder holds either optional judgement table."""
-    for table in OPTIONAL_TABLES:
-        try:
-            table_path(Path(raw_dir), table)
-        except RawDataError:
-            continue
-        return True
-    return False
+def has_judgement(raw_dir: RawInput) -> bool:
+    """Whether a raw folder (or database) holds either optional judgement table."""
+    source = open_raw_source(raw_dir)
+    return any(source.has_table(table) for table in OPTIONAL_TABLES)
 
 
 def cut_judgement(tables: JudgementTables, as_of: date) -> JudgementTables:
@@ -108,20 +102,16 @@ def unknown_customers(
         report.add(table, "customer_id", "customer_id known in customers", unknown)
 
 
-def read_optional(raw_dir: Path | str, tables: Iterable[str]) -> dict[str, pd.DataFrame]:
-    """The optional tables a raw folder holds, read without validation (absent ones left out).
+def read_optional(raw_dir: RawInput, tables: Iterable[str]) -> dict[str, pd.DataFrame]:
+    """The optional tables a raw folder or database holds, read without validation.
+
+    Absent tables are left out.
 
     Raises:
-        RawDataError: if a table file cannot be read.
+        RawDataError: if a table cannot be read.
     """
-    frames = {}
-    for table in tables:
-        try:
-            table_path(Path(raw_dir), table)
-        except RawDataError:
-            continue
-        frames[table] = read_table(Path(raw_dir), table)
-    return frames
+    source = open_raw_source(raw_dir)
+    return {table: source.read_table(table) for table in tables if source.has_table(table)}
 
 
 def validate_judgement(
@@ -141,9 +131,9 @@ def validate_judgement(
 
 
 def load_judgement(
-    raw_dir: Path | str, as_of: date | None = None, customer_ids: Iterable[str] | None = None
+    raw_dir: RawInput, as_of: date | None = None, customer_ids: Iterable[str] | None = None
 ) -> JudgementTables | None:
-    """Read, validate and (given ``as_of``) cut the judgement tables of a raw folder.
+    """Read, validate and (given ``as_of``) cut the judgement tables of a raw folder or database.
 
     Records are checked against the contract, then (after the cut) against ``customer_ids``:
     a record known at ``as_of`` must name a customer known then.

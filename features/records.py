@@ -11,13 +11,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
-from pathlib import Path
 
 import pandas as pd
 
 from features.judgement import empty_table, read_optional, unknown_customers, validate_optional
 from features.schema import RECORD_TABLES
-from features.validate import RawValidationError, ValidationReport
+from features.validate import RawInput, RawValidationError, ValidationReport
 
 
 @dataclass(frozen=True)
@@ -59,7 +58,7 @@ def validate_records(
 
 
 def load_records(
-    raw_dir: Path | str, as_of: date | None = None, customer_ids: Iterable[str] | None = None
+    raw_dir: RawInput, as_of: date | None = None, customer_ids: Iterable[str] | None = None
 ) -> RecordTables:
     """Read, validate and (given ``as_of``) cut the record tables of a raw folder.
 

@@ -11,7 +11,6 @@ as-of date (records after it are left out, then what remains is validated);
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -20,10 +19,11 @@ from typing import Literal
 import pandas as pd
 import pandera.pandas as pa
 
-from features.asof import AsOfCut, count_later, cut_tables
+from features.asof import AsOfCut, count_later
 from features.errors import RiskgradeError
-from features.io import RawDataError, RawTables, read_table
+from features.io import RawDataError, RawTables
 from features.schema import AS_OF_COLUMNS, SCHEMAS, TABLES
+from features.source import RawSource, open_raw_source
 
 MAX_EXAMPLES = 5
 
@@ -197,35 +197,30 @@ def validate_tables(
     return report
 
 
-def _read_each(raw_dir: Path, problems: list[Problem]) -> Iterator[tuple[str, pd.DataFrame]]:
-    """Read the tables one at a time in contract order; an unreadable one becomes a problem."""
-    for table in TABLES:
-        try:
-            frame = read_table(raw_dir, table)
-        except RawDataError as error:
-            problems.append(Problem(table, "(file)", "readable table file", 1, (str(error),)))
-            continue
-        yield table, frame
-
-
-def _validate_dir(
-    raw_dir: Path, as_of: date, mode: Literal["strict", "inform", "cut"]
+def _validate_source(
+    source: RawSource, as_of: date, mode: Literal["strict", "inform", "cut"]
 ) -> ValidationReport:
-    """Validate a folder against ``as_of`` in one of three modes.
+    """Validate a raw source against ``as_of`` in one of three modes.
 
     ``strict``: nothing may lie after ``as_of``; ``inform``: what lies after it is counted in
-    ``report.later``; ``cut``: it is left out before validating.
+    ``report.later``; ``cut``: it is left out before validating (a database leaves it out in
+    the query).
     """
-    if not raw_dir.is_dir():
+    missing = source.missing()
+    if missing is not None:
         report = ValidationReport()
-        report.add("(folder)", str(raw_dir), "raw folder exists", ["not a folder"])
+        report.add("(folder)", source.label, "raw folder exists", [missing])
         return report
     read_problems: list[Problem] = []
+
+    def unreadable(table: str, error: RawDataError) -> None:
+        read_problems.append(Problem(table, "(file)", "readable table file", 1, (str(error),)))
+
     later = None
     if mode == "cut":
-        tables, later = cut_tables(_read_each(raw_dir, read_problems), as_of)
+        tables, later = source.read_at(as_of, unreadable)
     else:
-        tables = dict(_read_each(raw_dir, read_problems))
+        tables = dict(source.read_each(unreadable))
     report = validate_tables(tables, None if mode == "inform" else as_of)
     report.row_counts = {t: n for t, n in report.row_counts.items() if t in tables}
     report.problems = read_problems + [
@@ -237,26 +232,30 @@ def _validate_dir(
     return report
 
 
+RawInput = RawSource | Path | str
+"""What ``--raw`` names: a folder path, a database URL, or an opened source."""
+
+
 def validate_raw_dir(
-    raw_dir: Path | str, as_of: date | None = None, *, strict: bool = False
+    raw_dir: RawInput, as_of: date | None = None, *, strict: bool = False
 ) -> ValidationReport:
-    """Read and validate every table of a raw folder, collecting all problems.
+    """Read and validate every table of a raw folder or database, collecting all problems.
 
     A missing or unreadable file is reported as a problem of its table, never raised.
 
     Args:
-        raw_dir: the raw folder.
+        raw_dir: the raw folder, or a database URL (see :mod:`features.source`).
         as_of: the date to check against (default today).
         strict: a record after ``as_of`` is a problem. Otherwise, when ``as_of`` is given, the
             records after it are information (``report.later``: what a command at ``as_of``
             leaves out); without ``as_of`` a record after today is always a problem.
     """
     mode = "strict" if strict or as_of is None else "inform"
-    return _validate_dir(Path(raw_dir), as_of or date.today(), mode)
+    return _validate_source(open_raw_source(raw_dir), as_of or date.today(), mode)
 
 
-def load_raw(raw_dir: Path | str, as_of: date | None = None) -> RawTables:
-    """Read the whole raw folder, validate it and return the coerced tables.
+def load_raw(raw_dir: RawInput, as_of: date | None = None) -> RawTables:
+    """Read the whole raw folder (or database), validate it and return the coerced tables.
 
     No record may lie after ``as_of`` (default today): for the extract as a whole (the
     training set's snapshots each take their own point in time). Commands at an as-of date
@@ -265,7 +264,7 @@ def load_raw(raw_dir: Path | str, as_of: date | None = None) -> RawTables:
     Raises:
         RawValidationError: listing every problem when any check fails.
     """
-    report = _validate_dir(Path(raw_dir), as_of or date.today(), "strict")
+    report = _validate_source(open_raw_source(raw_dir), as_of or date.today(), "strict")
     if not report.ok:
         raise RawValidationError(report)
     return RawTables.from_mapping(report.tables)
@@ -279,17 +278,17 @@ class PointInTimeRaw:
     cut: AsOfCut
 
 
-def load_raw_at(raw_dir: Path | str, as_of: date) -> PointInTimeRaw:
-    """Read a raw folder as known at ``as_of``, then validate what remains.
+def load_raw_at(raw_dir: RawInput, as_of: date) -> PointInTimeRaw:
+    """Read a raw folder or database as known at ``as_of``, then validate what remains.
 
     The point-in-time read of every command that takes an as-of date: later records are left
     out (see :mod:`features.asof`), not refused, and the contract is checked on what the
-    command uses. Tables are read and cut one at a time.
+    command uses. Folder tables are read and cut one at a time; a database cuts in the query.
 
     Raises:
         RawValidationError: listing every problem of the records known at ``as_of``.
     """
-    report = _validate_dir(Path(raw_dir), as_of, "cut")
+    report = _validate_source(open_raw_source(raw_dir), as_of, "cut")
     if not report.ok:
         raise RawValidationError(report)
     return PointInTimeRaw(RawTables.from_mapping(report.tables), report.later or AsOfCut(as_of))

@@ -17,7 +17,7 @@ import typer
 
 from features.schema import MAX_DATE, MIN_DATE
 from rating.output import columns_help
-from riskgrade import cli_monitor, cli_stress
+from riskgrade import cli_data, cli_monitor, cli_stress
 from riskgrade.config import DEFAULT_PARAMS_PATH, Params, load_params
 from riskgrade.console import (
     console,
@@ -113,8 +113,24 @@ def _require_date(value: str, option: str) -> date:
     return day
 
 
-def _read_at(raw_dir: Path, day: date) -> PointInTimeRaw:
-    """A raw folder as known at ``day``: later records are left out, said on stderr."""
+RAW_HELP = "raw folder, or database URL: postgresql://user@host/db, duckdb:///file.duckdb"
+"""Help of every ``--raw``: a folder or a database (see ``features.source``)."""
+
+
+def _spark_raw(raw: str) -> str:
+    """``--raw`` as the Spark engine reads it: a folder or object-store path, not a database."""
+    from features.source import is_database_url
+
+    if is_database_url(raw):
+        raise typer.BadParameter(
+            "--engine spark reads Parquet folders; read a database with --engine polars",
+            param_hint="--raw",
+        )
+    return _uri(Path(raw))
+
+
+def _read_at(raw_dir: str | Path, day: date) -> PointInTimeRaw:
+    """A raw folder or database as known at ``day``: later records are left out, said on stderr."""
     from features.validate import load_raw_at
 
     known = load_raw_at(raw_dir, day)
@@ -181,13 +197,13 @@ def generate(
 
 @app.command()
 def validate(
-    raw_dir: Annotated[Path, typer.Argument(help="raw folder to check")],
+    raw_dir: Annotated[str, typer.Argument(help=f"{RAW_HELP}, to check")],
     as_of: Annotated[str | None, typer.Option(help="extract date (default today)")] = None,
     strict: Annotated[
         bool, typer.Option(help="records after --as-of are failures, not information")
     ] = False,
 ) -> None:
-    """Check a raw folder against the contract; list every problem (exit 1 if any).
+    """Check a raw folder or database against the contract; list every problem (exit 1 if any).
 
     With --as-of, records after that date are information (what a command at that date
     leaves out), unless --strict; without it, nothing may lie after today.
@@ -220,7 +236,7 @@ def validate(
 
 @app.command()
 def describe(
-    raw_dir: Annotated[Path, typer.Argument(help="raw folder")],
+    raw_dir: Annotated[str, typer.Argument(help=RAW_HELP)],
     as_of: Annotated[
         str | None, typer.Option(help="portfolio as known at this date (default: all of it)")
     ] = None,
@@ -256,7 +272,7 @@ app.add_typer(features_app, name="features")
 
 @features_app.command("at")
 def features_at(
-    raw: Annotated[Path, typer.Option(help="raw folder")],
+    raw: Annotated[str, typer.Option(help=RAW_HELP)],
     as_of: Annotated[str, typer.Option(help="feature date, YYYY-MM-DD")],
     out: Annotated[Path, typer.Option(help="Parquet or CSV file (spark: a folder) to write")],
     engine: EngineOption = EngineName.polars,
@@ -272,7 +288,7 @@ def features_at(
         from features.spark.engine import features_at as spark_features_at
 
         session = _spark_session(_params(params), spark_master)
-        count = spark_features_at(session, _uri(raw), day, _uri(out))  # type: ignore[arg-type]
+        count = spark_features_at(session, _spark_raw(raw), day, _uri(out))  # type: ignore[arg-type]
         console.print(f"wrote {count:,} customers to {out}/as_of={day} (Spark)")
         return
     frame = compute_features(_read_at(raw, day).tables, day)
@@ -286,7 +302,7 @@ def features_at(
 
 @features_app.command("build")
 def features_build(
-    raw: Annotated[Path | None, typer.Option(help="raw folder (default from params)")] = None,
+    raw: Annotated[str | None, typer.Option(help=f"{RAW_HELP} (default from params)")] = None,
     out: Annotated[Path | None, typer.Option(help="dataset folder (default from params)")] = None,
     engine: EngineOption = EngineName.polars,
     spark_master: SparkMasterOption = None,
@@ -304,7 +320,9 @@ def features_build(
         from features.spark.engine import build_dataset_spark
 
         session = _spark_session(settings, spark_master)
-        dates = build_dataset_spark(session, _uri(raw_dir), _uri(out_dir), settings.features)  # type: ignore[arg-type]
+        dates = build_dataset_spark(
+            session, _spark_raw(str(raw_dir)), _uri(out_dir), settings.features
+        )  # type: ignore[arg-type]
         console.print(f"wrote {len(dates)} snapshot partitions to {out_dir} (Spark)")
         return
     tables = load_raw(raw_dir)
@@ -572,7 +590,7 @@ def serve(
 
 @app.command(epilog=f"Columns of --out, one row per customer: {columns_help()}.")
 def score(
-    raw: Annotated[Path, typer.Option(help="raw folder")],
+    raw: Annotated[str, typer.Option(help=RAW_HELP)],
     as_of: Annotated[str, typer.Option(help="rating date, YYYY-MM-DD")],
     out: Annotated[Path, typer.Option(help="Parquet or CSV file to write")],
     bundle: Annotated[
@@ -605,7 +623,7 @@ def score(
         session = _spark_session(settings, spark_master)
         counts = score_to_parquet(
             session,
-            _uri(raw),  # type: ignore[arg-type]
+            _spark_raw(raw),  # type: ignore[arg-type]
             day,
             bundle_dir,
             _uri(out),  # type: ignore[arg-type]
@@ -642,14 +660,14 @@ def score(
 
 @app.command("request-example")
 def request_example(
-    raw: Annotated[Path, typer.Option(help="raw folder")],
+    raw: Annotated[str, typer.Option(help=RAW_HELP)],
     customer: Annotated[str, typer.Option(help="customer_id")],
     as_of: Annotated[str, typer.Option(help="rating date, YYYY-MM-DD")],
     lang: Annotated[
         Lang, typer.Option(help="reason language of the answer", case_sensitive=False)
     ] = Lang.EN,
 ) -> None:
-    """Print a valid /score request body for one customer of a raw folder.
+    """Print a valid /score request body for one customer of a raw folder or database.
 
     The body carries the customer's records known at --as-of: profile, statements,
     facilities with instalments, transactions and defaults.
@@ -906,6 +924,7 @@ def audit_export(
 
 cli_monitor.register(app)
 cli_stress.register(app)
+cli_data.register(app)
 
 
 def error_message(error: BaseException) -> str:

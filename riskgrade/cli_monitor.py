@@ -184,7 +184,10 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def monitor(
         raw: Annotated[
-            Path, typer.Option(help="raw folder (read as known at --as-of, then validated)")
+            str,
+            typer.Option(
+                help="raw folder or database URL (read as known at --as-of, then validated)"
+            ),
         ],
         as_of: Annotated[str, typer.Option(help="rating date, YYYY-MM-DD")],
         previous: Annotated[

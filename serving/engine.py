@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import math
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -186,6 +186,8 @@ class RequestSource:
     """The body byte for byte (what the audit log keeps)."""
     pointer: str = ""
     """JSON pointer of the request inside ``body`` (``""``: the whole body)."""
+    read: Mapping[str, Any] | None = None
+    """What a request by customer id read from the raw store (recorded as ``payload.read``)."""
 
 
 @dataclass(frozen=True)
@@ -509,6 +511,7 @@ class Engine:
                     },
                     "flags": {name: float(col[i]) for name, col in rows.flags.items()},
                     "response": {k: v for k, v in response.items() if k != "chart"},
+                    **({"read": dict(sources[k].read)} if sources[k].read is not None else {}),
                 },
             )
             decisions.append(Decision(response=response, record=record))

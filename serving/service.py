@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import bentoml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from audit import (
     AuditConfig,
@@ -47,6 +47,7 @@ from audit import (
     AuditUnavailableError,
     open_audit_store,
 )
+from features.source import open_raw_source
 from rating.bundle import BundleError
 from rating.model import RatingModel
 from serving.api.app import build_app
@@ -93,6 +94,16 @@ class ServiceConfig(BaseModel):
     """LightGBM threads for a batched tree pass; 0: the machine's cores over ``workers``."""
     metrics_public: bool = False
     """Serve ``/metrics`` without a token (for a Prometheus that cannot send one)."""
+    raw_url: str | None = Field(default=None, min_length=1)
+    """Raw store for scoring by customer id (a PostgreSQL or DuckDB URL, or a folder)."""
+
+    @field_validator("raw_url")
+    @classmethod
+    def _raw_source(cls, value: str | None) -> str | None:
+        """A URL of a database the raw reader knows (the store is reached at the first read)."""
+        if value is not None:
+            open_raw_source(value)  # RawDataError is a ValueError: reported for the variable
+        return value
 
     @property
     def batch_threads(self) -> int:
@@ -143,6 +154,7 @@ _ENVIRONMENT: dict[str, tuple[str | None, str]] = {
     "RISKGRADE_METRICS_PUBLIC": (None, "metrics_public"),
     "RISKGRADE_AUDIT_DB": ("audit", "path"),
     "RISKGRADE_AUDIT_URL": ("audit", "url"),
+    "RISKGRADE_RAW_URL": (None, "raw_url"),
     "RISKGRADE_MAX_BODY_BYTES": ("limits", "max_body_bytes"),
     "RISKGRADE_BATCHING": ("batching", "enabled"),
     "RISKGRADE_MAX_BATCH_JOBS": ("batching", "max_batch_jobs"),

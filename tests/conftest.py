@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import itertools
 import os
@@ -39,19 +40,23 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def pg_cluster() -> Iterator[dict[str, str]]:
-    """A throwaway PostgreSQL cluster on a unix socket only; yields host (socket dir) and port.
+class PgUnavailableError(RuntimeError):
+    """PostgreSQL cannot be started here (binaries, runuser or initdb missing or failing)."""
 
-    Skips the test when PostgreSQL or psycopg is not installed.
+
+@contextlib.contextmanager
+def start_pg_cluster() -> Iterator[dict[str, str]]:
+    """Start a throwaway PostgreSQL cluster on a unix socket only; yield host and port.
+
+    Raises:
+        PgUnavailableError: when PostgreSQL cannot be started on this machine.
     """
-    pytest.importorskip("psycopg", reason="psycopg is not installed")
     bindir = _pg_bin()
     if bindir is None:
-        pytest.skip("PostgreSQL binaries not found under /usr/lib/postgresql/*/bin")
+        raise PgUnavailableError("PostgreSQL binaries not found under /usr/lib/postgresql/*/bin")
     as_root = os.geteuid() == 0
     if as_root and shutil.which("runuser") is None:
-        pytest.skip("running as root without runuser: cannot start PostgreSQL as postgres")
+        raise PgUnavailableError("running as root without runuser: cannot start PostgreSQL")
     base = Path(tempfile.mkdtemp(prefix="rg-pg-"))
     data = base / "data"
     data.mkdir()
@@ -73,7 +78,8 @@ def pg_cluster() -> Iterator[dict[str, str]]:
             str(data / "log.txt"), "start")  # fmt: skip
     except subprocess.CalledProcessError as error:
         shutil.rmtree(base, ignore_errors=True)
-        pytest.skip(f"cannot start a PostgreSQL cluster: {error.stderr.decode()[-300:]}")
+        message = f"cannot start a PostgreSQL cluster: {error.stderr.decode()[-300:]}"
+        raise PgUnavailableError(message) from error
     try:
         yield {"host": str(data), "port": port}
     finally:
@@ -83,6 +89,36 @@ def pg_cluster() -> Iterator[dict[str, str]]:
             timeout=60,
         )
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[dict[str, str]]:
+    """A throwaway PostgreSQL cluster (see ``start_pg_cluster``).
+
+    Skips the test when PostgreSQL or psycopg is not installed.
+    """
+    pytest.importorskip("psycopg", reason="psycopg is not installed")
+    try:
+        cluster = start_pg_cluster()
+        info = cluster.__enter__()
+    except PgUnavailableError as error:
+        pytest.skip(str(error))
+    try:
+        yield info
+    finally:
+        cluster.__exit__(None, None, None)
+
+
+def create_pg_database(cluster: dict[str, str], name: str) -> str:
+    """Create (or re-create, empty) database ``name`` on the cluster; its SQLAlchemy URL."""
+    import sqlalchemy as sa
+
+    admin = sa.create_engine(pg_database_url(cluster, "postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name}"))
+        conn.execute(sa.text(f"CREATE DATABASE {name}"))
+    admin.dispose()
+    return pg_database_url(cluster, name)
 
 
 _db_numbers = itertools.count(1)

@@ -56,6 +56,15 @@ async def parse_body(
         ApiError: 413/415 (see `read_json_body`); 422 naming every invalid field.
     """
     body = await read_json_body(request, limits.max_body_bytes)
+    return validate_body(body, limits, model), body
+
+
+def validate_body(body: bytes, limits: RequestLimits, model: type[_Model]) -> _Model:
+    """``body`` validated as ``model`` (strict JSON types, limits from configuration).
+
+    Raises:
+        ApiError: 422 naming every invalid field.
+    """
     try:
         # Strict at the HTTP boundary: JSON types as documented (no "1.5" for a number,
         # no 0/1 for a boolean, no epoch seconds for a date); ISO date strings still parse.
@@ -65,4 +74,4 @@ async def parse_body(
         first = fields[0] if fields else None
         message = f"{first.loc}: {first.message}" if first else "invalid body"
         raise ApiError(422, "validation_error", message, fields) from error
-    return parsed, body
+    return parsed

@@ -1,0 +1,236 @@
+"""Scoring by customer id: ``{customer_id, as_of}`` becomes the body the routes already score.
+
+With a raw store configured (``RISKGRADE_RAW_URL``: a PostgreSQL or DuckDB URL, or a folder),
+``/score``, ``/explain`` and each item of ``/score_batch`` may carry only ``customer_id`` and
+``as_of`` (and ``lang``, ``chart``). :func:`expand_by_id` reads that customer's records known at
+``as_of`` from the store (indexed lookups, the as-of cut in the query) and writes them into the
+request as ``riskgrade request-example`` would; the request is then validated and decided
+exactly as a body that carried them. The audit log keeps the expanded body, so replay gives the
+same answer however the store grows, plus what was read: the source, the query bounds, the
+rows per table and the SHA-256 of the request built from them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import date, timedelta
+from functools import lru_cache
+from typing import Any, Literal, TypeVar
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, ValidationError
+from starlette.requests import Request
+
+from features.io import RawDataError, RawTables
+from features.source import RawSource, open_raw_source
+from serving.api.body import read_json_body, validate_body
+from serving.api.errors import ApiError
+from serving.batch import BatchError, request_example
+from serving.schemas import Day, FieldError, Id, Lang, field_errors
+
+_Model = TypeVar("_Model", bound=BaseModel)
+_RECORDS = ("customer", "feature_vector")
+"""Fields of a request that carries its own data (then it is not by id)."""
+
+
+class ByIdRequest(BaseModel):
+    """A request by customer id: the store supplies the records."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    customer_id: Id
+    as_of: Day
+    lang: Lang = "en"
+    chart: Literal["none", "png", "svg"] | None = None
+    """``/explain`` only (``/score`` refuses it, as for a body with records)."""
+
+
+@dataclass(frozen=True)
+class StoreRead:
+    """What one by-id request read from the raw store (kept in its audit record)."""
+
+    source: str
+    customer_id: str
+    as_of: date
+    rows: dict[str, int]
+    sha256: str
+    """SHA-256 of the request built from the records (compact JSON, as recorded)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready view, with the query bounds of the as-of cut."""
+        return {
+            "source": self.source,
+            "customer_id": self.customer_id,
+            "as_of": self.as_of.isoformat(),
+            "bounds": {
+                "onboarding_date, published_date, opened, default_date, paid_date": (
+                    f"<= {self.as_of.isoformat()}"
+                ),
+                "ts": f"< {(self.as_of + timedelta(days=1)).isoformat()}",
+            },
+            "rows": dict(self.rows),
+            "sha256": self.sha256,
+        }
+
+
+@lru_cache(maxsize=4)
+def raw_store(url: str) -> RawSource:
+    """The service's raw store for ``url`` (one per worker; PostgreSQL connections pooled).
+
+    Raises:
+        RawDataError: for an unsupported URL.
+    """
+    from features.source import DatabaseSource, is_url
+
+    return DatabaseSource(url, pooled=True) if is_url(url) else open_raw_source(url)
+
+
+def _is_by_id(item: object) -> bool:
+    return isinstance(item, dict) and "customer_id" in item and not any(k in item for k in _RECORDS)
+
+
+def _compact(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def read_requests(
+    store: RawSource, items: list[ByIdRequest]
+) -> list[tuple[dict[str, Any], StoreRead] | BatchError]:
+    """The full request body of each by-id request and what was read for it.
+
+    One read per as-of date for all the customers asked at that date.
+
+    Returns:
+        Per request, the body and the read, or the error naming a customer the store does not
+        know at its ``as_of``.
+
+    Raises:
+        RawDataError: if the store cannot be read.
+    """
+    out: list[tuple[dict[str, Any], StoreRead] | BatchError] = []
+    per_day: dict[date, dict[str, pd.DataFrame]] = {}
+    for day in sorted({item.as_of for item in items}):
+        ids = sorted({item.customer_id for item in items if item.as_of == day})
+        per_day[day] = store.read_customers_at(ids, day)
+    for item in items:
+        tables = {
+            table: frame[frame["customer_id"] == item.customer_id].reset_index(drop=True)
+            for table, frame in per_day[item.as_of].items()
+        }
+        try:
+            out.append(_request(store, item, tables))
+        except BatchError as error:
+            out.append(error)
+    return out
+
+
+def _request(
+    store: RawSource, item: ByIdRequest, tables: dict[str, pd.DataFrame]
+) -> tuple[dict[str, Any], StoreRead]:
+    if tables["customers"].empty:  # the read left out a customer onboarded later
+        raise BatchError(
+            f"customer {item.customer_id!r} is not in the raw store at {item.as_of} "
+            "(unknown, or onboarded later)"
+        )
+    body = request_example(
+        RawTables.from_mapping(tables), item.customer_id, item.as_of, lang=item.lang
+    )
+    if item.chart is not None:
+        body["chart"] = item.chart
+    rows = {table: len(frame) for table, frame in tables.items()}
+    read = StoreRead(
+        store.label, item.customer_id, item.as_of, rows, hashlib.sha256(_compact(body)).hexdigest()
+    )
+    return body, read
+
+
+def expand_by_id(
+    body: bytes, url: str | None, max_requests: int
+) -> tuple[bytes, dict[str, dict[str, Any]]]:
+    """The body with every by-id request replaced by the records the store holds.
+
+    A body without by-id requests comes back unchanged (the same bytes), as does a batch of
+    more than ``max_requests`` (validation refuses it). Reads block: call it from a thread.
+
+    Returns:
+        The body to validate and record, and per JSON pointer of an expanded request
+        (``""`` or ``/requests/<i>``) what was read (:meth:`StoreRead.to_dict`).
+
+    Raises:
+        ApiError: 422 for a by-id request that is invalid or sent without a configured store;
+            404 naming a customer the store does not know at ``as_of``; 503 when the store
+            cannot be read.
+    """
+    if url is None and len(body) > 65_536:  # no store: only a small body can be by id
+        return body, {}
+    try:
+        document = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return body, {}  # validation names the problem
+    if isinstance(document, dict) and isinstance(document.get("requests"), list):
+        if len(document["requests"]) > max_requests:
+            return body, {}
+        items = {f"/requests/{i}": r for i, r in enumerate(document["requests"]) if _is_by_id(r)}
+    else:
+        items = {"": document} if _is_by_id(document) else {}
+    if not items:
+        return body, {}
+    if url is None:
+        pointer = next(iter(items))
+        loc = (pointer[1:].replace("/", ".") + "." if pointer else "") + "customer_id"
+        message = (
+            "scoring by customer id needs a raw store (RISKGRADE_RAW_URL); "
+            "send the customer's records instead"
+        )
+        field = FieldError(loc=loc, message=message)
+        raise ApiError(422, "validation_error", f"{loc}: {message}", [field])
+    requests: dict[str, ByIdRequest] = {}
+    for pointer, item in items.items():
+        prefix = pointer[1:].replace("/", ".") + "." if pointer else ""
+        try:
+            request = ByIdRequest.model_validate_json(_compact(item), strict=True)
+        except ValidationError as error:
+            fields = [
+                FieldError(loc=prefix + f.loc, message=f.message) for f in field_errors(error)
+            ]
+            raise ApiError(
+                422, "validation_error", f"{fields[0].loc}: {fields[0].message}", fields
+            ) from error
+        requests[pointer] = request
+    try:
+        results = read_requests(raw_store(url), list(requests.values()))
+    except RawDataError as error:
+        raise ApiError(503, "not_ready", f"raw store unavailable: {error}") from error
+    reads: dict[str, dict[str, Any]] = {}
+    for pointer, result in zip(requests, results, strict=True):
+        if isinstance(result, BatchError):
+            prefix = pointer[1:].replace("/", ".") + "." if pointer else ""
+            field = FieldError(loc=f"{prefix}customer_id", message=str(result))
+            raise ApiError(404, "not_found", str(result), [field]) from result
+        full, read = result
+        if pointer:
+            document["requests"][int(pointer.rsplit("/", 1)[1])] = full
+        else:
+            document = full
+        reads[pointer] = read.to_dict()
+    return _compact(document), reads
+
+
+async def scoring_body(
+    request: Request, limits: Any, model: type[_Model], url: str | None
+) -> tuple[_Model, bytes, dict[str, dict[str, Any]]]:
+    """Read a scoring route's body, expand its by-id requests, validate it as ``model``.
+
+    Returns:
+        The validated body, its bytes as recorded (expanded), and what each by-id request read.
+
+    Raises:
+        ApiError: as :func:`serving.api.body.parse_body` and :func:`expand_by_id`.
+    """
+    import anyio.to_thread
+
+    raw = await read_json_body(request, limits.max_body_bytes)
+    raw, reads = await anyio.to_thread.run_sync(expand_by_id, raw, url, limits.max_batch)
+    return validate_body(raw, limits, model), raw, reads

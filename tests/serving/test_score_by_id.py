@@ -1,0 +1,212 @@
+"""Scoring by customer id: the service reads the records from a raw store (RISKGRADE_RAW_URL).
+
+The same decision as a body that carries the records; the audit keeps what was read, and
+replay gives the recorded answer after the store has grown.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from audit import verify
+from features.dbload import load_folder
+from features.io import RawTables, write_raw
+from features.source import DatabaseSource
+from features.synthetic import GeneratorConfig, generate_tables
+from serving.batch import request_example
+from tests.conftest import create_pg_database
+from tests.serving.conftest import auth
+
+AS_OF = date(2024, 12, 31)
+
+
+@dataclass(frozen=True)
+class Store:
+    raw: RawTables
+    folder: Path
+    urls: dict[str, str]
+    customers: list[str]
+    """Customers onboarded by AS_OF."""
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory, pg_cluster: dict[str, str]) -> Store:
+    """80 generated customers (history after AS_OF too) in a folder, DuckDB and PostgreSQL."""
+    root = tmp_path_factory.mktemp("byid")
+    config = GeneratorConfig(customers=80, seed=13, start=date(2022, 1, 1), end=date(2025, 9, 30))
+    raw, _ = generate_tables(config)
+    write_raw(raw, root / "raw")
+    urls = {
+        "duckdb": f"duckdb:///{root / 'raw.duckdb'}",
+        "postgresql": create_pg_database(pg_cluster, f"byid_{os.getpid()}"),
+    }
+    for url in urls.values():
+        load_folder(root / "raw", url)
+    known = raw.customers.loc[raw.customers["onboarding_date"] <= pd.Timestamp(AS_OF)]
+    return Store(
+        raw,
+        root / "raw",
+        urls,
+        sorted(known["customer_id"]),
+    )
+
+
+def _same_decision(by_id: dict[str, Any], by_body: dict[str, Any]) -> None:
+    """Everything equal but the decision id (PD to 1e-12, grade, tier, reasons, policy)."""
+    assert abs(by_id["pd"] - by_body["pd"]) <= 1e-12
+    strip = {"decision_id", "pd"}
+    assert {k: v for k, v in by_id.items() if k not in strip} == {
+        k: v for k, v in by_body.items() if k not in strip
+    }
+
+
+@pytest.mark.parametrize("source", ["duckdb", "postgresql"])
+def test_given_a_raw_store_when_scored_by_id_then_same_decisions_as_from_bodies(
+    store: Store, source: str, service_client
+) -> None:
+    # Given the service reading a raw store, and each customer's body built from the folder
+    bodies = [request_example(store.raw, cid, AS_OF) for cid in store.customers]
+    by_id = [{"customer_id": cid, "as_of": AS_OF.isoformat()} for cid in store.customers]
+    with service_client(RISKGRADE_RAW_URL=store.urls[source]) as (client, tokens, audit_db):
+        headers = auth(tokens["scorer"])
+        # When the portfolio is scored from bodies and by id (batches of at most 100)
+        from_bodies = client.post("/score_batch", json={"requests": bodies}, headers=headers)
+        from_ids = client.post("/score_batch", json={"requests": by_id}, headers=headers)
+        assert from_bodies.status_code == 200, from_bodies.text
+        assert from_ids.status_code == 200, from_ids.text
+        # Then every decision is the same
+        pairs = zip(from_ids.json()["results"], from_bodies.json()["results"], strict=True)
+        for got, expected in pairs:
+            _same_decision(got, expected)
+        tiers = {r["tier"] for r in from_ids.json()["results"]}
+        assert len(tiers) >= 2
+        # And one by one, /score and /explain (with a chart) agree as well
+        for cid, body in list(zip(store.customers, bodies, strict=True))[:3]:
+            one = {"customer_id": cid, "as_of": AS_OF.isoformat(), "lang": "zh"}
+            got = client.post("/score", json=one, headers=headers)
+            expected = client.post("/score", json={**body, "lang": "zh"}, headers=headers)
+            assert got.status_code == 200, got.text
+            _same_decision(got.json(), expected.json())
+            got = client.post("/explain", json={**one, "chart": "svg"}, headers=headers)
+            expected = client.post(
+                "/explain", json={**body, "lang": "zh", "chart": "svg"}, headers=headers
+            )
+            assert got.status_code == 200, got.text
+            _same_decision(got.json(), expected.json())
+        assert verify(audit_db, key=b"test-key").ok
+
+
+def test_given_a_by_id_decision_when_the_store_grows_then_replay_gives_the_recorded_answer(
+    store: Store, service_client, tmp_path: Path
+) -> None:
+    # Given a store of its own and a decision by id
+    url = f"duckdb:///{tmp_path / 'grow.duckdb'}"
+    load_folder(store.folder, url)
+    with service_client(RISKGRADE_RAW_URL=url) as (client, tokens, _):
+        for cid in store.customers:  # a customer not restricted (not in default)
+            request = {"customer_id": cid, "as_of": AS_OF.isoformat()}
+            first = client.post("/score", json=request, headers=auth(tokens["scorer"])).json()
+            if first["tier"] != "restricted":
+                break
+        record = client.get(
+            f"/audit/{first['decision_id']}", headers=auth(tokens["auditor"])
+        ).json()
+        # Then the audit keeps the records read and what was read: source, bounds, rows, digest
+        read = record["payload"]["read"]
+        assert read["customer_id"] == cid and read["as_of"] == AS_OF.isoformat()
+        assert read["source"] == url and len(read["sha256"]) == 64
+        assert read["bounds"]["ts"] == "< 2025-01-01"
+        assert read["rows"]["customers"] == 1 and read["rows"]["transactions"] > 0
+        assert record["request"] == request_example(store.raw, cid, AS_OF)
+        # When the store grows: a default before AS_OF is recorded late
+        with DatabaseSource(url).connect(write=True) as conn:
+            conn.execute(
+                f"INSERT INTO defaults VALUES ('{cid}', TIMESTAMP '2024-06-30 00:00:00', 'dpd90')"
+            )
+            conn.commit()
+        second = client.post("/score", json=request, headers=auth(tokens["scorer"])).json()
+        # Then a new decision reads the new records, and replay of the first is still equal
+        second_record = client.get(
+            f"/audit/{second['decision_id']}", headers=auth(tokens["auditor"])
+        ).json()
+        assert second_record["payload"]["read"]["sha256"] != read["sha256"]
+        assert (first["tier"], second["tier"]) != ("restricted", "restricted")
+        assert second["tier"] == "restricted" and second["default"] is not None
+        replayed = client.post(
+            f"/audit/{first['decision_id']}/replay", headers=auth(tokens["auditor"])
+        )
+        assert replayed.status_code == 200, replayed.text
+        assert replayed.json()["equal"] is True
+
+
+def test_given_by_id_requests_when_invalid_then_4xx_naming_the_field(
+    store: Store, service_client
+) -> None:
+    late = store.raw.customers.loc[
+        store.raw.customers["onboarding_date"] > pd.Timestamp(AS_OF), "customer_id"
+    ].iloc[0]
+    day = AS_OF.isoformat()
+    # Without a raw store: 422 naming customer_id
+    with service_client() as (client, tokens, _):
+        answer = client.post(
+            "/score", json={"customer_id": "C1", "as_of": day}, headers=auth(tokens["scorer"])
+        )
+        assert answer.status_code == 422
+        assert "RISKGRADE_RAW_URL" in answer.json()["error"]["message"]
+        assert answer.json()["error"]["fields"][0]["loc"] == "customer_id"
+    with service_client(RISKGRADE_RAW_URL=store.urls["duckdb"]) as (client, tokens, _):
+        headers = auth(tokens["scorer"])
+        # An unknown customer, or one onboarded after as_of: 404 naming the customer
+        for cid in ("NOPE", late):
+            answer = client.post("/score", json={"customer_id": cid, "as_of": day}, headers=headers)
+            assert answer.status_code == 404, answer.text
+            said = answer.json()["error"]
+            assert f"customer '{cid}' is not in the raw store at {day}" in said["message"]
+            assert said["fields"][0]["loc"] == "customer_id"
+        # A bad date or an unknown field, inside a batch: 422 with the item's location
+        batch = {"requests": [{"customer_id": "C1", "as_of": "2024-13-01"}]}
+        answer = client.post("/score_batch", json=batch, headers=headers)
+        assert answer.status_code == 422
+        assert answer.json()["error"]["fields"][0]["loc"] == "requests.0.as_of"
+        answer = client.post(
+            "/score", json={"customer_id": "C1", "as_of": day, "x": 1}, headers=headers
+        )
+        assert answer.status_code == 422 and answer.json()["error"]["fields"][0]["loc"] == "x"
+        # A chart on /score is refused as it is for a body
+        answer = client.post(
+            "/score",
+            json={"customer_id": store.customers[0], "as_of": day, "chart": "svg"},
+            headers=headers,
+        )
+        assert answer.status_code == 422 and answer.json()["error"]["fields"][0]["loc"] == "chart"
+    # A store that cannot be reached: 503, never a 5xx other than that
+    with service_client(RISKGRADE_RAW_URL="postgresql://nobody:pw@127.0.0.1:1/db") as (
+        client,
+        tokens,
+        _,
+    ):
+        answer = client.post(
+            "/score",
+            json={"customer_id": "C1", "as_of": day},
+            headers=auth(tokens["scorer"]),
+        )
+        assert answer.status_code == 503
+        assert "raw store unavailable" in answer.json()["error"]["message"]
+        assert "pw" not in answer.json()["error"]["message"]
+
+
+def test_given_an_unsupported_raw_url_when_the_service_starts_then_the_variable_is_named() -> None:
+    from serving.service import ServiceConfig, ServiceConfigError
+
+    with pytest.raises(
+        ServiceConfigError, match=r"RISKGRADE_RAW_URL.*unsupported database 'mysql'"
+    ):
+        ServiceConfig.from_env({"RISKGRADE_RAW_URL": "mysql://user@host/db"})
+    assert ServiceConfig.from_env({"RISKGRADE_RAW_URL": "duckdb:///raw.duckdb"}).raw_url
