@@ -69,6 +69,54 @@ def cut_judgement(tables: JudgementTables, as_of: date) -> JudgementTables:
     return JudgementTables(assessments=assessments, overrides=overrides)
 
 
+def validate_optional(
+    frames: dict[str, pd.DataFrame],
+    tables: Iterable[str],
+    customer_ids: Iterable[str] | None = None,
+) -> tuple[ValidationReport, dict[str, pd.DataFrame]]:
+    """Validate optional tables (a missing one is empty) against the contract.
+
+    Args:
+        frames: table name -> frame, for the tables the folder holds.
+        tables: the optional tables expected.
+        customer_ids: known customers; a record of another customer is a problem.
+
+    Returns:
+        The report (every problem) and the coerced tables by name.
+    """
+    report = ValidationReport()
+    coerced: dict[str, pd.DataFrame] = {}
+    known = None if customer_ids is None else {str(c) for c in customer_ids}
+    for table in tables:
+        if table not in frames:
+            coerced[table] = empty_table(table)
+            continue
+        report.row_counts[table] = len(frames[table])
+        coerced[table] = _schema_problems(table, frames[table], report)
+        frame = coerced[table]
+        if known is not None and "customer_id" in frame:
+            unknown = frame.loc[~frame["customer_id"].astype(str).isin(known), "customer_id"]
+            report.add(table, "customer_id", "customer_id known in customers", unknown)
+    report.tables = coerced
+    return report, coerced
+
+
+def read_optional(raw_dir: Path | str, tables: Iterable[str]) -> dict[str, pd.DataFrame]:
+    """The optional tables a raw folder holds, read without validation (absent ones left out).
+
+    Raises:
+        RawDataError: if a table file cannot be read.
+    """
+    frames = {}
+    for table in tables:
+        try:
+            table_path(Path(raw_dir), table)
+        except RawDataError:
+            continue
+        frames[table] = read_table(Path(raw_dir), table)
+    return frames
+
+
 def validate_judgement(
     frames: dict[str, pd.DataFrame], customer_ids: Iterable[str] | None = None
 ) -> tuple[ValidationReport, JudgementTables]:
@@ -81,20 +129,7 @@ def validate_judgement(
     Returns:
         The report (every problem) and the coerced tables.
     """
-    report = ValidationReport()
-    coerced: dict[str, pd.DataFrame] = {}
-    known = None if customer_ids is None else {str(c) for c in customer_ids}
-    for table in OPTIONAL_TABLES:
-        if table not in frames:
-            coerced[table] = empty_table(table)
-            continue
-        report.row_counts[table] = len(frames[table])
-        coerced[table] = _schema_problems(table, frames[table], report)
-        frame = coerced[table]
-        if known is not None and "customer_id" in frame:
-            unknown = frame.loc[~frame["customer_id"].astype(str).isin(known), "customer_id"]
-            report.add(table, "customer_id", "customer_id known in customers", unknown)
-    report.tables = coerced
+    report, coerced = validate_optional(frames, OPTIONAL_TABLES, customer_ids)
     return report, JudgementTables(coerced["assessments"], coerced["overrides"])
 
 
@@ -110,14 +145,7 @@ def load_judgement(
         RawValidationError: listing every problem of the tables.
         RawDataError: if a table file cannot be read.
     """
-    raw_dir = Path(raw_dir)
-    frames = {}
-    for table in OPTIONAL_TABLES:
-        try:
-            table_path(raw_dir, table)
-        except RawDataError:
-            continue
-        frames[table] = read_table(raw_dir, table)
+    frames = read_optional(raw_dir, OPTIONAL_TABLES)
     if not frames:
         return None
     report, tables = validate_judgement(frames, customer_ids)

@@ -76,6 +76,15 @@ STATEMENT_AMOUNTS: Final[tuple[str, ...]] = (
 
 OVERRIDE_KINDS: Final[tuple[str, ...]] = ("override", "expert_rating")
 OVERRIDE_STATUSES: Final[tuple[str, ...]] = ("proposed", "approved", "rejected", "expired")
+REVIEW_OUTCOMES: Final[tuple[str, ...]] = ("satisfactory", "watch", "tighten", "exit")
+"""Outcome of a credit review: relationship fine, keep watching, tighten terms, start exit."""
+COVENANTS: Final[tuple[str, ...]] = (
+    "max_debt_ratio",
+    "min_interest_coverage",
+    "min_current_ratio",
+    "reporting_months",
+)
+"""Covenant codes of a contract (see `features.covenants`)."""
 
 TABLES: Final[tuple[str, ...]] = (
     "customers",
@@ -354,8 +363,57 @@ OVERRIDES = pa.DataFrameSchema(
 )
 """Optional: override proposals (and expert ratings) with their latest decision."""
 
+REVIEWS = pa.DataFrameSchema(
+    {
+        "customer_id": pa.Column(str, _ID),
+        "review_date": _date(description="day the credit review was recorded"),
+        "outcome": pa.Column(str, pa.Check.isin(REVIEW_OUTCOMES)),
+        "next_review_date": _date(description="next review the reviewer scheduled"),
+    },
+    checks=[
+        pa.Check(
+            lambda df: df["next_review_date"] > df["review_date"],
+            name="next_review_date > review_date",
+        ),
+    ],
+    unique=["customer_id", "review_date"],
+    strict=True,
+    coerce=True,
+    name="reviews",
+)
+"""Optional: recorded credit reviews (the review schedule counts from the last one)."""
+
+CONTRACT_TERMS = pa.DataFrameSchema(
+    {
+        "customer_id": pa.Column(str, _ID),
+        "covenant": pa.Column(str, pa.Check.isin(COVENANTS)),
+        "threshold": pa.Column(
+            float,
+            pa.Check.in_range(0.0, 1e6, error="threshold within [0, 1e6]"),
+            description="ratio limit, or months between financial reports",
+        ),
+        "effective_date": _date(description="day the term took effect (known from then on)"),
+        "expiry_date": _date(nullable=True, description="first day it no longer applies"),
+    },
+    checks=[
+        pa.Check(
+            lambda df: df["expiry_date"].isna() | (df["expiry_date"] > df["effective_date"]),
+            name="expiry_date > effective_date",
+        ),
+    ],
+    unique=["customer_id", "covenant", "effective_date"],
+    strict=True,
+    coerce=True,
+    name="contract_terms",
+)
+"""Optional: covenants written into customers' contracts, one row per (customer, covenant,
+effective date)."""
+
 OPTIONAL_TABLES: Final[tuple[str, ...]] = ("assessments", "overrides")
 """Tables a raw folder may hold; a folder without them is valid (no human judgement)."""
+
+RECORD_TABLES: Final[tuple[str, ...]] = ("reviews", "contract_terms")
+"""Optional relationship records (`features.records`); a folder without them is valid."""
 
 SCHEMAS: Final[dict[str, pa.DataFrameSchema]] = {
     "customers": CUSTOMERS,
@@ -366,6 +424,8 @@ SCHEMAS: Final[dict[str, pa.DataFrameSchema]] = {
     "defaults": DEFAULTS,
     "assessments": ASSESSMENTS,
     "overrides": OVERRIDES,
+    "reviews": REVIEWS,
+    "contract_terms": CONTRACT_TERMS,
 }
 
 AS_OF_COLUMNS: Final[dict[str, tuple[str, ...]]] = {
@@ -377,6 +437,8 @@ AS_OF_COLUMNS: Final[dict[str, tuple[str, ...]]] = {
     "defaults": ("default_date",),
     "assessments": ("assessed_on",),
     "overrides": ("proposed_on", "decided_on"),
+    "reviews": ("review_date",),
+    "contract_terms": ("effective_date",),
 }
 """Columns that record events and so may not lie after the extract's as-of date."""
 

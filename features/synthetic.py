@@ -34,12 +34,14 @@ from scipy.special import expit
 
 from features.io import RawTables, replace_dir
 from features.judgement import JudgementTables, empty_table
+from features.records import RecordTables
 from features.schema import (
     CHANNELS,
     DEFAULT_TYPES,
     FACILITY_TYPES,
     INDUSTRIES,
     LEGAL_FORMS,
+    RECORD_TABLES,
     REGIONS,
     SIZE_CLASSES,
     TABLES,
@@ -50,6 +52,12 @@ from features.synthetic_judgement import (
     OVERRIDES_ARROW,
     JudgementSpec,
     simulate_judgement,
+)
+from features.synthetic_records import (
+    CONTRACT_TERMS_ARROW,
+    REVIEWS_ARROW,
+    RecordsSpec,
+    simulate_records,
 )
 
 TRUTH_DIR: Final[str] = "_truth"
@@ -400,12 +408,14 @@ def _simulate_chunk(
     first: int,
     n: int,
     judgement: JudgementSpec | None = None,
+    records: RecordsSpec | None = None,
 ) -> _Chunk:
     """Simulate customers ``first+1 .. first+n`` with their own RNG stream (seed, chunk index).
 
     The draw order is fixed (customers, health, defaults, credit, statements, transactions),
     so a shock, which only changes health values, leaves every random draw in place. Human
-    judgement (when ``judgement`` is given) draws from a separate stream (seed, 2, chunk index).
+    judgement (when ``judgement`` is given) draws from a separate stream (seed, 2, chunk index),
+    reviews and contract terms (when ``records`` is given) from another (seed, 3, chunk index).
     """
     rng = np.random.default_rng(np.random.SeedSequence(config.seed, spawn_key=(1, chunk_index)))
     digits = max(_CUSTOMER_DIGITS_MIN, len(str(config.customers)))
@@ -461,6 +471,17 @@ def _simulate_chunk(
             end_day=world.end_day,
             default_day=default_day,
             industries=INDUSTRIES,
+        )
+    if records is not None:
+        extra |= simulate_records(
+            np.random.default_rng(np.random.SeedSequence(config.seed, spawn_key=(3, chunk_index))),
+            records,
+            customer_ids=customer_ids.to_numpy(zero_copy_only=False).astype(object),
+            onboarding=cust.onboarding,
+            pd12=pd12,
+            month_start=world.month_start,
+            end_day=world.end_day,
+            default_day=default_day,
         )
     return _Chunk(tables, truth, in_cohort.sum(axis=0), defaulted.sum(axis=0), extra)
 
@@ -978,11 +999,35 @@ def generate_with_judgement(
     )
 
 
+def generate_with_records(
+    config: GeneratorConfig, judgement: JudgementSpec, records: RecordsSpec
+) -> tuple[RawTables, pd.DataFrame, JudgementTables, RecordTables]:
+    """`generate_with_judgement` plus the optional reviews and contract terms tables.
+
+    The other tables are the same as `generate_with_judgement` gives for ``config``.
+    """
+    world, plan = _chunks(config)
+    chunks = [_simulate_chunk(config, world, *step, judgement, records) for step in plan]
+    raw, truth, extra = _collect(chunks, judgement)
+    frames = {
+        name: pa.concat_tables([chunk.judgement[name] for chunk in chunks]).to_pandas()
+        for name in RECORD_TABLES
+    }
+    judged = extra or JudgementTables(empty_table("assessments"), empty_table("overrides"))
+    return raw, truth, judged, RecordTables(**frames)
+
+
 def _generate_in_memory(
     config: GeneratorConfig, judgement: JudgementSpec | None
 ) -> tuple[RawTables, pd.DataFrame, JudgementTables | None]:
     world, plan = _chunks(config)
     chunks = [_simulate_chunk(config, world, *step, judgement) for step in plan]
+    return _collect(chunks, judgement)
+
+
+def _collect(
+    chunks: list[_Chunk], judgement: JudgementSpec | None
+) -> tuple[RawTables, pd.DataFrame, JudgementTables | None]:
     tables = {
         name: pa.concat_tables([chunk.tables[name] for chunk in chunks]).to_pandas()
         for name in TABLES
@@ -1004,6 +1049,7 @@ def generate(
     out_dir: Path | str,
     progress: Callable[[int, int], None] | None = None,
     judgement: JudgementSpec | None = None,
+    records: RecordsSpec | None = None,
 ) -> GenerationSummary:
     """Generate a portfolio into ``out_dir`` chunk by chunk, atomically.
 
@@ -1018,6 +1064,8 @@ def generate(
         progress: Called with (customers done, customers total) after each chunk.
         judgement: also write the optional ``assessments`` and ``overrides`` tables, drawn
             from their own random stream (the other tables do not change).
+        records: also write the optional ``reviews`` and ``contract_terms`` tables, from
+            their own random stream.
 
     Returns:
         Row counts and yearly default rates of the generated portfolio.
@@ -1034,13 +1082,16 @@ def generate(
         if judgement is not None:
             targets["assessments"] = (staging / "assessments.parquet", ASSESSMENTS_ARROW)
             targets["overrides"] = (staging / "overrides.parquet", OVERRIDES_ARROW)
+        if records is not None:
+            targets["reviews"] = (staging / "reviews.parquet", REVIEWS_ARROW)
+            targets["contract_terms"] = (staging / "contract_terms.parquet", CONTRACT_TERMS_ARROW)
         writers = {
             name: pq.ParquetWriter(path, schema, **_WRITE_OPTIONS)
             for name, (path, schema) in targets.items()
         }
         try:
             for step in plan:
-                chunk = _simulate_chunk(config, world, *step, judgement)
+                chunk = _simulate_chunk(config, world, *step, judgement, records)
                 parts = (*chunk.tables.items(), *chunk.judgement.items(), ("_truth", chunk.truth))
                 for name, table in parts:
                     if table.num_rows:

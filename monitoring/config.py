@@ -33,17 +33,40 @@ class Trigger(StrEnum):
     HARD_RULE = "hard_rule"
     NEW_DEFAULT = "new_default"
     """Defaulted since the previous run."""
+    COVENANT_BREACH = "covenant_breach"
+    """A ratio covenant in force is breached at the run date."""
+    REPORTING_OVERDUE = "reporting_overdue"
+    """The financial report a contract requires is past its due date."""
     REVIEW_OVERDUE = "review_overdue"
+    MEASURE = "measure"
+    """An active emergency measure covers the customer."""
+
+
+class Severity(StrEnum):
+    """How urgent an early warning is, from the mildest to the most severe."""
+
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        """0 = mildest."""
+        return list(Severity).index(self)
 
 
 class Action(StrEnum):
-    """Policy action of an early warning, from the mildest to the most severe."""
+    """Proposed action of an early warning, from the mildest to the most severe."""
 
+    WATCH = "watch"
+    """Look closer: schedule the review, ask for the missing report, follow up."""
     RESTRICT = "restrict"
     """Apply the tier's tighter conditions now (limit factor, term, collateral)."""
-    SUSPEND_NEW_CREDIT = "suspend new credit"
-    EXIT_REVIEW = "exit review"
-    """The relationship goes through the exit mechanism (suspend service, terminate)."""
+    SUSPEND = "suspend"
+    """No new credit, limits frozen."""
+    EXIT = "exit"
+    """Reduce exposure and leave the relationship (exit mechanism)."""
 
     @property
     def severity(self) -> int:
@@ -51,14 +74,45 @@ class Action(StrEnum):
         return list(Action).index(self)
 
 
-def _default_actions() -> dict[Trigger, Action]:
+CUSTOMER_STATUSES: tuple[str, ...] = (
+    "normal",
+    "watch",
+    "restricted",
+    "suspended",
+    "exiting",
+    "exited",
+)
+"""Customer statuses, mildest first (the management lifecycle); absent means ``normal``."""
+
+ACTION_STATUS: dict[Action, str] = {
+    Action.WATCH: "watch",
+    Action.RESTRICT: "restricted",
+    Action.SUSPEND: "suspended",
+    Action.EXIT: "exiting",
+}
+"""The status an action proposes to move a customer to (if stricter than its current one)."""
+
+
+def _default_severities() -> dict[Trigger, Severity | None]:
     return {
-        Trigger.GRADE_DROP: Action.RESTRICT,
-        Trigger.ENTERED_HIGH: Action.RESTRICT,
-        Trigger.REVIEW_OVERDUE: Action.RESTRICT,
-        Trigger.ENTERED_RESTRICTED: Action.SUSPEND_NEW_CREDIT,
-        Trigger.HARD_RULE: Action.EXIT_REVIEW,
-        Trigger.NEW_DEFAULT: Action.EXIT_REVIEW,
+        Trigger.REVIEW_OVERDUE: Severity.LOW,
+        Trigger.REPORTING_OVERDUE: Severity.LOW,
+        Trigger.GRADE_DROP: Severity.MEDIUM,
+        Trigger.ENTERED_HIGH: None,
+        Trigger.COVENANT_BREACH: Severity.MEDIUM,
+        Trigger.ENTERED_RESTRICTED: Severity.HIGH,
+        Trigger.MEASURE: Severity.HIGH,
+        Trigger.HARD_RULE: Severity.CRITICAL,
+        Trigger.NEW_DEFAULT: Severity.CRITICAL,
+    }
+
+
+def _default_actions() -> dict[Severity, Action]:
+    return {
+        Severity.LOW: Action.WATCH,
+        Severity.MEDIUM: Action.RESTRICT,
+        Severity.HIGH: Action.SUSPEND,
+        Severity.CRITICAL: Action.EXIT,
     }
 
 
@@ -86,16 +140,29 @@ class DriftConfig(_Frozen):
 
 
 class WarningConfig(_Frozen):
-    """Early-warning triggers and the policy action each calls for."""
+    """Early-warning triggers, their severity and the action each severity proposes.
+
+    A customer's severity is the highest of its triggers' severities, raised one level (never
+    to critical) when ``escalate_triggers`` or more distinct triggers of at least
+    ``escalate_from`` fire together. Statuses are proposed from ``propose_status_from`` up.
+    """
 
     grade_notches: int = Field(default=2, ge=1, le=10)
-    actions: dict[Trigger, Action] = Field(default_factory=_default_actions)
+    severities: dict[Trigger, Severity | None] = Field(default_factory=_default_severities)
+    """Trigger -> severity; null: the trigger is not used."""
+    actions: dict[Severity, Action] = Field(default_factory=_default_actions)
+    escalate_triggers: int = Field(default=2, ge=2, le=10)
+    escalate_from: Severity = Severity.MEDIUM
+    propose_status_from: Severity = Severity.MEDIUM
 
     @model_validator(mode="after")
     def _complete(self) -> WarningConfig:
-        missing = [t.value for t in Trigger if t not in self.actions]
+        missing = [t.value for t in Trigger if t not in self.severities]
         if missing:
-            raise MonitoringError(f"warnings.actions lacks an action for trigger(s) {missing}")
+            raise MonitoringError(f"warnings.severities lacks trigger(s) {missing}")
+        lacking = [s.value for s in Severity if s not in self.actions]
+        if lacking:
+            raise MonitoringError(f"warnings.actions lacks an action for severity {lacking}")
         return self
 
 

@@ -18,16 +18,22 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from features.covenants import COVENANT_FEATURES, CovenantConfig
+from features.groups import financial
+from features.groups.common import to_frames
 from features.io import RawTables
 from features.judgement import JudgementTables
+from features.records import RecordTables, cut_records, empty_records
 from features.spec import FeatureSpec
 from monitoring.config import DEFAULT_STORE, MonitoringConfig, MonitoringError
+from monitoring.covenants import CHECK_COLUMNS, check_covenants
 from monitoring.drift import DRIFT_COLUMNS, drift_table, has_reference
 from monitoring.judgement import JudgementFindings, monitor_judgement
 from monitoring.migration import TIER_LABELS, MigrationMatrix, explain_moves, migration_matrix
 from monitoring.outcomes import AUC_COLUMNS, GRADE_OUTCOME_COLUMNS, grade_outcomes, is_due
+from monitoring.segments import segment_table
 from monitoring.store import RATING_COLUMNS, MonitoringStore, RunInfo, StoredRun
-from monitoring.warnings import early_warnings, review_schedule
+from monitoring.warnings import early_warnings, no_measures, review_schedule
 from rating.bundle import Bundle
 from rating.judgement import JudgementConfig
 from rating.model import RatingModel
@@ -69,6 +75,10 @@ class MonitoringRun:
     """Performing customers below the data-sufficiency rule at ``as_of``."""
     judgement: JudgementFindings | None = None
     """Monitoring of human judgement (when the raw folder holds assessments or overrides)."""
+    covenants: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=CHECK_COLUMNS))
+    """Every covenant in force checked at ``as_of`` (`monitoring.covenants.CHECK_COLUMNS`)."""
+    segments: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """Counts by industry, region and size class (`monitoring.segments.SEGMENT_COLUMNS`)."""
 
     @property
     def run_id(self) -> str:
@@ -179,6 +189,10 @@ def run_monitoring(
     created_at: datetime | None = None,
     judgement: JudgementTables | None = None,
     judgement_config: JudgementConfig | None = None,
+    records: RecordTables | None = None,
+    covenant_config: CovenantConfig | None = None,
+    measures: pd.DataFrame | None = None,
+    statuses: pd.Series | None = None,
 ) -> MonitoringRun:
     """Re-rate the portfolio at ``as_of``, store the run and compare it with the previous one.
 
@@ -195,6 +209,11 @@ def run_monitoring(
         created_at: timestamp recorded with the run (default: now, UTC).
         judgement: assessments and overrides (see `monitoring.judgement`); None: none kept.
         judgement_config: questionnaire, override and data-sufficiency settings.
+        records: recorded reviews and contract terms (`features.records`); None: none.
+        covenant_config: the reporting grace of the covenant checks.
+        measures: active emergency measures per customer
+            (`monitoring.warnings.MEASURE_COLUMNS`); None: none active.
+        statuses: customer id -> status; None: every customer ``normal``.
 
     Returns:
         The stored run's findings.
@@ -274,8 +293,28 @@ def run_monitoring(
             lang=config.lang,
         )
         previous_drift = store.drift_of(previous_info.run_id)
-    schedule = review_schedule(ratings, store.last_reviews(as_of), model.policy, as_of)
-    warnings = early_warnings(ratings, previous_ratings, schedule, texts, config.warnings)
+    records = cut_records(records or empty_records(), as_of)
+    schedule = review_schedule(
+        ratings, _store_reviews(store, records, as_of), model.policy, as_of, records.reviews
+    )
+    checks = covenant_checks(raw, records.contract_terms, as_of, covenant_config)
+    previous_checks = None
+    if previous_info is not None:
+        previous_checks = covenant_checks(
+            raw, records.contract_terms, previous_info.as_of, covenant_config
+        )
+    warnings = early_warnings(
+        ratings,
+        previous_ratings,
+        schedule,
+        texts,
+        config.warnings,
+        covenants=checks,
+        previous_covenants=previous_checks,
+        measures=measures if measures is not None else no_measures(),
+        statuses=statuses,
+    )
+    segments = segment_table(ratings, previous_ratings, warnings, statuses)
     by_grade, auc_history = _outcomes(store, raw, as_of, model.scale, config)
     judgement_config = judgement_config or JudgementConfig()
     sufficiency = data_sufficiency(
@@ -313,7 +352,42 @@ def run_monitoring(
         score_edges=[float(e) for e in bundle.reference.get("score", {}).get("edges", [])],
         insufficient_data=insufficient,
         judgement=findings,
+        covenants=checks,
+        segments=segments,
     )
+
+
+def _store_reviews(store: MonitoringStore, records: RecordTables, as_of: date) -> pd.Series:
+    """Last reviews the monitoring store knows.
+
+    For a customer with a recorded review only the store's recorded reviews count; the first
+    monitoring rating stands in for a review only for a customer never reviewed.
+    """
+    everything = store.last_reviews(as_of)
+    recorded = store.last_reviews(as_of, recorded_only=True)
+    raw_ids = set(records.reviews["customer_id"].astype(str))
+    return pd.concat(
+        [everything[~everything.index.isin(raw_ids)], recorded[recorded.index.isin(raw_ids)]]
+    )
+
+
+def covenant_checks(
+    raw: RawTables, terms: pd.DataFrame, as_of: date, config: CovenantConfig | None = None
+) -> pd.DataFrame:
+    """Check the contract terms against the financial features at ``as_of``.
+
+    Only customers with a term are computed; the features are those of the rating
+    (`features.groups.financial`), from the statements known at ``as_of``.
+    """
+    if terms.empty:
+        return pd.DataFrame(columns=CHECK_COLUMNS)
+    ids = set(terms["customer_id"].astype(str))
+    subset = RawTables(
+        **{name: frame[frame["customer_id"].astype(str).isin(ids)] for name, frame in raw.items()}
+    )
+    names = sorted({feature for feature, _ in COVENANT_FEATURES.values()})
+    features = financial.compute(to_frames(subset), as_of).select("customer_id", *names)
+    return check_covenants(terms, features.to_pandas(), as_of, config)
 
 
 def _judgement(

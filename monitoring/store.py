@@ -427,23 +427,32 @@ class MonitoringStore:
             after = con.execute("SELECT count(*) FROM reviews").fetchall()
         return int(after[0][0]) - int(before[0][0])
 
-    def last_reviews(self, as_of: date) -> pd.Series:
+    def last_reviews(self, as_of: date, recorded_only: bool = False) -> pd.Series:
         """Per customer, the latest review on or before ``as_of``.
 
-        A review is a recorded one, or else the date of the customer's first monitoring rating
-        (the initial rating counts as a review).
+        A review is a recorded one, or else (unless ``recorded_only``) the date of the
+        customer's first monitoring rating (the initial rating counts as a review).
         """
+        first_ratings = (
+            ""
+            if recorded_only
+            else (
+                """
+                    UNION ALL
+                    SELECT r.customer_id, min(u.as_of) AS d FROM ratings r
+                    JOIN runs u USING (run_id) WHERE u.as_of <= ? GROUP BY r.customer_id"""
+            )
+        )
         with self.connect() as con:
             frame = con.execute(
                 """
                 SELECT customer_id, max(d) AS last_review FROM (
-                    SELECT customer_id, review_date AS d FROM reviews WHERE review_date <= ?
-                    UNION ALL
-                    SELECT r.customer_id, min(u.as_of) AS d FROM ratings r
-                    JOIN runs u USING (run_id) WHERE u.as_of <= ? GROUP BY r.customer_id
+                    SELECT customer_id, review_date AS d FROM reviews WHERE review_date <= ?"""
+                + first_ratings
+                + """
                 ) GROUP BY customer_id ORDER BY customer_id
                 """,
-                [as_of, as_of],
+                [as_of] if recorded_only else [as_of, as_of],
             ).df()
         return pd.Series(
             pd.to_datetime(frame["last_review"]).to_numpy(),

@@ -6,7 +6,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from features.covenants import CovenantConfig
 from features.synthetic_judgement import JudgementSpec, SpecFactor, SpecGrade
+from features.synthetic_records import RecordGrade, RecordsSpec
 from rating.defaults import rating_section
 from rating.judgement import (
     EXPERT_RATING_REASON,
@@ -83,6 +85,20 @@ class RatingConfig(BaseModel):
             max_approver_notches=self.overrides.max_approver_notches,
             pending_days=self.overrides.pending_days,
         )
+
+    def records_spec(self, covenants: CovenantConfig | None = None) -> RecordsSpec:
+        """What the sample generator needs to write reviews and contract terms in these terms."""
+        grades = []
+        for grade in self.scale.grades:
+            tier = self.policy.tier_of_grade(grade.name)
+            grades.append(
+                RecordGrade(
+                    upper=grade.upper,
+                    tier=tier.value,
+                    review_days=self.policy.policy_of_tier(tier).review_frequency_days,
+                )
+            )
+        return RecordsSpec(grades=tuple(grades), covenants=covenants or CovenantConfig())
 
     @model_validator(mode="after")
     def _tiers_fit_scale(self) -> RatingConfig:

@@ -164,7 +164,11 @@ def generate(
             progress.update(task, completed=done, total=total)
 
         summary = run_generate(
-            config, target, progress=report, judgement=settings.rating.generator_spec()
+            config,
+            target,
+            progress=report,
+            judgement=settings.rating.generator_spec(),
+            records=settings.rating.records_spec(settings.covenants),
         )
     console.print(
         rows_table(

@@ -12,9 +12,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from features.build import DatasetConfig
+from features.covenants import CovenantConfig
 from features.errors import RiskgradeError
 from features.spark import SparkConfig
 from features.synthetic import GeneratorConfig
+from monitoring.config import MonitoringConfig
 from rating.config import RatingConfig
 from training.config import TrainConfig
 
@@ -46,6 +48,8 @@ class Params(BaseModel):
     rating: RatingConfig = Field(default_factory=RatingConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     spark: SparkConfig = Field(default_factory=SparkConfig)
+    covenants: CovenantConfig = Field(default_factory=CovenantConfig)
+    monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
 
 
 class ParamsError(RiskgradeError, ValueError):
