@@ -239,7 +239,10 @@ def check_decider(state: ProposalState, decider: Actor) -> None:
         role = Role(decider.role)
     except ValueError:
         role = None
-    if role is None or role.rank < Role.APPROVER.rank:
+    # A proposal any analyst may confirm (a system proposal without four eyes) still needs
+    # somebody other than its proposer; every other proposal needs an approver or above.
+    floor = min(state.required_role.rank, Role.APPROVER.rank)
+    if role is None or role.rank < floor:
         raise ForbiddenError(
             "not_an_approver",
             f"role '{decider.role}' may not decide; {state.required_role.value} or above needed",

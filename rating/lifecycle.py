@@ -359,8 +359,8 @@ class Measure(_Frozen):
         decided = self.decided_on is not None and self.decided_on <= day
         return approved and decided and self.starts_on <= day < self.expires_on
 
-    def status_at(self, day: date, pending_days: int) -> MeasureStatus:
-        """Where the measure stands on ``day``."""
+    def status_at(self, day: date) -> MeasureStatus:
+        """Where the measure stands on ``day`` (an undecided proposal's own deadline aside)."""
         decided = self.decided_on is not None and self.decided_on <= day
         if decided and self.rejected:
             return "rejected"
@@ -368,8 +368,6 @@ class Measure(_Frozen):
             return "expired"
         if decided:
             return "active" if day >= self.starts_on else "scheduled"
-        if (day - self.starts_on).days >= pending_days and day >= self.starts_on:
-            return "expired"
         return "proposed"
 
 

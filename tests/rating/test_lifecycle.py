@@ -163,11 +163,11 @@ def test_measure_is_active_from_approval_and_start_until_it_expires() -> None:
         measures_for("C1", segment, [measure(approver=None, decided_on=None)], date(2024, 3, 1))
         == []
     )
-    assert active.status_at(date(2024, 7, 1), pending_days=30) == "expired"
-    assert measure(starts_on=date(2024, 2, 1)).status_at(date(2024, 1, 15), 30) == "scheduled"
+    assert active.status_at(date(2024, 7, 1)) == "expired"
+    assert measure(starts_on=date(2024, 2, 1)).status_at(date(2024, 1, 15)) == "scheduled"
     rejected = measure(rejected=True)
     assert not rejected.active_at(date(2024, 3, 1))
-    assert rejected.status_at(date(2024, 3, 1), 30) == "rejected"
+    assert rejected.status_at(date(2024, 3, 1)) == "rejected"
 
 
 def test_active_measure_tightens_and_names_itself() -> None:
