@@ -312,19 +312,77 @@ def model_decision(decision: StoredDecision) -> ModelDecision:
 
     PD, model grade, hard rules, default status and data sufficiency, as recorded.
     """
-    response = decision.payload["response"]
+    return decision_of_response(decision.payload["response"])
+
+
+def decision_of_response(response: Mapping[str, Any]) -> ModelDecision:
+    """The chain's input from a ``/score`` response body (as answered or as recorded)."""
     hard_rules = tuple(
         HardRuleHit(code=h["code"], flag=h["flag"], text_en=h["text"], text_zh=h["text"])
         for h in response.get("hard_rules") or ()
     )
     return ModelDecision(
-        customer_id=decision.customer_id,
-        pd=decision.pd,
-        model_grade=str(response.get("model_grade") or decision.grade),
+        customer_id=str(response["customer_id"]),
+        pd=float(response["pd"]),
+        model_grade=str(response.get("model_grade") or response["grade"]),
         hard_rules=hard_rules,
         in_default=response.get("default") is not None,
         sufficiency=sufficiency_of_response(response),
     )
+
+
+def sufficiency_view(sufficiency: Sufficiency) -> dict[str, Any]:
+    """How a response records data sufficiency (``sufficiency_of_response`` reads it back)."""
+    return {
+        "sufficient": sufficiency.sufficient,
+        "reasons": [r.model_dump(mode="json") for r in sufficiency.reasons],
+    }
+
+
+def judged_response(
+    response: Mapping[str, Any],
+    rules: RatingRules,
+    events: Iterable[StoredEvent],
+    sufficiency: Sufficiency,
+) -> dict[str, Any]:
+    """A ``/score`` response with the rating chain applied at its ``as_of``.
+
+    Adds ``data_sufficiency``, ``insufficient_data``, ``provisional``, ``model_grade``,
+    ``qualitative_notches``, ``assessment_id``, ``override``, ``final_grade`` and the chain's
+    ``judgement_reasons`` (in the response's language); ``tier`` and ``policy`` become the final
+    grade's. ``grade`` stays the model's (what audit replay reproduces).
+
+    Args:
+        response: the model's response (``customer_id``, ``as_of``, ``pd``, ``grade``,
+            ``hard_rules``, ``default``, ``lang``).
+        rules: scale, policy and judgement settings.
+        events: the customer's management events (any kinds; those valid at ``as_of`` count).
+        sufficiency: the customer's data sufficiency at ``as_of``.
+    """
+    out = dict(response)
+    out["data_sufficiency"] = sufficiency_view(sufficiency)
+    day = date.fromisoformat(str(response["as_of"]))
+    rated, _, override = _apply(decision_of_response(out), rules, day, events)
+    zh = response.get("lang") == "zh"
+    out.update(
+        {
+            "insufficient_data": rated.insufficient_data,
+            "provisional": rated.provisional,
+            "model_grade": rated.model_grade,
+            "qualitative_notches": rated.qualitative_notches,
+            "assessment_id": rated.assessment_id,
+            "override": override_view(override) if override else None,
+            "final_grade": rated.final_grade,
+            "tier": rated.tier.value,
+            "policy": rated.policy.model_dump(mode="json"),
+            "judgement_reasons": [
+                {"source": r.source, "code": r.code, "text": r.text_zh if zh else r.text_en}
+                for r in rated.reasons
+                if r.source not in ("hard_rule", "default")
+            ],
+        }
+    )
+    return out
 
 
 def sufficiency_of_response(response: Mapping[str, Any]) -> Sufficiency:
@@ -602,20 +660,28 @@ def rate(
     ``events`` may hold any of the customer's events; only approved overrides and expert
     ratings, and assessments, valid on ``day`` count (the latest of each).
     """
+    rated, assessment, override = _apply(model_decision(decision), rules, day, events)
+    return CustomerRating(day, decision, rated, assessment, override)
+
+
+def _apply(
+    decision: ModelDecision, rules: RatingRules, day: date, events: Iterable[StoredEvent]
+) -> tuple[RatedCustomer, RecordedAssessment | None, ProposalState | None]:
+    """The chain on ``decision`` with the latest assessment and override valid on ``day``."""
     events = list(events)
     found = [assessment_of(e) for e in events if e.kind == ASSESSMENT_RECORDED]
     states = [s for s in states_from_events(events) if s.kind in OVERRIDE_KINDS]
     assessment = _valid_assessment(found, day)
     override = _valid_override(states, day)
     rated = rate_customer(
-        model_decision(decision),
+        decision,
         rules.scale,
         rules.policy,
         assessment=assessment.assessment if assessment else None,
         override=override_of(override) if override else None,
         sufficiency=rules.judgement.data_sufficiency,
     )
-    return CustomerRating(day, decision, rated, assessment, override)
+    return rated, assessment, override
 
 
 def rating_at(
