@@ -667,14 +667,19 @@ def request_example(
     sys.stdout.write(json.dumps(body, ensure_ascii=False) + "\n")
 
 
-token_app = typer.Typer(help="API tokens with roles scorer, auditor, admin.", no_args_is_help=True)
+token_app = typer.Typer(
+    help="API tokens with roles scorer, auditor, admin, analyst, approver, senior_approver.",
+    no_args_is_help=True,
+)
 app.add_typer(token_app, name="token")
 
 
 @token_app.command("create")
 def token_create(
     name: Annotated[str, typer.Option(help="who holds the token")],
-    role: Annotated[str, typer.Option(help="scorer, auditor or admin")],
+    role: Annotated[
+        str, typer.Option(help="scorer, auditor, admin, analyst, approver or senior_approver")
+    ],
     expires: Annotated[
         str | None,
         typer.Option(help="90d, 12h, or a last valid day 2026-12-31 (UTC); default: never"),
