@@ -19,10 +19,10 @@ from typing import Any, Literal
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from audit import AuditDuplicateEventError, AuditStore, EventRecord, StoredEvent
+from audit import AuditDuplicateEventError, AuditQuery, AuditStore, EventRecord, StoredEvent
 from features.covenants import Covenant, CovenantConfig, CovenantTemplate
 from features.schema import REVIEW_OUTCOMES, SCHEMAS
-from management.errors import ConflictError, InvalidInputError
+from management.errors import ConflictError, InvalidInputError, NotFoundError
 from management.events import Actor, aware, iter_events, utc_now
 
 REVIEW = "review.recorded"
@@ -126,6 +126,18 @@ class Recorded:
             "customer_id": self.customer_id,
             "audit_record": self.audit_record,
         }
+
+
+def ensure_known_customer(store: AuditStore, customer_id: str) -> None:
+    """A customer the service has rated (a decision in the audit log).
+
+    Raises:
+        NotFoundError: ``unknown_customer``.
+    """
+    if store.search(AuditQuery(customer_id=customer_id, limit=1)).total == 0:
+        raise NotFoundError(
+            "unknown_customer", f"customer {customer_id} has no decision in the audit log"
+        )
 
 
 def _not_future(day: date, field: str, today: date) -> None:

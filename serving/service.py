@@ -51,11 +51,13 @@ from audit import (
     AuditUnavailableError,
     open_audit_store,
 )
+from features.covenants import CovenantConfig
 from management.judgement import RatingRules
 from rating.bundle import BundleError
 from rating.config import default_rating_config
-from rating.defaults import DefaultsError
+from rating.defaults import DefaultsError, params_section
 from rating.judgement import JudgementConfig
+from rating.lifecycle import LifecycleConfig
 from rating.model import RatingModel
 from serving.api.app import build_app
 from serving.api.errors import ApiError
@@ -177,6 +179,8 @@ class ServingState:
         self.engine: Engine | None = None
         self.audit: AuditStore | None = None
         self.judgement: JudgementConfig | None = None
+        self.lifecycle = LifecycleConfig()
+        self.covenants = CovenantConfig()
         self.tokens: TokenStore | None = None
         self.problems: dict[str, str] = {}
         self._slots = threading.BoundedSemaphore(config.max_concurrency)
@@ -194,7 +198,12 @@ class ServingState:
         except AuditError as error:
             self.problems["audit"] = str(error)
         try:
-            self.judgement = default_rating_config(config.params).judgement
+            rating = default_rating_config(config.params)
+            self.lifecycle = rating.lifecycle
+            self.covenants = CovenantConfig.model_validate(
+                params_section("covenants", config.params, required=False)
+            )
+            self.judgement = rating.judgement
         except (DefaultsError, ValidationError) as error:
             self.problems["judgement"] = f"human-judgement settings invalid: {error}"
             logger.error("not ready: %s", self.problems["judgement"])

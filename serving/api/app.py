@@ -23,7 +23,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 from starlette.responses import JSONResponse
 
-from serving.api import admin, audit_routes, management_routes, scoring
+from serving.api import admin, audit_routes, lifecycle_routes, management_routes, scoring
 from serving.api.body import SCHEMA_REF
 from serving.api.deps import require
 from serving.api.errors import install_error_handlers
@@ -45,6 +45,7 @@ _BODY_MODELS: list[type[BaseModel]] = [
     ReloadRequest,
     ErrorResponse,
     *management_routes.BODY_MODELS,
+    *lifecycle_routes.BODY_MODELS,
 ]
 _ERRORS: dict[int, str] = {
     401: "missing, malformed or unknown bearer token",
@@ -84,6 +85,7 @@ def build_app(review: ReviewConfig | None = None) -> FastAPI:
         audit_routes.router,
         admin.router,
         management_routes.router,
+        lifecycle_routes.router,
         review_router(review),
         meta,
     )
