@@ -385,3 +385,68 @@ def _change(
         exit_by=date.fromisoformat(exit_by) if exit_by else None,
         source=data.get("source", "person"),
     )
+
+
+@dataclass(frozen=True)
+class SystemProposal:
+    """A status change the monitoring proposes for one customer (an early warning)."""
+
+    customer_id: str
+    target: CustomerStatus
+    reason: str
+    evidence: dict[str, Any]
+
+
+def propose_from_warnings(
+    store: AuditStore,
+    proposals: list[SystemProposal],
+    config: LifecycleConfig,
+    *,
+    actor: Actor,
+    at: datetime | None = None,
+) -> list[StatusProposal]:
+    """Record the monitoring's status proposals that are news, for a person to confirm.
+
+    A proposal is skipped when the customer already has that status or a stricter one, or a
+    change pending, or the transition is not admissible (exited customers).
+
+    Returns:
+        The proposals recorded.
+    """
+    at = aware(at or utc_now())
+    current = statuses_at(store, at)
+    recorded = []
+    for item in proposals:
+        now = current.get(item.customer_id)
+        status = now.status_to if now else CustomerStatus.NORMAL
+        if status.rank >= item.target.rank or status is CustomerStatus.EXITED:
+            continue
+        try:
+            recorded.append(
+                propose_status_change(
+                    store,
+                    actor,
+                    item.customer_id,
+                    item.target,
+                    item.reason,
+                    config,
+                    exit_by=at.date() + timedelta(days=config.default_exit_days)
+                    if item.target is CustomerStatus.EXITING
+                    else None,
+                    source="early_warning",
+                    evidence=item.evidence,
+                    at=at,
+                )
+            )
+        except (ConflictError, InvalidInputError):
+            continue
+    return recorded
+
+
+def status_series(store: AuditStore, moment: datetime | date) -> dict[str, str]:
+    """Customer id -> status at ``moment``, for customers whose status is not ``normal``."""
+    return {
+        cid: change.status_to.value
+        for cid, change in statuses_at(store, moment).items()
+        if change.status_to is not CustomerStatus.NORMAL
+    }

@@ -182,3 +182,24 @@ def _view(state: ProposalState, now: datetime) -> MeasureView:
     else:
         status = measure.status_at(now.date())
     return MeasureView(measure=measure, status=status, proposal=state)
+
+
+def measures_by_customer(
+    store: AuditStore, day: date, segments: list[tuple[str, dict[str, str | None]]]
+) -> list[tuple[str, Measure]]:
+    """(customer id, measure) for every active measure on ``day`` covering each customer.
+
+    Args:
+        store: the audit store.
+        day: the rating date.
+        segments: (customer id, its ``industry``, ``region``, ``size_class``).
+    """
+    active = active_measures(store, day)
+    if not active:
+        return []
+    return [
+        (customer_id, measure)
+        for customer_id, segment in segments
+        for measure in active
+        if measure.scope.covers(customer_id, segment)
+    ]

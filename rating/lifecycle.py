@@ -155,6 +155,8 @@ class LifecycleConfig(_Frozen):
     pending_days: int = Field(default=30, ge=1, le=365)
     """An undecided proposal expires after this many days."""
     min_reason_chars: int = Field(default=10, ge=0, le=1000)
+    default_exit_days: int = Field(default=180, ge=1, le=3650)
+    """Exit plan length when the monitoring proposes ``exiting``."""
 
     @model_validator(mode="after")
     def _complete(self) -> LifecycleConfig:

@@ -287,3 +287,36 @@ def test_measure_acts_once_a_senior_approves_and_ends_by_itself(backend):
     after = datetime(2026, 6, 2, tzinfo=UTC)
     assert [v.status for v in list_measures(store, now=after)] == ["expired"]
     store.close()
+
+
+def test_monitoring_proposals_are_recorded_once_and_never_loosen(backend):
+    from management.lifecycle import SystemProposal, propose_from_warnings, status_series
+    from management.measures import measures_by_customer
+
+    store = backend.open()
+    propose_status_change(store, ANN, "C7", S.RESTRICTED, WHY, CONFIG, at=T0)
+    items = [
+        SystemProposal("C6", S.WATCH, "grade fell 2 notches", {"triggers": ["grade_drop"]}),
+        SystemProposal("C7", S.WATCH, "overdue review", {"triggers": ["review_overdue"]}),
+    ]
+    # When the monitor proposes watch for C6 and C7 (C7 is restricted already)
+    first = propose_from_warnings(store, items, CONFIG, actor=SYSTEM, at=T0)
+    # Then only C6's is recorded, pending, and a second run adds nothing
+    assert [(p.customer_id, p.state) for p in first] == [("C6", "pending")]
+    assert propose_from_warnings(store, items, CONFIG, actor=SYSTEM, at=T0) == []
+    assert status_series(store, T0) == {"C7": "restricted"}
+    # And measures resolve to the customers they cover
+    measure = MeasureInput(
+        title="North freeze",
+        scope=MeasureScope(regions=("north",)),
+        effect=MeasureEffect(max_credit_limit_factor=0.5),
+        reason="regional flood damage to collateral",
+        starts_on=date(2026, 3, 1),
+        expires_on=date(2026, 6, 1),
+    )
+    view = propose_measure(store, ADA, measure, pending_days=7, at=T0)
+    decide_measure(store, view.measure.measure_id, SUE, approve=True, comment="go", at=T0)
+    segments = [("C6", {"region": "north"}), ("C7", {"region": "south"})]
+    covered = measures_by_customer(store, date(2026, 3, 3), segments)
+    assert [(cid, m.measure_id) for cid, m in covered] == [("C6", view.measure.measure_id)]
+    store.close()
