@@ -32,6 +32,7 @@ from management.crm import (
 from management.lifecycle import KIND as STATUS_KIND
 from management.lifecycle import decide_status_change, propose_status_change, status_at
 from management.measures import MeasureInput, decide_measure, list_measures, propose_measure
+from management.warnings import warnings_of
 from rating.lifecycle import CustomerStatus
 from serving.api.body import json_body, parse_body
 from serving.api.deps import get_state, require
@@ -238,6 +239,16 @@ def _records(frame: Any) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+@router.get("/customers/{customer_id}/warnings", dependencies=[_READERS])
+async def customer_warnings(customer_id: str, state: Any = _STATE) -> JSONResponse:
+    """The customer's early warnings recorded by monitoring runs, newest run first."""
+    _, audit = state.rules()
+    customer = _customer(customer_id)
+    return JSONResponse(
+        {"customer_id": customer, "warnings": await _call(warnings_of, audit, customer)}
+    )
 
 
 @router.post("/measures", status_code=201, openapi_extra=json_body(MeasureInput))

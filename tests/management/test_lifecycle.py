@@ -320,3 +320,29 @@ def test_monitoring_proposals_are_recorded_once_and_never_loosen(backend):
     covered = measures_by_customer(store, date(2026, 3, 3), segments)
     assert [(cid, m.measure_id) for cid, m in covered] == [("C6", view.measure.measure_id)]
     store.close()
+
+
+def test_a_runs_warnings_are_recorded_once_per_customer(backend):
+    from management.warnings import WarningItem, record_warnings, warnings_of
+
+    store = backend.open()
+    items = [
+        WarningItem(
+            "C8",
+            "medium",
+            "restrict",
+            ("covenant_breach",),
+            ("max_debt_ratio: 0.93 above 0.85",),
+            "restricted",
+            {"grade": "6", "tier": "high"},
+        )
+    ]
+    assert record_warnings(store, "run-1", date(2026, 2, 28), items, actor=SYSTEM, at=T0) == 1
+    # recording the run again adds nothing; another run adds its own
+    assert record_warnings(store, "run-1", date(2026, 2, 28), items, actor=SYSTEM, at=T0) == 0
+    assert record_warnings(store, "run-2", date(2026, 3, 31), items, actor=SYSTEM, at=T0) == 1
+    found = warnings_of(store, "C8")
+    assert [w["run_id"] for w in found] == ["run-2", "run-1"]
+    assert found[0]["details"] == ["max_debt_ratio: 0.93 above 0.85"]
+    assert found[0]["grade"] == "6"
+    store.close()
