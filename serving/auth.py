@@ -405,8 +405,8 @@ class TokenStore:
 
 PROBES = ("/livez", "/healthz", "/readyz")
 """BentoML's liveness and readiness probes: they answer without a token."""
-REVIEW_PAGE = ("/review", "/review/", "/review/index.html")
-"""The auditor review page holds no data (its data comes from ``/review/api``, auditor only)."""
+REVIEW_PAGE = ("/review", "/review/", "/review/index.html", "/review/customer")
+"""The review and customer pages hold no data (it comes from token-gated routes)."""
 REVIEW_ASSETS_PREFIX = "/review/static/"
 METRICS_PATH = "/metrics"
 

@@ -70,6 +70,7 @@ REVIEW_DIR = Path(__file__).with_name("review")
 """Folder of the static page (``index.html``, ``review.js``, ``review.css``)."""
 STATIC_FILES: dict[str, str] = {
     "review.js": "text/javascript; charset=utf-8",
+    "customer.js": "text/javascript; charset=utf-8",
     "review.css": "text/css; charset=utf-8",
 }
 CONTENT_SECURITY_POLICY = (
@@ -479,6 +480,15 @@ def review_router(config: ReviewConfig | None = None) -> APIRouter:
     async def page() -> Response:
         return FileResponse(
             REVIEW_DIR / "index.html",
+            media_type="text/html; charset=utf-8",
+            headers=_SECURITY_HEADERS,
+        )
+
+    @router.get("/customer", name="customer_page", include_in_schema=False)
+    async def customer_page() -> Response:
+        """The customer page (its data comes from the customer routes, per the token's role)."""
+        return FileResponse(
+            REVIEW_DIR / "customer.html",
             media_type="text/html; charset=utf-8",
             headers=_SECURITY_HEADERS,
         )

@@ -69,6 +69,19 @@ BODY_MODELS: list[type[BaseModel]] = [
 """Request models whose schemas the OpenAPI document declares."""
 
 
+class Me(BaseModel):
+    """Who a token belongs to."""
+
+    name: str
+    role: str
+
+
+@router.get("/me", response_model=Me)
+async def me(caller: Caller = Depends(require())) -> Me:  # noqa: B008
+    """The caller's name and role (any valid token): what pages show and offer."""
+    return Me(name=caller.name, role=caller.role.value)
+
+
 def _today() -> date:
     return date.today()
 
