@@ -362,7 +362,7 @@ def judged_response(
     out = dict(response)
     out["data_sufficiency"] = sufficiency_view(sufficiency)
     day = date.fromisoformat(str(response["as_of"]))
-    rated, _, override = _apply(decision_of_response(out), rules, day, events)
+    rated, _, override = apply_judgement(decision_of_response(out), rules, day, events)
     zh = response.get("lang") == "zh"
     out.update(
         {
@@ -660,11 +660,11 @@ def rate(
     ``events`` may hold any of the customer's events; only approved overrides and expert
     ratings, and assessments, valid on ``day`` count (the latest of each).
     """
-    rated, assessment, override = _apply(model_decision(decision), rules, day, events)
+    rated, assessment, override = apply_judgement(model_decision(decision), rules, day, events)
     return CustomerRating(day, decision, rated, assessment, override)
 
 
-def _apply(
+def apply_judgement(
     decision: ModelDecision, rules: RatingRules, day: date, events: Iterable[StoredEvent]
 ) -> tuple[RatedCustomer, RecordedAssessment | None, ProposalState | None]:
     """The chain on ``decision`` with the latest assessment and override valid on ``day``."""
