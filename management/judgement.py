@@ -146,7 +146,12 @@ class CustomerRating:
 # --- assessments ---------------------------------------------------------------------------------
 
 
-def _check_actor(actor: Actor, least: Role, what: str) -> None:
+def check_actor(actor: Actor, least: Role, what: str) -> None:
+    """Check ``actor`` holds ``least`` or a role above it on the judgement ladder.
+
+    Raises:
+        ForbiddenError: ``not_an_analyst`` / ``not_an_approver``, naming what was refused.
+    """
     try:
         role = Role(actor.role)
     except ValueError:
@@ -241,7 +246,7 @@ def record_assessment(
         AuditUnavailableError: if the store cannot commit.
     """
     at = aware(at or utc_now())
-    _check_actor(actor, Role.ANALYST, "record an assessment")
+    check_actor(actor, Role.ANALYST, "record an assessment")
     _check_date(item.as_of, at.date())
     stored = store.append_event(
         assessment_event(rules, actor, item, rated_tier(store, rules, item), at)
@@ -545,7 +550,7 @@ def propose_override(
         AuditUnavailableError: if the store cannot commit.
     """
     at = aware(at or utc_now())
-    _check_actor(actor, Role.ANALYST, f"propose an {item.kind.value.replace('_', ' ')}")
+    check_actor(actor, Role.ANALYST, f"propose an {item.kind.value.replace('_', ' ')}")
     _check_date(item.as_of, at.date())
     current = rating_at(store, rules, item.customer_id, item.as_of)
     if current is None:

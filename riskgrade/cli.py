@@ -17,7 +17,7 @@ import typer
 
 from features.schema import MAX_DATE, MIN_DATE
 from rating.output import columns_help
-from riskgrade import cli_monitor
+from riskgrade import cli_judgement, cli_monitor
 from riskgrade.config import DEFAULT_PARAMS_PATH, Params, load_params
 from riskgrade.console import (
     console,
@@ -928,6 +928,7 @@ def audit_export(
 
 
 cli_monitor.register(app)
+cli_judgement.register(app)
 
 
 def error_message(error: BaseException) -> str:
