@@ -130,6 +130,7 @@ class CustomerRating:
             "model_tier": r.model_tier.value,
             "qualitative_notches": r.qualitative_notches,
             "assessment_id": r.assessment_id,
+            "assessment": self.assessment.to_dict() if self.assessment else None,
             "adjusted_grade": r.adjusted_grade,
             "override": override_view(self.override) if self.override else None,
             "final_grade": r.final_grade,
