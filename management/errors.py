@@ -7,8 +7,10 @@ The kinds map onto HTTP in the service: `NotFoundError` 404, `ForbiddenError` 40
 
 from __future__ import annotations
 
+from features.errors import RiskgradeError
 
-class ManagementError(Exception):
+
+class ManagementError(RiskgradeError):
     """A management action refused; ``code`` is stable, ``field`` names the bad input."""
 
     def __init__(self, code: str, message: str, field: str | None = None) -> None:
@@ -35,3 +37,14 @@ class ConflictError(ManagementError):
 
 class InvalidInputError(ManagementError, ValueError):
     """Bad input (unknown customer, date in the future, unknown grade...)."""
+
+
+class ImportReportError(InvalidInputError):
+    """A file to import has problems: every one is listed, nothing was written."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.problems = problems
+        listed = "\n".join(f"  {p}" for p in problems)
+        super().__init__(
+            "invalid_file", f"{source}: {len(problems)} problem(s), nothing imported:\n{listed}"
+        )

@@ -130,6 +130,7 @@ class CustomerRating:
             "model_tier": r.model_tier.value,
             "qualitative_notches": r.qualitative_notches,
             "assessment_id": r.assessment_id,
+            "assessment": self.assessment.to_dict() if self.assessment else None,
             "adjusted_grade": r.adjusted_grade,
             "override": override_view(self.override) if self.override else None,
             "final_grade": r.final_grade,
@@ -146,7 +147,12 @@ class CustomerRating:
 # --- assessments ---------------------------------------------------------------------------------
 
 
-def _check_actor(actor: Actor, least: Role, what: str) -> None:
+def check_actor(actor: Actor, least: Role, what: str) -> None:
+    """Check ``actor`` holds ``least`` or a role above it on the judgement ladder.
+
+    Raises:
+        ForbiddenError: ``not_an_analyst`` / ``not_an_approver``, naming what was refused.
+    """
     try:
         role = Role(actor.role)
     except ValueError:
@@ -241,7 +247,7 @@ def record_assessment(
         AuditUnavailableError: if the store cannot commit.
     """
     at = aware(at or utc_now())
-    _check_actor(actor, Role.ANALYST, "record an assessment")
+    check_actor(actor, Role.ANALYST, "record an assessment")
     _check_date(item.as_of, at.date())
     stored = store.append_event(
         assessment_event(rules, actor, item, rated_tier(store, rules, item), at)
@@ -362,7 +368,7 @@ def judged_response(
     out = dict(response)
     out["data_sufficiency"] = sufficiency_view(sufficiency)
     day = date.fromisoformat(str(response["as_of"]))
-    rated, _, override = _apply(decision_of_response(out), rules, day, events)
+    rated, _, override = apply_judgement(decision_of_response(out), rules, day, events)
     zh = response.get("lang") == "zh"
     out.update(
         {
@@ -545,7 +551,7 @@ def propose_override(
         AuditUnavailableError: if the store cannot commit.
     """
     at = aware(at or utc_now())
-    _check_actor(actor, Role.ANALYST, f"propose an {item.kind.value.replace('_', ' ')}")
+    check_actor(actor, Role.ANALYST, f"propose an {item.kind.value.replace('_', ' ')}")
     _check_date(item.as_of, at.date())
     current = rating_at(store, rules, item.customer_id, item.as_of)
     if current is None:
@@ -660,11 +666,11 @@ def rate(
     ``events`` may hold any of the customer's events; only approved overrides and expert
     ratings, and assessments, valid on ``day`` count (the latest of each).
     """
-    rated, assessment, override = _apply(model_decision(decision), rules, day, events)
+    rated, assessment, override = apply_judgement(model_decision(decision), rules, day, events)
     return CustomerRating(day, decision, rated, assessment, override)
 
 
-def _apply(
+def apply_judgement(
     decision: ModelDecision, rules: RatingRules, day: date, events: Iterable[StoredEvent]
 ) -> tuple[RatedCustomer, RecordedAssessment | None, ProposalState | None]:
     """The chain on ``decision`` with the latest assessment and override valid on ``day``."""
