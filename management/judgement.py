@@ -18,14 +18,16 @@ recorded or approved is in the chain.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from audit import AuditStore, EventRecord, StoredDecision, StoredEvent
 from management.errors import ConflictError, ForbiddenError, InvalidInputError, NotFoundError
 from management.events import Actor, aware, iter_events, parse_time, utc_now
+from management.lifecycle import stricter_at
+from management.measures import active_measures
 from management.proposals import (
     Proposal,
     ProposalState,
@@ -55,6 +57,7 @@ from rating.judgement import (
     score_assessment,
     valid_until,
 )
+from rating.lifecycle import LifecycleConfig, Measure
 from rating.policy import HardRuleHit, RatingPolicy, Tier
 from rating.scale import MasterScale
 from rating.sufficiency import SUFFICIENT, Sufficiency, SufficiencyReason
@@ -73,6 +76,18 @@ class RatingRules:
     scale: MasterScale
     policy: RatingPolicy
     judgement: JudgementConfig
+    lifecycle: LifecycleConfig = field(default_factory=LifecycleConfig)
+    """Each customer status's effect on the policy."""
+
+
+Segment = Mapping[str, str | None]
+"""A customer's ``industry``, ``region`` and ``size_class`` (what measures' scopes match)."""
+
+
+def decision_segment(decision: StoredDecision) -> Segment:
+    """The segment a stored decision recorded (empty for decisions recorded without one)."""
+    segment = decision.payload.get("segment")
+    return dict(segment) if isinstance(segment, Mapping) else {}
 
 
 @dataclass(frozen=True)
@@ -136,6 +151,8 @@ class CustomerRating:
             "final_grade": r.final_grade,
             "tier": r.tier.value,
             "policy": r.policy.model_dump(mode="json"),
+            "status": r.status,
+            "measures": list(r.measures),
             "reasons": [reason.model_dump(mode="json") for reason in r.reasons],
             "insufficient_data": r.insufficient_data,
             "provisional": r.provisional,
@@ -350,13 +367,17 @@ def judged_response(
     rules: RatingRules,
     events: Iterable[StoredEvent],
     sufficiency: Sufficiency,
+    *,
+    measures: Sequence[Measure] = (),
+    segment: Segment | None = None,
 ) -> dict[str, Any]:
     """A ``/score`` response with the rating chain applied at its ``as_of``.
 
     Adds ``data_sufficiency``, ``insufficient_data``, ``provisional``, ``model_grade``,
-    ``qualitative_notches``, ``assessment_id``, ``override``, ``final_grade`` and the chain's
-    ``judgement_reasons`` (in the response's language); ``tier`` and ``policy`` become the final
-    grade's. ``grade`` stays the model's (what audit replay reproduces).
+    ``qualitative_notches``, ``assessment_id``, ``override``, ``final_grade``, ``status``,
+    ``measures`` and the chain's ``judgement_reasons`` (in the response's language); ``tier``
+    and ``policy`` become the final grade's, made stricter by the status and measures.
+    ``grade`` stays the model's (what audit replay reproduces).
 
     Args:
         response: the model's response (``customer_id``, ``as_of``, ``pd``, ``grade``,
@@ -364,11 +385,15 @@ def judged_response(
         rules: scale, policy and judgement settings.
         events: the customer's management events (any kinds; those valid at ``as_of`` count).
         sufficiency: the customer's data sufficiency at ``as_of``.
+        measures: emergency measures (those active at ``as_of`` covering ``segment`` apply).
+        segment: the customer's ``industry``, ``region`` and ``size_class``.
     """
     out = dict(response)
     out["data_sufficiency"] = sufficiency_view(sufficiency)
     day = date.fromisoformat(str(response["as_of"]))
-    rated, _, override = apply_judgement(decision_of_response(out), rules, day, events)
+    rated, _, override = apply_judgement(
+        decision_of_response(out), rules, day, events, measures=measures, segment=segment
+    )
     zh = response.get("lang") == "zh"
     out.update(
         {
@@ -381,6 +406,8 @@ def judged_response(
             "final_grade": rated.final_grade,
             "tier": rated.tier.value,
             "policy": rated.policy.model_dump(mode="json"),
+            "status": rated.status,
+            "measures": list(rated.measures),
             "judgement_reasons": [
                 {"source": r.source, "code": r.code, "text": r.text_zh if zh else r.text_en}
                 for r in rated.reasons
@@ -660,31 +687,58 @@ def rate(
     rules: RatingRules,
     day: date,
     events: Iterable[StoredEvent],
+    measures: Sequence[Measure] = (),
 ) -> CustomerRating:
     """Apply the judgement among ``events`` (the customer's) valid on ``day`` to ``decision``.
 
     ``events`` may hold any of the customer's events; only approved overrides and expert
     ratings, and assessments, valid on ``day`` count (the latest of each).
     """
-    rated, assessment, override = apply_judgement(model_decision(decision), rules, day, events)
+    rated, assessment, override = apply_judgement(
+        model_decision(decision),
+        rules,
+        day,
+        events,
+        measures=measures,
+        segment=decision_segment(decision),
+    )
     return CustomerRating(day, decision, rated, assessment, override)
 
 
 def apply_judgement(
-    decision: ModelDecision, rules: RatingRules, day: date, events: Iterable[StoredEvent]
+    decision: ModelDecision,
+    rules: RatingRules,
+    day: date,
+    events: Iterable[StoredEvent],
+    *,
+    measures: Sequence[Measure] = (),
+    segment: Segment | None = None,
 ) -> tuple[RatedCustomer, RecordedAssessment | None, ProposalState | None]:
-    """The chain on ``decision`` with the latest assessment and override valid on ``day``."""
+    """The chain on ``decision`` with the people's decisions valid on ``day``.
+
+    The latest assessment and approved override valid then, the customer's status then, and
+    the emergency measures among ``measures`` active then whose scope covers ``segment``.
+    """
     events = list(events)
     found = [assessment_of(e) for e in events if e.kind == ASSESSMENT_RECORDED]
     states = [s for s in states_from_events(events) if s.kind in OVERRIDE_KINDS]
     assessment = _valid_assessment(found, day)
     override = _valid_override(states, day)
+    stricter = stricter_at(
+        decision.customer_id,
+        events,
+        day,
+        rules.lifecycle,
+        measures=measures,
+        segment=segment,
+    )
     rated = rate_customer(
         decision,
         rules.scale,
         rules.policy,
         assessment=assessment.assessment if assessment else None,
         override=override_of(override) if override else None,
+        stricter=stricter,
         sufficiency=rules.judgement.data_sufficiency,
     )
     return rated, assessment, override
@@ -700,7 +754,8 @@ def rating_at(
     decision = latest_decision(store, customer_id, as_of)
     if decision is None:
         return None
-    return rate(decision, rules, as_of, iter_events(store, subject=customer_id))
+    events = iter_events(store, subject=customer_id)
+    return rate(decision, rules, as_of, events, active_measures(store, as_of))
 
 
 def history(store: AuditStore, customer_id: str) -> list[dict[str, Any]]:
@@ -768,10 +823,11 @@ def insufficient_customers(
         ):
             latest[d.customer_id] = d
     queue = []
+    measures = active_measures(store, as_of)
     for customer_id, decision in latest.items():
         if sufficiency_of_response(decision.payload["response"]).sufficient:
             continue
-        rating = rate(decision, rules, as_of, iter_events(store, subject=customer_id))
+        rating = rate(decision, rules, as_of, iter_events(store, subject=customer_id), measures)
         if rating.rated.provisional:
             queue.append(rating)
     return sorted(queue, key=lambda r: r.decision.id)

@@ -12,6 +12,7 @@ checks the customer is still in the status the proposal started from.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
@@ -33,8 +34,11 @@ from rating.lifecycle import (
     CustomerStatus,
     LifecycleConfig,
     LifecycleError,
+    Measure,
     StricterPolicy,
     check_status_change,
+    measure_stricter,
+    measures_for,
     status_stricter,
 )
 
@@ -450,3 +454,37 @@ def status_series(store: AuditStore, moment: datetime | date) -> dict[str, str]:
         for cid, change in statuses_at(store, moment).items()
         if change.status_to is not CustomerStatus.NORMAL
     }
+
+
+def stricter_at(
+    customer_id: str,
+    events: Iterable[StoredEvent],
+    day: date,
+    config: LifecycleConfig,
+    *,
+    measures: Iterable[Measure] = (),
+    segment: Mapping[str, str | None] | None = None,
+) -> list[StricterPolicy]:
+    """The rating-chain inputs of a customer's status and the measures covering it on ``day``.
+
+    Args:
+        customer_id: the customer.
+        events: the customer's events (any kinds; status changes effective by ``day`` count).
+        day: the rating date.
+        config: lifecycle rules (each status's effect).
+        measures: the emergency measures (those active on ``day`` whose scope covers the
+            customer apply).
+        segment: the customer's ``industry``, ``region`` and ``size_class``.
+    """
+    end = _end_of(day)
+    known = [e for e in events if parse_time(e.occurred_at) < end]
+    changes = changes_from_events(known, end)
+    items: list[StricterPolicy] = []
+    if changes:
+        status = status_stricter(changes[-1].status_to, changes[-1].change_id, config)
+        if status is not None:
+            items.append(status)
+    items.extend(
+        measure_stricter(m) for m in measures_for(customer_id, segment or {}, measures, day)
+    )
+    return items

@@ -94,6 +94,10 @@ class RatedCustomer(_Frozen):
     provisional: bool
     """Insufficient data and no expert rating yet: the tier is provisional."""
     hard_rules: tuple[str, ...]
+    status: str = "normal"
+    """The customer's status (``rating.lifecycle.CustomerStatus``) at the rating date."""
+    measures: tuple[str, ...] = ()
+    """Ids of the emergency measures that applied."""
 
 
 def _stricter(a: Tier, b: Tier) -> Tier:
@@ -253,4 +257,9 @@ def rate_customer(
         insufficient_data=insufficient,
         provisional=provisional,
         hard_rules=tuple(h.code for h in decision.hard_rules),
+        status=next(
+            (str(item.status) for item in stricter if item.source == "status" and item.status),
+            "normal",
+        ),
+        measures=tuple(item.ref for item in stricter if item.source == "measure"),
     )

@@ -100,6 +100,8 @@ class StricterPolicy(_Frozen):
     ref: str = Field(min_length=1)
     """Id of the status change or measure."""
     effect: PolicyEffect
+    status: CustomerStatus | None = None
+    """For a status input: the status."""
     text_en: str = Field(min_length=1)
     text_zh: str = Field(min_length=1)
 
@@ -259,15 +261,16 @@ def status_text(status: CustomerStatus) -> tuple[str, str]:
 def status_stricter(
     status: CustomerStatus, change_id: str, config: LifecycleConfig
 ) -> StricterPolicy | None:
-    """The rating-chain input of a customer's status (None for a status with no effect)."""
-    effect = config.effect(status)
-    if not effect.tightens:
+    """The rating-chain input of a customer's status (None for ``normal``)."""
+    if status is CustomerStatus.NORMAL:
         return None
+    effect = config.effect(status)
     text_en, text_zh = status_text(status)
     return StricterPolicy(
         source="status",
         ref=change_id,
         effect=effect,
+        status=status,
         text_en=f"Customer status: {text_en}",
         text_zh=f"客户状态:{text_zh}",
     )

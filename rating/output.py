@@ -117,6 +117,8 @@ JUDGEMENT_COLUMNS: tuple[OutputColumn, ...] = (
     OutputColumn("assessment_id", "string", "the assessment applied", nullable=True),
     OutputColumn("override_id", "string", "the approved override or expert rating", nullable=True),
     OutputColumn("final_grade", "string", "grade after assessment and override"),
+    OutputColumn("status", "string", "customer status at as_of (normal ... exited)"),
+    OutputColumn("measures", "string", "emergency measures that applied, ';'-joined"),
 )
 """Columns of the rating chain, after ``grade`` in the judged output (``tier`` and ``policy_*``
 are then the final grade's)."""

@@ -635,7 +635,9 @@ def score(
         )
     store = _judgement_store(settings)
     try:
-        rules = RatingRules(model.scale, model.policy, settings.rating.judgement)
+        rules = RatingRules(
+            model.scale, model.policy, settings.rating.judgement, settings.rating.lifecycle
+        )
         rated = judge_scores(rated, tables, store, rules, day)
     finally:
         if store is not None:

@@ -61,7 +61,7 @@ def _rules(settings: Params) -> RatingRules:
     from management.judgement import RatingRules
 
     rating = settings.rating
-    return RatingRules(rating.scale, rating.policy, rating.judgement)
+    return RatingRules(rating.scale, rating.policy, rating.judgement, rating.lifecycle)
 
 
 @assessments_app.command("import")

@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from datetime import date
 
 import pandas as pd
 
 from audit import AuditStore, StoredEvent
 from management.events import iter_events
 from management.judgement import RatingRules, judged_response
+from management.measures import active_measures
 from rating.judgement import DataSufficiencyConfig
+from rating.lifecycle import Measure
 from rating.sufficiency import SUFFICIENT, Sufficiency, data_sufficiency, sufficiency_from_row
 from serving.engine import Decision
 from serving.schemas import ScoreRequest
@@ -55,6 +58,14 @@ def request_sufficiency(request: ScoreRequest, config: DataSufficiencyConfig) ->
     return sufficiency_from_row(table.iloc[0], config)
 
 
+def request_segment(request: ScoreRequest) -> dict[str, str]:
+    """The customer's segment in a raw-record request (empty for a feature vector)."""
+    if request.customer is None:
+        return {}
+    c = request.customer
+    return {"industry": c.industry, "region": c.region, "size_class": str(c.size_class)}
+
+
 def judge_decisions(
     decisions: Sequence[Decision],
     requests: Sequence[ScoreRequest],
@@ -69,15 +80,28 @@ def judge_decisions(
         AuditError: if the audit store cannot be read.
     """
     events: dict[str, list[StoredEvent]] = {}
+    measures: dict[date, list[Measure]] = {}
     judged = []
     for decision, request in zip(decisions, requests, strict=True):
         cid = decision.record.customer_id
         if cid not in events:
             events[cid] = list(iter_events(audit, subject=cid))
+        if request.as_of not in measures:
+            measures[request.as_of] = active_measures(audit, request.as_of)
         sufficiency = request_sufficiency(request, rules.judgement.data_sufficiency)
-        response = judged_response(decision.response, rules, events[cid], sufficiency)
+        segment = request_segment(request)
+        response = judged_response(
+            decision.response,
+            rules,
+            events[cid],
+            sufficiency,
+            measures=measures[request.as_of],
+            segment=segment,
+        )
         payload = dict(decision.record.payload)
         payload["response"] = {k: v for k, v in response.items() if k != "chart"}
+        if segment:
+            payload["segment"] = segment
         record = decision.record.model_copy(update={"payload": payload})
         judged.append(dataclasses.replace(decision, response=response, record=record))
     return judged

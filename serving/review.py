@@ -63,8 +63,10 @@ from features.catalog import FEATURE_SPEC
 from features.spec import FeatureSpec
 from management.events import iter_events
 from management.judgement import RatingRules, rate
+from management.measures import active_measures
 from rating.bundle import BundleIntegrityError
 from rating.explain import PROTECTED_FACTOR, Explanation, render_waterfall
+from rating.lifecycle import LifecycleConfig
 from rating.policy import DefaultStatus
 from rating.reasons import default_reason
 from serving.api.deps import get_state, require
@@ -427,9 +429,11 @@ def judgement_of(state: Any, audit: AuditStore, record: StoredDecision) -> dict[
     response = record.payload.get("response")
     if engine is None or settings is None or not isinstance(response, dict):
         return None
-    rules = RatingRules(engine.model.scale, engine.model.policy, settings)
+    lifecycle = getattr(state, "lifecycle", None) or LifecycleConfig()
+    rules = RatingRules(engine.model.scale, engine.model.policy, settings, lifecycle)
     day = date.fromisoformat(str(response["as_of"]))
-    rated = rate(record, rules, day, iter_events(audit, subject=record.customer_id))
+    events = iter_events(audit, subject=record.customer_id)
+    rated = rate(record, rules, day, events, active_measures(audit, day))
     return rated.to_dict()
 
 

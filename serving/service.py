@@ -257,7 +257,8 @@ class ServingState:
         """
         engine, audit = self.ready_engine()
         assert self.judgement is not None
-        return RatingRules(engine.model.scale, engine.model.policy, self.judgement), audit
+        rules = RatingRules(engine.model.scale, engine.model.policy, self.judgement, self.lifecycle)
+        return rules, audit
 
     def acquire(self) -> None:
         """Take a scoring slot or fail fast with 503 (overload)."""

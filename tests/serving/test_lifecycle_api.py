@@ -66,9 +66,17 @@ def test_given_a_suspension_when_approved_by_a_second_person_then_status_applies
     assert again.status_code == 409 and again.json()["error"]["code"] == "already_decided"
     status = client.get("/customers/C00002/status", headers=auth(tokens["scorer"])).json()
     assert status["status"] == "suspended" and status["change"]["confirmed_by"] == "bob"
+    # And /score and the rating carry the status: no new credit, the reason names it
+    body = running[2]
+    later = {**body, "as_of": date.today().isoformat()}
+    scored = client.post("/score", json=later, headers=auth(tokens["scorer"])).json()
+    assert scored["status"] == "suspended" and not scored["policy"]["new_credit_allowed"]
+    assert any(r["source"] == "status" for r in scored["judgement_reasons"])
+    rating = client.get("/customers/C00002/rating", headers=auth(tokens["ann"])).json()
+    assert rating["status"] == "suspended" and not rating["policy"]["new_credit_allowed"]
     # And the history lists the changes in order
     history = client.get("/customers/C00002/history", headers=auth(tokens["auditor"])).json()
-    kinds = [h["type"] for h in history["history"]]
+    kinds = [h["type"] for h in history["history"] if h["type"] != "rating"]
     assert kinds[-3:] == ["status.changed", "status_change.proposed", "status_change.approved"]
 
 
@@ -175,6 +183,15 @@ def test_given_a_measure_when_a_senior_approves_then_it_is_active(running):
     assert approved.status_code == 200 and approved.json()["status"] == "active"
     listed = client.get("/measures?status=active", headers=auth(tokens["scorer"])).json()
     assert [m["measure_id"] for m in listed["measures"]] == [measure_id]
+    # And /score at a date it is active applies it at once: tier at least high, no new credit
+    scored = client.post(
+        "/score", json={**body, "as_of": today.isoformat()}, headers=auth(tokens["scorer"])
+    ).json()
+    assert scored["measures"] == [measure_id]
+    assert scored["tier"] in ("high", "restricted") and not scored["policy"]["new_credit_allowed"]
+    assert any(measure_id in r["text"] for r in scored["judgement_reasons"])
+    before = client.post("/score", json=body, headers=auth(tokens["scorer"])).json()
+    assert before["measures"] == []  # not active at the earlier as_of
     empty_scope = client.post(
         "/measures", json={**measure, "scope": {}}, headers=auth(tokens["ada"])
     )

@@ -109,3 +109,53 @@ def test_given_judgement_in_the_store_when_batch_scored_then_final_grades_apply(
     # And everyone else is unchanged
     others = second.index.difference(["C00002", weak])
     pd.testing.assert_frame_equal(second.loc[others], first.loc[others])
+
+
+def test_given_a_status_and_a_measure_in_the_store_when_batch_scored_then_policy_tightens(
+    folder, bundle, as_of
+):
+    from management.lifecycle import decide_status_change, propose_status_change
+    from management.measures import MeasureInput, decide_measure, propose_measure
+    from rating.lifecycle import CustomerStatus, MeasureEffect, MeasureScope
+
+    first = _score(folder, bundle, as_of, folder / "before.parquet")
+    assert (first["status"] == "normal").all() and (first["measures"] == "").all()
+    lifecycle = default_rating_config().lifecycle
+    store = SqlAuditStore(AuditConfig(path=folder / "audit.db"))
+    ann, bob = Actor(name="ann", role="analyst"), Actor(name="bob", role="approver")
+    sue, ada = Actor(name="sue", role="senior_approver"), Actor(name="ada", role="admin")
+    # Given C00002 suspended (four eyes) and a measure on C00003's industry capping limits
+    why = "covenant breach confirmed at the site visit"
+    before = datetime(as_of.year, as_of.month, as_of.day, tzinfo=UTC) - timedelta(days=2)
+    change = propose_status_change(
+        store, ann, "C00002", CustomerStatus.SUSPENDED, why, lifecycle, at=before
+    )
+    decide_status_change(
+        store, change.change_id, bob, approve=True, comment="ok", config=lifecycle, at=before
+    )
+    industry = str(first.loc["C00003", "industry"]) if "industry" in first else None
+    scope = (
+        MeasureScope(customer_ids=("C00003",))
+        if industry is None
+        else MeasureScope(industries=(industry,))
+    )
+    measure = MeasureInput(
+        title="Sector cap",
+        scope=scope,
+        effect=MeasureEffect(max_credit_limit_factor=0.1),
+        reason="sector-wide payment stress",
+        starts_on=as_of - timedelta(days=30),
+        expires_on=as_of + timedelta(days=30),
+    )
+    view = propose_measure(store, ada, measure, pending_days=30, at=before)
+    decide_measure(store, view.measure.measure_id, sue, approve=True, comment="go", at=before)
+    store.close()
+    # When the portfolio is scored again
+    second = _score(folder, bundle, as_of, folder / "after.parquet")
+    # Then C00002 is suspended with no new credit, C00003 carries the measure and the cap
+    c2 = second.loc["C00002"]
+    assert c2["status"] == "suspended" and not c2[POLICY_PREFIX + "new_credit_allowed"]
+    c3 = second.loc["C00003"]
+    assert c3["measures"] == view.measure.measure_id
+    assert c3[POLICY_PREFIX + "credit_limit_factor"] <= 0.1
+    assert (second["grade"] == first["grade"]).all()  # the model's grades never move
