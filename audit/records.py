@@ -20,6 +20,7 @@ import hashlib
 import hmac
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -80,6 +81,20 @@ class AuditError(RuntimeError):
 
 class AuditUnavailableError(AuditError):
     """A record could not be committed: the caller must not hand out the decision."""
+
+
+class AuditDuplicateEventError(AuditUnavailableError):
+    """An event id already in the log: the event was not written (nor any of its group).
+
+    Event ids are unique, so a caller that needs "exactly one of these" (one decision per
+    proposal) gives the competing events the same deterministic id: the first commit wins
+    and every other gets this error, on SQLite and PostgreSQL, across threads and processes.
+    Nothing was committed, as for any `AuditUnavailableError`, but callers can tell it apart.
+    """
+
+    def __init__(self, event_ids: Sequence[str]) -> None:
+        self.event_ids = tuple(event_ids)
+        super().__init__(f"audit event id(s) already recorded: {', '.join(self.event_ids)}")
 
 
 class AuditRecordNotFoundError(AuditError, KeyError):

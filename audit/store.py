@@ -43,6 +43,7 @@ from audit.records import (
     GENESIS_HASH,
     MAX_RECORD_ID,
     AuditConfig,
+    AuditDuplicateEventError,
     AuditError,
     AuditPage,
     AuditQuery,
@@ -363,11 +364,30 @@ class SqlAuditStore:
         """Commit people's actions in one transaction, chained in the given order.
 
         Raises:
+            AuditDuplicateEventError: if an event id of the group is already in the log (the
+                loser of a race for a deterministic id); none of the group is written.
             AuditUnavailableError: if the group cannot be committed; none of it is written.
         """
         builders = [_builder(event_row, item, payload_json(item.payload)) for item in items]
-        rows = self._append(events, builders, [], idempotent)
+        try:
+            rows = self._append(events, builders, [], idempotent)
+        except AuditUnavailableError:
+            taken = self._existing_event_ids([item.event_id for item in items])
+            if taken:
+                raise AuditDuplicateEventError(taken) from None
+            raise
         return [_to_event(row) for row in rows]
+
+    def _existing_event_ids(self, event_ids: Sequence[str]) -> list[str]:
+        """Which of ``event_ids`` the log holds (after a failed append: was it their clash?)."""
+        if "events" not in self._tables:
+            return []
+        try:
+            rows = self._rows(sa.select(events.c.event_id).where(events.c.event_id.in_(event_ids)))
+        except AuditError:
+            return []
+        found = {str(row[0]) for row in rows}
+        return [event_id for event_id in event_ids if event_id in found]
 
     def _append(
         self,

@@ -25,6 +25,7 @@ from rating.judgement import (
     Override,
     OverrideKind,
 )
+from rating.lifecycle import StricterPolicy, tighten
 from rating.policy import CreditPolicy, HardRuleHit, RatingPolicy, Tier
 from rating.scale import MasterScale
 from rating.sufficiency import SUFFICIENT, Sufficiency
@@ -48,17 +49,6 @@ class ModelDecision(_Frozen):
     hard_rules: tuple[HardRuleHit, ...] = ()
     in_default: bool = False
     sufficiency: Sufficiency = SUFFICIENT
-
-
-class StricterPolicy(_Frozen):
-    """A policy input that can only make the tier stricter (a status, an emergency measure)."""
-
-    source: Literal["status", "measure"]
-    ref: str = Field(min_length=1)
-    """Id of the status change or measure."""
-    min_tier: Tier
-    text_en: str = Field(min_length=1)
-    text_zh: str = Field(min_length=1)
 
 
 class ChainReason(_Frozen):
@@ -104,6 +94,10 @@ class RatedCustomer(_Frozen):
     provisional: bool
     """Insufficient data and no expert rating yet: the tier is provisional."""
     hard_rules: tuple[str, ...]
+    status: str = "normal"
+    """The customer's status (``rating.lifecycle.CustomerStatus``) at the rating date."""
+    measures: tuple[str, ...] = ()
+    """Ids of the emergency measures that applied."""
 
 
 def _stricter(a: Tier, b: Tier) -> Tier:
@@ -235,13 +229,17 @@ def rate_customer(
             for r in decision.sufficiency.reasons
         )
     for item in stricter:
-        if item.min_tier.rank > tier.rank:
-            tier = item.min_tier
+        floor = item.effect.min_tier
+        if floor is not None and floor.rank > tier.rank:
+            tier = floor
         reasons.append(
             ChainReason(
                 source=item.source, code=item.ref, text_en=item.text_en, text_zh=item.text_zh
             )
         )
+    credit_policy = policy.policy_of_tier(tier)
+    for item in stricter:
+        credit_policy = tighten(credit_policy, item.effect)
     return RatedCustomer(
         customer_id=decision.customer_id,
         pd=decision.pd,
@@ -253,10 +251,15 @@ def rate_customer(
         override=applied,
         final_grade=final,
         tier=tier,
-        policy=policy.policy_of_tier(tier),
+        policy=credit_policy,
         reasons=tuple(reasons),
         in_default=in_default,
         insufficient_data=insufficient,
         provisional=provisional,
         hard_rules=tuple(h.code for h in decision.hard_rules),
+        status=next(
+            (str(item.status) for item in stricter if item.source == "status" and item.status),
+            "normal",
+        ),
+        measures=tuple(item.ref for item in stricter if item.source == "measure"),
     )

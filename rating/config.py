@@ -17,6 +17,7 @@ from rating.judgement import (
     OverrideConfig,
     QualitativeConfig,
 )
+from rating.lifecycle import LifecycleConfig
 from rating.policy import RatingPolicy
 from rating.reasons import MAX_REASONS, ReasonText
 from rating.scale import MasterScale
@@ -41,6 +42,8 @@ class RatingConfig(BaseModel):
     qualitative: QualitativeConfig = QualitativeConfig()
     overrides: OverrideConfig = OverrideConfig()
     data_sufficiency: DataSufficiencyConfig = DataSufficiencyConfig()
+    lifecycle: LifecycleConfig = LifecycleConfig()
+    """Customer statuses: transitions, four eyes and each status's effect on the policy."""
 
     @property
     def judgement(self) -> JudgementConfig:

@@ -37,22 +37,38 @@ def default_params_path() -> Path:
     raise DefaultsError(f"no params.yaml with the default rating settings at {places}")
 
 
-@lru_cache(maxsize=8)
-def rating_section(path: Path | None = None) -> dict[str, Any]:
-    """The ``rating:`` section of a params file (default: the project's params.yaml).
+@lru_cache(maxsize=16)
+def params_section(key: str, path: Path | None = None, *, required: bool = True) -> dict[str, Any]:
+    """One top-level section of a params file (default: the project's params.yaml).
+
+    Args:
+        key: the section (``rating``, ``covenants``...).
+        path: the params file.
+        required: when False, a missing section is an empty mapping.
 
     Raises:
-        DefaultsError: naming the file if it is unreadable or has no ``rating:`` mapping.
+        DefaultsError: naming the file if it is unreadable or the section is not a mapping.
     """
     source = path or default_params_path()
     try:
         document = yaml.safe_load(source.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as error:
         raise DefaultsError(f"cannot read {source}: {error}") from error
-    section = document.get("rating") if isinstance(document, dict) else None
+    section = document.get(key) if isinstance(document, dict) else None
+    if section is None and not required:
+        return {}
     if not isinstance(section, dict):
-        raise DefaultsError(f"{source} has no 'rating:' mapping")
+        raise DefaultsError(f"{source} has no '{key}:' mapping")
     return section
+
+
+def rating_section(path: Path | None = None) -> dict[str, Any]:
+    """The ``rating:`` section of a params file (default: the project's params.yaml).
+
+    Raises:
+        DefaultsError: naming the file if it is unreadable or has no ``rating:`` mapping.
+    """
+    return params_section("rating", path)
 
 
 def default_section(name: str, path: Path | None = None) -> dict[str, Any]:

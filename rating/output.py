@@ -106,3 +106,26 @@ def columns_help() -> str:
         name = _REASON_K.sub(rf"\1_1..{MAX_REASONS}", column.name)
         parts.append(f"{name}: {_REASON_K.sub('each reason', column.description)}")
     return "; ".join(parts)
+
+
+JUDGEMENT_COLUMNS: tuple[OutputColumn, ...] = (
+    OutputColumn("insufficient_data", "bool", "below the data-sufficiency rule at as_of"),
+    OutputColumn("provisional", "bool", "insufficient data and no expert rating: tier provisional"),
+    OutputColumn("sufficiency_reasons", "string", "data-sufficiency reason codes, ';'-joined"),
+    OutputColumn("model_grade", "string", "the model's grade (grade)"),
+    OutputColumn("qualitative_notches", "int64", "notches of the valid qualitative assessment"),
+    OutputColumn("assessment_id", "string", "the assessment applied", nullable=True),
+    OutputColumn("override_id", "string", "the approved override or expert rating", nullable=True),
+    OutputColumn("final_grade", "string", "grade after assessment and override"),
+    OutputColumn("status", "string", "customer status at as_of (normal ... exited)"),
+    OutputColumn("measures", "string", "emergency measures that applied, ';'-joined"),
+)
+"""Columns of the rating chain, after ``grade`` in the judged output (``tier`` and ``policy_*``
+are then the final grade's)."""
+
+
+def judged_column_names() -> tuple[str, ...]:
+    """Columns of ``riskgrade score --out`` with the rating chain applied, in order."""
+    names = list(SCORE_COLUMN_NAMES)
+    at = names.index("grade") + 1
+    return (*names[:at], *(c.name for c in JUDGEMENT_COLUMNS), *names[at:])

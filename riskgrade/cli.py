@@ -17,7 +17,7 @@ import typer
 
 from features.schema import MAX_DATE, MIN_DATE
 from rating.output import columns_help
-from riskgrade import cli_data, cli_monitor, cli_stress
+from riskgrade import cli_data, cli_judgement, cli_monitor, cli_stress
 from riskgrade.config import DEFAULT_PARAMS_PATH, Params, load_params
 from riskgrade.console import (
     console,
@@ -607,7 +607,10 @@ def score(
     """Rate a whole portfolio: PD, grade, tier, policy and reasons per customer.
 
     The same answer as POST /score for each customer (defaults, hard rules and reasons
-    included), plus the model version and bundle hash on every row.
+    included), plus the model version and bundle hash on every row. With the polars engine,
+    data sufficiency and people's judgement recorded in the audit store (assessments, approved
+    overrides and expert ratings valid at --as-of) are applied: model_grade, final_grade, and
+    the final grade's tier and policy.
     """
     from rich.progress import Progress
 
@@ -632,17 +635,31 @@ def score(
         console.print(frame_table(counts, f"Customers by tier at {day}", index=True))
         console.print(f"wrote {int(counts['customers'].sum()):,} ratings to {out}/as_of={day}")
         return
+    from management.judgement import RatingRules
+    from management.portfolio import judge_scores
+    from rating.portfolio import as_model
+
     tables = _read_at(raw, day).tables
+    model = as_model(bundle_dir)
     with Progress(console=err_console, transient=True) as progress:
         task = progress.add_task("scoring", total=None)
         rated = score_portfolio(
             tables,
             day,
-            bundle_dir,
+            model,
             chunk_size=chunk_size,
             progress=lambda done, total: progress.update(task, completed=done, total=total),
             lang=lang.value,
         )
+    store = _judgement_store(settings)
+    try:
+        rules = RatingRules(
+            model.scale, model.policy, settings.rating.judgement, settings.rating.lifecycle
+        )
+        rated = judge_scores(rated, tables, store, rules, day)
+    finally:
+        if store is not None:
+            store.close()
     if out.suffix == ".csv":
         out.parent.mkdir(parents=True, exist_ok=True)
         rated.to_csv(out, index=False)
@@ -685,14 +702,19 @@ def request_example(
     sys.stdout.write(json.dumps(body, ensure_ascii=False) + "\n")
 
 
-token_app = typer.Typer(help="API tokens with roles scorer, auditor, admin.", no_args_is_help=True)
+token_app = typer.Typer(
+    help="API tokens with roles scorer, auditor, admin, analyst, approver, senior_approver.",
+    no_args_is_help=True,
+)
 app.add_typer(token_app, name="token")
 
 
 @token_app.command("create")
 def token_create(
     name: Annotated[str, typer.Option(help="who holds the token")],
-    role: Annotated[str, typer.Option(help="scorer, auditor or admin")],
+    role: Annotated[
+        str, typer.Option(help="scorer, auditor, admin, analyst, approver or senior_approver")
+    ],
     expires: Annotated[
         str | None,
         typer.Option(help="90d, 12h, or a last valid day 2026-12-31 (UTC); default: never"),
@@ -775,6 +797,13 @@ def _audit_store(settings: Params, db: Path | None) -> AuditStore:
     if not path.is_file():
         raise FileNotFoundError(f"audit database {path} does not exist")
     return open_audit_store(AuditConfig(path=path))
+
+
+def _judgement_store(settings: Params) -> AuditStore | None:
+    """The audit store holding people's judgement, or None when there is none yet."""
+    if os.environ.get("RISKGRADE_AUDIT_URL") or settings.paths.audit_db.is_file():
+        return _audit_store(settings, None)
+    return None
 
 
 @audit_app.command("verify")
@@ -925,6 +954,7 @@ def audit_export(
 cli_monitor.register(app)
 cli_stress.register(app)
 cli_data.register(app)
+cli_judgement.register(app)
 
 
 def error_message(error: BaseException) -> str:

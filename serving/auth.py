@@ -1,4 +1,4 @@
-"""Bearer-token roles for the scoring API: scorer, auditor, admin; tokens that can expire.
+"""Bearer-token roles for the API: scorer, auditor, admin, analyst, approver, senior_approver.
 
 A token reads ``rg_<id>_<secret>``. The token file (JSON, default ``data/tokens.json``) keeps,
 per token id, the owner's name, the role, a random salt, ``sha256(salt + secret)``, the creation
@@ -8,8 +8,11 @@ time and an optional expiry: never the token itself. Every write replaces the fi
 `TokenStore` is what the service authenticates with: it checks the file's identity (inode,
 mtime, size) on every call and re-reads it when it changed, so a token created, revoked or
 edited while the service runs counts from the next call, without a restart; expiry is checked
-against the clock at call time. Roles are not hierarchical (separation of duties): an admin
-token cannot score. Token values are never logged; callers are identified by token name.
+against the clock at call time. The scorer, auditor and admin roles are not hierarchical
+(separation of duties): an admin token cannot score. The human-judgement roles are a ladder:
+an approver may do all an analyst does, a senior approver all an approver does (and nobody
+decides on what they proposed: that rule is the management package's). Token values are never
+logged; callers are identified by token name.
 """
 
 from __future__ import annotations
@@ -52,6 +55,23 @@ class Role(StrEnum):
     """Read the audit log and replay decisions."""
     ADMIN = "admin"
     """Reload the model."""
+    ANALYST = "analyst"
+    """Record assessments, propose overrides and expert ratings, read ratings and the queue."""
+    APPROVER = "approver"
+    """All an analyst does, and approve or reject others' proposals."""
+    SENIOR_APPROVER = "senior_approver"
+    """All an approver does, and decide on overrides beyond the approver's notch limit."""
+
+    def satisfies(self, required: Role) -> bool:
+        """Whether a token of this role may call what needs ``required``."""
+        if self is required:
+            return True
+        ladder = JUDGEMENT_LADDER
+        return self in ladder and required in ladder and ladder.index(self) > ladder.index(required)
+
+
+JUDGEMENT_LADDER: tuple[Role, ...] = (Role.ANALYST, Role.APPROVER, Role.SENIOR_APPROVER)
+"""The hierarchical roles, from the least authority to the most."""
 
 
 class TokenError(RiskgradeError, ValueError):
@@ -214,7 +234,7 @@ def create_token(
     Args:
         store_path: The token file (created if missing).
         name: Who holds the token; unique in the file.
-        role: scorer, auditor or admin.
+        role: scorer, auditor, admin, analyst, approver or senior_approver.
         expires_at: When the token stops working (see `parse_expiry`); None: never.
 
     Returns:
@@ -366,25 +386,27 @@ class TokenStore:
             )
         return Caller(name=entry.info.name, role=entry.info.role, token_id=match.group(1))
 
-    def require(self, authorization: str | None, role: Role) -> Caller:
-        """Authenticate and check the role.
+    def require(self, authorization: str | None, role: Role | tuple[Role, ...]) -> Caller:
+        """Authenticate and check the role: one of ``role`` (or a role above it on the ladder).
 
         Raises:
             AuthenticationError: no valid token (401).
             PermissionDeniedError: valid token, other role (403).
         """
         caller = self.authenticate(authorization)
-        if caller.role != role:
+        roles = role if isinstance(role, tuple) else (role,)
+        if not any(caller.role.satisfies(r) for r in roles):
+            needed = " or ".join(f"'{r}'" for r in roles)
             raise PermissionDeniedError(
-                f"token '{caller.name}' has role '{caller.role}', this endpoint needs '{role}'"
+                f"token '{caller.name}' has role '{caller.role}', this endpoint needs {needed}"
             )
         return caller
 
 
 PROBES = ("/livez", "/healthz", "/readyz")
 """BentoML's liveness and readiness probes: they answer without a token."""
-REVIEW_PAGE = ("/review", "/review/", "/review/index.html")
-"""The auditor review page holds no data (its data comes from ``/review/api``, auditor only)."""
+REVIEW_PAGE = ("/review", "/review/", "/review/index.html", "/review/customer")
+"""The review and customer pages hold no data (it comes from token-gated routes)."""
 REVIEW_ASSETS_PREFIX = "/review/static/"
 METRICS_PATH = "/metrics"
 

@@ -9,8 +9,10 @@ Mounted under ``/review`` by ``serving.service`` (``review_router()``, a FastAPI
   ``rated_from``, ``rated_to`` (the rating date, ``as_of``), ``tier``, ``model_version``
   (``limit``, ``offset``), newest first;
 - ``GET /review/api/decisions/{id}``: one decision: inputs, features, reasons, waterfall,
-  model version and report link, the record's chain check, and ``factors``: the English and
-  Chinese description of every factor named (the page shows them, internal names in small);
+  model version and report link, the record's chain check, ``factors``: the English and
+  Chinese description of every factor named (the page shows them, internal names in small),
+  and ``judgement``: the rating chain at its ``as_of`` (model grade, the qualitative answers,
+  the approved override with proposer, approver and comments, the final grade);
 - ``GET /review/api/chain``: verification of the whole audit chain;
 - ``GET /review/api/export``: ``id=`` one decision, else the search filters, as JSON;
 - ``GET /review/api/report/{bundle_hash}``: the validation report of the loaded model, read
@@ -18,7 +20,10 @@ Mounted under ``/review`` by ``serving.service`` (``review_router()``, a FastAPI
 
 The page itself holds no data and needs no token; every ``/review/api`` route needs an
 auditor token (``Authorization: Bearer``): 401 without a valid token, 403 for another role.
-Nothing here writes to the audit log or the model.
+Nothing here writes to the audit log or the model. The page also shows approvers the pending
+overrides and expert ratings and lets them approve or reject there: it calls the service's own
+``GET /overrides`` and ``POST /overrides/{id}/approve|reject`` with the signed-in token, which
+enforce the roles and the four-eyes rule.
 
 The waterfall is the stored explanation when the decision was an ``/explain`` call, otherwise
 it is recomputed from the stored feature row with the loaded model when the decision was made
@@ -56,8 +61,12 @@ from audit import (
 )
 from features.catalog import FEATURE_SPEC
 from features.spec import FeatureSpec
+from management.events import iter_events
+from management.judgement import RatingRules, rate
+from management.measures import active_measures
 from rating.bundle import BundleIntegrityError
 from rating.explain import PROTECTED_FACTOR, Explanation, render_waterfall
+from rating.lifecycle import LifecycleConfig
 from rating.policy import DefaultStatus
 from rating.reasons import default_reason
 from serving.api.deps import get_state, require
@@ -70,6 +79,7 @@ REVIEW_DIR = Path(__file__).with_name("review")
 """Folder of the static page (``index.html``, ``review.js``, ``review.css``)."""
 STATIC_FILES: dict[str, str] = {
     "review.js": "text/javascript; charset=utf-8",
+    "customer.js": "text/javascript; charset=utf-8",
     "review.css": "text/css; charset=utf-8",
 }
 CONTENT_SECURITY_POLICY = (
@@ -408,6 +418,25 @@ def decision_detail(
     }
 
 
+def judgement_of(state: Any, audit: AuditStore, record: StoredDecision) -> dict[str, Any] | None:
+    """The rating chain at the decision's ``as_of``, with every part of it.
+
+    Model grade, the assessment (answers) and the approved override (proposer, approver,
+    comments) valid then, the final grade. None when the decision is not a model rating, or
+    no model or settings are loaded.
+    """
+    engine, settings = getattr(state, "engine", None), getattr(state, "judgement", None)
+    response = record.payload.get("response")
+    if engine is None or settings is None or not isinstance(response, dict):
+        return None
+    lifecycle = getattr(state, "lifecycle", None) or LifecycleConfig()
+    rules = RatingRules(engine.model.scale, engine.model.policy, settings, lifecycle)
+    day = date.fromisoformat(str(response["as_of"]))
+    events = iter_events(audit, subject=record.customer_id)
+    rated = rate(record, rules, day, events, active_measures(audit, day))
+    return rated.to_dict()
+
+
 # -- HTTP ---------------------------------------------------------------------------------
 
 
@@ -483,6 +512,15 @@ def review_router(config: ReviewConfig | None = None) -> APIRouter:
             headers=_SECURITY_HEADERS,
         )
 
+    @router.get("/customer", name="customer_page", include_in_schema=False)
+    async def customer_page() -> Response:
+        """The customer page (its data comes from the customer routes, per the token's role)."""
+        return FileResponse(
+            REVIEW_DIR / "customer.html",
+            media_type="text/html; charset=utf-8",
+            headers=_SECURITY_HEADERS,
+        )
+
     @router.get("/index.html", include_in_schema=False)
     async def to_page(request: Request) -> Response:
         return RedirectResponse(url=str(request.url_for("review_page")), status_code=307)
@@ -528,9 +566,9 @@ def review_router(config: ReviewConfig | None = None) -> APIRouter:
         """One decision with everything the page shows (auditor)."""
         audit = _store(state)
         record = await run_in_threadpool(_show, audit, parse_record_id(record_id))
-        return _json(
-            await run_in_threadpool(decision_detail, record, audit, state.engine, settings)
-        )
+        found = await run_in_threadpool(decision_detail, record, audit, state.engine, settings)
+        found["judgement"] = await run_in_threadpool(judgement_of, state, audit, record)
+        return _json(found)
 
     @router.get("/api/chain", **api)
     async def chain(state: Any = _STATE) -> Response:

@@ -21,7 +21,11 @@ processes; several share one SQLite audit log safely), ``RISKGRADE_PREDICT_THREA
 ``RISKGRADE_BATCHING``,
 ``RISKGRADE_MAX_BATCH_JOBS``, ``RISKGRADE_MAX_LATENCY_MS``, ``RISKGRADE_MAX_WAIT_MS``
 (adaptive batching, ``serving.batching``), ``RISKGRADE_METRICS_PUBLIC`` (``/metrics`` without a
-token), ``RISKGRADE_SUPERVISOR_PID`` (set by ``riskgrade serve``; ``serving.watchdog``).
+token), ``RISKGRADE_SUPERVISOR_PID`` (set by ``riskgrade serve``; ``serving.watchdog``),
+``RISKGRADE_PARAMS`` (params file of the human-judgement settings; default the project's).
+
+Human judgement: before they are recorded, decisions get the rating chain at their ``as_of``
+(``serving.judgement``: data sufficiency, the assessment and approved override valid then).
 
 Tokens: `TokenGate` lets only `serving.auth.answers_without_token` paths through without a
 valid token; the token file is re-read when it changes (``serving.auth.TokenStore``).
@@ -47,8 +51,14 @@ from audit import (
     AuditUnavailableError,
     open_audit_store,
 )
+from features.covenants import CovenantConfig
 from features.source import open_raw_source
+from management.judgement import RatingRules
 from rating.bundle import BundleError
+from rating.config import default_rating_config
+from rating.defaults import DefaultsError, params_section
+from rating.judgement import JudgementConfig
+from rating.lifecycle import LifecycleConfig
 from rating.model import RatingModel
 from serving.api.app import build_app
 from serving.api.errors import ApiError
@@ -64,6 +74,7 @@ from serving.engine import (
     ScoringError,
     ScoringJob,
 )
+from serving.judgement import judge_decisions
 from serving.schemas import (
     FieldError,
     RequestLimits,
@@ -104,6 +115,9 @@ class ServiceConfig(BaseModel):
         if value is not None:
             open_raw_source(value)  # RawDataError is a ValueError: reported for the variable
         return value
+
+    params: Path | None = None
+    """Params file of the human-judgement settings (``rating:``); None: the project's."""
 
     @property
     def batch_threads(self) -> int:
@@ -152,6 +166,7 @@ _ENVIRONMENT: dict[str, tuple[str | None, str]] = {
     "RISKGRADE_WORKERS": (None, "workers"),
     "RISKGRADE_PREDICT_THREADS": (None, "predict_threads"),
     "RISKGRADE_METRICS_PUBLIC": (None, "metrics_public"),
+    "RISKGRADE_PARAMS": (None, "params"),
     "RISKGRADE_AUDIT_DB": ("audit", "path"),
     "RISKGRADE_AUDIT_URL": ("audit", "url"),
     "RISKGRADE_RAW_URL": (None, "raw_url"),
@@ -176,6 +191,9 @@ class ServingState:
         self.config = config
         self.engine: Engine | None = None
         self.audit: AuditStore | None = None
+        self.judgement: JudgementConfig | None = None
+        self.lifecycle = LifecycleConfig()
+        self.covenants = CovenantConfig()
         self.tokens: TokenStore | None = None
         self.problems: dict[str, str] = {}
         self._slots = threading.BoundedSemaphore(config.max_concurrency)
@@ -192,6 +210,16 @@ class ServingState:
                 logger.warning("audit checkpoints are signed with the development key")
         except AuditError as error:
             self.problems["audit"] = str(error)
+        try:
+            rating = default_rating_config(config.params)
+            self.lifecycle = rating.lifecycle
+            self.covenants = CovenantConfig.model_validate(
+                params_section("covenants", config.params, required=False)
+            )
+            self.judgement = rating.judgement
+        except (DefaultsError, ValidationError) as error:
+            self.problems["judgement"] = f"human-judgement settings invalid: {error}"
+            logger.error("not ready: %s", self.problems["judgement"])
         try:
             self.load_model(config.bundle, config.bundle_hash)
         except ApiError as error:
@@ -220,6 +248,7 @@ class ServingState:
         """Bundle verified, tokens loaded and the audit store writable."""
         return (
             self.engine is not None
+            and self.judgement is not None
             and self.tokens is not None
             and self.tokens.problem is None
             and self.audit is not None
@@ -228,10 +257,21 @@ class ServingState:
 
     def ready_engine(self) -> tuple[Engine, AuditStore]:
         """The engine and audit store, or 503 when the service is not ready."""
-        if self.engine is None or self.audit is None:
+        if self.engine is None or self.audit is None or self.judgement is None:
             problems = "; ".join(f"{k}: {v}" for k, v in self.problems.items())
             raise ApiError(503, "not_ready", f"service not ready ({problems or 'starting'})")
         return self.engine, self.audit
+
+    def rules(self) -> tuple[RatingRules, AuditStore]:
+        """The served scale and policy with the judgement settings, and the audit store.
+
+        Raises:
+            ApiError: 503 when the service is not ready.
+        """
+        engine, audit = self.ready_engine()
+        assert self.judgement is not None
+        rules = RatingRules(engine.model.scale, engine.model.policy, self.judgement, self.lifecycle)
+        return rules, audit
 
     def acquire(self) -> None:
         """Take a scoring slot or fail fast with 503 (overload)."""
@@ -276,10 +316,24 @@ class ServingState:
         except ApiError as error:
             return [error] * len(jobs)
         outcomes = engine.decide_many(jobs)
-        decisions = [d for outcome in outcomes if isinstance(outcome, list) for d in outcome]
         unrecorded: ApiError | None = None
         try:
-            _commit(audit, decisions)
+            rules, _ = self.rules()
+            outcomes = [
+                judge_decisions(outcome, job.requests, audit, rules)
+                if isinstance(outcome, list)
+                else outcome
+                for job, outcome in zip(jobs, outcomes, strict=True)
+            ]
+        except AuditError as error:
+            logger.error("audit store unreadable: %s", error)
+            unrecorded = ApiError(
+                503, "audit_unavailable", "people's judgement could not be read; no decision given"
+            )
+        decisions = [d for outcome in outcomes if isinstance(outcome, list) for d in outcome]
+        try:
+            if unrecorded is None:
+                _commit(audit, decisions)
         except ApiError as error:
             unrecorded = error
         return [

@@ -23,7 +23,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 from starlette.responses import JSONResponse
 
-from serving.api import admin, audit_routes, scoring
+from serving.api import admin, audit_routes, lifecycle_routes, management_routes, scoring
 from serving.api.body import SCHEMA_REF
 from serving.api.deps import require
 from serving.api.errors import install_error_handlers
@@ -44,13 +44,16 @@ _BODY_MODELS: list[type[BaseModel]] = [
     ScoreBatchRequest,
     ReloadRequest,
     ErrorResponse,
+    *management_routes.BODY_MODELS,
+    *lifecycle_routes.BODY_MODELS,
 ]
 _ERRORS: dict[int, str] = {
     401: "missing, malformed or unknown bearer token",
     403: "valid token without the role this endpoint needs",
     404: "no such record or path",
     405: "method not allowed on this path",
-    409: "conflict: bundle refused, or record scored by another bundle",
+    409: "conflict: bundle refused, record scored by another bundle, proposal already decided "
+    "or expired, or no model decision to override",
     413: "body larger than the configured limit",
     415: "body is not application/json",
     422: "body or parameter invalid; ``fields`` names each bad field",
@@ -77,7 +80,16 @@ def build_app(review: ReviewConfig | None = None) -> FastAPI:
         """The OpenAPI 3.1 document (any valid token)."""
         return JSONResponse(app.openapi())
 
-    for router in (scoring.router, audit_routes.router, admin.router, review_router(review), meta):
+    routers = (
+        scoring.router,
+        audit_routes.router,
+        admin.router,
+        management_routes.router,
+        lifecycle_routes.router,
+        review_router(review),
+        meta,
+    )
+    for router in routers:
         app.include_router(router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

@@ -42,8 +42,12 @@ async def get_state() -> Any:
     return current_state()
 
 
-def authenticate(tokens: TokenStore | None, authorization: str | None, role: Role | None) -> Caller:
+def authenticate(
+    tokens: TokenStore | None, authorization: str | None, role: Role | tuple[Role, ...] | None
+) -> Caller:
     """The caller of an ``Authorization`` header, who must hold ``role`` (any role when None).
+
+    A tuple admits any of its roles; the judgement roles admit those above them.
 
     Raises:
         ApiError: 401 (no valid token), 403 (other role), 503 (token store unavailable).
@@ -64,7 +68,7 @@ def authenticate(tokens: TokenStore | None, authorization: str | None, role: Rol
         raise ApiError(403, "forbidden", str(error)) from error
 
 
-def require(role: Role | None = None) -> Callable[..., Caller]:
+def require(role: Role | tuple[Role, ...] | None = None) -> Callable[..., Caller]:
     """A dependency yielding the request's caller, who must hold ``role`` (any role when None)."""
 
     async def caller(request: Request, state: Any = Depends(get_state)) -> Caller:  # noqa: B008

@@ -1,4 +1,5 @@
-// riskgrade decision review: a read-only page for auditors (no build step, no external network).
+// riskgrade decision review: auditors review decisions read-only; approvers decide on the
+// pending overrides (no build step, no external network).
 // Every data request carries the auditor token as a Bearer header; the token is kept in
 // sessionStorage (this tab only). Data is inserted with textContent, never as HTML.
 "use strict";
@@ -22,7 +23,7 @@ const I18N = {
     signed_in_as: "Signed in, {n} decisions in the log; service model {m}",
     err_missing_token: "Enter a token.",
     err_401: "Token not accepted (invalid or revoked).",
-    err_403: "Access refused: this token does not have the auditor role.",
+    err_403: "Access refused: this token has neither the auditor nor an approver role.",
     err_other: "Request failed",
     found: "{total} decisions found, showing {a}–{b}", none_found: "No decision matches.",
     chain_ok: "Audit chain verified: {n} records, {c} checkpoints, intact.",
@@ -48,6 +49,20 @@ const I18N = {
     tiers: { low: "low", medium: "medium", high: "high", restricted: "restricted" },
     groups: { financial: "financial", credit: "credit", transaction: "transaction", profile: "profile", hard_rule: "hard rule", default: "in default" },
     kinds: { score: "score", explain: "explain" },
+    queue_title: "Pending overrides and expert ratings", q_kind: "Kind", q_grades: "Grade",
+    q_reason: "Reason", q_proposer: "Proposed by", q_comment: "Comment", q_decision: "Your decision",
+    q_count: "{n} pending.", q_none: "Nothing pending.", approve: "Approve", reject: "Reject",
+    q_comment_placeholder: "Reason for your decision", q_need_comment: "Write the reason for your decision first.",
+    q_done: "{kind} {id} {status} by {who}.",
+    okinds: { override: "override", expert_rating: "expert rating" },
+    statuses: { approved: "approved", rejected: "rejected", pending: "pending", expired: "expired" },
+    judgement: "Rating chain and human judgement", j_factor: "Qualitative factor", j_answer: "Answer",
+    model_grade: "Model grade", qualitative: "Qualitative assessment", override: "Override",
+    final_grade: "Final grade", final_tier: "Final tier", no_assessment: "none valid at this date",
+    no_override: "none approved and valid at this date",
+    assessment_text: "{n} notch(es) by {who} on {day} (score {score}){comment}",
+    override_text: "{base} → {grade} ({reason}), proposed by {proposer}: “{pc}”; {status} by {approver}: “{ac}”",
+    provisional: "insufficient data: provisional tier until an expert rating",
   },
   zh: {
     title: "决策审阅", switch_lang: "English", sign_out: "退出",
@@ -67,7 +82,7 @@ const I18N = {
     signed_in_as: "已登录，日志中共 {n} 条决策；服务当前模型 {m}",
     err_missing_token: "请输入令牌。",
     err_401: "令牌无效或已吊销。",
-    err_403: "拒绝访问：该令牌不具备审计员角色。",
+    err_403: "拒绝访问：该令牌既不具备审计员角色，也不具备审批角色。",
     err_other: "请求失败",
     found: "共找到 {total} 条决策，显示第 {a}–{b} 条", none_found: "没有符合条件的决策。",
     chain_ok: "审计链校验通过：{n} 条记录，{c} 个检查点，完整无损。",
@@ -93,6 +108,20 @@ const I18N = {
     tiers: { low: "低风险", medium: "中风险", high: "高风险", restricted: "限制类" },
     groups: { financial: "财务", credit: "信用", transaction: "交易", profile: "概况", hard_rule: "硬性规则", default: "违约" },
     kinds: { score: "评分", explain: "评分并解释" },
+    queue_title: "待审批的人工调整与专家评级", q_kind: "类型", q_grades: "评级",
+    q_reason: "原因", q_proposer: "提议人", q_comment: "说明", q_decision: "您的决定",
+    q_count: "共 {n} 项待审批。", q_none: "没有待审批事项。", approve: "批准", reject: "驳回",
+    q_comment_placeholder: "决定理由", q_need_comment: "请先填写决定理由。",
+    q_done: "{kind} {id} 已由 {who} {status}。",
+    okinds: { override: "人工调整", expert_rating: "专家评级" },
+    statuses: { approved: "批准", rejected: "驳回", pending: "待审批", expired: "已过期" },
+    judgement: "评级链与人工判断", j_factor: "定性因素", j_answer: "评估结果",
+    model_grade: "模型评级", qualitative: "定性评估", override: "人工调整",
+    final_grade: "最终评级", final_tier: "最终风险等级", no_assessment: "该日无有效评估",
+    no_override: "该日无已批准且有效的调整",
+    assessment_text: "{who} 于 {day} 评估，调整 {n} 级（得分 {score}）{comment}",
+    override_text: "{base} → {grade}（{reason}），提议人 {proposer}：“{pc}”；{approver} {status}：“{ac}”",
+    provisional: "数据不足：专家评级前为临时等级",
   },
 };
 
@@ -139,10 +168,15 @@ class ApiError extends Error {
   constructor(status, code, message) { super(message); this.status = status; this.code = code; }
 }
 
-async function api(path, params) {
+async function api(path, params, body) {
   const url = new URL(path, document.baseURI);
   for (const [key, value] of Object.entries(params || {})) if (value !== "" && value != null) url.searchParams.set(key, value);
-  const response = await fetch(url, { headers: { Authorization: `Bearer ${state.token}` }, cache: "no-store" });
+  const init = { headers: { Authorization: `Bearer ${state.token}` }, cache: "no-store" };
+  if (body !== undefined) {
+    init.method = "POST"; init.body = JSON.stringify(body);
+    init.headers["Content-Type"] = "application/json";
+  }
+  const response = await fetch(url, init);
   if (!response.ok) {
     let code = "http_error", message = response.statusText;
     try { const body = await response.json(); code = body.error.code; message = body.error.message; } catch (_) { /* not JSON */ }
@@ -150,10 +184,11 @@ async function api(path, params) {
   }
   return response;
 }
-const apiJson = async (path, params) => (await api(path, params)).json();
+const apiJson = async (path, params, body) => (await api(path, params, body)).json();
 
 function errorText(error) {
   if (error.status === 401) return `${t("err_401")} (401)`;
+  if (error.code && !["forbidden", "http_error"].includes(error.code)) return `${error.status} ${error.code}: ${error.message}`;
   if (error.status === 403) return `${t("err_403")} (403: ${error.message})`;
   return `${t("err_other")}: ${error.status || ""} ${error.message}`;
 }
@@ -166,23 +201,73 @@ function applyLang() {
   if (state.lastPage) renderResults(state.lastPage);
   if (state.chain) renderChain(state.chain);
   if (state.detail) renderDetail(state.detail);
+  if (state.queue) renderQueue();
 }
 
 // -- sign in -------------------------------------------------------------------------------
 async function signIn(token) {
   state.token = token;
-  const facets = await apiJson("api/facets");
+  // An auditor reviews decisions; an approver (or senior approver) decides on the queue.
+  let facets = null, queue = null, refused = null;
+  try { facets = await apiJson("api/facets"); } catch (error) { if (error.status !== 403) throw error; refused = error; }
+  try { queue = await apiJson("../overrides", { status: "pending" }); } catch (error) { if (error.status !== 403) throw error; }
+  if (!facets && !queue) throw refused;
   sessionStorage.setItem(TOKEN_KEY, token);
-  state.facets = facets;
-  $("signin").hidden = true; $("app").hidden = false; $("sign-out").hidden = false;
+  $("signin").hidden = true; $("sign-out").hidden = false;
   showError("signin-error", null);
-  fillFacets(facets);
-  await Promise.all([search(0), refreshChain()]);
+  if (queue) { state.queue = queue.overrides; renderQueue(); $("queue").hidden = false; }
+  if (facets) {
+    state.facets = facets;
+    $("app").hidden = false;
+    fillFacets(facets);
+    await Promise.all([search(0), refreshChain()]);
+  }
+}
+
+// -- the approvers' queue ------------------------------------------------------------------
+async function refreshQueue() {
+  try { state.queue = (await apiJson("../overrides", { status: "pending" })).overrides; renderQueue(); }
+  catch (error) { showError("queue-error", error); }
+}
+
+function renderQueue() {
+  const items = state.queue || [];
+  $("queue-info").textContent = items.length ? t("q_count", { n: items.length }) : t("q_none");
+  $("queue-table").querySelector("tbody").replaceChildren(...items.map((o) => {
+    const comment = el("input", { type: "text", maxlength: "4000", class: "decision-comment", placeholder: t("q_comment_placeholder"), "aria-label": t("q_comment_placeholder") });
+    const approve = el("button", { type: "button", class: "approve", text: t("approve") });
+    const reject = el("button", { type: "button", class: "secondary reject", text: t("reject") });
+    approve.addEventListener("click", () => decide(o, "approve", comment.value));
+    reject.addEventListener("click", () => decide(o, "reject", comment.value));
+    return el("tr", { "data-override": o.override_id }, [
+      el("td", { text: o.customer_id }), el("td", { text: o.as_of }),
+      el("td", { text: (I18N[state.lang].okinds[o.kind] || o.kind) }),
+      el("td", { text: `${o.base_grade} → ${o.proposed_grade} (${o.notches > 0 ? "+" : ""}${o.notches})` }),
+      el("td", { text: o.reason_code }), el("td", { text: o.proposer }), el("td", { text: o.comment }),
+      el("td", { class: "decide" }, [comment, " ", approve, " ", reject]),
+    ]);
+  }));
+}
+
+async function decide(override, action, comment) {
+  $("queue-message").hidden = true;
+  if (!comment.trim()) { $("queue-error").textContent = t("q_need_comment"); $("queue-error").hidden = false; return; }
+  try {
+    const done = await apiJson(`../overrides/${encodeURIComponent(override.override_id)}/${action}`, null, { comment });
+    showError("queue-error", null);
+    $("queue-message").textContent = t("q_done", {
+      kind: I18N[state.lang].okinds[done.kind] || done.kind, id: done.override_id.slice(0, 8),
+      status: I18N[state.lang].statuses[done.status] || done.status, who: done.decided_by,
+    });
+    $("queue-message").hidden = false;
+  } catch (error) { showError("queue-error", error); }
+  await refreshQueue();
 }
 
 function signOut() {
   sessionStorage.removeItem(TOKEN_KEY);
-  Object.assign(state, { token: "", detail: null, chain: null, facets: null, lastPage: null });
+  Object.assign(state, { token: "", detail: null, chain: null, facets: null, lastPage: null, queue: null });
+  $("queue").hidden = true; $("queue-message").hidden = true; $("queue-error").hidden = true;
   $("app").hidden = true; $("detail").hidden = true; $("signin").hidden = false; $("sign-out").hidden = true;
   $("who").textContent = ""; $("token").value = "";
 }
@@ -275,6 +360,7 @@ function renderDetail(d) {
       policy.exit_review ? t("exit_review") : null].filter(Boolean).join(" · ")],
     ["kind", kindName(r.kind)], ["caller", r.caller], ["created_at", r.created_at], ["decision_id", r.decision_id],
   ]);
+  renderJudgement(d.judgement);
   const check = d.record_check;
   $("d-record-check").textContent = check.ok ? t("record_ok") : t("record_bad", { p: check.problem });
   $("d-record-check").className = `chain ${check.ok ? "ok" : "bad"}`;
@@ -326,6 +412,23 @@ function renderDetail(d) {
     el("td", { class: `num ${f.contribution > 0 ? "up" : f.contribution < 0 ? "down" : ""}`, text: f.contribution == null ? "—" : num(f.contribution, 4) }),
   ])));
   $("d-inputs").textContent = JSON.stringify(d.inputs, null, 2);
+}
+
+function renderJudgement(j) {
+  const answers = $("d-answers").querySelector("tbody");
+  if (!j) { kv($("d-judgement"), []); answers.replaceChildren(); return; }
+  const a = j.assessment, o = j.override;
+  const pairs = [
+    ["model_grade", j.model_grade],
+    ["qualitative", a ? t("assessment_text", { n: (a.notches > 0 ? "+" : "") + a.notches, who: a.analyst, day: a.as_of,
+      score: num(a.score, 3), comment: a.comment ? ` “${a.comment}”` : "" }) : t("no_assessment")],
+    ["override", o ? t("override_text", { base: o.base_grade, grade: o.proposed_grade, reason: o.reason_code, proposer: o.proposer,
+      pc: o.comment, status: I18N[state.lang].statuses[o.status] || o.status, approver: o.decided_by, ac: o.decision_comment || "" }) : t("no_override")],
+    ["final_grade", el("strong", { id: "d-final-grade", text: j.final_grade })],
+    ["final_tier", el("span", { class: `badge tier-${j.tier}`, text: tierName(j.tier) + (j.provisional ? ` (${t("provisional")})` : "") })],
+  ];
+  kv($("d-judgement"), pairs);
+  answers.replaceChildren(...Object.entries(a ? a.answers : {}).map(([factor, answer]) => el("tr", {}, [el("td", { text: factor }), el("td", { text: answer })])));
 }
 
 async function openReport(path) {

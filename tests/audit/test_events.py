@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime
 
 import pytest
 from pydantic import ValidationError
 
-from audit import AuditRecordNotFoundError, AuditUnavailableError, EventQuery, EventRecord
+from audit import (
+    AuditDuplicateEventError,
+    AuditRecordNotFoundError,
+    AuditUnavailableError,
+    EventQuery,
+    EventRecord,
+)
 from tests.audit.conftest import event, record
 
 
@@ -87,3 +94,47 @@ def test_given_a_bad_event_when_built_then_refused_by_field():
         EventRecord(
             event_id="e", kind="k", actor="", role="r", subject="s", occurred_at=datetime.now()
         )
+
+
+def test_given_a_taken_event_id_when_appended_then_duplicate_error_and_nothing_written(backend):
+    # Given an event in the log
+    store = backend.open()
+    store.append_event(event(1))
+    # When a group holding a new event and one with the taken id is appended
+    with pytest.raises(AuditDuplicateEventError) as caught:
+        store.append_events([event(2), event(3, event_id="e0001")])
+    # Then the error names the taken id, nothing of the group is written, the chain holds
+    assert caught.value.event_ids == ("e0001",)
+    assert isinstance(caught.value, AuditUnavailableError)  # nothing committed, told apart
+    assert store.search_events().total == 1
+    assert store.verify().ok
+    # And the store still appends afterwards
+    assert store.append_event(event(2)).id == 2
+    store.close()
+
+
+def test_given_racing_stores_when_appending_one_event_id_then_exactly_one_commits(backend):
+    # Given four stores (four connections) and a barrier so they append at once
+    stores = [backend.open() for _ in range(4)]
+    barrier = threading.Barrier(len(stores))
+    outcomes: list[str] = []
+
+    def writer(n: int) -> None:
+        barrier.wait()
+        try:
+            stores[n].append_event(event(n + 1, event_id="decision:p1"))
+            outcomes.append("won")
+        except AuditDuplicateEventError:
+            outcomes.append("duplicate")
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(len(stores))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # Then exactly one commit, the others a duplicate error, one event in a valid chain
+    assert sorted(outcomes) == ["duplicate", "duplicate", "duplicate", "won"]
+    assert stores[0].search_events().total == 1
+    assert stores[0].verify().ok
+    for store in stores:
+        store.close()

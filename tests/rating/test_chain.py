@@ -23,6 +23,7 @@ from rating.judgement import (
     QualitativeConfig,
     score_assessment,
 )
+from rating.lifecycle import PolicyEffect
 from rating.policy import HardRuleHit, RatingPolicy, Tier
 from rating.scale import MasterScale
 from rating.sufficiency import Sufficiency, SufficiencyReason
@@ -126,7 +127,11 @@ def test_insufficient_data_gets_the_provisional_tier_until_an_expert_rating() ->
 
 def test_stricter_policy_only_tightens() -> None:
     measure = StricterPolicy(
-        source="measure", ref="M1", min_tier="high", text_en="Segment measure", text_zh="措施"
+        source="measure",
+        ref="M1",
+        effect=PolicyEffect(min_tier=Tier.HIGH),
+        text_en="Segment measure",
+        text_zh="措施",
     )
     tightened = rate_customer(decision("2"), SCALE, POLICY, stricter=[measure])
     kept = rate_customer(decision("8"), SCALE, POLICY, stricter=[measure])

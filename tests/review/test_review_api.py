@@ -315,3 +315,39 @@ def test_given_the_service_app_when_mounted_then_review_routes_answer(tmp_path, 
                 "/review/api/facets", headers={"Authorization": f"Bearer {scorer}"}
             )
             assert refused.status_code == 403
+
+
+def test_given_an_assessment_when_a_decision_is_reviewed_then_its_chain_is_shown(review):
+    # Given an analyst's assessment of the first customer at the decisions' rating date
+    from datetime import UTC, datetime
+
+    from management import Actor
+    from management.judgement import AssessmentInput, RatingRules, record_assessment
+    from tests.serving.factory import AS_OF
+
+    state = review.state
+    rules = RatingRules(state.engine.model.scale, state.engine.model.policy, state.judgement)
+    answers = {f.code: f.answers[0].code for f in state.judgement.qualitative.factors}
+    cid = review.customers[0]
+    recorded = record_assessment(
+        state.audit,
+        rules,
+        Actor(name="ann", role="analyst"),
+        AssessmentInput(cid, AS_OF, answers, "strong on every count"),
+        at=datetime.now(UTC),
+    )
+    record = next(
+        r for r in review.get("/review/api/decisions").json()["records"] if r["customer_id"] == cid
+    )
+    # When the auditor opens its decision
+    detail = review.get(f"/review/api/decisions/{record['id']}").json()
+    # Then the rating chain shows the model grade, the answers, who assessed, the final grade
+    judgement = detail["judgement"]
+    assert judgement["model_grade"] == record["grade"]
+    assert judgement["assessment"]["answers"] == answers
+    assert judgement["assessment"]["analyst"] == "ann"
+    assert judgement["assessment_id"] == recorded.assessment.assessment_id
+    names = rules.scale.names
+    moved = names.index(judgement["model_grade"]) - names.index(judgement["final_grade"])
+    assert moved == judgement["qualitative_notches"] > 0 or judgement["model_grade"] in ("1", "D")
+    assert judgement["override"] is None

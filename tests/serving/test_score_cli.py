@@ -11,7 +11,7 @@ import yaml
 from typer.testing import CliRunner
 
 from features.io import RawTables, write_raw
-from rating.output import POLICY_PREFIX, SCORE_COLUMN_NAMES
+from rating.output import POLICY_PREFIX, judged_column_names
 from rating.policy import CreditPolicy
 from riskgrade.cli import app
 
@@ -48,8 +48,9 @@ def test_given_a_raw_folder_when_scored_in_zh_then_every_documented_column_in_ch
 ):
     # When the portfolio is scored to CSV with Chinese reason texts
     rated = _score(folder, bundle, as_of, tmp_path / "ratings.csv", "--lang", "zh")
-    # Then the file holds exactly the documented columns, policy and model on every row
-    assert tuple(rated.columns) == SCORE_COLUMN_NAMES
+    # Then the file holds exactly the documented columns (with the rating chain's), policy
+    # and model on every row
+    assert tuple(rated.columns) == judged_column_names()
     assert rated[[POLICY_PREFIX + n for n in CreditPolicy.model_fields]].notna().all().all()
     assert rated["model_version"].nunique() == 1 and rated["model_version"].notna().all()
     assert (rated["bundle_hash"] == bundle.bundle_hash).all()

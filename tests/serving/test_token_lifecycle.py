@@ -26,6 +26,7 @@ OPEN_WITHOUT_TOKEN = {
     ("GET", "/readyz"),
     ("GET", "/review/"),
     ("GET", "/review/index.html"),
+    ("GET", "/review/customer"),
     ("GET", "/review/static/review.js"),
 }
 """Every (method, path) that answers without a token; the README lists the same."""
