@@ -33,6 +33,7 @@ from management.proposals import (
     ProposalState,
     ProposalStatus,
     decide,
+    expire_due,
     get_proposal,
     list_proposals,
     propose,
@@ -667,6 +668,15 @@ def overrides(
         for s in list_proposals(store, kind, subject=customer_id, status=status, now=now)
     ]
     return sorted(found, key=lambda s: s.proposal_record)
+
+
+def expire_overrides(store: AuditStore, *, now: datetime | None = None) -> list[ProposalState]:
+    """Record the expiry of every override and expert rating undecided past its expiry.
+
+    A proposal expires ``overrides.pending_days`` after it was proposed; returns those expired
+    by this call (event ``<kind>.expired``, by the system).
+    """
+    return [s for kind in OVERRIDE_KINDS for s in expire_due(store, kind, now=now)]
 
 
 # --- the rating at a date ------------------------------------------------------------------------

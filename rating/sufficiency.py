@@ -169,3 +169,34 @@ def sufficiency_from_row(row: pd.Series, config: DataSufficiencyConfig) -> Suffi
         int(row["transaction_months"]),
         config,
     )
+
+
+def record_sufficiency(
+    published: Iterable[date | pd.Timestamp],
+    opened: Iterable[date | pd.Timestamp],
+    transaction_times: Iterable[date | pd.Timestamp],
+    as_of: date,
+    config: DataSufficiencyConfig | None = None,
+) -> Sufficiency:
+    """The rule for one customer from the dates of its records (one request's, say).
+
+    The same answer as `data_sufficiency` gives that customer's row, without building tables:
+    months since the latest statement published by ``as_of`` (to one decimal), facilities
+    opened by ``as_of``, months of the 12 before ``as_of`` with a transaction.
+
+    Args:
+        published: statements' ``published_date``.
+        opened: facilities' ``opened``.
+        transaction_times: transactions' ``ts``.
+        as_of: rating date; records after it are ignored.
+        config: the rule.
+    """
+    config = config or DataSufficiencyConfig()
+    day = pd.Timestamp(as_of)
+    end = day + pd.Timedelta(days=1)
+    known = [t for t in map(pd.Timestamp, published) if t < end]
+    since = round((day - max(known)).days / _DAYS_PER_MONTH, 1) if known else None
+    facilities = sum(1 for t in map(pd.Timestamp, opened) if t < end)
+    start = day - pd.DateOffset(months=12)
+    months = {(t.year, t.month) for t in map(pd.Timestamp, transaction_times) if start <= t < end}
+    return sufficiency_of(since, facilities, len(months), config)

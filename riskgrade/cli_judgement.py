@@ -138,6 +138,23 @@ def overrides_list(
     console.print(f"{len(found):,} override(s)")
 
 
+@overrides_app.command("expire")
+def overrides_expire(db: AuditDbOption = None, params: ParamsOption = DEFAULT_PARAMS_PATH) -> None:
+    """Record the expiry of every proposal left undecided past overrides.pending_days."""
+    from management.judgement import expire_overrides
+    from riskgrade.cli import _params
+    from riskgrade.console import console
+
+    store = _store(_params(params), db)
+    try:
+        expired = expire_overrides(store)
+    finally:
+        store.close()
+    for state in expired:
+        console.print(f"expired {state.kind} {state.proposal_id} of {state.subject}")
+    console.print(f"{len(expired):,} proposal(s) expired")
+
+
 @judgement_app.command("export")
 def judgement_export(
     out: Annotated[Path, typer.Option(help="folder to write the tables to")],

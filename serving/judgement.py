@@ -15,15 +15,13 @@ import dataclasses
 from collections.abc import Sequence
 from datetime import date
 
-import pandas as pd
-
 from audit import AuditStore, StoredEvent
 from management.events import iter_events
 from management.judgement import RatingRules, judged_response
 from management.measures import active_measures
 from rating.judgement import DataSufficiencyConfig
 from rating.lifecycle import Measure
-from rating.sufficiency import SUFFICIENT, Sufficiency, data_sufficiency, sufficiency_from_row
+from rating.sufficiency import SUFFICIENT, Sufficiency, record_sufficiency
 from serving.engine import Decision
 from serving.schemas import ScoreRequest
 
@@ -35,27 +33,13 @@ def request_sufficiency(request: ScoreRequest, config: DataSufficiencyConfig) ->
     """
     if request.customer is None:
         return SUFFICIENT
-    cid = request.customer.customer_id
-    statements = pd.DataFrame(
-        {
-            "customer_id": [cid] * len(request.statements),
-            "published_date": pd.to_datetime([s.published_date for s in request.statements]),
-        }
+    return record_sufficiency(
+        [s.published_date for s in request.statements],
+        [f.opened for f in request.facilities],
+        [t["ts"] for t in request.transactions],
+        request.as_of,
+        config,
     )
-    facilities = pd.DataFrame(
-        {
-            "customer_id": [cid] * len(request.facilities),
-            "opened": pd.to_datetime([f.opened for f in request.facilities]),
-        }
-    )
-    transactions = pd.DataFrame(
-        {
-            "customer_id": [cid] * len(request.transactions),
-            "ts": pd.to_datetime([t["ts"] for t in request.transactions]),
-        }
-    )
-    table = data_sufficiency([cid], statements, facilities, transactions, request.as_of, config)
-    return sufficiency_from_row(table.iloc[0], config)
 
 
 def request_segment(request: ScoreRequest) -> dict[str, str]:

@@ -141,3 +141,30 @@ def test_given_overrides_when_listed_and_exported_then_table_and_files(home):
     )
     assert code == 0, err
     assert len(pd.read_parquet(home / "p" / "overrides.parquet")) == 2
+
+
+def test_given_an_overdue_proposal_when_expired_then_recorded_once(home):
+    # Given a proposal made 31 days ago (pending_days is 30) and a fresh one
+    config = default_rating_config()
+    rules = RatingRules(config.scale, config.policy, config.judgement)
+    ann = Actor(name="ann", role="analyst")
+    old = datetime.now(UTC) - timedelta(days=31)
+    with SqlAuditStore(AuditConfig(path=home / "audit.db")) as store:
+        store.append(scored("C00001", DAY, "5", "medium"))
+        item = OverrideInput("C00001", DAY, "4", "OR02", "group support letter")
+        overdue = propose_override(store, rules, ann, item, at=old)
+        fresh = propose_override(store, rules, ann, item)
+    params = ("--params", str(home / "params.yaml"))
+    # When expired twice
+    code, out, err = run_main("overrides", "expire", *params)
+    again = run_main("overrides", "expire", *params)
+    # Then only the overdue one expires, by the system, once
+    assert code == 0, err
+    text = " ".join(out.split())
+    assert f"expired override {overdue.proposal_id}" in text and "1 proposal(s) expired" in text
+    assert "0 proposal(s) expired" in " ".join(again[1].split())
+    with SqlAuditStore(AuditConfig(path=home / "audit.db")) as store:
+        expiry = store.event(f"decision:{overdue.proposal_id}")
+        assert (expiry.kind, expiry.actor) == ("override.expired", "riskgrade")
+    listed = " ".join(run_main("overrides", "list", "--status", "pending", *params)[1].split())
+    assert fresh.proposal_id[:8] in listed and overdue.proposal_id[:8] not in listed
