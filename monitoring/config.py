@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from features.errors import RiskgradeError
 from features.metrics import PSI_EPSILON
+from rating.lifecycle import CustomerStatus
 
 DEFAULT_STORE: Final[Path] = Path("data/monitoring.duckdb")
 """Default monitoring store (embedded DuckDB file)."""
@@ -74,14 +75,8 @@ class Action(StrEnum):
         return list(Action).index(self)
 
 
-CUSTOMER_STATUSES: tuple[str, ...] = (
-    "normal",
-    "watch",
-    "restricted",
-    "suspended",
-    "exiting",
-    "exited",
-)
+CUSTOMER_STATUSES: tuple[str, ...] = tuple(s.value for s in CustomerStatus)
+"""Customer statuses from the loosest to the strictest (`rating.lifecycle.CustomerStatus`)."""
 """Customer statuses, mildest first (the management lifecycle); absent means ``normal``."""
 
 ACTION_STATUS: dict[Action, str] = {

@@ -178,6 +178,19 @@ def _print_management(run: Any) -> None:
         )
 
 
+def _people_store(settings: Any, *, required: bool) -> Any:
+    """The audit store holding people's decisions, when there is one (required: must exist)."""
+    import os
+
+    from riskgrade.cli import _audit_store
+
+    if not required and not (
+        os.environ.get("RISKGRADE_AUDIT_URL") or settings.paths.audit_db.is_file()
+    ):
+        return None
+    return _audit_store(settings, None)
+
+
 def register(app: typer.Typer) -> None:
     """Add the ``monitor`` command to the riskgrade app."""
 
@@ -209,6 +222,14 @@ def register(app: typer.Typer) -> None:
         ] = None,
         rows: Annotated[int, typer.Option(help="rows shown per table", min=1)] = 20,
         lang: Annotated[str, typer.Option(help="reason language: en or zh")] = "en",
+        record: Annotated[
+            bool,
+            typer.Option(
+                "--record",
+                help="record the warnings in the audit chain and propose the stricter statuses "
+                "they call for (a person confirms each)",
+            ),
+        ] = False,
         params: Annotated[
             Path, typer.Option("--params", help="params.yaml with seeds, paths and settings")
         ] = DEFAULT_PARAMS_PATH,
@@ -219,6 +240,7 @@ def register(app: typer.Typer) -> None:
 
         from features.judgement import load_judgement
         from features.records import load_records
+        from monitoring.lifecycle import management_inputs, record_run
         from monitoring.report import write_report
         from monitoring.run import run_monitoring
         from monitoring.store import MonitoringStore
@@ -238,6 +260,10 @@ def register(app: typer.Typer) -> None:
         tables = _read_at(raw, day).tables
         judgement = load_judgement(raw, day, tables.customers["customer_id"])
         records = load_records(raw, day, tables.customers["customer_id"])
+        audit = _people_store(settings, required=record)
+        statuses, measures = (
+            management_inputs(audit, tables.customers, day) if audit is not None else (None, None)
+        )
         with Progress(console=err_console, transient=True) as progress:
             task = progress.add_task("rating", total=None)
             run = run_monitoring(
@@ -252,8 +278,16 @@ def register(app: typer.Typer) -> None:
                 judgement_config=settings.rating.judgement,
                 records=records,
                 covenant_config=settings.covenants,
+                measures=measures,
+                statuses=statuses,
             )
         _print_run(run, rows)
+        if record and audit is not None:
+            recorded = record_run(audit, run.run_id, day, run.warnings, settings.rating.lifecycle)
+            console.print(
+                f"audit chain: {recorded.warnings} warning(s) recorded, "
+                f"{len(recorded.proposals)} status change(s) proposed for confirmation"
+            )
         _print_management(run)
         target = out or settings.paths.reports / "monitoring" / run.run_id
         paths = write_report(run, target)

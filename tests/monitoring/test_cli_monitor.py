@@ -149,3 +149,66 @@ def test_given_contract_terms_and_reviews_when_monitor_then_covenants_and_segmen
     reviews.assign(outcome="great").to_csv(tmp_path / "raw" / "reviews.csv", index=False)
     bad = runner.invoke(app, ["monitor", *common, "--as-of", "2023-12-31"])
     assert bad.exit_code != 0 and "outcome" in " ".join([*bad.output.split(), str(bad.exception)])
+
+
+def test_given_the_audit_chain_when_monitor_records_then_warnings_and_proposals_for_people(
+    scenario, tmp_path, monkeypatch
+):
+    from datetime import UTC, datetime
+
+    from audit import AuditConfig, SqlAuditStore
+    from management import Actor
+    from management.lifecycle import pending_status_changes, propose_status_change
+    from management.warnings import WARNING
+    from rating.lifecycle import CustomerStatus, LifecycleConfig
+
+    # Given a portfolio, an audit store, and one customer put on watch before the runs
+    monkeypatch.chdir(tmp_path)
+    write_raw(scenario.shocked, tmp_path / "raw")
+    (tmp_path / "data").mkdir()
+    store = SqlAuditStore(AuditConfig(path=tmp_path / "data" / "audit.db"))
+    watched = str(scenario.shocked.customers["customer_id"].iloc[0])
+    propose_status_change(
+        store,
+        Actor(name="ann", role="analyst"),
+        watched,
+        CustomerStatus.WATCH,
+        "late payments seen at the branch",
+        LifecycleConfig(),
+        at=datetime(2022, 6, 30, tzinfo=UTC),
+    )
+    store.close()
+    app = typer.Typer()
+    cli_monitor.register(app)
+
+    @app.callback()
+    def _root() -> None:
+        pass
+
+    runner = CliRunner()
+    common = ["--raw", "raw", "--bundle", str(scenario.bundle_dir), "--store", "m.duckdb"]
+    assert runner.invoke(app, ["monitor", *common, "--as-of", "2022-12-31"]).exit_code == 0
+    # When the second run records its warnings
+    second = runner.invoke(app, ["monitor", *common, "--as-of", "2023-12-31", "--record"])
+    assert second.exit_code == 0, second.output
+    text = " ".join(second.output.split())
+    assert "warning(s) recorded" in text
+    # Then the chain holds one warning per warned customer, and proposals wait for a person
+    store = SqlAuditStore(AuditConfig(path=tmp_path / "data" / "audit.db"))
+    warnings = store.search_events(__import__("audit").EventQuery(kind=WARNING, limit=10_000))
+    report = tmp_path / "reports" / "monitoring" / "R20231231-01"
+    summary = json.loads((report / "report.json").read_text())["summary"]
+    assert warnings.total == summary["early_warnings"] > 0
+    pending = pending_status_changes(store)
+    assert pending and all(p.proposer == "riskgrade-monitor" for p in pending)
+    assert all(p.payload["source"] == "early_warning" for p in pending)
+    # And the watched customer counted as such in the run's segments
+    segments = pd.read_csv(report / "segments.csv")
+    assert segments["status_watch"].sum() >= 1
+    # And a second run proposes nothing twice (a change is pending for those customers)
+    again = runner.invoke(
+        app, ["monitor", *common, "--as-of", "2023-12-31", "--record", "--previous", "R20221231-01"]
+    )
+    assert again.exit_code == 0, again.output
+    assert len(pending_status_changes(store)) == len(pending)
+    store.close()
