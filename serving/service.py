@@ -45,6 +45,7 @@ from audit import (
     AuditError,
     AuditStore,
     AuditUnavailableError,
+    IdempotentResponse,
     open_audit_store,
 )
 from rating.bundle import BundleError
@@ -264,10 +265,12 @@ class ServingState:
         except ApiError as error:
             return [error] * len(jobs)
         outcomes = engine.decide_many(jobs)
-        decisions = [d for outcome in outcomes if isinstance(outcome, list) for d in outcome]
+        decided = [(j, o) for j, o in zip(jobs, outcomes, strict=True) if isinstance(o, list)]
+        decisions = [d for _, outcome in decided for d in outcome]
+        answers = [j.answer([d.response for d in o]) for j, o in decided if j.answer]
         unrecorded: ApiError | None = None
         try:
-            _commit(audit, decisions)
+            _commit(audit, decisions, answers)
         except ApiError as error:
             unrecorded = error
         return [
@@ -278,9 +281,11 @@ class ServingState:
         ]
 
 
-def _commit(audit: AuditStore, decisions: list[Decision]) -> None:
+def _commit(
+    audit: AuditStore, decisions: list[Decision], answers: list[IdempotentResponse]
+) -> None:
     try:
-        audit.append_many([decision.record for decision in decisions])
+        audit.append_many([decision.record for decision in decisions], idempotent=answers)
     except AuditUnavailableError as error:
         logger.error("audit store unavailable: %s", error)
         raise ApiError(

@@ -11,11 +11,17 @@ from starlette.responses import JSONResponse
 from audit import AuditError, AuditRecordNotFoundError, StoredDecision, replay
 from serving.api.deps import get_state, require
 from serving.api.errors import ApiError
+from serving.api.idempotency import IdempotentRoute
 from serving.api.ids import parse_record_id
 from serving.auth import Role
 from serving.engine import Engine, ScoringError
 
-router = APIRouter(prefix="/audit", tags=["audit"], dependencies=[Depends(require(Role.AUDITOR))])
+router = APIRouter(
+    prefix="/audit",
+    tags=["audit"],
+    dependencies=[Depends(require(Role.AUDITOR))],
+    route_class=IdempotentRoute,
+)
 _STATE = Depends(get_state)
 
 

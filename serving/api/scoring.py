@@ -1,49 +1,81 @@
-"""Scoring routes: ``/score``, ``/score_batch``, ``/explain`` (scorer) and ``/model`` (any role)."""
+"""Scoring routes: ``/score``, ``/score_batch``, ``/explain`` (scorer) and ``/model`` (any role).
+
+The POST routes honour ``Idempotency-Key``: a call's answer is committed with its decisions.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Depends
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from audit import IdempotentResponse
 from serving.api.body import json_body, parse_body
 from serving.api.deps import get_state, require
+from serving.api.idempotency import IDEMPOTENCY, Idempotency, IdempotentRoute
 from serving.auth import Caller, Role
 from serving.engine import RequestSource, ScoringJob
 from serving.schemas import ExplainRequest, ScoreBatchRequest, ScoreRequest
 
-router = APIRouter(tags=["scoring"])
+router = APIRouter(tags=["scoring"], route_class=IdempotentRoute)
 _SCORER = Depends(require(Role.SCORER))
 _ANYONE = Depends(require())
 _STATE = Depends(get_state)
+_POST: dict[str, Any] = {"dependencies": [_SCORER]}  # the role before the idempotency key
 
 
-@router.post("/score", openapi_extra=json_body(ScoreRequest))
-async def score(request: Request, caller: Caller = _SCORER, state: Any = _STATE) -> JSONResponse:
+def _answer(
+    key: Idempotency | None, body: Callable[[list[dict[str, Any]]], Any]
+) -> Callable[[list[dict[str, Any]]], IdempotentResponse] | None:
+    """How a job stores its call's answer (``body`` of its responses) with its decisions."""
+    if key is None:
+        return None
+    return lambda responses: key.answer(body(responses))
+
+
+@router.post("/score", openapi_extra=json_body(ScoreRequest), **_POST)
+async def score(
+    request: Request,
+    caller: Caller = _SCORER,
+    state: Any = _STATE,
+    key: Idempotency | None = IDEMPOTENCY,
+) -> JSONResponse:
     """Score one customer (scorer)."""
     body, raw = await parse_body(request, state.config.limits, ScoreRequest)
-    job = ScoringJob([body], caller.name, "score", sources=[RequestSource(raw)])
+    answer = _answer(key, lambda responses: responses[0])
+    job = ScoringJob([body], caller.name, "score", sources=[RequestSource(raw)], answer=answer)
     return JSONResponse((await state.decide(job))[0])
 
 
-@router.post("/score_batch", openapi_extra=json_body(ScoreBatchRequest))
+@router.post("/score_batch", openapi_extra=json_body(ScoreBatchRequest), **_POST)
 async def score_batch(
-    request: Request, caller: Caller = _SCORER, state: Any = _STATE
+    request: Request,
+    caller: Caller = _SCORER,
+    state: Any = _STATE,
+    key: Idempotency | None = IDEMPOTENCY,
 ) -> JSONResponse:
     """Score many customers, one audit record each (scorer)."""
     body, raw = await parse_body(request, state.config.limits, ScoreBatchRequest)
     sources = [RequestSource(raw, f"/requests/{i}") for i in range(len(body.requests))]
-    job = ScoringJob(body.requests, caller.name, "score", sources=sources)
+    answer = _answer(key, lambda responses: {"results": responses})
+    job = ScoringJob(body.requests, caller.name, "score", sources=sources, answer=answer)
     return JSONResponse({"results": await state.decide(job)})
 
 
-@router.post("/explain", openapi_extra=json_body(ExplainRequest))
-async def explain(request: Request, caller: Caller = _SCORER, state: Any = _STATE) -> JSONResponse:
+@router.post("/explain", openapi_extra=json_body(ExplainRequest), **_POST)
+async def explain(
+    request: Request,
+    caller: Caller = _SCORER,
+    state: Any = _STATE,
+    key: Idempotency | None = IDEMPOTENCY,
+) -> JSONResponse:
     """The score plus the explanation on the tiers, with an optional chart (scorer)."""
     body, raw = await parse_body(request, state.config.limits, ExplainRequest)
-    job = ScoringJob([body], caller.name, "explain", [body.chart], [RequestSource(raw)])
+    answer = _answer(key, lambda responses: responses[0])
+    job = ScoringJob([body], caller.name, "explain", [body.chart], [RequestSource(raw)], answer)
     return JSONResponse((await state.decide(job))[0])
 
 
