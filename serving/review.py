@@ -63,6 +63,13 @@ from rating.reasons import default_reason
 from serving.api.deps import get_state, require
 from serving.api.errors import ApiError, invalid
 from serving.api.ids import parse_record_id
+from serving.api.responses import (
+    DecisionDetail,
+    DecisionExport,
+    DecisionPage,
+    Facets,
+    ReviewChainCheck,
+)
 from serving.auth import Role
 from serving.schemas import MAX_DAY, MIN_DAY
 
@@ -495,7 +502,7 @@ def review_router(config: ReviewConfig | None = None) -> APIRouter:
             REVIEW_DIR / name, media_type=STATIC_FILES[name], headers=_SECURITY_HEADERS
         )
 
-    @router.get("/api/facets", **api)
+    @router.get("/api/facets", response_model=Facets, **api)
     async def facets(state: Any = _STATE) -> Response:
         """Tiers and model versions present in the log (auditor)."""
         audit = _store(state)
@@ -509,7 +516,9 @@ def review_router(config: ReviewConfig | None = None) -> APIRouter:
             }
         )
 
-    @router.get("/api/decisions", openapi_extra=_query_parameters(), **api)
+    @router.get(
+        "/api/decisions", response_model=DecisionPage, openapi_extra=_query_parameters(), **api
+    )
     async def search(request: Request, state: Any = _STATE) -> Response:
         """Search decisions, newest first (auditor)."""
         params = parse_search(dict(request.query_params), settings.max_page)
@@ -523,7 +532,7 @@ def review_router(config: ReviewConfig | None = None) -> APIRouter:
             }
         )
 
-    @router.get("/api/decisions/{record_id}", **api)
+    @router.get("/api/decisions/{record_id}", response_model=DecisionDetail, **api)
     async def detail(record_id: str, state: Any = _STATE) -> Response:
         """One decision with everything the page shows (auditor)."""
         audit = _store(state)
@@ -532,7 +541,7 @@ def review_router(config: ReviewConfig | None = None) -> APIRouter:
             await run_in_threadpool(decision_detail, record, audit, state.engine, settings)
         )
 
-    @router.get("/api/chain", **api)
+    @router.get("/api/chain", response_model=ReviewChainCheck, **api)
     async def chain(state: Any = _STATE) -> Response:
         """Verification of the whole audit chain (auditor)."""
         result = await run_in_threadpool(_store(state).verify)
@@ -547,7 +556,12 @@ def review_router(config: ReviewConfig | None = None) -> APIRouter:
             }
         )
 
-    @router.get("/api/export", openapi_extra=_query_parameters("id"), **api)
+    @router.get(
+        "/api/export",
+        response_model=StoredDecision | DecisionExport,
+        openapi_extra=_query_parameters("id"),
+        **api,
+    )
     async def export(request: Request, state: Any = _STATE) -> Response:
         """One decision (``id``) or the decisions matching the filters, as a JSON file."""
         audit = _store(state)

@@ -48,6 +48,8 @@ HEADER = "Idempotency-Key"
 IN_FLIGHT_WAIT_S = 2.0
 """How long a retry waits for the answer of the first call still in flight (then 409)."""
 _KEY = re.compile(r"[\x20-\x7e]{1,128}")
+KEY_SCHEMA = {"type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[\\x20-\\x7e]+$"}
+"""JSON schema of a valid key (for the OpenAPI document)."""
 _SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
 
 

@@ -16,6 +16,7 @@ from audit import IdempotentResponse
 from serving.api.body import json_body, parse_body
 from serving.api.deps import get_state, require
 from serving.api.idempotency import IDEMPOTENCY, Idempotency, IdempotentRoute
+from serving.api.responses import ExplainResponse, ModelInfo, ScoreBatchResponse, ScoreResponse
 from serving.auth import Caller, Role
 from serving.engine import RequestSource, ScoringJob
 from serving.schemas import ExplainRequest, ScoreBatchRequest, ScoreRequest
@@ -36,7 +37,7 @@ def _answer(
     return lambda responses: key.answer(body(responses))
 
 
-@router.post("/score", openapi_extra=json_body(ScoreRequest), **_POST)
+@router.post("/score", response_model=ScoreResponse, openapi_extra=json_body(ScoreRequest), **_POST)
 async def score(
     request: Request,
     caller: Caller = _SCORER,
@@ -50,7 +51,12 @@ async def score(
     return JSONResponse((await state.decide(job))[0])
 
 
-@router.post("/score_batch", openapi_extra=json_body(ScoreBatchRequest), **_POST)
+@router.post(
+    "/score_batch",
+    response_model=ScoreBatchResponse,
+    openapi_extra=json_body(ScoreBatchRequest),
+    **_POST,
+)
 async def score_batch(
     request: Request,
     caller: Caller = _SCORER,
@@ -65,7 +71,9 @@ async def score_batch(
     return JSONResponse({"results": await state.decide(job)})
 
 
-@router.post("/explain", openapi_extra=json_body(ExplainRequest), **_POST)
+@router.post(
+    "/explain", response_model=ExplainResponse, openapi_extra=json_body(ExplainRequest), **_POST
+)
 async def explain(
     request: Request,
     caller: Caller = _SCORER,
@@ -79,7 +87,7 @@ async def explain(
     return JSONResponse((await state.decide(job))[0])
 
 
-@router.get("/model", dependencies=[_ANYONE])
+@router.get("/model", response_model=ModelInfo, dependencies=[_ANYONE])
 async def model_info(state: Any = _STATE) -> JSONResponse:
     """The served bundle: model version, hash, scale, tiers (any valid token)."""
     engine, _ = state.ready_engine()
