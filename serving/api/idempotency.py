@@ -2,13 +2,13 @@
 
 A router adopts them in one line, ``APIRouter(..., route_class=IdempotentRoute)``: every
 non-GET route of it then accepts an ``Idempotency-Key`` header (1 to 128 printable ASCII
-characters, else 400 ``invalid_idempotency_key``). Keys are per caller (token name) and kept in
-the audit store (``audit.AuditStore.reserve``), with a digest of the method, path and canonical
-JSON body. The first call with a key runs; a retry with the same request gets the first answer
-byte for byte (status and body) and runs nothing; the same key with another request is 409
-``idempotency_key_reused``. A retry arriving while the first call runs waits for its answer up to
-`IN_FLIGHT_WAIT_S`, then gets 409 ``idempotency_key_in_flight`` (``Retry-After: 1``). A call
-answered 4xx/5xx releases its key, so a retry runs again.
+characters, no space first or last; else 400 ``invalid_idempotency_key``). Keys are per caller
+(token name) and kept in the audit store (``audit.AuditStore.reserve``) with a digest of the
+method, path and canonical JSON body. The first call with a key runs; a retry with the same
+request gets the first answer byte for byte (status and body) and runs nothing; the same key
+with another request is 409 ``idempotency_key_reused``. A retry arriving while the first call
+runs waits for its answer up to `IN_FLIGHT_WAIT_S`, then gets 409 ``idempotency_key_in_flight``
+(``Retry-After: 1``). A call answered 4xx/5xx releases its key, so a retry runs again.
 
 A 2xx answer is stored after the route returns, unless the route stored it in the transaction
 that commits its records (no window where the records exist but the answer does not): take the
@@ -47,8 +47,9 @@ logger = logging.getLogger("riskgrade.serving")
 HEADER = "Idempotency-Key"
 IN_FLIGHT_WAIT_S = 2.0
 """How long a retry waits for the answer of the first call still in flight (then 409)."""
-_KEY = re.compile(r"[\x20-\x7e]{1,128}")
-KEY_SCHEMA = {"type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[\\x20-\\x7e]+$"}
+_PATTERN = r"[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?"  # HTTP strips spaces around values
+_KEY = re.compile(_PATTERN)
+KEY_SCHEMA = {"type": "string", "minLength": 1, "maxLength": 128, "pattern": f"^{_PATTERN}$"}
 """JSON schema of a valid key (for the OpenAPI document)."""
 _SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -89,7 +90,7 @@ def check_key(key: str) -> str:
     Raises:
         ApiError: 400 ``invalid_idempotency_key`` naming the header.
     """
-    if not _KEY.fullmatch(key):
+    if len(key) > 128 or not _KEY.fullmatch(key):
         message = "1 to 128 printable ASCII characters"
         raise ApiError(
             400,
