@@ -190,8 +190,9 @@ class IdempotentRoute(APIRoute):
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         """Add the `idempotency` dependency after the route's own (role checks come first)."""
-        if set(kwargs.get("methods") or ()) - _SAFE:
-            kwargs["dependencies"] = [*(kwargs.get("dependencies") or ()), IDEMPOTENCY]
+        dependencies = list(kwargs.get("dependencies") or ())
+        if set(kwargs.get("methods") or ()) - _SAFE and IDEMPOTENCY not in dependencies:
+            kwargs["dependencies"] = [*dependencies, IDEMPOTENCY]  # once (include_router copies)
         super().__init__(path, endpoint, **kwargs)
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
