@@ -37,6 +37,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+import re
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -104,6 +105,9 @@ class ReviewConfig(BaseModel):
     waterfall_steps: int = Field(default=10, ge=1, le=100)
 
 
+_ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
 class SearchParams(BaseModel):
     """Query parameters of a search or range export (``from``/``to`` are dates or times)."""
 
@@ -122,6 +126,14 @@ class SearchParams(BaseModel):
     model_version: str | None = Field(default=None, min_length=1, max_length=128)
     limit: int = Field(default=50, ge=1, le=10_000)
     offset: int = Field(default=0, ge=0, le=10_000_000)
+
+    @field_validator("start", "end", "rated_from", "rated_to", mode="before")
+    @classmethod
+    def _iso(cls, value: object) -> object:
+        # Lax pydantic would read "0.5" as epoch seconds: only ISO dates and times are meant.
+        if isinstance(value, str) and not _ISO_DAY.match(value):
+            raise ValueError("an ISO date (YYYY-MM-DD) or date and time")
+        return value
 
     @field_validator("start", "end")
     @classmethod
