@@ -461,8 +461,15 @@ def _attachment(content: Any, filename: str) -> Response:
 
 
 def _query_parameters(*extra: str) -> dict[str, Any]:
-    """OpenAPI ``parameters`` of the search filters (validated by `parse_search`)."""
-    properties = SearchParams.model_json_schema(by_alias=True)["properties"]
+    """OpenAPI ``parameters`` of the search filters (validated by `parse_search`).
+
+    A filter sent empty is ignored (the page sends its empty fields), which the schemas say.
+    """
+    empty = {"type": "string", "maxLength": 0}
+    properties = {
+        name: {"anyOf": [schema, empty]}
+        for name, schema in SearchParams.model_json_schema(by_alias=True)["properties"].items()
+    }
     names = [*extra, *properties]
     return {
         "parameters": [
