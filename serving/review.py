@@ -460,7 +460,7 @@ def _attachment(content: Any, filename: str) -> Response:
     )
 
 
-def _query_parameters(*extra: str) -> dict[str, Any]:
+def _query_parameters(*extra: str, ignored: tuple[str, ...] = ()) -> dict[str, Any]:
     """OpenAPI ``parameters`` of the search filters (validated by `parse_search`).
 
     A filter sent empty is ignored (the page sends its empty fields), which the schemas say.
@@ -470,7 +470,7 @@ def _query_parameters(*extra: str) -> dict[str, Any]:
         name: {"anyOf": [schema, empty]}
         for name, schema in SearchParams.model_json_schema(by_alias=True)["properties"].items()
     }
-    names = [*extra, *properties]
+    names = [*extra, *(name for name in properties if name not in ignored)]
     return {
         "parameters": [
             {
@@ -578,7 +578,7 @@ def review_router(config: ReviewConfig | None = None) -> APIRouter:
     @router.get(
         "/api/export",
         response_model=StoredDecision | DecisionExport,
-        openapi_extra=_query_parameters("id"),
+        openapi_extra=_query_parameters("id", ignored=("limit",)),  # export ignores it
         **api,
     )
     async def export(request: Request, state: Any = _STATE) -> Response:
