@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import hashlib
 import json
 import math
 import os
@@ -482,6 +483,8 @@ def baseline_runs(work: Path, bundle: Bundle, raw: list[bytes], args) -> dict:
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     sides = {"current": (ROOT, "-current"), "baseline": (tree, "-baseline")}
     runs: dict[str, dict[str, list[dict]]] = {side: {} for side in sides}
+    served: dict[str, set[str]] = {side: set() for side in sides}
+    """Digests of the OpenAPI document each side served: proof of which code answered."""
     try:
         for _ in range(args.baseline_rounds):
             for side, (source, tag) in sides.items():
@@ -490,6 +493,8 @@ def baseline_runs(work: Path, bundle: Bundle, raw: list[bytes], args) -> dict:
                 )
                 try:
                     load(f"{base}/score", headers, raw, clients=2, per_client=10)  # warm-up
+                    document = httpx.get(f"{base}/openapi.json", headers=headers, timeout=60)
+                    served[side].add(hashlib.sha256(document.content).hexdigest())
                     for clients in BASELINE_CLIENTS:
                         result = load(
                             f"{base}/score",
@@ -501,8 +506,6 @@ def baseline_runs(work: Path, bundle: Bundle, raw: list[bytes], args) -> dict:
                         runs[side].setdefault(str(clients), []).append(result)
                 finally:
                     stop(process)
-        # Proof the baseline ran the old code: importing it compiled it inside the worktree.
-        imported = (tree / "serving/__pycache__").is_dir()
     finally:
         subprocess.run([*git, "worktree", "remove", "--force", str(tree)], check=False)
 
@@ -514,13 +517,18 @@ def baseline_runs(work: Path, bundle: Bundle, raw: list[bytes], args) -> dict:
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "load_average_1_5_15_before": list(LOAD_BEFORE),
         "load_average_1_5_15_after": [round(x, 2) for x in os.getloadavg()],
-        "current": {"batcher": "serving.batching.AdaptiveBatcher (own)", "runs": runs["current"]},
+        "current": {
+            "batcher": "serving.batching.AdaptiveBatcher (own)",
+            "openapi_sha256": sorted(served["current"]),
+            "runs": runs["current"],
+        },
+        "different_code_served": not served["current"] & served["baseline"],
         "baseline": {
             "ref": args.baseline_ref,
             "commit": commit,
             "batcher": "bentoml._internal.marshal.dispatcher.CorkDispatcher",
             "environment": "this checkout's .venv (the old lock is a subset of this one)",
-            "served_from_worktree": imported,
+            "openapi_sha256": sorted(served["baseline"]),
             "runs": runs["baseline"],
         },
         "median_throughput_rps": {
