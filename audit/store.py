@@ -91,6 +91,10 @@ class Reservation:
     """The stored answer (``replay`` only)."""
 
 
+Answers = IdempotentResponse | Sequence[IdempotentResponse] | None
+"""The answer(s) of reserved idempotency keys committed with an append (one per call)."""
+
+
 @runtime_checkable
 class AuditStore(Protocol):
     """What the service, the CLI and the management package need of an audit store."""
@@ -111,7 +115,7 @@ class AuditStore(Protocol):
         ...
 
     def append_many(
-        self, records: Sequence[DecisionRecord], *, idempotent: IdempotentResponse | None = None
+        self, records: Sequence[DecisionRecord], *, idempotent: Answers = None
     ) -> list[StoredDecision]:
         """Commit decisions (and the answer of an idempotency key) in one transaction."""
         ...
@@ -121,7 +125,7 @@ class AuditStore(Protocol):
         ...
 
     def append_events(
-        self, items: Sequence[EventRecord], *, idempotent: IdempotentResponse | None = None
+        self, items: Sequence[EventRecord], *, idempotent: Answers = None
     ) -> list[StoredEvent]:
         """Commit people's actions (and the answer of an idempotency key) in one transaction."""
         ...
@@ -327,7 +331,7 @@ class SqlAuditStore:
         return self.append_many([record])[0]
 
     def append_many(
-        self, records: Sequence[DecisionRecord], *, idempotent: IdempotentResponse | None = None
+        self, records: Sequence[DecisionRecord], *, idempotent: Answers = None
     ) -> list[StoredDecision]:
         """Commit decisions in one transaction (one fsync), chained in the given order.
 
@@ -335,8 +339,9 @@ class SqlAuditStore:
 
         Args:
             records: The decisions, in chain order.
-            idempotent: The answer of the reserved idempotency key these decisions belong to,
-                stored in the same transaction.
+            idempotent: The answer of the reserved idempotency key these decisions belong to
+                (or one per call when several calls commit together), stored in the same
+                transaction.
 
         Raises:
             AuditUnavailableError: if the group cannot be committed (or the key is not
@@ -359,7 +364,7 @@ class SqlAuditStore:
         return self.append_events([event])[0]
 
     def append_events(
-        self, items: Sequence[EventRecord], *, idempotent: IdempotentResponse | None = None
+        self, items: Sequence[EventRecord], *, idempotent: Answers = None
     ) -> list[StoredEvent]:
         """Commit people's actions in one transaction, chained in the given order.
 
@@ -394,7 +399,7 @@ class SqlAuditStore:
         table: sa.Table,
         builders: Sequence[Callable[[int, str], dict[str, Any]]],
         bodies: list[dict[str, Any]],
-        idempotent: IdempotentResponse | None,
+        idempotent: Answers,
     ) -> list[dict[str, Any]]:
         """Write rows after the chain head, with the checkpoints due, in one transaction.
 
@@ -422,7 +427,7 @@ class SqlAuditStore:
         table: sa.Table,
         builders: Sequence[Callable[[int, str], dict[str, Any]]],
         bodies: list[dict[str, Any]],
-        idempotent: IdempotentResponse | None,
+        idempotent: Answers,
     ) -> list[dict[str, Any]]:
         sql = self._sql
         raw = self._writer()
@@ -450,8 +455,10 @@ class SqlAuditStore:
                 cursor.executemany(insert.sql, [insert.params(row) for row in rows])
             if due:
                 self._checkpoint(cursor, due)
-            if idempotent is not None:
-                self._answer(cursor, idempotent)
+            if isinstance(idempotent, IdempotentResponse):
+                idempotent = [idempotent]
+            for answer in idempotent or ():
+                self._answer(cursor, answer)
             raw.commit()
         finally:
             cursor.close()

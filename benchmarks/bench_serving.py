@@ -23,6 +23,11 @@ Targets (ratios): sequential p50 <= 2.5x the floor; throughput >= 3x ``mlflow mo
 The load generator runs on the same 2 cores as the server under test, for both servers.
 Writes ``benchmarks/results/serving.json``.
 
+With ``--baseline-ref REV`` (e.g. the last revision on BentoML's private CorkDispatcher) the
+same run also serves REV's service from a temporary git worktree, with this environment, and
+measures both at 8 and 32 clients, alternating (``batching_vs_baseline``); ``--baseline-only``
+measures just that and updates that section of the existing JSON.
+
 Usage: ``uv run python benchmarks/bench_serving.py [--customers 24] [--requests 200]``
 """
 
@@ -30,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import hashlib
 import json
 import math
 import os
@@ -245,11 +251,11 @@ def free_port() -> int:
 VENV_PATH = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
 
 
-def start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+def start(command: list[str], env: dict[str, str], log: Path, cwd: Path = ROOT) -> subprocess.Popen:
     with log.open("wb") as out:
         return subprocess.Popen(
             command,
-            cwd=ROOT,
+            cwd=cwd,
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -382,12 +388,22 @@ def concurrency_sweep(
 
 
 def serve_bento(
-    work: Path, bundle: Bundle, token_file: Path, args, *, workers: int, batching: bool
+    work: Path,
+    bundle: Bundle,
+    token_file: Path,
+    args,
+    *,
+    workers: int,
+    batching: bool,
+    source: Path = ROOT,
+    tag: str = "",
 ) -> tuple[subprocess.Popen, str, Path]:
+    """``bentoml serve`` of the service in ``source`` (this checkout, or another revision's)."""
     port = free_port()
-    name = f"bentoml-w{workers}-{'batch' if batching else 'nobatch'}"
+    name = f"bentoml{tag}-w{workers}-{'batch' if batching else 'nobatch'}"
     env = {
         **os.environ,
+        "PYTHONPATH": str(source),
         "RISKGRADE_BUNDLE": str(bundle.path),
         "RISKGRADE_AUDIT_DB": str(work / f"{name}-audit.db"),
         "RISKGRADE_TOKENS": str(token_file),
@@ -400,7 +416,7 @@ def serve_bento(
     command = [sys.executable, "-m", "bentoml", "serve", args.service]
     command += ["--host", "127.0.0.1", "--port", str(port)]
     log = work / f"{name}.log"
-    process = start(command, env, log)
+    process = start(command, env, log, cwd=source)
     try:
         wait_ready(f"http://127.0.0.1:{port}/readyz", process, log)
     except Exception:
@@ -442,6 +458,91 @@ def bento_runs(
         finally:
             stop(process)
     return out
+
+
+BASELINE_CLIENTS = (8, 32)
+
+
+def baseline_runs(work: Path, bundle: Bundle, raw: list[bytes], args) -> dict:
+    """This checkout's batching against ``args.baseline_ref``'s, in the same run.
+
+    The old revision is checked out into a temporary git worktree and served from there with
+    this environment (same interpreter and packages). Both serve 1 worker with adaptive
+    batching on, the same bundle and bodies; measurements alternate (ours, theirs) for
+    ``args.baseline_rounds`` rounds per client count, so drift in the machine's load hits
+    both alike. Throughput is the median over the rounds.
+    """
+    tree = Path(tempfile.mkdtemp(prefix="bench-baseline-")) / "src"
+    git = ["git", "-C", str(ROOT)]
+    subprocess.run([*git, "worktree", "add", "--detach", str(tree), args.baseline_ref], check=True)
+    commit = subprocess.run(
+        [*git, "rev-parse", args.baseline_ref], check=True, capture_output=True, text=True
+    ).stdout.strip()
+    tokens = work / "tokens.json"
+    token = create_token(tokens, "bench-baseline", "scorer")
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    sides = {"current": (ROOT, "-current"), "baseline": (tree, "-baseline")}
+    runs: dict[str, dict[str, list[dict]]] = {side: {} for side in sides}
+    served: dict[str, set[str]] = {side: set() for side in sides}
+    """Digests of the OpenAPI document each side served: proof of which code answered."""
+    try:
+        for _ in range(args.baseline_rounds):
+            for side, (source, tag) in sides.items():
+                process, base, _ = serve_bento(
+                    work, bundle, tokens, args, workers=1, batching=True, source=source, tag=tag
+                )
+                try:
+                    load(f"{base}/score", headers, raw, clients=2, per_client=10)  # warm-up
+                    document = httpx.get(f"{base}/openapi.json", headers=headers, timeout=60)
+                    served[side].add(hashlib.sha256(document.content).hexdigest())
+                    for clients in BASELINE_CLIENTS:
+                        result = load(
+                            f"{base}/score",
+                            headers,
+                            raw,
+                            clients,
+                            max(4, args.load_requests // clients),
+                        )
+                        runs[side].setdefault(str(clients), []).append(result)
+                finally:
+                    stop(process)
+    finally:
+        subprocess.run([*git, "worktree", "remove", "--force", str(tree)], check=False)
+
+    def median_rps(side: str, clients: str) -> float:
+        return float(np.median([r["throughput_rps"] for r in runs[side][clients]]))
+
+    return {
+        "what": "POST /score from raw records, 1 worker, adaptive batching on",
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "load_average_1_5_15_before": list(LOAD_BEFORE),
+        "load_average_1_5_15_after": [round(x, 2) for x in os.getloadavg()],
+        "current": {
+            "batcher": "serving.batching.AdaptiveBatcher (own)",
+            "openapi_sha256": sorted(served["current"]),
+            "runs": runs["current"],
+        },
+        "different_code_served": not served["current"] & served["baseline"],
+        "baseline": {
+            "ref": args.baseline_ref,
+            "commit": commit,
+            "batcher": "bentoml._internal.marshal.dispatcher.CorkDispatcher",
+            "environment": "this checkout's .venv (the old lock is a subset of this one)",
+            "openapi_sha256": sorted(served["baseline"]),
+            "runs": runs["baseline"],
+        },
+        "median_throughput_rps": {
+            c: {"current": median_rps("current", c), "baseline": median_rps("baseline", c)}
+            for c in runs["current"]
+        },
+        "throughput_current_over_baseline": {
+            c: ratio(median_rps("current", c), median_rps("baseline", c)) for c in runs["current"]
+        },
+        "target_ratio_min": 1.0,
+    }
+
+
+LOAD_BEFORE: list[float] = []
 
 
 def log_pyfunc(work: Path, bundle: Bundle, python_model: Path, example, name: str) -> str:
@@ -569,6 +670,17 @@ def main() -> None:
     )
     parser.add_argument("--wrk-seconds", type=int, default=6, help="per wrk measurement")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/serving.json")
+    parser.add_argument(
+        "--baseline-ref",
+        help="also measure this git revision's service (e.g. the last one on BentoML's private "
+        "dispatcher) at 8 and 32 clients, alternating with this checkout's",
+    )
+    parser.add_argument("--baseline-rounds", type=int, default=3)
+    parser.add_argument(
+        "--baseline-only",
+        action="store_true",
+        help="with --baseline-ref: measure only that comparison and update its section of --out",
+    )
     args = parser.parse_args()
     wanted = args.load_generator
     if wanted == "wrk" and shutil.which("wrk") is None:
@@ -577,6 +689,9 @@ def main() -> None:
         "wrk" if wanted == "wrk" or (wanted == "auto" and shutil.which("wrk")) else "httpx"
     )
     GENERATOR["seconds"] = args.wrk_seconds
+    if args.baseline_only and not args.baseline_ref:
+        parser.error("--baseline-only needs --baseline-ref")
+    LOAD_BEFORE[:] = [round(x, 2) for x in os.getloadavg()]
     started = time.perf_counter()
 
     work = Path(tempfile.mkdtemp(prefix="bench-serving-"))
@@ -590,12 +705,21 @@ def main() -> None:
     vectors = [json.dumps(b).encode() for b in vector_bodies]
     rows = engine.features([ScoreRequest.model_validate(b) for b in bodies]).x
 
+    if args.baseline_only:
+        baseline = baseline_runs(work, bundle, raw, args)
+        document = json.loads(args.out.read_text()) if args.out.exists() else {}
+        document["batching_vs_baseline"] = {**baseline, "load_generator": GENERATOR["name"]}
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(document, indent=2) + "\n")
+        print(json.dumps(document["batching_vs_baseline"], indent=2))
+        return
     engine.decide([ScoreRequest.model_validate(bodies[0])], "warm-up")
     gc.collect()
     gc.freeze()  # the workload's own objects out of the collector's way: a compute floor
     floor = in_process(engine, raw, work, args.rounds)
     served = bento_runs(work, bundle, raw, vectors, explain, args)
     mlflow = None if args.skip_mlflow else mlflow_runs(work, bundle, rows, raw, args)
+    baseline = baseline_runs(work, bundle, raw, args) if args.baseline_ref else None
 
     floor_p50 = floor["floor_features_plus_pred_contrib"]["p50_ms"]
     seq = served["score_raw_sequential"]
@@ -649,7 +773,7 @@ def main() -> None:
             "mean_vector_body_kb": round(float(np.mean([len(b) for b in vectors])) / 1024, 2),
             "model": model_shape(model),
             "workers": "1 and 2 for both servers (same count compared)",
-            "adaptive_batching": "on (BentoML CorkDispatcher); off measured with 2 workers",
+            "adaptive_batching": "on (serving.batching); off measured with 2 workers",
             "load_generator": (
                 f"wrk, {GENERATOR['seconds']} s per measurement"
                 if GENERATOR["name"] == "wrk"
@@ -662,6 +786,7 @@ def main() -> None:
         "bentoml": served,
         "mlflow_models_serve": mlflow,
         "ratios": ratios,
+        "batching_vs_baseline": baseline,
         "wall_s": round(time.perf_counter() - started, 1),
     }
     out = args.out

@@ -27,7 +27,7 @@ from serving.api.app import write_openapi
 from serving.schemas import ErrorResponse
 
 RUNS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    ("scorer", "^/(score|score_batch|explain|model)$", ("2XX", "422")),
+    ("scorer", "^/(score|score_batch|explain|model)$", ("2XX", "409", "422")),
     ("auditor", "^/(audit|review/api)/", ("2XX", "404", "409", "422")),
     ("admin", "^/admin/reload$", ("2XX", "409", "422")),
 )
@@ -35,7 +35,8 @@ RUNS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
 
 422 is accepted for schema-valid bodies because cross-field rules (dates after ``as_of``,
 exactly one of customer / feature_vector, repeated ids) are not expressible in JSON schema;
-404/409 because a random record id rarely exists / a random bundle path is refused.
+404/409 because a random record id rarely exists / a random bundle path is refused; 409 also
+when a generated ``Idempotency-Key`` comes back with another body.
 """
 
 

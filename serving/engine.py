@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import math
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from audit import DecisionRecord
+from audit import DecisionRecord, IdempotentResponse
 from features.catalog import FEATURE_SPEC, compute_feature_row, compute_features_pl
 from features.groups.common import FRAME_TABLES, FeatureFrames
 from features.schema import STATEMENT_AMOUNTS
@@ -203,6 +203,8 @@ class ScoringJob:
     """Per request ``none``/``png``/``svg`` to add the tier explanation; None: no explanation."""
     sources: Sequence[RequestSource] | None = None
     """Per request, the body it arrived in; None records pydantic's JSON of each request."""
+    answer: Callable[[list[dict[str, Any]]], IdempotentResponse] | None = None
+    """The call's idempotency answer from its responses, committed with its decisions."""
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+import re
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,13 @@ from rating.reasons import default_reason
 from serving.api.deps import get_state, require
 from serving.api.errors import ApiError, invalid
 from serving.api.ids import parse_record_id
+from serving.api.responses import (
+    DecisionDetail,
+    DecisionExport,
+    DecisionPage,
+    Facets,
+    ReviewChainCheck,
+)
 from serving.auth import Role
 from serving.schemas import MAX_DAY, MIN_DAY
 
@@ -107,6 +115,9 @@ class ReviewConfig(BaseModel):
     waterfall_steps: int = Field(default=10, ge=1, le=100)
 
 
+_ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
 class SearchParams(BaseModel):
     """Query parameters of a search or range export (``from``/``to`` are dates or times)."""
 
@@ -125,6 +136,14 @@ class SearchParams(BaseModel):
     model_version: str | None = Field(default=None, min_length=1, max_length=128)
     limit: int = Field(default=50, ge=1, le=10_000)
     offset: int = Field(default=0, ge=0, le=10_000_000)
+
+    @field_validator("start", "end", "rated_from", "rated_to", mode="before")
+    @classmethod
+    def _iso(cls, value: object) -> object:
+        # Lax pydantic would read "0.5" as epoch seconds: only ISO dates and times are meant.
+        if isinstance(value, str) and not _ISO_DAY.match(value):
+            raise ValueError("an ISO date (YYYY-MM-DD) or date and time")
+        return value
 
     @field_validator("start", "end")
     @classmethod
@@ -470,10 +489,17 @@ def _attachment(content: Any, filename: str) -> Response:
     )
 
 
-def _query_parameters(*extra: str) -> dict[str, Any]:
-    """OpenAPI ``parameters`` of the search filters (validated by `parse_search`)."""
-    properties = SearchParams.model_json_schema(by_alias=True)["properties"]
-    names = [*extra, *properties]
+def _query_parameters(*extra: str, ignored: tuple[str, ...] = ()) -> dict[str, Any]:
+    """OpenAPI ``parameters`` of the search filters (validated by `parse_search`).
+
+    A filter sent empty is ignored (the page sends its empty fields), which the schemas say.
+    """
+    empty = {"type": "string", "maxLength": 0}
+    properties = {
+        name: {"anyOf": [schema, empty]}
+        for name, schema in SearchParams.model_json_schema(by_alias=True)["properties"].items()
+    }
+    names = [*extra, *(name for name in properties if name not in ignored)]
     return {
         "parameters": [
             {
@@ -533,7 +559,7 @@ def review_router(config: ReviewConfig | None = None) -> APIRouter:
             REVIEW_DIR / name, media_type=STATIC_FILES[name], headers=_SECURITY_HEADERS
         )
 
-    @router.get("/api/facets", **api)
+    @router.get("/api/facets", response_model=Facets, **api)
     async def facets(state: Any = _STATE) -> Response:
         """Tiers and model versions present in the log (auditor)."""
         audit = _store(state)
@@ -547,7 +573,9 @@ def review_router(config: ReviewConfig | None = None) -> APIRouter:
             }
         )
 
-    @router.get("/api/decisions", openapi_extra=_query_parameters(), **api)
+    @router.get(
+        "/api/decisions", response_model=DecisionPage, openapi_extra=_query_parameters(), **api
+    )
     async def search(request: Request, state: Any = _STATE) -> Response:
         """Search decisions, newest first (auditor)."""
         params = parse_search(dict(request.query_params), settings.max_page)
@@ -561,7 +589,7 @@ def review_router(config: ReviewConfig | None = None) -> APIRouter:
             }
         )
 
-    @router.get("/api/decisions/{record_id}", **api)
+    @router.get("/api/decisions/{record_id}", response_model=DecisionDetail, **api)
     async def detail(record_id: str, state: Any = _STATE) -> Response:
         """One decision with everything the page shows (auditor)."""
         audit = _store(state)
@@ -570,7 +598,7 @@ def review_router(config: ReviewConfig | None = None) -> APIRouter:
         found["judgement"] = await run_in_threadpool(judgement_of, state, audit, record)
         return _json(found)
 
-    @router.get("/api/chain", **api)
+    @router.get("/api/chain", response_model=ReviewChainCheck, **api)
     async def chain(state: Any = _STATE) -> Response:
         """Verification of the whole audit chain (auditor)."""
         result = await run_in_threadpool(_store(state).verify)
@@ -585,7 +613,12 @@ def review_router(config: ReviewConfig | None = None) -> APIRouter:
             }
         )
 
-    @router.get("/api/export", openapi_extra=_query_parameters("id"), **api)
+    @router.get(
+        "/api/export",
+        response_model=StoredDecision | DecisionExport,
+        openapi_extra=_query_parameters("id", ignored=("limit",)),  # export ignores it
+        **api,
+    )
     async def export(request: Request, state: Any = _STATE) -> Response:
         """One decision (``id``) or the decisions matching the filters, as a JSON file."""
         audit = _store(state)

@@ -49,6 +49,7 @@ from audit import (
     AuditError,
     AuditStore,
     AuditUnavailableError,
+    IdempotentResponse,
     open_audit_store,
 )
 from features.covenants import CovenantConfig
@@ -330,10 +331,13 @@ class ServingState:
             unrecorded = ApiError(
                 503, "audit_unavailable", "people's judgement could not be read; no decision given"
             )
-        decisions = [d for outcome in outcomes if isinstance(outcome, list) for d in outcome]
+        # The answers stored for idempotency keys are the judged responses the callers get.
+        decided = [(j, o) for j, o in zip(jobs, outcomes, strict=True) if isinstance(o, list)]
+        decisions = [d for _, outcome in decided for d in outcome]
+        answers = [j.answer([d.response for d in o]) for j, o in decided if j.answer]
         try:
             if unrecorded is None:
-                _commit(audit, decisions)
+                _commit(audit, decisions, answers)
         except ApiError as error:
             unrecorded = error
         return [
@@ -344,9 +348,11 @@ class ServingState:
         ]
 
 
-def _commit(audit: AuditStore, decisions: list[Decision]) -> None:
+def _commit(
+    audit: AuditStore, decisions: list[Decision], answers: list[IdempotentResponse]
+) -> None:
     try:
-        audit.append_many([decision.record for decision in decisions])
+        audit.append_many([decision.record for decision in decisions], idempotent=answers)
     except AuditUnavailableError as error:
         logger.error("audit store unavailable: %s", error)
         raise ApiError(

@@ -12,13 +12,20 @@ from starlette.responses import JSONResponse
 
 from serving.api.body import json_body, parse_body
 from serving.api.deps import get_state, require
+from serving.api.idempotency import IdempotentRoute
+from serving.api.responses import ReloadResponse
 from serving.auth import Role
 from serving.schemas import ReloadRequest
 
-router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require(Role.ADMIN))])
+router = APIRouter(
+    prefix="/admin",
+    tags=["admin"],
+    dependencies=[Depends(require(Role.ADMIN))],
+    route_class=IdempotentRoute,
+)
 
 
-@router.post("/reload", openapi_extra=json_body(ReloadRequest))
+@router.post("/reload", response_model=ReloadResponse, openapi_extra=json_body(ReloadRequest))
 async def admin_reload(request: Request, state: Any = Depends(get_state)) -> JSONResponse:  # noqa: B008
     """Reload the bundle; the old model stays on failure (409).
 

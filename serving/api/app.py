@@ -27,6 +27,8 @@ from serving.api import admin, audit_routes, lifecycle_routes, management_routes
 from serving.api.body import SCHEMA_REF
 from serving.api.deps import require
 from serving.api.errors import install_error_handlers
+from serving.api.idempotency import HEADER as IDEMPOTENCY_HEADER
+from serving.api.idempotency import KEY_SCHEMA as IDEMPOTENCY_KEY_SCHEMA
 from serving.review import ReviewConfig, review_router
 from serving.schemas import (
     ErrorResponse,
@@ -48,12 +50,14 @@ _BODY_MODELS: list[type[BaseModel]] = [
     *lifecycle_routes.BODY_MODELS,
 ]
 _ERRORS: dict[int, str] = {
+    400: "invalid Idempotency-Key header",
     401: "missing, malformed or unknown bearer token",
     403: "valid token without the role this endpoint needs",
     404: "no such record or path",
     405: "method not allowed on this path",
     409: "conflict: bundle refused, record scored by another bundle, proposal already decided "
-    "or expired, or no model decision to override",
+    "or expired, no model decision to override, or Idempotency-Key reused with another "
+    "request or still in flight",
     413: "body larger than the configured limit",
     415: "body is not application/json",
     422: "body or parameter invalid; ``fields`` names each bad field",
@@ -123,6 +127,10 @@ def complete_openapi(document: dict[str, Any]) -> dict[str, Any]:
             codes = [401, 403, 404, 405, 422, 503]
             if "requestBody" in operation:
                 codes += [409, 413, 415]
+            for parameter in operation.get("parameters", []):
+                if parameter["name"] == IDEMPOTENCY_HEADER:
+                    parameter["schema"] = IDEMPOTENCY_KEY_SCHEMA
+                    codes = sorted({*codes, 400, 409, 413})
             responses = operation["responses"]
             for code in sorted(codes):
                 responses[str(code)] = _error_response(code)

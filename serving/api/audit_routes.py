@@ -8,14 +8,21 @@ from fastapi import APIRouter, Depends
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse
 
-from audit import AuditError, AuditRecordNotFoundError, StoredDecision, replay
+from audit import AuditError, AuditRecordNotFoundError, ReplayResult, StoredDecision, replay
 from serving.api.deps import get_state, require
 from serving.api.errors import ApiError
+from serving.api.idempotency import IdempotentRoute
 from serving.api.ids import parse_record_id
+from serving.api.responses import ChainCheck
 from serving.auth import Role
 from serving.engine import Engine, ScoringError
 
-router = APIRouter(prefix="/audit", tags=["audit"], dependencies=[Depends(require(Role.AUDITOR))])
+router = APIRouter(
+    prefix="/audit",
+    tags=["audit"],
+    dependencies=[Depends(require(Role.AUDITOR))],
+    route_class=IdempotentRoute,
+)
 _STATE = Depends(get_state)
 
 
@@ -26,7 +33,7 @@ def _show(audit: Any, record_id: int | str) -> StoredDecision:
         raise ApiError(404, "not_found", str(error)) from error
 
 
-@router.get("/verify")
+@router.get("/verify", response_model=ChainCheck)
 async def audit_verify(state: Any = _STATE) -> JSONResponse:
     """Verify the whole hash chain."""
     _, audit = state.ready_engine()
@@ -42,7 +49,7 @@ async def audit_verify(state: Any = _STATE) -> JSONResponse:
     )
 
 
-@router.get("/{record_id}")
+@router.get("/{record_id}", response_model=StoredDecision)
 async def audit_record(record_id: str, state: Any = _STATE) -> JSONResponse:
     """One stored decision (row id or decision id)."""
     _, audit = state.ready_engine()
@@ -51,7 +58,7 @@ async def audit_record(record_id: str, state: Any = _STATE) -> JSONResponse:
     )
 
 
-@router.post("/{record_id}/replay")
+@router.post("/{record_id}/replay", response_model=ReplayResult)
 async def audit_replay(record_id: str, state: Any = _STATE) -> JSONResponse:
     """Re-score the stored inputs with the recorded model (409 when another bundle made it)."""
     engine, audit = state.ready_engine()

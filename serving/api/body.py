@@ -26,15 +26,12 @@ def json_body(model: type[BaseModel]) -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": ref}}}}
 
 
-async def read_json_body(request: Request, limit: int) -> bytes:
-    """The body's bytes.
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body's bytes (read once; later reads get the same bytes).
 
     Raises:
-        ApiError: 415 unless ``application/json``; 413 beyond ``limit`` bytes.
+        ApiError: 413 beyond ``limit`` bytes.
     """
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type != "application/json":
-        raise ApiError(415, "unsupported_media_type", "send the body as application/json")
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise ApiError(413, "payload_too_large", f"body exceeds {limit} bytes")
@@ -44,7 +41,20 @@ async def read_json_body(request: Request, limit: int) -> bytes:
         if size > limit:
             raise ApiError(413, "payload_too_large", f"body exceeds {limit} bytes")
         chunks.append(chunk)
-    return b"".join(chunks)
+    request._body = b"".join(chunks)  # what Starlette's stream() and body() answer from now
+    return request._body
+
+
+async def read_json_body(request: Request, limit: int) -> bytes:
+    """The body's bytes.
+
+    Raises:
+        ApiError: 415 unless ``application/json``; 413 beyond ``limit`` bytes.
+    """
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/json":
+        raise ApiError(415, "unsupported_media_type", "send the body as application/json")
+    return await read_body(request, limit)
 
 
 async def parse_body(

@@ -36,10 +36,11 @@ from management.warnings import warnings_of
 from rating.lifecycle import CustomerStatus
 from serving.api.body import json_body, parse_body
 from serving.api.deps import get_state, require
+from serving.api.idempotency import IdempotentRoute
 from serving.api.management_routes import DecisionRequest, _actor, _call, _customer
 from serving.auth import Caller, Role
 
-router = APIRouter(tags=["customer management"])
+router = APIRouter(tags=["customer management"], route_class=IdempotentRoute)
 _STATE = Depends(get_state)
 _ANALYST = Depends(require(Role.ANALYST))
 _SENIOR = Depends(require(Role.SENIOR_APPROVER))

@@ -39,10 +39,11 @@ from rating.judgement import JudgementError, OverrideKind
 from serving.api.body import json_body, parse_body
 from serving.api.deps import get_state, require
 from serving.api.errors import ApiError
+from serving.api.idempotency import IdempotentRoute
 from serving.auth import Caller, Role
 from serving.schemas import FieldError
 
-router = APIRouter(tags=["judgement"])
+router = APIRouter(tags=["judgement"], route_class=IdempotentRoute)
 _STATE = Depends(get_state)
 _ANALYST = Depends(require(Role.ANALYST))
 _APPROVER = Depends(require(Role.APPROVER))

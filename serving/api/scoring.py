@@ -1,24 +1,32 @@
-"""Scoring routes: ``/score``, ``/score_batch``, ``/explain`` (scorer) and ``/model`` (any role)."""
+"""Scoring routes: ``/score``, ``/score_batch``, ``/explain`` (scorer) and ``/model`` (any role).
+
+The POST routes honour ``Idempotency-Key``: a call's answer is committed with its decisions.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Depends
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from audit import IdempotentResponse
 from serving.api.body import json_body
 from serving.api.deps import get_state, require
+from serving.api.idempotency import IDEMPOTENCY, Idempotency, IdempotentRoute
+from serving.api.responses import ExplainResponse, ModelInfo, ScoreBatchResponse, ScoreResponse
 from serving.auth import Caller, Role
 from serving.by_id import scoring_body
 from serving.engine import RequestSource, ScoringJob
 from serving.schemas import ExplainRequest, ScoreBatchRequest, ScoreRequest
 
-router = APIRouter(tags=["scoring"])
+router = APIRouter(tags=["scoring"], route_class=IdempotentRoute)
 _SCORER = Depends(require(Role.SCORER))
 _ANYONE = Depends(require())
 _STATE = Depends(get_state)
+_POST: dict[str, Any] = {"dependencies": [_SCORER]}  # the role before the idempotency key
 
 
 def _raw(state: Any) -> str | None:
@@ -26,37 +34,70 @@ def _raw(state: Any) -> str | None:
     return state.config.raw_url
 
 
-@router.post("/score", openapi_extra=json_body(ScoreRequest))
-async def score(request: Request, caller: Caller = _SCORER, state: Any = _STATE) -> JSONResponse:
+def _answer(
+    key: Idempotency | None, body: Callable[[list[dict[str, Any]]], Any]
+) -> Callable[[list[dict[str, Any]]], IdempotentResponse] | None:
+    """How a job stores its call's answer (``body`` of its responses) with its decisions."""
+    if key is None:
+        return None
+    return lambda responses: key.answer(body(responses))
+
+
+@router.post("/score", response_model=ScoreResponse, openapi_extra=json_body(ScoreRequest), **_POST)
+async def score(
+    request: Request,
+    caller: Caller = _SCORER,
+    state: Any = _STATE,
+    key: Idempotency | None = IDEMPOTENCY,
+) -> JSONResponse:
     """Score one customer (scorer)."""
     body, raw, read = await scoring_body(request, state.config.limits, ScoreRequest, _raw(state))
-    job = ScoringJob([body], caller.name, "score", sources=[RequestSource(raw, read=read.get(""))])
+    answer = _answer(key, lambda responses: responses[0])
+    source = RequestSource(raw, read=read.get(""))
+    job = ScoringJob([body], caller.name, "score", sources=[source], answer=answer)
     return JSONResponse((await state.decide(job))[0])
 
 
-@router.post("/score_batch", openapi_extra=json_body(ScoreBatchRequest))
+@router.post(
+    "/score_batch",
+    response_model=ScoreBatchResponse,
+    openapi_extra=json_body(ScoreBatchRequest),
+    **_POST,
+)
 async def score_batch(
-    request: Request, caller: Caller = _SCORER, state: Any = _STATE
+    request: Request,
+    caller: Caller = _SCORER,
+    state: Any = _STATE,
+    key: Idempotency | None = IDEMPOTENCY,
 ) -> JSONResponse:
     """Score many customers, one audit record each (scorer)."""
     limits = state.config.limits
     body, raw, read = await scoring_body(request, limits, ScoreBatchRequest, _raw(state))
     pointers = [f"/requests/{i}" for i in range(len(body.requests))]
     sources = [RequestSource(raw, p, read=read.get(p)) for p in pointers]
-    job = ScoringJob(body.requests, caller.name, "score", sources=sources)
+    answer = _answer(key, lambda responses: {"results": responses})
+    job = ScoringJob(body.requests, caller.name, "score", sources=sources, answer=answer)
     return JSONResponse({"results": await state.decide(job)})
 
 
-@router.post("/explain", openapi_extra=json_body(ExplainRequest))
-async def explain(request: Request, caller: Caller = _SCORER, state: Any = _STATE) -> JSONResponse:
+@router.post(
+    "/explain", response_model=ExplainResponse, openapi_extra=json_body(ExplainRequest), **_POST
+)
+async def explain(
+    request: Request,
+    caller: Caller = _SCORER,
+    state: Any = _STATE,
+    key: Idempotency | None = IDEMPOTENCY,
+) -> JSONResponse:
     """The score plus the explanation on the tiers, with an optional chart (scorer)."""
     body, raw, read = await scoring_body(request, state.config.limits, ExplainRequest, _raw(state))
     source = RequestSource(raw, read=read.get(""))
-    job = ScoringJob([body], caller.name, "explain", [body.chart], [source])
+    answer = _answer(key, lambda responses: responses[0])
+    job = ScoringJob([body], caller.name, "explain", [body.chart], [source], answer)
     return JSONResponse((await state.decide(job))[0])
 
 
-@router.get("/model", dependencies=[_ANYONE])
+@router.get("/model", response_model=ModelInfo, dependencies=[_ANYONE])
 async def model_info(state: Any = _STATE) -> JSONResponse:
     """The served bundle: model version, hash, scale, tiers (any valid token)."""
     engine, _ = state.ready_engine()

@@ -111,6 +111,12 @@ def test_given_bad_search_parameters_when_searching_then_422_names_the_parameter
     assert too_many.status_code == 422 and too_many.json()["error"]["fields"][0]["loc"] == "limit"
     unknown = review.get("/review/api/decisions", colour="red")
     assert unknown.status_code == 422 and unknown.json()["error"]["fields"][0]["loc"] == "colour"
+    # Numbers are not dates (lax parsing would read them as epoch seconds)
+    for name in ("from", "to", "rated_from", "rated_to"):
+        number = review.get("/review/api/decisions", **{name: "0.5" if name[0] != "r" else "0"})
+        assert number.status_code == 422 and number.json()["error"]["fields"][0]["loc"] == name
+    timed = review.get("/review/api/decisions", **{"from": "2024-01-01T08:00:00Z"})
+    assert timed.status_code == 200
 
 
 def test_given_facets_when_signed_in_then_tiers_versions_and_loaded_model(review):
