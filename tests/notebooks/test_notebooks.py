@@ -23,6 +23,14 @@ SMALL = {
     "RG_NB_GATES": "relaxed",
     "MPLBACKEND": "Agg",
 }
+PRINTED = {
+    "03_decision_review": (
+        "refused [four_eyes]: 'ann' proposed override",
+        "approved by bob (approver)",
+        "judgement chain: VerifyResult(ok=True",
+    ),
+}
+"""Lines a notebook must print when it runs: what its walkthrough is there to show."""
 
 
 def test_given_the_notebooks_folder_when_listed_then_the_three_walkthroughs_exist():
@@ -69,3 +77,5 @@ def test_given_a_small_portfolio_when_a_notebook_runs_headless_then_every_cell_s
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
     assert any(o.output_type in ("display_data", "execute_result") for o in outputs)
+    printed = "".join(o.text for o in outputs if o.output_type == "stream")
+    assert [line for line in PRINTED.get(path.stem, ()) if line not in printed] == []
