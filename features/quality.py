@@ -13,8 +13,6 @@
 
 from __future__ import annotations
 
-import base64
-import html
 import io
 from pathlib import Path
 
@@ -27,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from features.errors import RiskgradeError
+from features.html import Section, figure, render_sections, table
 from features.metrics import auc, psi_of_shares, quantile_edges, woe
 from features.spec import FeatureKind, FeatureSpec, RiskDirection
 
@@ -131,8 +130,8 @@ def feature_quality(
     return pd.DataFrame(rows)
 
 
-def _bar_chart(table: pd.DataFrame, column: str, title: str, threshold: float | None) -> str:
-    """A horizontal bar chart of one column, as a base64 PNG."""
+def _bar_chart(table: pd.DataFrame, column: str, title: str, threshold: float | None) -> bytes:
+    """A horizontal bar chart of one column, as PNG bytes."""
     ordered = table.sort_values(column, na_position="first")
     figure, axes = plt.subplots(figsize=(8, max(3.0, 0.22 * len(ordered))))
     axes.barh(ordered["feature"], ordered[column].fillna(0.0), color="#4472c4")
@@ -144,10 +143,10 @@ def _bar_chart(table: pd.DataFrame, column: str, title: str, threshold: float | 
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=90)
     plt.close(figure)
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
+    return buffer.getvalue()
 
 
-def render_quality_report(table: pd.DataFrame, out_path: Path | str) -> Path:
+def render_quality_report(quality: pd.DataFrame, out_path: Path | str) -> Path:
     """Write a self-contained HTML report (plots embedded as base64, no external resources).
 
     Returns:
@@ -156,22 +155,15 @@ def render_quality_report(table: pd.DataFrame, out_path: Path | str) -> Path:
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     charts = [
-        ("Information value", _bar_chart(table, "iv", "Information value", 0.02)),
-        ("Direction-aware AUC", _bar_chart(table, "auc_directional", "Direction-aware AUC", 0.5)),
-        ("PSI first vs last snapshot", _bar_chart(table, "psi_first_last", "PSI", 0.25)),
+        ("Information value", "iv", "Information value", 0.02),
+        ("Direction-aware AUC", "auc_directional", "Direction-aware AUC", 0.5),
+        ("PSI first vs last snapshot", "psi_first_last", "PSI", 0.25),
     ]
-    images = "\n".join(
-        f'<h2>{html.escape(title)}</h2><img alt="{html.escape(title)}" '
-        f'src="data:image/png;base64,{data}"/>'
-        for title, data in charts
-    )
-    page = (
-        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>Feature quality</title>"
-        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
-        "td,th{border:1px solid #ccc;padding:2px 6px;font-size:12px}</style></head><body>"
-        "<h1>Feature quality</h1>"
-        f"{images}<h2>Table</h2>{table.to_html(index=False, float_format=lambda v: f'{v:.4f}')}"
-        "</body></html>\n"
-    )
+    sections = [
+        Section(title, (figure(_bar_chart(quality, column, label, line), title),))
+        for title, column, label, line in charts
+    ]
+    sections.append(Section("Table", (table(quality),)))
+    page = render_sections("Feature quality", sections)
     out_path.write_text(page, encoding="utf-8")
     return out_path
