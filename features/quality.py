@@ -2,8 +2,9 @@
 
 * Information value: quantile bins of the non-missing values (``bins``, ties merged) plus one
   bin for missing values; categorical and flag features bin by level. Weight of evidence
-  (`features.metrics.woe`, ``ln(good share / bad share)``) uses additive smoothing (``0.5`` per
-  bin) so empty cells stay finite.
+  (`features.metrics.woe`, ``ln(good share / bad share)``) and IV
+  (`features.metrics.information_value`) use additive smoothing (``0.5`` per bin) so empty cells
+  stay finite.
 * AUC of the raw feature against the label on non-missing rows (``auc``), the direction-aware
   one (``auc_directional``: ``auc`` for risk direction up, ``1 - auc`` for down, the larger of
   the two when the direction is unknown) and ``auc_max = max(auc, 1 - auc)``.
@@ -26,7 +27,7 @@ import pandas as pd
 
 from features.errors import RiskgradeError
 from features.html import Section, figure, render_sections, table
-from features.metrics import auc, psi_of_shares, quantile_edges, woe
+from features.metrics import auc, information_value, psi_of_shares, quantile_edges
 from features.spec import FeatureKind, FeatureSpec, RiskDirection
 
 _SMOOTHING = 0.5
@@ -52,14 +53,12 @@ def _bin_codes(
     return codes
 
 
-def information_value(codes: np.ndarray, label: np.ndarray) -> float:
-    """IV of a binned feature with smoothed weights of evidence."""
+def code_information_value(codes: np.ndarray, label: np.ndarray) -> float:
+    """IV (`features.metrics.information_value`) of a binned feature, one bin per code."""
     levels, inverse = np.unique(codes, return_inverse=True)
     bad = np.bincount(inverse, weights=label, minlength=levels.size)
     good = np.bincount(inverse, minlength=levels.size) - bad
-    bad_share = (bad + _SMOOTHING) / (bad.sum() + _SMOOTHING * levels.size)
-    good_share = (good + _SMOOTHING) / (good.sum() + _SMOOTHING * levels.size)
-    return float(np.sum((good_share - bad_share) * woe(bad, good, _SMOOTHING)))
+    return information_value(bad, good, _SMOOTHING)
 
 
 def code_psi(expected: np.ndarray, actual: np.ndarray) -> float:
@@ -116,7 +115,7 @@ def feature_quality(
                 "feature": feature.name,
                 "group": str(feature.group),
                 "risk_direction": str(feature.risk_direction),
-                "iv": information_value(_bin_codes(values, feature.kind, bins), y),
+                "iv": code_information_value(_bin_codes(values, feature.kind, bins), y),
                 "auc": area,
                 "auc_directional": directional,
                 "auc_max": max(area, 1.0 - area),
