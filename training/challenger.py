@@ -4,8 +4,9 @@ Numeric features, ``binning: optbinning`` (default): optimal binning by constrai
 (`optbinning.OptimalBinning`: CART pre-bins, then the bins maximising information value under a
 monotone bad rate, in the spec's risk direction or either direction when it has none, each bin
 holding at least ``min_bin_share`` of the rows). ``binning: quantile``: quantile bins, small
-bins merged into a neighbour, then adjacent bins merged until the bad rate is monotone (direction
-from the spec, else from the data's trend). Either way missing values get their own bin.
+bins merged into a neighbour. Either way adjacent bins are then merged until the (smoothed) WOE
+is monotone (direction from the spec, else from the data's trend), so the scorecard is monotone
+in every numeric feature, and missing values get their own bin.
 Categorical features: one bin per code plus a missing bin. WOE and information value are
 `features.metrics.woe` and `features.metrics.information_value`, ``ln(good share / bad share)``
 with additive smoothing, so a higher WOE means a lower risk and a feature's coefficient is
@@ -73,10 +74,39 @@ def _counts(edges: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray
     return n, bad
 
 
+def _monotone(
+    edges: list[float],
+    n: list[float],
+    bad: list[float],
+    direction: RiskDirection,
+    smoothing: float,
+) -> None:
+    """Merge adjacent bins in place until the WOE is monotone in the risk direction.
+
+    The test is on the smoothed odds ``(bad + s) / (good + s)`` that order the WOE
+    (`features.metrics.woe`), not on the raw bad rate: with rare defaults, additive smoothing
+    can reverse two bins whose raw rates are in order, and the scorecard is linear in the WOE.
+    Without a known direction, the direction is the trend of the odds over the bins.
+    """
+    if len(n) < 2:
+        return
+    odds = (np.asarray(bad) + smoothing) / (np.asarray(n) - np.asarray(bad) + smoothing)
+    sign = {RiskDirection.UP: 1.0, RiskDirection.DOWN: -1.0}.get(direction)
+    if sign is None:
+        trend = np.corrcoef(np.arange(len(odds)), odds)[0, 1] if len(odds) > 2 else np.diff(odds)[0]
+        sign = 1.0 if np.nan_to_num(trend) >= 0 else -1.0
+    while len(n) > 1:
+        odds = (np.asarray(bad) + smoothing) / (np.asarray(n) - np.asarray(bad) + smoothing)
+        steps = sign * np.diff(odds)
+        if (steps >= 0).all():
+            return
+        _merge(edges, n, bad, int(np.argmin(steps)))
+
+
 def _quantile_bins(
-    x: np.ndarray, y: np.ndarray, direction: RiskDirection, config: ChallengerConfig
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Edges and per-bin (count, bad): quantile bins merged until big enough and monotone."""
+    x: np.ndarray, y: np.ndarray, config: ChallengerConfig
+) -> tuple[list[float], list[float], list[float]]:
+    """Edges and per-bin (count, bad): quantile bins, small ones merged into a neighbour."""
     quantiles = np.quantile(x, np.linspace(0, 1, config.n_bins + 1)[1:-1])
     edges_array = np.unique(quantiles)
     counts, bads = _counts(edges_array, x, y)
@@ -87,19 +117,7 @@ def _quantile_bins(
         i = int(np.argmin(n))
         j = i - 1 if i == len(n) - 1 or (i > 0 and n[i - 1] <= n[i + 1]) else i
         _merge(edges, n, bad, j)
-    if config.monotone and len(n) > 2:
-        rates = np.asarray(bad) / np.asarray(n)
-        sign = {RiskDirection.UP: 1.0, RiskDirection.DOWN: -1.0}.get(direction)
-        if sign is None:
-            trend = np.corrcoef(np.arange(len(rates)), rates)[0, 1]
-            sign = 1.0 if np.nan_to_num(trend) >= 0 else -1.0
-        while len(n) > 1:
-            rates = np.asarray(bad) / np.asarray(n)
-            steps = sign * np.diff(rates)
-            if (steps >= 0).all():
-                break
-            _merge(edges, n, bad, int(np.argmin(steps)))
-    return np.asarray(edges, dtype=np.float64), np.asarray(n), np.asarray(bad)
+    return edges, n, bad
 
 
 _TRENDS = {RiskDirection.UP: "ascending", RiskDirection.DOWN: "descending"}
@@ -107,7 +125,7 @@ _TRENDS = {RiskDirection.UP: "ascending", RiskDirection.DOWN: "descending"}
 
 def _optimal_bins(
     x: np.ndarray, y: np.ndarray, direction: RiskDirection, config: ChallengerConfig
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[list[float], list[float], list[float]]:
     """Edges and per-bin (count, bad) from `optbinning.OptimalBinning` (CP solver, seeded).
 
     optbinning's bin i holds ``splits[i-1] <= x < splits[i]``; each split becomes the largest
@@ -128,7 +146,20 @@ def _optimal_bins(
     splits = np.asarray(binning.splits, dtype=np.float64)
     edges = np.nextafter(splits, -np.inf)
     n, bad = _counts(edges, x, y)
-    return edges, n, bad
+    return list(edges), list(n), list(bad)
+
+
+def _numeric_bins(
+    x: np.ndarray, y: np.ndarray, direction: RiskDirection, config: ChallengerConfig
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Edges and per-bin (count, bad) of a numeric feature's non-missing values."""
+    if config.binning == "optbinning":
+        edges, n, bad = _optimal_bins(x, y, direction, config)
+    else:
+        edges, n, bad = _quantile_bins(x, y, config)
+    if config.monotone:
+        _monotone(edges, n, bad, direction, config.woe_smoothing)
+    return np.asarray(edges, dtype=np.float64), np.asarray(n), np.asarray(bad)
 
 
 def fit_bins(
@@ -151,10 +182,8 @@ def fit_bins(
         edges, codes = np.unique(xs, return_inverse=True)
         n = np.bincount(codes).astype(float)
         bad = np.bincount(codes, weights=ys)
-    elif config.binning == "optbinning":
-        edges, n, bad = _optimal_bins(xs, ys, direction, config)
     else:
-        edges, n, bad = _quantile_bins(xs, ys, direction, config)
+        edges, n, bad = _numeric_bins(xs, ys, direction, config)
     all_bad = np.append(bad, y[missing].sum())
     all_good = np.append(n - bad, missing.sum() - y[missing].sum())
     woe = weight_of_evidence(all_bad, all_good, config.woe_smoothing)

@@ -251,7 +251,7 @@ def _finish(
                 f"Platt a={evaluation.calibration.a:.4f} b={evaluation.calibration.b:.4f}"
             ),
             "anchored to long-run default rate": evaluation.long_run_rate,
-            "challenger": "logistic regression on WOE bins",
+            "challenger": f"logistic regression on WOE bins ({config.challenger.binning} binning)",
             "split": split.kind,
         },
         metrics=metrics,

@@ -120,6 +120,21 @@ def test_optimal_bins_put_a_value_on_a_split_where_optbinning_does():
     np.testing.assert_array_equal(np.bincount(ours[: present.sum()]), counts)
 
 
+@pytest.mark.parametrize("binning", ["optbinning", "quantile"])
+def test_rare_defaults_do_not_reverse_the_smoothed_woe(binning):
+    # Given rare defaults: 100 safe rows without a default, 2000 with one default, then risk
+    rng = np.random.default_rng(7)
+    x = np.concatenate([rng.uniform(0, 1, 100), rng.uniform(1, 2, 2000), rng.uniform(2, 3, 2000)])
+    y = np.zeros(x.size)
+    y[100 + 1500] = 1.0
+    y[2100:][rng.random(2000) < 0.4] = 1.0
+    # When the feature is binned with small bins allowed
+    config = ChallengerConfig(binning=binning, n_bins=41, min_bin_share=0.01)
+    bins = fit_bins(x, y, "f", FeatureKind.NUMERIC, RiskDirection.UP, config)
+    # Then the WOE, not only the raw bad rate, falls bin over bin: the score is monotone
+    assert len(bins.woe) >= 2 and (np.diff(bins.woe) <= 0).all()
+
+
 def test_categorical_bins_map_unknown_codes_to_the_missing_woe():
     x = np.array([0, 0, 1, 1, 2, 2, np.nan] * 50, dtype=float)
     y = np.array([0, 1, 0, 0, 1, 1, 0] * 50, dtype=float)
