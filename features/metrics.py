@@ -9,7 +9,9 @@ features, rating; monitoring -> features, rating) while ``features`` imports not
   sample's inner quantile edges, bin ``i`` holding ``edges[i-1] <= x < edges[i]``
   (``np.searchsorted(edges, x, side="right")``), plus one bin for missing values.
 * WOE: ``ln(good share / bad share)`` with additive smoothing, so a higher WOE means a lower
-  risk (the usual scorecard convention); information value is ``sum((good - bad) * WOE)``.
+  risk (the usual scorecard convention); information value is ``sum((good - bad) * WOE)`` on
+  the same smoothed shares (`information_value`), used by the feature quality table and the
+  challenger alike.
 """
 
 from __future__ import annotations
@@ -107,6 +109,21 @@ def psi(
     return psi_of_shares(_numeric_shares(expected, cuts), _numeric_shares(actual, cuts), epsilon)
 
 
+def _smoothed_shares(
+    bad: np.ndarray, good: np.ndarray, smoothing: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Bad and good shares per bin, each cell count plus ``smoothing``."""
+    bad = np.asarray(bad, dtype=np.float64)
+    good = np.asarray(good, dtype=np.float64)
+    if bad.shape != good.shape or bad.ndim != 1:
+        raise MetricError(f"bad {bad.shape} and good {good.shape} must be equal 1-d arrays")
+    if smoothing <= 0.0:
+        raise MetricError(f"smoothing must be > 0, got {smoothing}")
+    bad_share = (bad + smoothing) / (bad.sum() + smoothing * len(bad))
+    good_share = (good + smoothing) / (good.sum() + smoothing * len(good))
+    return bad_share, good_share
+
+
 def woe(bad: np.ndarray, good: np.ndarray, smoothing: float) -> np.ndarray:
     """Weight of evidence per bin: ``ln(good share / bad share)``, higher = lower risk.
 
@@ -114,9 +131,27 @@ def woe(bad: np.ndarray, good: np.ndarray, smoothing: float) -> np.ndarray:
         bad: defaults per bin.
         good: non-defaults per bin.
         smoothing: count added to every cell, so empty cells stay finite.
+
+    Raises:
+        MetricError: if the arrays differ in shape or ``smoothing`` is not positive.
     """
-    bad = np.asarray(bad, dtype=np.float64)
-    good = np.asarray(good, dtype=np.float64)
-    bad_share = (bad + smoothing) / (bad.sum() + smoothing * len(bad))
-    good_share = (good + smoothing) / (good.sum() + smoothing * len(good))
+    bad_share, good_share = _smoothed_shares(bad, good, smoothing)
     return np.log(good_share / bad_share)
+
+
+def information_value(bad: np.ndarray, good: np.ndarray, smoothing: float) -> float:
+    """Information value of a binning: ``sum((good share - bad share) * WOE)``.
+
+    The shares are the smoothed ones `woe` uses, so the IV is never negative and is 0 when the
+    smoothed bad and good shares agree in every bin.
+
+    Args:
+        bad: defaults per bin.
+        good: non-defaults per bin.
+        smoothing: count added to every cell (as in `woe`).
+
+    Raises:
+        MetricError: if the arrays differ in shape or ``smoothing`` is not positive.
+    """
+    bad_share, good_share = _smoothed_shares(bad, good, smoothing)
+    return float(np.sum((good_share - bad_share) * np.log(good_share / bad_share)))

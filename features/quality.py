@@ -2,8 +2,9 @@
 
 * Information value: quantile bins of the non-missing values (``bins``, ties merged) plus one
   bin for missing values; categorical and flag features bin by level. Weight of evidence
-  (`features.metrics.woe`, ``ln(good share / bad share)``) uses additive smoothing (``0.5`` per
-  bin) so empty cells stay finite.
+  (`features.metrics.woe`, ``ln(good share / bad share)``) and IV
+  (`features.metrics.information_value`) use additive smoothing (``0.5`` per bin) so empty cells
+  stay finite.
 * AUC of the raw feature against the label on non-missing rows (``auc``), the direction-aware
   one (``auc_directional``: ``auc`` for risk direction up, ``1 - auc`` for down, the larger of
   the two when the direction is unknown) and ``auc_max = max(auc, 1 - auc)``.
@@ -13,8 +14,6 @@
 
 from __future__ import annotations
 
-import base64
-import html
 import io
 from pathlib import Path
 
@@ -27,7 +26,8 @@ import numpy as np
 import pandas as pd
 
 from features.errors import RiskgradeError
-from features.metrics import auc, psi_of_shares, quantile_edges, woe
+from features.html import Section, figure, render_sections, table
+from features.metrics import auc, information_value, psi_of_shares, quantile_edges
 from features.spec import FeatureKind, FeatureSpec, RiskDirection
 
 _SMOOTHING = 0.5
@@ -53,14 +53,12 @@ def _bin_codes(
     return codes
 
 
-def information_value(codes: np.ndarray, label: np.ndarray) -> float:
-    """IV of a binned feature with smoothed weights of evidence."""
+def code_information_value(codes: np.ndarray, label: np.ndarray) -> float:
+    """IV (`features.metrics.information_value`) of a binned feature, one bin per code."""
     levels, inverse = np.unique(codes, return_inverse=True)
     bad = np.bincount(inverse, weights=label, minlength=levels.size)
     good = np.bincount(inverse, minlength=levels.size) - bad
-    bad_share = (bad + _SMOOTHING) / (bad.sum() + _SMOOTHING * levels.size)
-    good_share = (good + _SMOOTHING) / (good.sum() + _SMOOTHING * levels.size)
-    return float(np.sum((good_share - bad_share) * woe(bad, good, _SMOOTHING)))
+    return information_value(bad, good, _SMOOTHING)
 
 
 def code_psi(expected: np.ndarray, actual: np.ndarray) -> float:
@@ -117,7 +115,7 @@ def feature_quality(
                 "feature": feature.name,
                 "group": str(feature.group),
                 "risk_direction": str(feature.risk_direction),
-                "iv": information_value(_bin_codes(values, feature.kind, bins), y),
+                "iv": code_information_value(_bin_codes(values, feature.kind, bins), y),
                 "auc": area,
                 "auc_directional": directional,
                 "auc_max": max(area, 1.0 - area),
@@ -131,8 +129,8 @@ def feature_quality(
     return pd.DataFrame(rows)
 
 
-def _bar_chart(table: pd.DataFrame, column: str, title: str, threshold: float | None) -> str:
-    """A horizontal bar chart of one column, as a base64 PNG."""
+def _bar_chart(table: pd.DataFrame, column: str, title: str, threshold: float | None) -> bytes:
+    """A horizontal bar chart of one column, as PNG bytes."""
     ordered = table.sort_values(column, na_position="first")
     figure, axes = plt.subplots(figsize=(8, max(3.0, 0.22 * len(ordered))))
     axes.barh(ordered["feature"], ordered[column].fillna(0.0), color="#4472c4")
@@ -144,10 +142,10 @@ def _bar_chart(table: pd.DataFrame, column: str, title: str, threshold: float | 
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=90)
     plt.close(figure)
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
+    return buffer.getvalue()
 
 
-def render_quality_report(table: pd.DataFrame, out_path: Path | str) -> Path:
+def render_quality_report(quality: pd.DataFrame, out_path: Path | str) -> Path:
     """Write a self-contained HTML report (plots embedded as base64, no external resources).
 
     Returns:
@@ -156,22 +154,15 @@ def render_quality_report(table: pd.DataFrame, out_path: Path | str) -> Path:
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     charts = [
-        ("Information value", _bar_chart(table, "iv", "Information value", 0.02)),
-        ("Direction-aware AUC", _bar_chart(table, "auc_directional", "Direction-aware AUC", 0.5)),
-        ("PSI first vs last snapshot", _bar_chart(table, "psi_first_last", "PSI", 0.25)),
+        ("Information value", "iv", "Information value", 0.02),
+        ("Direction-aware AUC", "auc_directional", "Direction-aware AUC", 0.5),
+        ("PSI first vs last snapshot", "psi_first_last", "PSI", 0.25),
     ]
-    images = "\n".join(
-        f'<h2>{html.escape(title)}</h2><img alt="{html.escape(title)}" '
-        f'src="data:image/png;base64,{data}"/>'
-        for title, data in charts
-    )
-    page = (
-        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>Feature quality</title>"
-        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
-        "td,th{border:1px solid #ccc;padding:2px 6px;font-size:12px}</style></head><body>"
-        "<h1>Feature quality</h1>"
-        f"{images}<h2>Table</h2>{table.to_html(index=False, float_format=lambda v: f'{v:.4f}')}"
-        "</body></html>\n"
-    )
+    sections = [
+        Section(title, (figure(_bar_chart(quality, column, label, line), title),))
+        for title, column, label, line in charts
+    ]
+    sections.append(Section("Table", (table(quality),)))
+    page = render_sections("Feature quality", sections)
     out_path.write_text(page, encoding="utf-8")
     return out_path

@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
-import base64
-import html
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from features.html import (
+    Block,
+    Heading,
+    Section,
+    Text,
+    figure,
+    items,
+    key_values,
+    render_sections,
+    table,
+)
 from monitoring import plots
 from monitoring.drift import SCORE_ROW
 from monitoring.run import MonitoringRun
-from monitoring.sections import Section, management_sections, management_summary
+from monitoring.sections import Section as PlainSection
+from monitoring.sections import management_sections, management_summary
 from monitoring.warnings import action_counts
 
 MAX_HTML_ROWS = 200
@@ -140,55 +151,60 @@ def _judgement_json(run: MonitoringRun) -> dict[str, Any] | None:
     }
 
 
-def _judgement_html(run: MonitoringRun) -> list[str]:
+def _judgement_section(run: MonitoringRun) -> Section:
     found = run.judgement
-    parts = ["<h2>Human judgement</h2>"]
     if found is None:
-        parts.append(
-            "<p class='muted'>no assessments or overrides in the raw folder; "
-            f"{run.insufficient_data:,} performing customers below the data-sufficiency "
-            "rule</p>"
+        return Section(
+            "Human judgement",
+            (
+                Text(
+                    "no assessments or overrides in the raw folder; "
+                    f"{run.insufficient_data:,} performing customers below the "
+                    "data-sufficiency rule",
+                    muted=True,
+                ),
+            ),
         )
-        return parts
-    parts.append(
-        f"<p>At {found.as_of}: the rating chain (model grade, qualitative notches, approved "
-        f"overrides) for every customer; {found.insufficient:,} customers below the "
-        "data-sufficiency rule (provisional tier until an expert rating).</p>"
-    )
-    parts.append("<h3>Override proposals of the activity window, by status</h3>")
-    parts.append(_kv(found.status))
-    parts.append("<h3>By grade (overrides in force)</h3>")
+    blocks: list[Block] = [
+        Text(
+            f"At {found.as_of}: the rating chain (model grade, qualitative notches, approved "
+            f"overrides) for every customer; {found.insufficient:,} customers below the "
+            "data-sufficiency rule (provisional tier until an expert rating)."
+        ),
+        Heading("Override proposals of the activity window, by status"),
+        key_values(found.status),
+        Heading("By grade (overrides in force)"),
+    ]
     if found.by_grade["overridden"].sum():
-        parts.append(_img(plots.judgement_overrides(found.by_grade), "overrides by grade"))
-    parts.append(_table(found.by_grade))
-    parts.append("<h3>By analyst</h3>")
-    parts.append(_table(found.by_analyst))
-    parts.append("<h3>Size of the overrides in force, in notches (positive: upgrade)</h3>")
-    parts.append(_table(found.size))
-    parts.append("<h3>Outcomes and marginal contribution of judgement</h3>")
+        blocks.append(figure(plots.judgement_overrides(found.by_grade), "overrides by grade"))
+    blocks += [
+        _table(found.by_grade),
+        Heading("By analyst"),
+        _table(found.by_analyst),
+        Heading("Size of the overrides in force, in notches (positive: upgrade)"),
+        _table(found.size),
+        Heading("Outcomes and marginal contribution of judgement"),
+    ]
+    horizon = run.config.outcomes.horizon_months
     if found.outcomes_as_of is None:
-        parts.append(
-            f"<p class='muted'>no stored run is {run.config.outcomes.horizon_months} months "
-            "old yet</p>"
-        )
+        blocks.append(Text(f"no stored run is {horizon} months old yet", muted=True))
     else:
-        parts.append(
-            f"<p>Customers performing at {found.outcomes_as_of}, followed for "
-            f"{run.config.outcomes.horizon_months} months: AUC and accuracy ratio of the model "
-            "grade and of the final grade on the same outcomes; intervals from a paired, "
-            "seeded bootstrap of the customers.</p>"
-        )
-        parts.append(
-            _img(
+        blocks += [
+            Text(
+                f"Customers performing at {found.outcomes_as_of}, followed for {horizon} "
+                "months: AUC and accuracy ratio of the model grade and of the final grade on "
+                "the same outcomes; intervals from a paired, seeded bootstrap of the customers."
+            ),
+            figure(
                 plots.judgement_discrimination(found.discrimination, found.outcomes),
                 "judgement discrimination",
-            )
-        )
-        parts.append(_table(found.discrimination))
-        parts.append(_table(found.outcomes))
+            ),
+            _table(found.discrimination),
+            _table(found.outcomes),
+        ]
     if found.notes:
-        parts.append("<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in found.notes) + "</ul>")
-    return parts
+        blocks.append(items(found.notes))
+    return Section("Human judgement", tuple(blocks))
 
 
 def to_json(run: MonitoringRun) -> dict[str, Any]:
@@ -226,7 +242,113 @@ def to_json(run: MonitoringRun) -> dict[str, Any]:
     }
 
 
-def _section_json(section: Section) -> dict[str, Any]:
+def _table(frame: pd.DataFrame | None, limit: int = MAX_HTML_ROWS) -> Block:
+    return table(frame, limit=limit)
+
+
+def _summary_section(run: MonitoringRun) -> Section:
+    blocks: list[Block] = [key_values({k: v for k, v in summary(run).items() if k != "notes"})]
+    if run.notes:
+        blocks.append(items(run.notes))
+    return Section("Summary", tuple(blocks))
+
+
+def _migration_section(run: MonitoringRun) -> Section:
+    info = run.info
+    if run.tier_matrix is None or run.grade_matrix is None:
+        return Section(
+            "Migration", (Text("first run: no previous run to compare with", muted=True),)
+        )
+    prev = run.previous
+    blocks: list[Block] = [
+        Text(
+            f"From {prev.as_of if prev else ''} ({info.previous_run_id or ''}) "
+            f"to {info.as_of}: {run.downgrades:,} downgrades, {run.upgrades:,} upgrades; "
+            f"{run.tier_matrix.new:,} new customers."
+        )
+    ]
+    for title, matrix in (("Tiers", run.tier_matrix), ("Grades", run.grade_matrix)):
+        blocks += [
+            Heading(title),
+            figure(plots.migration_heatmap(matrix.counts, f"{title}: counts"), title),
+            _table(matrix.counts.reset_index()),
+            _table(matrix.shares.round(3).reset_index()),
+        ]
+    blocks += [
+        Heading("Every move, explained by the SHAP difference"),
+        _table(run.moves.drop(columns=["factors"], errors="ignore")),
+    ]
+    return Section("Migration", tuple(blocks))
+
+
+def _drift_section(run: MonitoringRun) -> Section:
+    if run.drift.empty:
+        return Section("Drift", (Text("no reference distributions in the bundle", muted=True),))
+    score = run.drift[run.drift["feature"] == SCORE_ROW].iloc[0]
+    previous = None
+    if run.previous_drift is not None and not run.previous_drift.empty:
+        rows = run.previous_drift[run.previous_drift["feature"] == SCORE_ROW]
+        previous = list(rows["shares"].iloc[0]) if len(rows) else None
+    shift = plots.score_shift(
+        list(score["reference_shares"]), list(score["shares"]), previous, run.score_edges
+    )
+    return Section(
+        "Drift",
+        (
+            Text(
+                "PSI against the bundle's training reference (watch ≥ "
+                f"{run.config.drift.watch}, alert ≥ {run.config.drift.alert}); psi_noise is "
+                "the PSI an unchanged population of this size would show by chance."
+            ),
+            figure(plots.psi_bars(run.drift, run.config.drift), "PSI"),
+            figure(shift, "score distribution"),
+            _table(run.drift.drop(columns=["shares", "reference_shares"])),
+        ),
+    )
+
+
+def _outcomes_section(run: MonitoringRun) -> Section:
+    if run.grade_outcomes.empty:
+        horizon = run.config.outcomes.horizon_months
+        note = Text(f"no stored run is {horizon} months old yet", muted=True)
+        return Section("Outcomes", (note,))
+    return Section(
+        "Outcomes",
+        (
+            figure(plots.default_rate_by_grade(run.grade_outcomes, run.scale), "defaults"),
+            figure(plots.auc_over_time(run.auc_history), "AUC"),
+            _table(run.auc_history),
+            _table(run.grade_outcomes),
+        ),
+    )
+
+
+def _warnings_section(run: MonitoringRun) -> Section:
+    return Section(
+        "Early warnings", (key_values(action_counts(run.warnings)), _table(run.warnings))
+    )
+
+
+def _schedule_section(run: MonitoringRun) -> Section:
+    return Section("Review schedule", (_table(run.schedule, limit=50),))
+
+
+SECTIONS: tuple[Callable[[MonitoringRun], Section], ...] = (
+    _summary_section,
+    _migration_section,
+    _drift_section,
+    _outcomes_section,
+    _judgement_section,
+    _warnings_section,
+    _schedule_section,
+)
+"""The HTML report's sections, in page order: each builds one `features.html.Section` of a run.
+
+A new section is one function ``(run) -> Section`` (blocks: `features.html.Text`, ``Heading``,
+``table(frame)``, ``key_values(dict)``, ``figure(png, alt)``, ``items(texts)``) added here."""
+
+
+def _section_json(section: PlainSection) -> dict[str, Any]:
     return {
         "title": section.title,
         "text": section.text,
@@ -234,144 +356,24 @@ def _section_json(section: Section) -> dict[str, Any]:
     }
 
 
-def _section_html(section: Section) -> list[str]:
-    parts = [f"<h2>{html.escape(section.title)}</h2>", f"<p>{html.escape(section.text)}</p>"]
+def _plain_section(section: PlainSection) -> Section:
+    """A management section (`monitoring.sections`: plain tables) as a report section."""
+    blocks: list[Block] = [Text(section.text)]
     for name, frame in section.tables:
-        parts.extend([f"<h3>{html.escape(name)}</h3>", _table(frame)])
-    return parts
-
-
-def _cell(value: Any) -> str:
-    value = _plain(value)
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if value is None:
-        return ""
-    if isinstance(value, list):
-        return html.escape("; ".join(str(v) for v in value))
-    return html.escape(str(value))
-
-
-def _table(frame: pd.DataFrame, limit: int = MAX_HTML_ROWS) -> str:
-    if frame is None or frame.empty:
-        return "<p class='muted'>none</p>"
-    shown = frame.head(limit)
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in shown.columns)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{_cell(v)}</td>" for v in row) + "</tr>"
-        for row in shown.itertuples(index=False)
-    )
-    more = (
-        f"<p class='muted'>{len(frame) - limit:,} more rows in the CSV</p>"
-        if len(frame) > limit
-        else ""
-    )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{more}"
-
-
-def _img(png: bytes, alt: str) -> str:
-    data = base64.b64encode(png).decode("ascii")
-    return f"<img alt='{html.escape(alt)}' src='data:image/png;base64,{data}'/>"
-
-
-def _kv(items: dict[str, Any]) -> str:
-    rows = "".join(
-        f"<tr><th>{html.escape(str(k))}</th><td>{_cell(v)}</td></tr>" for k, v in items.items()
-    )
-    return f"<table class='kv'>{rows}</table>"
-
-
-_STYLE = """
-body{font-family:sans-serif;margin:2em;max-width:1200px;color:#222}
-table{border-collapse:collapse;margin:.5em 0 1.5em;font-size:12px}
-th,td{border:1px solid #ccc;padding:3px 6px;text-align:left;vertical-align:top}
-th{background:#f2f4f4}.kv th{width:16em}.muted{color:#777}
-img{max-width:100%;margin:.5em 0}h2{border-bottom:2px solid #1f4e79;padding-bottom:3px}
-"""
+        blocks += [Heading(name), _table(frame)]
+    return Section(section.title, tuple(blocks))
 
 
 def render_html(run: MonitoringRun) -> str:
-    """The report as one self-contained HTML page."""
+    """The report as one self-contained HTML page (templates of `features.html`)."""
     info = run.info
-    parts = [
-        f"<h1>riskgrade monitoring — {info.as_of} ({html.escape(info.run_id)})</h1>",
-        "<h2>Summary</h2>",
-        _kv({k: v for k, v in summary(run).items() if k != "notes"}),
-    ]
-    if run.notes:
-        parts.append("<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in run.notes) + "</ul>")
-
-    parts.append("<h2>Migration</h2>")
-    if run.tier_matrix is None or run.grade_matrix is None:
-        parts.append("<p class='muted'>first run: no previous run to compare with</p>")
-    else:
-        prev = run.previous
-        parts.append(
-            f"<p>From {prev.as_of if prev else ''} ({html.escape(info.previous_run_id or '')}) "
-            f"to {info.as_of}: {run.downgrades:,} downgrades, {run.upgrades:,} upgrades; "
-            f"{run.tier_matrix.new:,} new customers.</p>"
-        )
-        for title, matrix in (("Tiers", run.tier_matrix), ("Grades", run.grade_matrix)):
-            parts.append(f"<h3>{title}</h3>")
-            parts.append(_img(plots.migration_heatmap(matrix.counts, f"{title}: counts"), title))
-            parts.append(_table(matrix.counts.reset_index()))
-            shares = matrix.shares.round(3).reset_index()
-            parts.append(_table(shares))
-        parts.append("<h3>Every move, explained by the SHAP difference</h3>")
-        shown = run.moves.drop(columns=["factors"], errors="ignore")
-        parts.append(_table(shown))
-
-    parts.append("<h2>Drift</h2>")
-    if run.drift.empty:
-        parts.append("<p class='muted'>no reference distributions in the bundle</p>")
-    else:
-        parts.append(
-            "<p>PSI against the bundle's training reference (watch ≥ "
-            f"{run.config.drift.watch}, alert ≥ {run.config.drift.alert}); psi_noise is the "
-            "PSI an unchanged population of this size would show by chance.</p>"
-        )
-        parts.append(_img(plots.psi_bars(run.drift, run.config.drift), "PSI"))
-        score = run.drift[run.drift["feature"] == SCORE_ROW].iloc[0]
-        previous = None
-        if run.previous_drift is not None and not run.previous_drift.empty:
-            rows = run.previous_drift[run.previous_drift["feature"] == SCORE_ROW]
-            previous = list(rows["shares"].iloc[0]) if len(rows) else None
-        edges = run.score_edges
-        parts.append(
-            _img(
-                plots.score_shift(
-                    list(score["reference_shares"]), list(score["shares"]), previous, edges
-                ),
-                "score distribution",
-            )
-        )
-        parts.append(_table(run.drift.drop(columns=["shares", "reference_shares"])))
-
-    parts.append("<h2>Outcomes</h2>")
-    if run.grade_outcomes.empty:
-        parts.append(
-            f"<p class='muted'>no stored run is {run.config.outcomes.horizon_months} months "
-            "old yet</p>"
-        )
-    else:
-        parts.append(_img(plots.default_rate_by_grade(run.grade_outcomes, run.scale), "defaults"))
-        parts.append(_img(plots.auc_over_time(run.auc_history), "AUC"))
-        parts.append(_table(run.auc_history))
-        parts.append(_table(run.grade_outcomes))
-
-    parts.extend(_judgement_html(run))
-    parts.append("<h2>Early warnings</h2>")
-    parts.append(_kv(action_counts(run.warnings)))
-    parts.append(_table(run.warnings))
-    for section in management_sections(run):
-        parts.extend(_section_html(section))
-    parts.append("<h2>Review schedule</h2>")
-    parts.append(_table(run.schedule, limit=50))
-    body = "\n".join(parts)
-    title = f"riskgrade monitoring {info.as_of}"
-    return (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title>"
-        f"<style>{_STYLE}</style></head><body>{body}</body></html>"
+    return render_sections(
+        f"riskgrade monitoring {info.as_of}",
+        [
+            *(build(run) for build in SECTIONS),
+            *(_plain_section(s) for s in management_sections(run)),
+        ],
+        heading=f"riskgrade monitoring — {info.as_of} ({info.run_id})",
     )
 
 

@@ -1,10 +1,16 @@
-"""Challenger: a logistic-regression scorecard on WOE bins (binning implemented here).
+"""Challenger: a logistic-regression scorecard on WOE bins.
 
-Numeric features: quantile bins, small bins merged into a neighbour, then adjacent bins merged
-until the bad rate is monotone (direction from the spec, else from the data's trend); missing
-values get their own bin. Categorical features: one bin per code plus a missing bin. WOE is
-`features.metrics.woe`, ``ln(good share / bad share)`` with additive smoothing, so a higher WOE
-means a lower risk and a feature's coefficient is negative when it ranks risk the right way.
+Numeric features, ``binning: optbinning`` (default): optimal binning by constraint programming
+(`optbinning.OptimalBinning`: CART pre-bins, then the bins maximising information value under a
+monotone bad rate, in the spec's risk direction or either direction when it has none, each bin
+holding at least ``min_bin_share`` of the rows). ``binning: quantile``: quantile bins, small
+bins merged into a neighbour. Either way adjacent bins are then merged until the (smoothed) WOE
+is monotone (direction from the spec, else from the data's trend), so the scorecard is monotone
+in every numeric feature, and missing values get their own bin.
+Categorical features: one bin per code plus a missing bin. WOE and information value are
+`features.metrics.woe` and `features.metrics.information_value`, ``ln(good share / bad share)``
+with additive smoothing, so a higher WOE means a lower risk and a feature's coefficient is
+negative when it ranks risk the right way.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
+from features.metrics import information_value
 from features.metrics import woe as weight_of_evidence
 from features.spec import FeatureKind, FeatureSpec, RiskDirection
 from training.config import ChallengerConfig
@@ -59,33 +66,99 @@ def _merge(edges: list[float], n: list[float], bad: list[float], i: int) -> None
     edges.pop(i)
 
 
-def _numeric_bins(
-    x: np.ndarray, y: np.ndarray, direction: RiskDirection, config: ChallengerConfig
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Edges and per-bin (count, bad) of a numeric feature's non-missing values."""
+def _counts(edges: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows and bads per bin of ``edges`` (bin i: ``edges[i-1] < x <= edges[i]``)."""
+    idx = np.searchsorted(edges, x, side="left")
+    n = np.bincount(idx, minlength=len(edges) + 1).astype(float)
+    bad = np.bincount(idx, weights=y, minlength=len(edges) + 1)
+    return n, bad
+
+
+def _monotone(
+    edges: list[float],
+    n: list[float],
+    bad: list[float],
+    direction: RiskDirection,
+    smoothing: float,
+) -> None:
+    """Merge adjacent bins in place until the WOE is monotone in the risk direction.
+
+    The test is on the smoothed odds ``(bad + s) / (good + s)`` that order the WOE
+    (`features.metrics.woe`), not on the raw bad rate: with rare defaults, additive smoothing
+    can reverse two bins whose raw rates are in order, and the scorecard is linear in the WOE.
+    Without a known direction, the direction is the trend of the odds over the bins.
+    """
+    if len(n) < 2:
+        return
+    odds = (np.asarray(bad) + smoothing) / (np.asarray(n) - np.asarray(bad) + smoothing)
+    sign = {RiskDirection.UP: 1.0, RiskDirection.DOWN: -1.0}.get(direction)
+    if sign is None:
+        trend = np.corrcoef(np.arange(len(odds)), odds)[0, 1] if len(odds) > 2 else np.diff(odds)[0]
+        sign = 1.0 if np.nan_to_num(trend) >= 0 else -1.0
+    while len(n) > 1:
+        odds = (np.asarray(bad) + smoothing) / (np.asarray(n) - np.asarray(bad) + smoothing)
+        steps = sign * np.diff(odds)
+        if (steps >= 0).all():
+            return
+        _merge(edges, n, bad, int(np.argmin(steps)))
+
+
+def _quantile_bins(
+    x: np.ndarray, y: np.ndarray, config: ChallengerConfig
+) -> tuple[list[float], list[float], list[float]]:
+    """Edges and per-bin (count, bad): quantile bins, small ones merged into a neighbour."""
     quantiles = np.quantile(x, np.linspace(0, 1, config.n_bins + 1)[1:-1])
-    edges = list(np.unique(quantiles))
-    idx = np.searchsorted(np.asarray(edges), x, side="left")
-    n = list(np.bincount(idx, minlength=len(edges) + 1).astype(float))
-    bad = list(np.bincount(idx, weights=y, minlength=len(edges) + 1))
+    edges_array = np.unique(quantiles)
+    counts, bads = _counts(edges_array, x, y)
+    edges, n, bad = list(edges_array), list(counts), list(bads)
     # Empty or small bins carry no stable WOE: fold them into the neighbour with fewer rows.
     min_n = config.min_bin_share * len(x)
     while len(n) > 1 and min(n) < min_n:
         i = int(np.argmin(n))
         j = i - 1 if i == len(n) - 1 or (i > 0 and n[i - 1] <= n[i + 1]) else i
         _merge(edges, n, bad, j)
-    if config.monotone and len(n) > 2:
-        rates = np.asarray(bad) / np.asarray(n)
-        sign = {RiskDirection.UP: 1.0, RiskDirection.DOWN: -1.0}.get(direction)
-        if sign is None:
-            trend = np.corrcoef(np.arange(len(rates)), rates)[0, 1]
-            sign = 1.0 if np.nan_to_num(trend) >= 0 else -1.0
-        while len(n) > 1:
-            rates = np.asarray(bad) / np.asarray(n)
-            steps = sign * np.diff(rates)
-            if (steps >= 0).all():
-                break
-            _merge(edges, n, bad, int(np.argmin(steps)))
+    return edges, n, bad
+
+
+_TRENDS = {RiskDirection.UP: "ascending", RiskDirection.DOWN: "descending"}
+
+
+def _optimal_bins(
+    x: np.ndarray, y: np.ndarray, direction: RiskDirection, config: ChallengerConfig
+) -> tuple[list[float], list[float], list[float]]:
+    """Edges and per-bin (count, bad) from `optbinning.OptimalBinning` (CP solver, seeded).
+
+    optbinning's bin i holds ``splits[i-1] <= x < splits[i]``; each split becomes the largest
+    float below it, so the edges keep this module's ``edges[i-1] < x <= edges[i]`` exactly.
+    """
+    from optbinning import OptimalBinning  # imported here: it takes seconds to import
+
+    trend = _TRENDS.get(direction, "auto_asc_desc") if config.monotone else None
+    binning = OptimalBinning(
+        dtype="numerical",
+        solver="cp",
+        max_n_prebins=config.n_bins,
+        min_prebin_size=config.min_bin_share,
+        min_bin_size=config.min_bin_share,
+        monotonic_trend=trend,
+    )
+    binning.fit(x, y.astype(np.int64))
+    splits = np.asarray(binning.splits, dtype=np.float64)
+    edges = np.nextafter(splits, -np.inf)
+    n, bad = _counts(edges, x, y)
+    return list(edges), list(n), list(bad)
+
+
+def _numeric_bins(
+    x: np.ndarray, y: np.ndarray, direction: RiskDirection, config: ChallengerConfig
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Edges and per-bin (count, bad) of a numeric feature's non-missing values."""
+    if config.binning == "optbinning":
+        edges, n, bad = _optimal_bins(x, y, direction, config)
+    else:
+        edges, n, bad = _quantile_bins(x, y, config)
+    if config.monotone:
+        _monotone(edges, n, bad, direction, config.woe_smoothing)
     return np.asarray(edges, dtype=np.float64), np.asarray(n), np.asarray(bad)
 
 
@@ -114,9 +187,7 @@ def fit_bins(
     all_bad = np.append(bad, y[missing].sum())
     all_good = np.append(n - bad, missing.sum() - y[missing].sum())
     woe = weight_of_evidence(all_bad, all_good, config.woe_smoothing)
-    bad_share = all_bad / max(all_bad.sum(), 1.0)
-    good_share = all_good / max(all_good.sum(), 1.0)
-    iv = float(np.sum((good_share - bad_share) * woe))
+    iv = information_value(all_bad, all_good, config.woe_smoothing)
     return FeatureBins(
         name=name,
         categorical=categorical,

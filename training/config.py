@@ -72,10 +72,16 @@ class ChallengerConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    binning: Literal["optbinning", "quantile"] = "optbinning"
+    """Numeric binning: optimal monotone binning (optbinning) or quantile bins merged until
+    monotone (implemented in `training.challenger`); ``benchmarks/bench_binning.py`` compares
+    them."""
     n_bins: int = Field(default=10, ge=2, le=50)
+    """Initial bins: quantile bins (``quantile``) or at most this many CART pre-bins."""
     min_bin_share: float = Field(default=0.05, gt=0.0, lt=0.5)
+    """Smallest share of the non-missing rows in a bin."""
     monotone: bool = True
-    """Merge adjacent bins until the bad rate is monotone (direction from the spec or the data)."""
+    """Bad rate monotone over the bins (direction from the spec, else from the data)."""
     woe_smoothing: float = Field(default=0.5, gt=0.0)
     c: float = Field(default=1.0, gt=0.0)
     """Inverse L2 regularisation strength of the logistic regression."""

@@ -177,7 +177,13 @@ def fit_and_evaluate(
     )
 
 
-def shap_sample(evaluation: Evaluation, x_test: np.ndarray, max_rows: int = 2000) -> np.ndarray:
+SHAP_ROWS = 2000
+"""Test rows (the first ones) whose SHAP values the validation report plots."""
+
+
+def shap_sample(
+    evaluation: Evaluation, x_test: np.ndarray, max_rows: int = SHAP_ROWS
+) -> np.ndarray:
     """Raw-margin SHAP values (``pred_contrib``) of up to ``max_rows`` test rows (first rows)."""
     rows = x_test[:max_rows]
     booster: lgb.Booster = evaluation.model.booster

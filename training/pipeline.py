@@ -35,12 +35,12 @@ from training.backtest import label_overlap
 from training.challenger import fit_scorecard
 from training.config import TrainConfig
 from training.errors import TargetError, TrainingError
-from training.evaluate import Evaluation, fit_and_evaluate, shap_sample
+from training.evaluate import SHAP_ROWS, Evaluation, fit_and_evaluate, shap_sample
 from training.family import choose_family, describe_family, fit_family_fixed, fit_model
 from training.gates import GateResult
 from training.reference import reference_distributions
 from training.registry import LABEL_COLUMN, environment_tags, log_run
-from training.report import render_report
+from training.report import SHAP_DEPENDENCE_PREFIX, render_report
 from training.split import Split, out_of_time_split, random_split
 from training.table import (
     fairness_metrics,
@@ -132,9 +132,28 @@ def _write_metrics(path: Path, metrics: Metrics) -> None:
     path.write_text(json.dumps(_clean(metrics), indent=2, default=_json_default) + "\n")
 
 
+SHAP_DEPENDENCE_TOP = 3
+"""Features with a SHAP dependence plot in the validation report (by mean absolute SHAP)."""
+
+
+def _shap_plots(evaluation: Evaluation, x_test: np.ndarray) -> dict[str, bytes]:
+    """SHAP plots (shap package) of the test rows, in calibrated log-odds."""
+    contribs = shap_sample(evaluation, x_test)
+    explanation = plots.shap_explanation(
+        contribs, x_test[: len(contribs)], evaluation.spec.names, evaluation.calibration
+    )
+    riskiest = int(np.argmax(contribs.sum(axis=1)))
+    images = {
+        "shap_waterfall": plots.shap_waterfall_plot(explanation, riskiest),
+        "shap": plots.shap_beeswarm_plot(explanation),
+    }
+    for name in plots.top_features(explanation, SHAP_DEPENDENCE_TOP):
+        images[f"{SHAP_DEPENDENCE_PREFIX}{name}"] = plots.shap_dependence_plot(explanation, name)
+    return images
+
+
 def _plots(evaluation: Evaluation, x_test: np.ndarray) -> dict[str, bytes]:
     y, pd_test = evaluation.y_test, evaluation.pd_test
-    contribs = shap_sample(evaluation, x_test)
     return {
         "roc": plots.roc_plot(y, {"model": pd_test, "challenger": evaluation.challenger_pd_test}),
         "ks": plots.ks_plot(y, pd_test),
@@ -146,7 +165,7 @@ def _plots(evaluation: Evaluation, x_test: np.ndarray) -> dict[str, bytes]:
         "cycle_grades": plots.grade_plot(
             evaluation.backtest.cycle_grades, "Default rate by grade (all windows)"
         ),
-        "shap": plots.beeswarm_plot(contribs, x_test[: len(contribs)], evaluation.spec.names),
+        **_shap_plots(evaluation, x_test),
         "importance": plots.importance_plot(evaluation.importance),
     }
 
@@ -232,7 +251,7 @@ def _finish(
                 f"Platt a={evaluation.calibration.a:.4f} b={evaluation.calibration.b:.4f}"
             ),
             "anchored to long-run default rate": evaluation.long_run_rate,
-            "challenger": "logistic regression on WOE bins",
+            "challenger": f"logistic regression on WOE bins ({config.challenger.binning} binning)",
             "split": split.kind,
         },
         metrics=metrics,
@@ -243,6 +262,7 @@ def _finish(
         plots=images,
         limitations=limitations,
         fairness=fairness,
+        shap_rows=min(len(x_test), SHAP_ROWS),
     )
     (out_dir / "report.html").write_text(report, encoding="utf-8")
     bundle = attach_validation_report(bundle.path, report)  # the report travels with the model

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -13,6 +15,11 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from sklearn.metrics import roc_curve
+
+from rating.calibration import PlattCalibration
+
+if TYPE_CHECKING:
+    import shap
 
 
 def _png(fig: Figure) -> bytes:
@@ -119,30 +126,89 @@ def cycle_plot(cycle: pd.DataFrame) -> bytes:
     return _png(fig)
 
 
-def beeswarm_plot(
-    contribs: np.ndarray, x: np.ndarray, names: list[str], top: int = 15, seed: int = 0
-) -> bytes:
-    """SHAP beeswarm from ``pred_contrib``: one row per feature, colour = value rank."""
-    values = contribs[:, : len(names)]
-    order = np.argsort(-np.abs(values).mean(axis=0), kind="stable")[:top][::-1]
-    rng = np.random.default_rng(seed)
-    fig, ax = plt.subplots(figsize=(7, 0.35 * len(order) + 1.5))
-    for row, j in enumerate(order):
-        column = x[:, j]
-        ranks = pd.Series(column).rank(pct=True).to_numpy()
-        jitter = rng.uniform(-0.3, 0.3, size=len(column))
-        ax.scatter(
-            values[:, j],
-            row + jitter,
-            c=np.nan_to_num(ranks, nan=0.5),
-            cmap="coolwarm",
-            s=4,
-            alpha=0.6,
+def shap_explanation(
+    contribs: np.ndarray,
+    x: np.ndarray,
+    names: Sequence[str],
+    calibration: PlattCalibration | None = None,
+) -> shap.Explanation:
+    """A ``shap.Explanation`` of LightGBM ``pred_contrib`` output.
+
+    Args:
+        contribs: ``(n, n_features + 1)`` raw-margin SHAP values, the base value last (the
+            model's own ``booster.predict(x, pred_contrib=True)``).
+        x: ``(n, n_features)`` feature values of the same rows.
+        names: feature names in column order.
+        calibration: when given, values and base are scaled into calibrated log-odds
+            (`rating.calibration.PlattCalibration.scale_contributions`, as the rating's
+            explanations are); otherwise they stay in raw margin.
+
+    Returns:
+        Values ``contribs[:, :-1]``, base values ``contribs[:, -1]`` (scaled when calibrated):
+        each row's values plus its base are the row's (calibrated) log-odds.
+
+    Raises:
+        ValueError: if the shapes of ``contribs``, ``x`` and ``names`` disagree.
+    """
+    import shap  # imported here: shap takes seconds to import and only plots need it
+
+    values = np.asarray(contribs, dtype=np.float64)
+    data = np.asarray(x, dtype=np.float64)
+    if values.ndim != 2 or data.ndim != 2 or values.shape != (len(data), len(names) + 1):
+        raise ValueError(
+            f"contributions {values.shape} must be (rows, features + 1) for {data.shape} "
+            f"rows of {len(names)} features"
         )
-    ax.axvline(0, color="grey", linewidth=0.8)
-    ax.set_yticks(np.arange(len(order)), [names[j] for j in order])
-    ax.set(xlabel="SHAP value (raw log-odds)", title="SHAP summary (test; red = high value)")
-    return _png(fig)
+    if calibration is not None:
+        values = calibration.scale_contributions(values)
+    return shap.Explanation(
+        values=values[:, :-1],
+        base_values=values[:, -1],
+        data=data,
+        feature_names=list(names),
+    )
+
+
+def _shap_png(draw: Callable[[], object]) -> bytes:
+    """Run a ``shap.plots`` call on a fresh pyplot figure and return it as PNG."""
+    plt.close("all")
+    plt.figure()
+    draw()
+    return _png(plt.gcf())
+
+
+def shap_waterfall_plot(explanation: shap.Explanation, row: int, max_display: int = 12) -> bytes:
+    """``shap.plots.waterfall`` of one row: from the base value to that row's log-odds."""
+    import shap
+
+    return _shap_png(
+        lambda: shap.plots.waterfall(explanation[row], max_display=max_display, show=False)
+    )
+
+
+def shap_beeswarm_plot(explanation: shap.Explanation, max_display: int = 15) -> bytes:
+    """``shap.plots.beeswarm`` of every row (colour = feature value)."""
+    import shap
+
+    return _shap_png(lambda: shap.plots.beeswarm(explanation, max_display=max_display, show=False))
+
+
+def top_features(explanation: shap.Explanation, top: int) -> list[str]:
+    """Names of the ``top`` features by mean absolute SHAP value (ties in column order)."""
+    strength = np.abs(np.asarray(explanation.values)).mean(axis=0)
+    order = np.argsort(-strength, kind="stable")[:top]
+    return [str(explanation.feature_names[j]) for j in order]
+
+
+def shap_dependence_plot(explanation: shap.Explanation, feature: str) -> bytes:
+    """``shap.plots.scatter`` of one feature's SHAP values against its values.
+
+    Colour is the feature shap finds interacting most with it.
+    """
+    import shap
+
+    column = explanation[:, feature]
+    return _shap_png(lambda: shap.plots.scatter(column, color=explanation, show=False))
 
 
 def importance_plot(importance: dict[str, float], top: int = 20) -> bytes:

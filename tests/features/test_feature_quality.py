@@ -12,9 +12,9 @@ from features.catalog import FEATURE_SPEC
 from features.io import RawTables
 from features.quality import (
     QualityError,
+    code_information_value,
     code_psi,
     feature_quality,
-    information_value,
     render_quality_report,
 )
 
@@ -48,8 +48,8 @@ def test_quality_table_shape_and_ranges(quality: pd.DataFrame) -> None:
 def test_iv_and_psi_by_hand() -> None:
     # A feature that splits perfectly has a large IV; a constant one has none
     label = np.array([0, 0, 0, 0, 1, 1, 1, 1], dtype=float)
-    assert information_value(np.array([0, 0, 0, 0, 1, 1, 1, 1]), label) > 2.0
-    assert information_value(np.zeros(8, dtype=int), label) == pytest.approx(0.0)
+    assert code_information_value(np.array([0, 0, 0, 0, 1, 1, 1, 1]), label) > 2.0
+    assert code_information_value(np.zeros(8, dtype=int), label) == pytest.approx(0.0)
     # PSI is 0 for identical bins and grows with the shift
     same = np.array([0, 1, 2, 3] * 5)
     assert code_psi(same, same) == pytest.approx(0.0)

@@ -13,6 +13,7 @@ from features.metrics import (
     PSI_EPSILON,
     MetricError,
     auc,
+    information_value,
     psi,
     psi_of_shares,
     quantile_edges,
@@ -83,9 +84,32 @@ def test_woe_is_positive_where_goods_are_over_represented():
     assert np.isfinite(woe(np.array([0.0, 5.0]), np.array([5.0, 0.0]), smoothing=0.5)).all()
 
 
+def test_information_value_uses_the_smoothed_shares_of_woe():
+    # Given bads and goods per bin
+    bad, good = np.array([10.0, 30.0, 60.0]), np.array([500.0, 300.0, 200.0])
+    # When the information value is computed
+    value = information_value(bad, good, smoothing=0.5)
+    # Then it is sum((good share - bad share) * WOE) on the smoothed shares of woe()
+    bad_share = (bad + 0.5) / (bad.sum() + 1.5)
+    good_share = (good + 0.5) / (good.sum() + 1.5)
+    assert value == pytest.approx(float(np.sum((good_share - bad_share) * woe(bad, good, 0.5))))
+    assert value > 0.5
+    # And a binning whose bins hold the same shares of bads and of goods has none
+    assert information_value(np.array([5.0, 5.0]), np.array([50.0, 50.0]), 0.5) == 0.0
+    # And empty cells stay finite
+    assert np.isfinite(information_value(np.array([0.0, 5.0]), np.array([5.0, 0.0]), 0.5))
+    with pytest.raises(MetricError, match="equal 1-d arrays"):
+        information_value(np.ones(2), np.ones(3), 0.5)
+    with pytest.raises(MetricError, match="smoothing must be > 0"):
+        woe(np.ones(2), np.ones(2), 0.0)
+
+
 def test_no_other_module_defines_its_own_auc_psi_or_woe():
     # Given every Python file of the packages, scripts and benchmarks
-    pattern = re.compile(r"^\s*def (auc|_auc|psi|_psi|woe|_woe)\(", re.MULTILINE)
+    pattern = re.compile(
+        r"^\s*def (auc|_auc|psi|_psi|woe|_woe|information_value|_information_value|iv|_iv)\(",
+        re.MULTILINE,
+    )
     offenders = []
     for folder in (*PACKAGES, "scripts", "benchmarks", "reliability"):
         for path in sorted((ROOT / folder).rglob("*.py")):

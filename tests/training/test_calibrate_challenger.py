@@ -55,19 +55,84 @@ def test_anchor_rejects_rates_outside_0_1():
         )
 
 
-def test_woe_bins_are_monotone_in_the_risk_direction_and_missing_has_its_own_bin():
-    # Given a noisy feature whose risk rises with the value, with missing values
-    rng = np.random.default_rng(4)
-    x = rng.normal(0, 1, 20_000)
+def _wavy(seed: int = 4, n: int = 20_000) -> tuple[np.ndarray, np.ndarray]:
+    """A noisy feature whose risk rises with the value (with a wave), a twentieth missing."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0, 1, n)
     y = (rng.random(x.size) < expit(-2 + 0.8 * x + 0.6 * np.sin(4 * x))).astype(float)
-    x[:1000] = np.nan
+    x[: n // 20] = np.nan
+    return x, y
+
+
+@pytest.mark.parametrize("binning", ["optbinning", "quantile"])
+def test_woe_bins_are_monotone_in_the_risk_direction_and_missing_has_its_own_bin(binning):
+    # Given a noisy feature whose risk rises with the value, with missing values
+    x, y = _wavy()
     # When it is binned with a monotone constraint
-    bins = fit_bins(x, y, "f", FeatureKind.NUMERIC, RiskDirection.UP, ChallengerConfig())
+    config = ChallengerConfig(binning=binning)
+    bins = fit_bins(x, y, "f", FeatureKind.NUMERIC, RiskDirection.UP, config)
     # Then WOE (higher = less risky) decreases bin over bin, missing values get the missing WOE
     assert (np.diff(bins.woe) <= 0).all()
     assert len(bins.woe) == len(bins.edges) + 1 >= 3
     assert bins.iv > 0.1
     assert bins.transform(np.array([np.nan]))[0] == bins.woe_missing
+
+
+@pytest.mark.parametrize("direction", [RiskDirection.DOWN, RiskDirection.NONE])
+def test_optimal_bins_follow_the_direction_or_the_data_and_are_deterministic(direction):
+    # Given a feature whose risk falls as the value rises
+    x, y = _wavy(seed=5)
+    x = -x
+    config = ChallengerConfig(binning="optbinning")
+    # When it is binned twice, told the direction or not
+    first = fit_bins(x, y, "f", FeatureKind.NUMERIC, direction, config)
+    again = fit_bins(x, y, "f", FeatureKind.NUMERIC, direction, config)
+    # Then the bins are the same both times and WOE rises bin over bin (risk falls)
+    np.testing.assert_array_equal(first.edges, again.edges)
+    np.testing.assert_array_equal(first.woe, again.woe)
+    assert len(first.woe) >= 3 and (np.diff(first.woe) >= 0).all()
+
+
+def test_optimal_bins_put_a_value_on_a_split_where_optbinning_does():
+    # Given optbinning's own binning of a feature, and values lying exactly on its splits
+    from optbinning import OptimalBinning
+
+    x, y = _wavy(seed=6)
+    present = ~np.isnan(x)
+    config = ChallengerConfig(binning="optbinning")
+    reference = OptimalBinning(
+        dtype="numerical",
+        solver="cp",
+        max_n_prebins=config.n_bins,
+        min_prebin_size=config.min_bin_share,
+        min_bin_size=config.min_bin_share,
+        monotonic_trend="ascending",
+    ).fit(x[present], y[present].astype(int))
+    splits = np.asarray(reference.splits)
+    # When the challenger bins the same rows
+    bins = fit_bins(x, y, "f", FeatureKind.NUMERIC, RiskDirection.UP, config)
+    # Then its bins are optbinning's: same count per bin, a split value in the upper bin
+    probe = np.concatenate([x[present], splits])
+    ours = np.searchsorted(bins.edges, probe, side="left")
+    np.testing.assert_array_equal(ours, np.digitize(probe, splits, right=False))
+    table = reference.binning_table.build()
+    counts = table["Count"].to_numpy()[: len(splits) + 1].astype(int)
+    np.testing.assert_array_equal(np.bincount(ours[: present.sum()]), counts)
+
+
+@pytest.mark.parametrize("binning", ["optbinning", "quantile"])
+def test_rare_defaults_do_not_reverse_the_smoothed_woe(binning):
+    # Given rare defaults: 100 safe rows without a default, 2000 with one default, then risk
+    rng = np.random.default_rng(7)
+    x = np.concatenate([rng.uniform(0, 1, 100), rng.uniform(1, 2, 2000), rng.uniform(2, 3, 2000)])
+    y = np.zeros(x.size)
+    y[100 + 1500] = 1.0
+    y[2100:][rng.random(2000) < 0.4] = 1.0
+    # When the feature is binned with small bins allowed
+    config = ChallengerConfig(binning=binning, n_bins=41, min_bin_share=0.01)
+    bins = fit_bins(x, y, "f", FeatureKind.NUMERIC, RiskDirection.UP, config)
+    # Then the WOE, not only the raw bad rate, falls bin over bin: the score is monotone
+    assert len(bins.woe) >= 2 and (np.diff(bins.woe) <= 0).all()
 
 
 def test_categorical_bins_map_unknown_codes_to_the_missing_woe():

@@ -96,6 +96,12 @@ def test_report_is_self_contained(trained):
     }
     # And grades without power are shown as not assessable, not red
     assert 'class="not-assessable"' in html
+    # And the explanations hold shap's three plots: one decision, the test set, top features
+    assert 'alt="shap_waterfall"' in html and 'alt="shap"' in html
+    dependence = sorted(p.stem for p in (out / "plots").glob("shap_dependence_*.png"))
+    assert len(dependence) == 3
+    for name in dependence:
+        assert f'alt="{name}"' in html
 
 
 def test_mean_calibrated_training_pd_matches_the_long_run_rate(trained):
