@@ -385,6 +385,7 @@ def _print_training(result: TrainResult) -> None:
         "cv.challenger_auc_mean",
         "model.family",
         "model.blend_weight",
+        "cv.lgbm_plain.auc_mean",
         "cv.lgbm.auc_mean",
         "cv.scorecard.auc_mean",
         "cv.blend.auc_mean",

@@ -88,36 +88,56 @@ class ChallengerConfig(BaseModel):
     max_iter: int = Field(default=2000, ge=10)
 
 
+PLAIN_LGBM: dict[str, float | int] = {
+    "learning_rate": 0.03,
+    "num_leaves": 31,
+    "max_depth": -1,
+    "min_child_samples": 20,
+    "feature_fraction": 1.0,
+    "bagging_fraction": 1.0,
+    "bagging_freq": 0,
+    "lambda_l2": 0.0,
+    "min_gain_to_split": 0.0,
+}
+"""LightGBM's own defaults (and learning rate 0.03): the plain reference candidate's settings."""
+
+
 class FamilyConfig(BaseModel):
     """Which model family becomes the bundle's model, chosen inside the training window.
 
-    ``auto`` compares the monotone LightGBM, the WOE scorecard and their blends by K-fold
-    cross-validated AUC on the training rows (grouped by customer in the portfolio mode) and
-    keeps the best; ``lgbm``, ``scorecard`` and ``blend`` force a family (``blend`` still picks
-    its weight by cross-validation). Every family ships as one LightGBM text model.
+    ``auto`` cross-validates (K folds on the training rows, grouped by customer in the portfolio
+    mode) the plain LightGBM (``plain``: library defaults, ``plain_rounds`` trees, monotone only
+    where the risk direction is known), the configured LightGBM (``lgbm``, early-stopped, with
+    ``lgbm_variants`` x ``tree_factors``), the WOE scorecard and their blends. ``rule``
+    ``one_se`` keeps the ``reference`` candidate unless another beats it by more than
+    ``se_multiplier`` standard errors of the per-fold AUC difference; ``best`` takes the best
+    mean. ``lgbm``, ``lgbm_plain``, ``scorecard`` and ``blend`` force a family (``blend`` still
+    picks its weight and LightGBM part by cross-validation). Every family ships as one LightGBM
+    text model.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    choice: Literal["auto", "lgbm", "scorecard", "blend"] = "auto"
+    choice: Literal["auto", "lgbm", "lgbm_plain", "scorecard", "blend"] = "auto"
+    rule: Literal["one_se", "best"] = "one_se"
+    """How ``auto`` picks: the reference unless beaten by ``se_multiplier`` SEs, or best mean."""
+    reference: Literal["lgbm", "lgbm_plain"] = "lgbm"
+    """The default candidate of ``one_se``: the configured or the plain LightGBM."""
+    se_multiplier: float = Field(default=1.0, ge=0.0)
+    """Standard errors of the paired per-fold AUC difference a challenger must win by."""
     cv_folds: int = Field(default=5, ge=2, le=20)
     blend_weights: tuple[float, ...] = (0.2, 0.4, 0.6, 0.8)
     """LightGBM shares tried for the blend ``w*lgbm_margin + (1-w)*scorecard_logit``."""
     tree_factors: tuple[float, ...] = (1.0, 1.5, 2.0)
     """LightGBM tree counts tried, as multiples of the early-stopped count (capped at
     ``lgbm.num_boost_round``); the count with the best CV AUC is kept."""
-    lgbm_variants: tuple[dict[str, float | int], ...] = (
-        {},
-        {
-            "max_depth": -1,
-            "bagging_fraction": 1.0,
-            "bagging_freq": 0,
-            "feature_fraction": 1.0,
-            "lambda_l2": 0.0,
-        },
-    )
+    lgbm_variants: tuple[dict[str, float | int], ...] = ({},)
     """LightGBM parameter sets tried (overrides of ``lgbm``; ``{}`` = as configured), each at
     every tree count; monotone constraints apply to all of them."""
+    plain: dict[str, float | int] = Field(default_factory=lambda: dict(PLAIN_LGBM))
+    """Overrides of ``lgbm`` giving the plain reference LightGBM (monotone where directed)."""
+    plain_rounds: int = Field(default=400, ge=1)
+    """Trees of the plain reference LightGBM (fixed, no early stopping)."""
 
     @model_validator(mode="after")
     def _check_weights(self) -> FamilyConfig:
@@ -126,7 +146,7 @@ class FamilyConfig(BaseModel):
             raise ValueError(f"blend_weights must be non-empty and inside (0, 1), got {bad}")
         if not self.lgbm_variants:
             raise ValueError("lgbm_variants must hold at least one parameter set ({} = as is)")
-        for variant in self.lgbm_variants:
+        for variant in (*self.lgbm_variants, self.plain):
             LgbmConfig(**variant)  # names a misspelt or out-of-range parameter
         if not self.tree_factors or min(self.tree_factors) <= 0.0:
             raise ValueError(

@@ -1,4 +1,4 @@
-"""Model family: monotone LightGBM, WOE scorecard or a blend, chosen inside the training data.
+"""Model family: LightGBM (plain or configured), WOE scorecard or a blend, chosen on training data.
 
 Every family ships as one LightGBM text model, so bundle, serving, batch scoring and the SHAP
 explanations (``pred_contrib``) stay on a single code path:
@@ -10,8 +10,13 @@ explanations (``pred_contrib``) stay on a single code path:
 - a blend ``w * lgbm_margin + (1 - w) * scorecard_logit`` is the concatenation of both models'
   trees with leaf values scaled by ``w`` and ``1 - w``.
 
-``auto`` picks the family with the best K-fold cross-validated AUC on the training rows only
-(folds grouped by customer when snapshots repeat customers); the test window is never seen.
+``auto`` scores every candidate by K-fold cross-validated AUC on the training rows only (folds
+grouped by customer when snapshots repeat customers; the test window is never seen). The
+candidates are the configured LightGBM, a plain LightGBM (library defaults, monotone only where
+the risk direction is known), the scorecard and a blend. With the ``one_se`` rule the reference
+candidate (``family.reference``, default the configured LightGBM) ships unless another beats it
+by more than one standard error of the per-fold AUC difference, so a noisy cross-validation does
+not swap in a model that is not clearly better; ``best`` takes the best mean.
 """
 
 from __future__ import annotations
@@ -40,9 +45,10 @@ from training.fit import (
 )
 from training.split import Split
 
-FAMILIES = ("lgbm", "scorecard", "blend")
+FAMILIES = ("lgbm_plain", "lgbm", "scorecard", "blend")
 _DESCRIPTIONS = {
-    "lgbm": "LightGBM binary, monotone constraints from risk directions",
+    "lgbm_plain": "LightGBM binary, plain reference settings, monotone where risk direction known",
+    "lgbm": "LightGBM binary, configured settings, monotone constraints from risk directions",
     "scorecard": "logistic regression on WOE bins, one LightGBM tree per feature",
     "blend": "blend of the LightGBM margin and the WOE scorecard logit (weight {w:.2f} / {v:.2f})",
 }
@@ -334,15 +340,26 @@ class FamilyChoice:
     choice: str
     """What was asked: ``auto`` or a forced family."""
     lgbm_trees: int
-    """Trees of the LightGBM candidate (its early-stopped size; used again in outer CV)."""
+    """Trees of the configured LightGBM candidate (its early-stopped size; used in outer CV)."""
     lgbm_variant: int = 0
     """Index of the LightGBM parameter set chosen in ``family.lgbm_variants``."""
+    blend_lgbm: str = "lgbm"
+    """The LightGBM candidate inside the blend: ``lgbm`` (configured) or ``lgbm_plain``."""
+    rule: str = ""
+    """The selection rule that picked the family (empty when the family was forced)."""
+    reference: str = "lgbm"
+    """The candidate the others' per-fold gains are measured against (``one_se`` default)."""
     folds: int = 0
     fold_auc: dict[str, tuple[float, ...]] = field(default_factory=dict)
     """Per candidate family, the AUC of each fold (blend: at the chosen weight)."""
 
     def metrics(self) -> dict[str, float | str]:
-        """``model.family``, the blend weight, and ``cv.<family>.auc_mean/std`` per candidate."""
+        """``model.family``, the blend, and per candidate ``cv.<family>.auc_mean/std``.
+
+        Candidates other than the reference also get ``cv.<family>.auc_gain`` and
+        ``cv.<family>.auc_gain_se``: mean and standard error of their per-fold AUC difference
+        from the reference, the figures the ``one_se`` rule compares.
+        """
         out: dict[str, float | str] = {
             "model.family": self.family,
             "model.family_choice": self.choice,
@@ -350,12 +367,75 @@ class FamilyChoice:
             "model.lgbm_trees": float(self.lgbm_trees),
             "model.lgbm_variant": float(self.lgbm_variant),
         }
+        if self.family == "blend":
+            out["model.family_blend_lgbm"] = self.blend_lgbm
+        if self.rule:
+            out["model.family_rule"] = self.rule
+            out["model.family_reference"] = self.reference
         if self.folds:
             out["cv.family_folds"] = float(self.folds)
         for family, values in self.fold_auc.items():
             out[f"cv.{family}.auc_mean"] = float(np.nanmean(values))
             out[f"cv.{family}.auc_std"] = float(np.nanstd(values))
+            if family != self.reference and self.reference in self.fold_auc:
+                gain, se = paired_gain(values, self.fold_auc[self.reference])
+                out[f"cv.{family}.auc_gain"] = gain
+                out[f"cv.{family}.auc_gain_se"] = se
         return out
+
+
+def paired_gain(values: Sequence[float], reference: Sequence[float]) -> tuple[float, float]:
+    """Mean and standard error of the per-fold differences ``values - reference``.
+
+    Folds where either AUC is undefined (NaN) are left out; with fewer than two folds left the
+    standard error is infinite.
+    """
+    diff = np.asarray(values, dtype=float) - np.asarray(reference, dtype=float)
+    diff = diff[~np.isnan(diff)]
+    if diff.size == 0:
+        return math.nan, math.inf
+    se = float(np.std(diff, ddof=1) / math.sqrt(diff.size)) if diff.size > 1 else math.inf
+    return float(diff.mean()), se
+
+
+def select_family(
+    fold_auc: dict[str, tuple[float, ...]],
+    rule: str,
+    se_multiplier: float = 1.0,
+    reference: str = "lgbm",
+) -> str:
+    """Pick a family from the per-fold AUCs of the candidates (same folds for all).
+
+    Args:
+        fold_auc: per candidate, its AUC on each fold.
+        rule: ``best`` takes the best mean AUC; ``one_se`` keeps ``reference`` unless another
+            candidate's mean gain over it exceeds ``se_multiplier`` standard errors of the
+            per-fold difference, and then takes the best mean among those that do.
+        se_multiplier: see ``rule``.
+        reference: the default candidate of ``one_se`` (must be in ``fold_auc``).
+
+    Returns:
+        The chosen candidate's name.
+
+    Raises:
+        TrainingError: for an unknown rule or a missing reference candidate.
+    """
+
+    def mean(name: str) -> float:
+        return float(np.nanmean(fold_auc[name]))
+
+    if rule == "best":
+        return max(fold_auc, key=mean)
+    if rule != "one_se":
+        raise TrainingError(f"unknown family selection rule '{rule}' (use one_se or best)")
+    if reference not in fold_auc:
+        raise TrainingError(f"the one_se rule needs the reference candidate '{reference}'")
+    winners = [reference]
+    for name, values in fold_auc.items():
+        gain, se = paired_gain(values, fold_auc[reference])
+        if name != reference and gain > se_multiplier * se:
+            winners.append(name)
+    return max(winners, key=mean)
 
 
 def _folds(
@@ -370,6 +450,21 @@ def _folds(
 
 def _variant(lgbm_config: LgbmConfig, config: TrainConfig, index: int) -> LgbmConfig:
     return lgbm_config.model_copy(update=config.family.lgbm_variants[index])
+
+
+def plain_config(config: TrainConfig) -> LgbmConfig:
+    """The plain reference LightGBM: ``config.lgbm`` with ``family.plain`` (monotone kept)."""
+    return config.lgbm.model_copy(update=config.family.plain)
+
+
+def _lgbm_part(
+    choice: FamilyChoice, lgbm_config: LgbmConfig, config: TrainConfig
+) -> tuple[LgbmConfig, int]:
+    """Settings and tree count of the LightGBM inside the chosen family."""
+    which = choice.family if choice.family in ("lgbm", "lgbm_plain") else choice.blend_lgbm
+    if which == "lgbm_plain":
+        return plain_config(config), config.family.plain_rounds
+    return _variant(lgbm_config, config, choice.lgbm_variant), choice.lgbm_trees
 
 
 def _fold_auc(y: np.ndarray, score: np.ndarray) -> float:
@@ -387,22 +482,28 @@ def choose_family(
 ) -> FamilyChoice:
     """Cross-validate the candidate families on training rows and pick one.
 
+    Candidates: ``lgbm`` (the configured LightGBM, its best parameter set and tree count),
+    ``lgbm_plain`` (LightGBM defaults, ``family.plain_rounds`` trees), ``scorecard`` and
+    ``blend`` (the better of the two LightGBM candidates with the scorecard, best weight).
+    ``config.family.rule`` picks, around ``config.family.reference``.
+
     Args:
         x: training rows (never the test window), columns in spec order.
         y: their 0/1 labels.
         spec: feature spec.
         config: training configuration (``family``, ``challenger``, ``lgbm``, ``seed``).
-        rounds: the early-stopped tree count; the LightGBM candidate is scored with this count
+        rounds: the early-stopped tree count; the configured LightGBM is scored with this count
             times each of ``config.family.tree_factors`` and keeps the best.
         groups: customer of each row; folds keep a customer's snapshots together.
         lgbm_config: LightGBM parameters (default ``config.lgbm``; e.g. the tuned ones).
 
     Returns:
-        The choice; a forced ``lgbm`` or ``scorecard`` is returned without cross-validation.
+        The choice; a forced ``lgbm``, ``lgbm_plain`` or ``scorecard`` is returned without
+        cross-validation.
     """
     wanted = config.family.choice
-    if wanted in ("lgbm", "scorecard"):
-        weight = 1.0 if wanted == "lgbm" else 0.0
+    if wanted in ("lgbm", "lgbm_plain", "scorecard"):
+        weight = 0.0 if wanted == "scorecard" else 1.0
         return FamilyChoice(family=wanted, weight=weight, choice=wanted, lgbm_trees=rounds)
     minority = int(min(y.sum(), len(y) - y.sum()))
     k = min(config.family.cv_folds, minority)
@@ -421,14 +522,18 @@ def choose_family(
     )
     folds = _folds(y, groups, k, config.seed)
     variants = [_variant(lgbm_config, config, i) for i in range(len(config.family.lgbm_variants))]
+    plain, plain_rounds = plain_config(config), config.family.plain_rounds
     candidates = [(v, n) for v in range(len(variants)) for n in counts]
     margins: dict[tuple[int, int], list[np.ndarray]] = {c: [] for c in candidates}
+    plain_margins: list[np.ndarray] = []
     logits: list[np.ndarray] = []
     for train, test in folds:
         for v, variant in enumerate(variants):
             booster = fit_fixed_rounds(x[train], y[train], spec, variant, config.seed, counts[-1])
             for n in counts:
                 margins[(v, n)].append(booster.predict(x[test], raw_score=True, num_iteration=n))
+        booster = fit_fixed_rounds(x[train], y[train], spec, plain, config.seed, plain_rounds)
+        plain_margins.append(booster.predict(x[test], raw_score=True))
         card = fit_scorecard(x[train], y[train], spec, config.challenger, config.seed)
         logits.append(card.logit(x[test]))
     tests = [y[test] for _, test in folds]
@@ -438,25 +543,34 @@ def choose_family(
 
     lgbm_auc = {c: fold_aucs(margins[c]) for c in candidates}
     best = max(candidates, key=lambda c: float(np.nanmean(lgbm_auc[c])))
+    fold_auc = {
+        "lgbm_plain": fold_aucs(plain_margins),
+        "lgbm": lgbm_auc[best],
+        "scorecard": fold_aucs(logits),
+    }
+    blend_lgbm = max(("lgbm", "lgbm_plain"), key=lambda name: float(np.nanmean(fold_auc[name])))
+    base = margins[best] if blend_lgbm == "lgbm" else plain_margins
     blended = {
-        w: fold_aucs([w * m + (1.0 - w) * s for m, s in zip(margins[best], logits, strict=True)])
+        w: fold_aucs([w * m + (1.0 - w) * s for m, s in zip(base, logits, strict=True)])
         for w in weights
     }
     best_weight = max(weights, key=lambda w: float(np.nanmean(blended[w])))
-    fold_auc = {
-        "lgbm": lgbm_auc[best],
-        "scorecard": fold_aucs(logits),
-        "blend": blended[best_weight],
-    }
-    candidates = ["blend"] if wanted == "blend" else list(FAMILIES)
-    family = max(candidates, key=lambda name: float(np.nanmean(fold_auc[name])))
-    weight = {"lgbm": 1.0, "scorecard": 0.0, "blend": best_weight}[family]
+    fold_auc["blend"] = blended[best_weight]
+    rule = config.family.rule
+    if wanted == "blend":
+        family, rule = "blend", ""
+    else:
+        family = select_family(fold_auc, rule, config.family.se_multiplier, config.family.reference)
+    weight = {"lgbm": 1.0, "lgbm_plain": 1.0, "scorecard": 0.0, "blend": best_weight}[family]
     return FamilyChoice(
         family=family,
         weight=weight,
         choice=wanted,
         lgbm_trees=best[1],
         lgbm_variant=best[0],
+        blend_lgbm=blend_lgbm,
+        rule=rule,
+        reference=config.family.reference,
         folds=k,
         fold_auc=fold_auc,
     )
@@ -473,7 +587,7 @@ def family_model_text(
     x_train: np.ndarray,
 ) -> str:
     """Model text of the chosen family from its fitted parts (``None`` where not needed)."""
-    if choice.family == "lgbm":
+    if choice.family in ("lgbm", "lgbm_plain"):
         if lgbm_text is None:
             raise TrainingError("the LightGBM family needs a fitted LightGBM model")
         return lgbm_text
@@ -497,12 +611,12 @@ def fit_family_fixed(
     """Fit the chosen family on rows, with the choice's LightGBM tree count (cross-validation)."""
     lgbm_text = None
     if choice.family != "scorecard":
-        variant = _variant(config.lgbm, config, choice.lgbm_variant)
-        booster = fit_fixed_rounds(x, y, spec, variant, config.seed, choice.lgbm_trees)
+        part, trees = _lgbm_part(choice, config.lgbm, config)
+        booster = fit_fixed_rounds(x, y, spec, part, config.seed, trees)
         lgbm_text = normalise_model_text(booster.model_to_string())
     card = (
         fit_scorecard(x, y, spec, config.challenger, config.seed)
-        if choice.family != "lgbm"
+        if choice.family not in ("lgbm", "lgbm_plain")
         else None
     )
     return lgb.Booster(model_str=family_model_text(choice, lgbm_text, card, spec, x))
@@ -518,11 +632,11 @@ def fit_model(
 ) -> tuple[FittedModel, FamilyChoice]:
     """Fit the LightGBM model, choose the family on the training window, build its model.
 
-    The LightGBM candidate is fitted as always (tuned if configured, early stopping on the
-    calibration window); the family cross-validation, which sees the training rows only,
-    scores it with each parameter set of ``family.lgbm_variants`` at multiples of that tree
-    count and, when another set or count wins, it is refitted on the training rows with it.
-    The scorecard is fitted on the training rows.
+    The configured LightGBM is fitted as always (tuned if configured, early stopping on the
+    calibration window) and its tree count seeds the family cross-validation, which sees the
+    training rows only (see ``choose_family``). The LightGBM part of the chosen family is
+    refitted on the training rows when its settings or tree count differ from that model's;
+    the scorecard is fitted on the training rows.
 
     Returns:
         The model of the chosen family (LightGBM text) and the choice with its CV scores.
@@ -543,18 +657,18 @@ def fit_model(
         None if groups is None else groups[tr],
         lgbm_config,
     )
-    refit = choice.lgbm_trees != lgbm_model.best_iteration or choice.lgbm_variant != 0
-    if refit and choice.family != "scorecard":
-        variant = _variant(lgbm_config, config, choice.lgbm_variant)
-        booster = fit_fixed_rounds(x[tr], y[tr], spec, variant, config.seed, choice.lgbm_trees)
+    part, trees = _lgbm_part(choice, lgbm_config, config)
+    early_stopped = part == lgbm_config and trees == lgbm_model.best_iteration
+    if choice.family != "scorecard" and not early_stopped:
+        booster = fit_fixed_rounds(x[tr], y[tr], spec, part, config.seed, trees)
         text = normalise_model_text(booster.model_to_string())
         lgbm_model = FittedModel(
             booster=lgb.Booster(model_str=text),
-            params=lgb_params(spec, variant, config.seed),
-            best_iteration=choice.lgbm_trees,
+            params=lgb_params(spec, part, config.seed),
+            best_iteration=trees,
             model_text=text,
         )
-    if choice.family == "lgbm":
+    if choice.family in ("lgbm", "lgbm_plain"):
         return lgbm_model, choice
     card = fit_scorecard(x[tr], y[tr], spec, config.challenger, config.seed)
     text = family_model_text(choice, lgbm_model.model_text, card, spec, x[tr])

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from features.spec import FeatureDef, FeatureGroup, FeatureKind, FeatureSpec, RiskDirection
-from training.config import LgbmConfig, RegistryConfig, TrainConfig
+from training.config import PLAIN_LGBM, FamilyConfig, LgbmConfig, RegistryConfig, TrainConfig
 
 INDUSTRIES = ("manufacturing", "retail", "construction")
 
@@ -86,8 +86,10 @@ def make_dataset(
 
 
 def fast_config(**registry) -> TrainConfig:
+    """Small, fast LightGBM settings; the plain reference candidate is shrunk the same way."""
     return TrainConfig(
         lgbm=LgbmConfig(num_boost_round=120, learning_rate=0.08, early_stopping_rounds=30),
+        family=FamilyConfig(plain={**PLAIN_LGBM, "learning_rate": 0.08}, plain_rounds=120),
         registry=RegistryConfig(enabled=False, **registry)
         if not registry
         else RegistryConfig(**registry),
