@@ -44,6 +44,7 @@ import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import lightgbm as lgb
@@ -284,7 +285,7 @@ def wait_ready(url: str, process: subprocess.Popen, log: Path, timeout: float = 
 
 
 WRK_SCRIPT = ROOT / "benchmarks/load/post_bodies.lua"
-GENERATOR = {"name": "httpx", "seconds": 6.0}
+GENERATOR: dict[str, Any] = {"name": "httpx", "seconds": 6.0}
 """The load generator in use: ``wrk`` (C, epoll; set in ``main`` when on PATH) or ``httpx``."""
 _BODY_LISTS: dict[int, Path] = {}
 

@@ -30,6 +30,8 @@ from riskgrade.console import (
 )
 
 if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
     from audit import AuditStore
     from features.validate import PointInTimeRaw
     from training.pipeline import TrainResult
@@ -84,7 +86,7 @@ def _uri(path: Path) -> str:
     return re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*):/(?!/)", r"\1://", str(path))
 
 
-def _spark_session(settings: Params, master: str | None) -> object:
+def _spark_session(settings: Params, master: str | None) -> SparkSession:
     try:
         from features.spark.engine import spark_session
     except ImportError as error:
@@ -268,7 +270,7 @@ def features_at(
         from features.spark.engine import features_at as spark_features_at
 
         session = _spark_session(_params(params), spark_master)
-        count = spark_features_at(session, _uri(raw), day, _uri(out))  # type: ignore[arg-type]
+        count = spark_features_at(session, _uri(raw), day, _uri(out))
         console.print(f"wrote {count:,} customers to {out}/as_of={day} (Spark)")
         return
     frame = compute_features(_read_at(raw, day).tables, day)
@@ -300,7 +302,7 @@ def features_build(
         from features.spark.engine import build_dataset_spark
 
         session = _spark_session(settings, spark_master)
-        dates = build_dataset_spark(session, _uri(raw_dir), _uri(out_dir), settings.features)  # type: ignore[arg-type]
+        dates = build_dataset_spark(session, _uri(raw_dir), _uri(out_dir), settings.features)
         console.print(f"wrote {len(dates)} snapshot partitions to {out_dir} (Spark)")
         return
     tables = load_raw(raw_dir)
@@ -601,10 +603,10 @@ def score(
         session = _spark_session(settings, spark_master)
         counts = score_to_parquet(
             session,
-            _uri(raw),  # type: ignore[arg-type]
+            _uri(raw),
             day,
             bundle_dir,
-            _uri(out),  # type: ignore[arg-type]
+            _uri(out),
             lang.value,
         )
         console.print(frame_table(counts, f"Customers by tier at {day}", index=True))
@@ -879,7 +881,8 @@ def audit_export(
             param_hint="--rated-from",
         )
     for first, last in (("--rated-from", "--rated-to"), ("--logged-from", "--logged-to")):
-        if days[first] is not None and days[last] is not None and days[last] < days[first]:
+        start, end = days[first], days[last]
+        if start is not None and end is not None and end < start:
             raise typer.BadParameter(f"{last} must not be before {first}", param_hint=last)
     logged_start, logged_end = days["--logged-from"], days["--logged-to"]
     store = _audit_store(_params(params), db)

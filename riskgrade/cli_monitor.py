@@ -189,7 +189,7 @@ def register(app: typer.Typer) -> None:
                 bundle_dir,
                 store,
                 previous,
-                MonitoringConfig(lang=lang),  # type: ignore[arg-type]
+                MonitoringConfig(lang=lang),
                 progress=lambda done, total: progress.update(task, completed=done, total=total),
                 judgement=judgement,
                 judgement_config=settings.rating.judgement,

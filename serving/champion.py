@@ -59,6 +59,8 @@ def fetch_champion(
             f"no '{alias}' alias on registered model '{model_name}' at {tracking_uri}: "
             "train and promote a model first (riskgrade train; riskgrade promote)"
         ) from error
+    if version.run_id is None:
+        raise ChampionError(f"version {version.version} of '{model_name}' has no training run")
     dest.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=dest.parent) as tmp:
         mlflow.set_tracking_uri(tracking_uri)

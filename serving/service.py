@@ -35,7 +35,7 @@ import os
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, cast
 
 import bentoml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -118,12 +118,13 @@ class ServiceConfig(BaseModel):
         try:
             return cls.model_validate(values)
         except ValidationError as error:
-            where = {
+            where: dict[tuple[str, ...], str] = {
                 (section, key) if section else (key,): name
                 for name, (section, key) in _ENVIRONMENT.items()
             }
             first = error.errors(include_url=False)[0]
-            name = where.get(tuple(str(part) for part in first["loc"][:2] if part), "?")
+            loc: tuple[str, ...] = tuple(str(part) for part in first["loc"][:2] if part)
+            name = where.get(loc, "?")
             raise ServiceConfigError(
                 f"environment variable {name}: {first['msg']} (got {env.get(name)!r})"
             ) from error
@@ -332,5 +333,7 @@ class RiskgradeService:
             self.state.audit.close()
 
 
-RiskgradeService.add_asgi_middleware(ControlCharPathGuard)
-RiskgradeService.add_asgi_middleware(TokenGate)
+# mypy does not apply class decorators (python/mypy#3135): the name is a bentoml.Service.
+_SERVICE = cast("bentoml.Service[RiskgradeService]", RiskgradeService)
+_SERVICE.add_asgi_middleware(ControlCharPathGuard)
+_SERVICE.add_asgi_middleware(TokenGate)

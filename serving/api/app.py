@@ -79,7 +79,7 @@ def build_app(review: ReviewConfig | None = None) -> FastAPI:
 
     for router in (scoring.router, audit_routes.router, admin.router, review_router(review), meta):
         app.include_router(router)
-    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]  # FastAPI's documented hook
     return app
 
 
