@@ -15,9 +15,11 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
-from features.schema import MAX_DATE, MIN_DATE
 from rating.output import columns_help
 from riskgrade import cli_monitor
+from riskgrade.cli_common import champion_bundle as _champion_bundle
+from riskgrade.cli_common import read_at as _read_at
+from riskgrade.cli_common import require_date as _require_date
 from riskgrade.config import DEFAULT_PARAMS_PATH, Params, load_params
 from riskgrade.console import (
     console,
@@ -33,7 +35,6 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
     from audit import AuditStore
-    from features.validate import PointInTimeRaw
     from training.pipeline import TrainResult
 
 app = typer.Typer(
@@ -95,34 +96,6 @@ def _spark_session(settings: Params, master: str | None) -> SparkSession:
             param_hint="--engine",
         ) from None
     return spark_session(settings.spark, master)
-
-
-EARLIEST_DATE = date.fromisoformat(MIN_DATE)
-LATEST_DATE = date.fromisoformat(MAX_DATE)
-"""Dates the command line accepts (the raw contract's and the API's bounds): every window
-derived from one (12 months back, a label horizon or a day ahead) stays a valid date."""
-
-
-def _require_date(value: str, option: str) -> date:
-    try:
-        day = date.fromisoformat(value)
-    except ValueError:
-        message = f"{value!r} is not a date (YYYY-MM-DD)"
-        raise typer.BadParameter(message, param_hint=option) from None
-    if not EARLIEST_DATE <= day <= LATEST_DATE:
-        message = f"{value} is outside {EARLIEST_DATE}..{LATEST_DATE}"
-        raise typer.BadParameter(message, param_hint=option)
-    return day
-
-
-def _read_at(raw_dir: Path, day: date) -> PointInTimeRaw:
-    """A raw folder as known at ``day``: later records are left out, said on stderr."""
-    from features.validate import load_raw_at
-
-    known = load_raw_at(raw_dir, day)
-    if not known.cut.empty:
-        err_console.print(known.cut.summary())
-    return known
 
 
 @app.command()
@@ -491,36 +464,6 @@ def promote(
     console.print(result.message)
     if not result.promoted:
         raise typer.Exit(1)
-
-
-def _champion_bundle(settings: Params, bundle: Path | None) -> tuple[Path, str]:
-    """The bundle to serve: the given folder, else the MLflow champion; archived by hash.
-
-    Raises:
-        ModelIncompatibleError: if the bundle needs features the feature code does not compute.
-    """
-    import shutil
-
-    from rating.bundle import load_bundle
-    from rating.compat import check_compatible
-    from serving.champion import fetch_champion
-
-    if bundle is None:
-        registry = settings.train.registry
-        tracking_uri = os.environ.get("MLFLOW_TRACKING_URI", registry.tracking_uri)
-        champion = fetch_champion(
-            tracking_uri,
-            registry.registered_model_name,
-            settings.paths.bundles / "_champion",
-            alias=registry.champion_alias,
-        )
-        bundle = champion.bundle_dir
-    verified = load_bundle(bundle)
-    check_compatible(verified.spec, f"bundle {bundle} ({verified.metadata.model_name})")
-    archived = settings.paths.bundles / verified.bundle_hash
-    if not archived.exists():
-        shutil.copytree(bundle, archived)
-    return archived, verified.bundle_hash
 
 
 @app.command()

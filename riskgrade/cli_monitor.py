@@ -5,20 +5,13 @@ Registered on the main app by ``riskgrade.cli`` (``cli_monitor.register(app)``).
 
 from __future__ import annotations
 
-from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from riskgrade.config import DEFAULT_PARAMS_PATH
-
-
-def _date(value: str, option: str) -> date:
-    from riskgrade.cli import _require_date  # imported late: riskgrade.cli imports this module
-
-    return _require_date(value, option)
-
+from riskgrade.cli_common import champion_bundle, read_at, require_date
+from riskgrade.config import DEFAULT_PARAMS_PATH, load_params
 
 _TRIGGER_SHORT = {
     "grade_drop": "grade↓",
@@ -166,20 +159,19 @@ def register(app: typer.Typer) -> None:
         from monitoring.report import write_report
         from monitoring.run import run_monitoring
         from monitoring.store import MonitoringStore
-        from riskgrade.cli import _champion_bundle, _params, _read_at
         from riskgrade.console import console, err_console
 
-        day = _date(as_of, "--as-of")
+        day = require_date(as_of, "--as-of")
         if lang not in ("en", "zh"):
             raise typer.BadParameter(f"{lang!r} is not en or zh", param_hint="--lang")
-        settings = _params(params)
-        bundle_dir, _ = _champion_bundle(settings, bundle)
+        settings = load_params(params)
+        bundle_dir, _ = champion_bundle(settings, bundle)
         if reviews is not None:
             added = MonitoringStore(store).record_reviews(pd.read_csv(reviews))
             err_console.print(f"recorded {added} review(s) from {reviews}")
         # The folder as known at as_of: a later extract gives the same run (older runs are
         # back-tested with the defaults known at as_of).
-        tables = _read_at(raw, day).tables
+        tables = read_at(raw, day).tables
         judgement = load_judgement(raw, day, tables.customers["customer_id"])
         with Progress(console=err_console, transient=True) as progress:
             task = progress.add_task("rating", total=None)

@@ -1,0 +1,74 @@
+"""Option parsing and loading shared by the command modules (``cli``, ``cli_monitor``).
+
+Both import this module and neither imports the other (an import-linter contract keeps the
+``riskgrade`` modules acyclic); what is not about the command line lives in the packages
+(`serving.champion.resolve_bundle`, `features.validate.load_raw_at`).
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+from features.schema import MAX_DATE, MIN_DATE
+from riskgrade.config import Params
+from riskgrade.console import err_console
+
+if TYPE_CHECKING:
+    from features.validate import PointInTimeRaw
+
+EARLIEST_DATE = date.fromisoformat(MIN_DATE)
+LATEST_DATE = date.fromisoformat(MAX_DATE)
+"""Dates the command line accepts (the raw contract's and the API's bounds): every window
+derived from one (12 months back, a label horizon or a day ahead) stays a valid date."""
+
+
+def require_date(value: str, option: str) -> date:
+    """``value`` as a date within the accepted bounds.
+
+    Raises:
+        typer.BadParameter: naming ``option`` when the value is not a date or out of bounds.
+    """
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        message = f"{value!r} is not a date (YYYY-MM-DD)"
+        raise typer.BadParameter(message, param_hint=option) from None
+    if not EARLIEST_DATE <= day <= LATEST_DATE:
+        message = f"{value} is outside {EARLIEST_DATE}..{LATEST_DATE}"
+        raise typer.BadParameter(message, param_hint=option)
+    return day
+
+
+def read_at(raw_dir: Path, day: date) -> PointInTimeRaw:
+    """A raw folder as known at ``day``: later records are left out, said on stderr."""
+    from features.validate import load_raw_at
+
+    known = load_raw_at(raw_dir, day)
+    if not known.cut.empty:
+        err_console.print(known.cut.summary())
+    return known
+
+
+def champion_bundle(settings: Params, bundle: Path | None) -> tuple[Path, str]:
+    """The bundle to serve: the given folder, else the MLflow champion; archived by hash.
+
+    The registry is ``MLFLOW_TRACKING_URI`` when set, else the one in params.
+
+    Raises:
+        ModelIncompatibleError: if the bundle needs features the feature code does not compute.
+    """
+    from serving.champion import resolve_bundle
+
+    registry = settings.train.registry
+    return resolve_bundle(
+        bundle,
+        archive=settings.paths.bundles,
+        tracking_uri=os.environ.get("MLFLOW_TRACKING_URI", registry.tracking_uri),
+        model_name=registry.registered_model_name,
+        alias=registry.champion_alias,
+    )
