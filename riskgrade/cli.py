@@ -17,6 +17,7 @@ import typer
 
 from rating.output import columns_help
 from riskgrade import cli_monitor
+from riskgrade.cli_common import audit_key, environment
 from riskgrade.cli_common import champion_bundle as _champion_bundle
 from riskgrade.cli_common import read_at as _read_at
 from riskgrade.cli_common import require_date as _require_date
@@ -691,13 +692,13 @@ def _audit_store(settings: Params, db: Path | None) -> AuditStore:
     """The audit store: PostgreSQL when RISKGRADE_AUDIT_URL is set, else the SQLite file."""
     from audit import AuditConfig, open_audit_store
 
-    url = os.environ.get("RISKGRADE_AUDIT_URL")
+    url = environment().audit_url
     if url and db is None:
-        return open_audit_store(AuditConfig(url=url))
+        return open_audit_store(AuditConfig(url=url), key=audit_key())
     path = db or settings.paths.audit_db
     if not path.is_file():
         raise FileNotFoundError(f"audit database {path} does not exist")
-    return open_audit_store(AuditConfig(path=path))
+    return open_audit_store(AuditConfig(path=path), key=audit_key())
 
 
 @audit_app.command("verify")
@@ -706,13 +707,13 @@ def audit_verify(db: AuditDbOption = None, params: ParamsOption = DEFAULT_PARAMS
     from audit import verify
 
     settings = _params(params)
-    if os.environ.get("RISKGRADE_AUDIT_URL") and db is None:
+    if environment().audit_url and db is None:
         result = verify(_audit_store(settings, None))
     else:
         path = db or settings.paths.audit_db
         if not path.is_file():
             raise FileNotFoundError(f"audit database {path} does not exist")
-        result = verify(path)
+        result = verify(path, key=audit_key())
     if result.ok:
         console.print(
             f"audit log intact: {result.records:,} records, {result.checkpoints:,} checkpoints"
@@ -867,6 +868,16 @@ def error_message(error: BaseException) -> str:
     return f"{head.rstrip(':')}: {'; '.join(details)}" if details else head
 
 
+def _debug() -> bool:
+    """``RISKGRADE_DEBUG`` is set (false when the settings themselves are invalid)."""
+    from serving.settings import SettingsError
+
+    try:
+        return environment().debug
+    except SettingsError:
+        return False
+
+
 def main() -> None:
     """Console entry point: runs the app and turns user-fixable errors into one clear line.
 
@@ -903,7 +914,7 @@ def main() -> None:
         hint = f" (see '{context.command_path} --help')" if context is not None else ""
         fail(f"{error.format_message()}{hint}", getattr(error, "exit_code", 2))
     except (RiskgradeError, AuditError, ValidationError, ValueError, OSError) as error:
-        if os.environ.get("RISKGRADE_DEBUG"):
+        if _debug():
             raise
         fail(error_message(error))
     sys.exit(code if isinstance(code, int) else 0)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from datetime import date
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,11 +21,30 @@ from riskgrade.console import err_console
 
 if TYPE_CHECKING:
     from features.validate import PointInTimeRaw
+    from serving.settings import RiskgradeSettings
 
 EARLIEST_DATE = date.fromisoformat(MIN_DATE)
 LATEST_DATE = date.fromisoformat(MAX_DATE)
 """Dates the command line accepts (the raw contract's and the API's bounds): every window
 derived from one (12 months back, a label horizon or a day ahead) stays a valid date."""
+
+
+@cache
+def environment() -> RiskgradeSettings:
+    """The ``RISKGRADE_*`` settings of this process, read once, by the first command needing them.
+
+    Raises:
+        serving.settings.SettingsError: naming a variable whose value is invalid.
+    """
+    from serving.settings import RiskgradeSettings
+
+    return RiskgradeSettings.from_environ()
+
+
+def audit_key() -> bytes | None:
+    """The audit checkpoint key (``RISKGRADE_AUDIT_KEY``), None when unset."""
+    secret = environment().audit_key
+    return secret.get_secret_value().encode() if secret is not None else None
 
 
 def require_date(value: str, option: str) -> date:
