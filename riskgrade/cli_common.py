@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from datetime import date
-from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,9 +28,8 @@ LATEST_DATE = date.fromisoformat(MAX_DATE)
 derived from one (12 months back, a label horizon or a day ahead) stays a valid date."""
 
 
-@cache
 def environment() -> RiskgradeSettings:
-    """The ``RISKGRADE_*`` settings of this process, read once, by the first command needing them.
+    """The ``RISKGRADE_*`` settings of this process, read when a command needs them.
 
     Raises:
         serving.settings.SettingsError: naming a variable whose value is invalid.
