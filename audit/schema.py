@@ -12,11 +12,12 @@ The payload is TEXT everywhere (never JSONB, which would reorder keys and break 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from audit.records import AuditError, AuditUrlError
 
@@ -264,10 +265,12 @@ def rated_on(dialect: str) -> sa.ColumnElement[Any]:
 def insert_ignoring_duplicates(table: sa.Table, dialect: str) -> Any:
     """``INSERT`` that skips rows whose primary key exists (a body stored once)."""
     if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert(table).on_conflict_do_nothing()
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert(table).on_conflict_do_nothing()
+    from sqlalchemy.dialects import sqlite
+
+    return sqlite.insert(table).on_conflict_do_nothing()
 
 
 CHAIN_LOCK = {
@@ -301,7 +304,9 @@ class Compiled:
     @classmethod
     def of(cls, statement: sa.Executable, dialect: sa.Dialect) -> Compiled:
         """Render ``statement`` for ``dialect``."""
-        compiled = statement.compile(dialect=dialect)
+        # Core statements are ClauseElements, and SQL dialects compile them with a SQLCompiler.
+        clause = cast(sa.ClauseElement, statement)
+        compiled = cast(SQLCompiler, clause.compile(dialect=dialect))
         order = tuple(compiled.positiontup or ()) if compiled.positional else None
         return cls(compiled.string, order, dict(compiled.params))
 

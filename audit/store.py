@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, cast, runtime_checkable
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -476,7 +476,9 @@ class SqlAuditStore:
         if raw is None:
             return False
         lost = isinstance(error, self._dbapi_error) and self._engine.dialect.is_disconnect(
-            error, raw.dbapi_connection, None
+            cast(Any, error),  # the loaded driver's DBAPI Error (the isinstance above)
+            raw.dbapi_connection,
+            None,
         )
         if not lost:
             try:

@@ -95,7 +95,7 @@ def timed(fn, repeats: int) -> float:
 
 def feature_rows(raw, model: RatingModel) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """The portfolio's model matrix and flags, exactly as the portfolio path builds them."""
-    xs, flags = [], []
+    xs = []
     for chunk in iter_rated_chunks(raw, AS_OF, model, chunk_size=100_000):
         xs.append(chunk.features)
     x = np.ascontiguousarray(np.concatenate(xs), dtype=np.float64)
@@ -188,7 +188,7 @@ def main() -> None:
     model_mt = RatingModel(bundle, num_threads=threads)
     booster = model.booster
 
-    reference = booster.predict(x, pred_contrib=True, num_threads=1)
+    reference = np.asarray(booster.predict(x, pred_contrib=True, num_threads=1))
     bare_1 = timed(lambda: booster.predict(x, pred_contrib=True, num_threads=1), args.repeats)
     score_1 = timed(lambda: model.score(x, flags), args.repeats)
     bare_n = timed(lambda: booster.predict(x, pred_contrib=True, num_threads=threads), args.repeats)

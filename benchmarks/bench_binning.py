@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -156,12 +157,12 @@ def main() -> None:
 
     import_seconds = time.perf_counter() - start
     customers = args.customers or load_params(ROOT / "params.yaml").generate.customers
-    datasets = {"sample_portfolio": sample_portfolio(customers)}
+    datasets: dict[str, Any] = {"sample_portfolio": sample_portfolio(customers)}
     for table in PUBLIC:
         if table.file.exists():
             datasets[table.label] = public_table(table)
     best = {
-        name: max(d["variants"], key=lambda v, d=d: d["variants"][v]["test_auc"])
+        name: max(d["variants"], key=lambda v: d["variants"][v]["test_auc"])
         for name, d in datasets.items()
     }
     mean_auc = {

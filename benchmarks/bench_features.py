@@ -31,6 +31,7 @@ import sys
 import time
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -434,7 +435,7 @@ def run_baseline(customers: int, raw_dir: Path, chunk: int) -> dict[str, object]
     }
 
 
-def _child(args: list[str]) -> dict[str, object]:
+def _child(args: list[str]) -> dict[str, Any]:
     env = dict(os.environ)
     if args[0] == "online":
         env["POLARS_MAX_THREADS"] = "1"
@@ -460,13 +461,13 @@ def main() -> None:
         if kind == "online":
             print(json.dumps(run_online()))
         else:
-            run = run_batch if kind == "batch" else run_baseline
-            print(json.dumps(run(int(rest[0]), Path(rest[1]), int(rest[2]))))
+            measure = run_batch if kind == "batch" else run_baseline
+            print(json.dumps(measure(int(rest[0]), Path(rest[1]), int(rest[2]))))
         return
     from features.synthetic import GeneratorConfig, generate
 
     sizes = args.sizes or ([10_000, 100_000] + ([1_000_000] if args.full else []))
-    report: dict[str, object] = {
+    report: dict[str, Any] = {
         "benchmark": "features",
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
         "as_of": AS_OF.isoformat(),
@@ -491,16 +492,16 @@ def main() -> None:
             run["compute_features_chunked_s"] < 180 and run["peak_rss_mb"] < 8192
         )
         print(json.dumps(run, indent=2))
-        report["batch"].append(run)  # type: ignore[union-attr]
+        report["batch"].append(run)
         if not keep:
             shutil.rmtree(raw_dir, ignore_errors=True)
     # Sizes not run this time (e.g. 1M without --full) keep their last measurement.
     if RESULTS.exists():
         previous = json.loads(RESULTS.read_text())
-        done = {run["customers"] for run in report["batch"]}  # type: ignore[union-attr]
+        done = {run["customers"] for run in report["batch"]}
         kept = [run for run in previous.get("batch", []) if run["customers"] not in done]
         report["batch"] = sorted(
-            [*kept, *report["batch"]],  # type: ignore[misc]
+            [*kept, *report["batch"]],
             key=lambda run: run["customers"],
         )
         if report["online"] is None:

@@ -14,6 +14,7 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import lightgbm as lgb
 import numpy as np
@@ -101,7 +102,7 @@ def main() -> None:
         load_s = best_of(lambda: load_bundle(folder), 5)
         model = RatingModel.load(folder)
 
-    results: dict[str, object] = {
+    results: dict[str, Any] = {
         "features": N_FEATURES,
         "trees": N_TREES,
         "num_threads": 1,

@@ -21,6 +21,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from features.build import build_dataset, write_dataset
 from features.io import read_raw
@@ -79,7 +80,7 @@ def run(customers: int, seed: int) -> dict[str, object]:
         config = TrainConfig(registry=RegistryConfig(enabled=False), show_progress=False)
         result = train_dataset(work / "features", config, work / "out", truth_dir=work / "raw")
         trained = time.perf_counter()
-        metrics = {k: _round(result.metrics.get(k)) for k in KEYS}
+        metrics: dict[str, Any] = {k: _round(result.metrics.get(k)) for k in KEYS}
         scale = MasterScale()
         overlap = float(result.metrics["cycle.overlap"])
         controls = {}
@@ -91,7 +92,7 @@ def run(customers: int, seed: int) -> dict[str, object]:
                 backtest = validate_predictions(frame, scale, config.validation, overlap)
                 gates = evaluate_gates({**result.metrics, **backtest.metrics}, config.gates)
                 controls[name] = [g.name for g in gates if not g.passed]
-        gap = float(metrics["oracle.test.auc"]) - float(metrics["test.auc"])  # type: ignore[arg-type]
+        gap = float(metrics["oracle.test.auc"]) - float(metrics["test.auc"])
         return {
             "customers": customers,
             "seed": seed,
@@ -123,13 +124,13 @@ def run(customers: int, seed: int) -> dict[str, object]:
 
 
 def _merge(runs: list[dict[str, object]]) -> dict[str, object]:
-    previous: list[dict[str, object]] = []
+    previous: list[dict[str, Any]] = []
     if RESULT_FILE.is_file():
         content = json.loads(RESULT_FILE.read_text())
         previous = content.get("runs", []) if isinstance(content, dict) else []
     keyed = {(r["customers"], r["seed"]): r for r in previous}
     keyed.update({(r["customers"], r["seed"]): r for r in runs})
-    ordered = [keyed[k] for k in sorted(keyed)]  # type: ignore[type-var]
+    ordered = [keyed[k] for k in sorted(keyed)]
     return {
         "benchmark": "sample_quality",
         "machine": {"cpus": os.cpu_count()},

@@ -50,6 +50,7 @@ import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import lightgbm as lgb
@@ -290,7 +291,7 @@ def wait_ready(url: str, process: subprocess.Popen, log: Path, timeout: float = 
 
 
 WRK_SCRIPT = ROOT / "benchmarks/load/post_bodies.lua"
-GENERATOR = {"name": "httpx", "seconds": 6.0}
+GENERATOR: dict[str, Any] = {"name": "httpx", "seconds": 6.0}
 """The load generator in use: ``wrk`` (C, epoll; set in ``main`` when on PATH) or ``httpx``."""
 _BODY_LISTS: dict[int, Path] = {}
 
@@ -706,9 +707,9 @@ def main() -> None:
     rows = engine.features([ScoreRequest.model_validate(b) for b in bodies]).x
 
     if args.baseline_only:
-        baseline = baseline_runs(work, bundle, raw, args)
+        only = baseline_runs(work, bundle, raw, args)
         document = json.loads(args.out.read_text()) if args.out.exists() else {}
-        document["batching_vs_baseline"] = {**baseline, "load_generator": GENERATOR["name"]}
+        document["batching_vs_baseline"] = {**only, "load_generator": GENERATOR["name"]}
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(document, indent=2) + "\n")
         print(json.dumps(document["batching_vs_baseline"], indent=2))

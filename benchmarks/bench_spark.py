@@ -29,8 +29,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -55,9 +60,9 @@ def _rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
-def _jvm_peak_mb(spark: object) -> float | None:
+def _jvm_peak_mb(spark: SparkSession) -> float | None:
     """Peak RSS (VmHWM) of the driver JVM started by this Python process."""
-    gateway = getattr(spark.sparkContext, "_gateway", None)  # type: ignore[attr-defined]
+    gateway = getattr(spark.sparkContext, "_gateway", None)
     proc = getattr(gateway, "proc", None)
     if proc is None:
         return None
@@ -67,12 +72,11 @@ def _jvm_peak_mb(spark: object) -> float | None:
     return None
 
 
-def _work_split(spark: object, group: str) -> dict[str, object]:
-    tracker = spark.sparkContext.statusTracker()  # type: ignore[attr-defined]
+def _work_split(spark: SparkSession, group: str) -> dict[str, object]:
+    tracker = spark.sparkContext.statusTracker()
     jobs = tracker.getJobIdsForGroup(group)
-    stages = [
-        s for j in jobs for s in (tracker.getJobInfo(j).stageIds if tracker.getJobInfo(j) else [])
-    ]
+    job_infos = [tracker.getJobInfo(j) for j in jobs]
+    stages = [s for info in job_infos if info is not None for s in info.stageIds]
     infos = [tracker.getStageInfo(s) for s in stages]
     tasks = [info.numTasks for info in infos if info is not None]
     return {
@@ -83,12 +87,12 @@ def _work_split(spark: object, group: str) -> dict[str, object]:
     }
 
 
-def _session() -> object:
+def _session() -> SparkSession:
     from features.spark import SparkConfig
     from features.spark.engine import spark_session
 
     spark = spark_session(SparkConfig(conf=SPARK_CONF), f"local[{CORES}]")
-    spark.sparkContext.setLogLevel("ERROR")  # type: ignore[attr-defined]
+    spark.sparkContext.setLogLevel("ERROR")
     return spark
 
 
@@ -110,9 +114,9 @@ def run_spark_features(raw_dir: Path) -> dict[str, object]:
     started = time.perf_counter()
     spark = _session()
     session_s = time.perf_counter() - started
-    spark.sparkContext.setJobGroup("features", "features")  # type: ignore[attr-defined]
+    spark.sparkContext.setJobGroup("features", "features")
     with tempfile.TemporaryDirectory() as out:
-        rows = features_at(spark, str(raw_dir), AS_OF, str(Path(out) / "features"))  # type: ignore[arg-type]
+        rows = features_at(spark, str(raw_dir), AS_OF, str(Path(out) / "features"))
     wall = time.perf_counter() - started
     result = {
         "wall_s": round(wall, 2),
@@ -122,7 +126,7 @@ def run_spark_features(raw_dir: Path) -> dict[str, object]:
         "driver_jvm_peak_rss_mb": _jvm_peak_mb(spark),
         **_work_split(spark, "features"),
     }
-    spark.stop()  # type: ignore[attr-defined]
+    spark.stop()
     return result
 
 
@@ -158,9 +162,9 @@ def run_spark_score(raw_dir: Path, bundle_dir: Path) -> dict[str, object]:
 
     started = time.perf_counter()
     spark = _session()
-    spark.sparkContext.setJobGroup("score", "score")  # type: ignore[attr-defined]
+    spark.sparkContext.setJobGroup("score", "score")
     with tempfile.TemporaryDirectory() as out:
-        counts = score_to_parquet(spark, str(raw_dir), AS_OF, bundle_dir, str(Path(out) / "s"))  # type: ignore[arg-type]
+        counts = score_to_parquet(spark, str(raw_dir), AS_OF, bundle_dir, str(Path(out) / "s"))
     result = {
         "wall_s": round(time.perf_counter() - started, 2),
         "rows": int(counts["customers"].sum()),
@@ -168,11 +172,11 @@ def run_spark_score(raw_dir: Path, bundle_dir: Path) -> dict[str, object]:
         "driver_jvm_peak_rss_mb": _jvm_peak_mb(spark),
         **_work_split(spark, "score"),
     }
-    spark.stop()  # type: ignore[attr-defined]
+    spark.stop()
     return result
 
 
-RUNS = {
+RUNS: dict[str, Callable[..., dict[str, object]]] = {
     "polars_features": run_polars_features,
     "spark_features": run_spark_features,
     "polars_score": run_polars_score,
@@ -218,19 +222,19 @@ def main() -> None:
     runs = []
     for customers in args.sizes:
         raw_dir = args.raw or _raw_dir(customers)
-        run: dict[str, object] = {"customers": customers, "cores": CORES, "raw": str(raw_dir)}
+        run: dict[str, Any] = {"customers": customers, "cores": CORES, "raw": str(raw_dir)}
         run["load_average_1m_before"] = round(os.getloadavg()[0], 2)
         for kind in RUNS:
             extra = [str(bundle_dir)] if kind.endswith("score") else []
             run[kind] = _child(kind, str(raw_dir), *extra)
             print(kind, json.dumps(run[kind]), flush=True)
         for what in ("features", "score"):
-            spark_s = run[f"spark_{what}"]["wall_s"]  # type: ignore[index]
-            polars_s = run[f"polars_{what}"]["wall_s"]  # type: ignore[index]
+            spark_s = run[f"spark_{what}"]["wall_s"]
+            polars_s = run[f"polars_{what}"]["wall_s"]
             run[f"{what}_spark_over_polars"] = round(spark_s / polars_s, 2)
         run["measured_at"] = time.strftime("%Y-%m-%dT%H:%M:%S")
         runs.append(run)
-    report = {
+    report: dict[str, Any] = {
         "benchmark": "spark",
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
         "as_of": AS_OF.isoformat(),

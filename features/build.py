@@ -17,7 +17,7 @@ import tempfile
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -240,7 +240,7 @@ def dataset_card(dataset: pd.DataFrame) -> dict[str, object]:
     }
 
 
-def _card_markdown(card: dict[str, object]) -> str:
+def _card_markdown(card: dict[str, Any]) -> str:
     lines = [
         "# Dataset card",
         "",
@@ -256,14 +256,14 @@ def _card_markdown(card: dict[str, object]) -> str:
         "|---|---:|---:|",
         *(
             f"| {s['snapshot_date']} | {s['rows']} | {s['default_rate']:.4f} |"
-            for s in card["snapshots"]  # type: ignore[attr-defined]
+            for s in card["snapshots"]
         ),
         "",
         "## Missing share per feature",
         "",
         "| feature | missing |",
         "|---|---:|",
-        *(f"| {n} | {v:.3f} |" for n, v in card["missing_share"].items()),  # type: ignore[attr-defined]
+        *(f"| {n} | {v:.3f} |" for n, v in card["missing_share"].items()),
     ]
     return "\n".join(lines) + "\n"
 

@@ -556,7 +556,7 @@ def _draw_defaults(
     month_length = world.month_start[month + 1] - world.month_start[month]
     event_day = world.month_start[month] + (rng.random(n) * month_length).astype(np.int64)
     event_day = np.where(has_event, np.minimum(event_day, world.end_day), _NEVER)
-    default_type = rng.choice(len(DEFAULT_TYPES), n, p=_DEFAULT_TYPE_SHARE)
+    default_type = np.asarray(rng.choice(len(DEFAULT_TYPES), n, p=_DEFAULT_TYPE_SHARE))
     lead = np.where(default_type == 0, _DPD_DEFAULT_DAYS, rng.integers(0, 61, n))
     stop_day = np.where(has_event, np.maximum(event_day - lead, cust.onboarding + 1), _NEVER)
     return event_day, stop_day, default_type

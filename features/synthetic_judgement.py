@@ -255,7 +255,7 @@ def simulate_judgement(
                     "proposed_grade": names[proposed_idx[p]],
                     "reason_code": reason.astype(object),
                     "status": status,
-                    "approver": np.where(has_decision, approver, None),
+                    "approver": np.where(has_decision, approver, np.array(None, dtype=object)),
                     "decided_on": np.where(has_decision, decided, -1),
                     "valid_until": np.where(
                         status == "approved", decided + review[proposed_idx[p]], -1

@@ -87,7 +87,7 @@ def simulate_records(
     tiers = np.array([g.tier for g in spec.grades], dtype=object)
     rows = np.arange(n)
     stop = np.minimum(default_day, end_day + 1)
-    neglected = rng.random(n) < spec.neglected_share
+    neglected = np.asarray(rng.random(n) < spec.neglected_share)
     with_terms = rng.random(n) < spec.terms_share
 
     day = np.maximum(onboarding, month_start[0]) + rng.integers(0, 30, n)

@@ -250,7 +250,7 @@ def validate_raw_dir(
             records after it are information (``report.later``: what a command at ``as_of``
             leaves out); without ``as_of`` a record after today is always a problem.
     """
-    mode = "strict" if strict or as_of is None else "inform"
+    mode: Literal["strict", "inform"] = "strict" if strict or as_of is None else "inform"
     return _validate_source(open_raw_source(raw_dir), as_of or date.today(), mode)
 
 

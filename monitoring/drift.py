@@ -101,7 +101,7 @@ def _row(
     reference: Mapping[str, Any] | None,
     reference_rows: int,
     config: DriftConfig,
-) -> dict[str, object]:
+) -> dict[str, Any]:
     n = len(values)
     missing = float(np.isnan(values).mean()) if n else math.nan
     if reference is None or n == 0:
@@ -208,5 +208,5 @@ def drift_table(
                 config,
             )
         )
-    rows.sort(key=lambda r: -r["psi"] if math.isfinite(r["psi"]) else math.inf)  # type: ignore[operator]
+    rows.sort(key=lambda r: -r["psi"] if math.isfinite(r["psi"]) else math.inf)
     return pd.DataFrame([score, *rows], columns=DRIFT_COLUMNS)

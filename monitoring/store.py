@@ -291,18 +291,18 @@ class MonitoringStore:
             ).df()
 
     def _info(self, con: duckdb.DuckDBPyConnection, run_id: str) -> RunInfo:
-        row = con.execute(
+        rows = con.execute(
             "SELECT run_id, as_of, created_at, previous_run_id, model_version, bundle_hash, "
             "spec_version, feature_names, customers, performing, row_counts, notes "
             "FROM runs WHERE run_id = ?",
             [run_id],
         ).fetchall()
-        if not row:
+        if not rows:
             known = [
                 r[0] for r in con.execute("SELECT run_id FROM runs ORDER BY run_id").fetchall()
             ]
             raise MonitoringError(f"no run {run_id!r} in {self.path}; known runs: {known[-10:]}")
-        row = row[0]
+        row = rows[0]
         return RunInfo(
             run_id=row[0],
             as_of=_to_date(row[1]),

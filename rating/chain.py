@@ -229,9 +229,9 @@ def rate_customer(
             for r in decision.sufficiency.reasons
         )
     for item in stricter:
-        floor = item.effect.min_tier
-        if floor is not None and floor.rank > tier.rank:
-            tier = floor
+        minimum = item.effect.min_tier
+        if minimum is not None and minimum.rank > tier.rank:
+            tier = minimum
         reasons.append(
             ChainReason(
                 source=item.source, code=item.ref, text_en=item.text_en, text_zh=item.text_zh

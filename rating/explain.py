@@ -288,7 +288,8 @@ def explain(
     for feature, value in zip(spec.features, row, strict=True):
         group_totals[feature.group.value] += float(value)
 
-    next_better, distance, blocking, sufficient = None, None, (), None
+    blocking: tuple[BlockingFactor, ...] = ()
+    next_better, distance, sufficient = None, None, None
     # Only the worst tier is open upwards, so a better tier always has an upper boundary.
     boundary = bands[model_tier.rank - 1].upper_log_odds if model_tier.rank > 0 else None
     if boundary is not None:

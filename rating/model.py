@@ -234,14 +234,15 @@ class RatingModel:
             hits = self.policy.hard_rule_hits(self._flag_columns(matrix, flags), n_rows=n)
         except ValueError as error:
             raise ScoreInputError(str(error)) from error
-        statuses = [None] * n if defaults is None else list(defaults)
+        statuses: list[DefaultStatus | None] = [None] * n if defaults is None else list(defaults)
         if len(statuses) != n:
             raise ScoreInputError(f"defaults has {len(statuses)} entries for {n} rows")
+        raw: np.ndarray
         if n == 0:
             raw = np.zeros((0, len(self.spec.features) + 1))
         else:
             threads = self.num_threads if num_threads is None else num_threads
-            raw = self.booster.predict(matrix, pred_contrib=True, num_threads=threads)
+            raw = np.asarray(self.booster.predict(matrix, pred_contrib=True, num_threads=threads))
         scaled = self.calibration.scale_contributions(raw)
         contributions = scaled[:, :-1]
         base = scaled[:, -1]

@@ -40,7 +40,7 @@ def _policy_columns() -> tuple[OutputColumn, ...]:
         columns.append(
             OutputColumn(
                 POLICY_PREFIX + name,
-                kinds[field.annotation],  # type: ignore[index]
+                kinds[field.annotation],
                 f"credit policy of the tier: {name.replace('_', ' ')}",
             )
         )

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import date
 from enum import StrEnum
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -102,7 +102,7 @@ class DefaultStatus(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     default_date: date
-    default_type: Literal[DEFAULT_TYPES]  # type: ignore[valid-type]
+    default_type: Literal[DEFAULT_TYPES]  # type: ignore[valid-type]  # values: the one tuple
 
 
 def default_status(defaults: Iterable[tuple[date, str]], as_of: date) -> DefaultStatus | None:
@@ -130,6 +130,10 @@ class RatingPolicy(BaseModel):
     version: str
     tiers: tuple[TierDef, ...]
     hard_rules: tuple[HardRule, ...]
+
+    if TYPE_CHECKING:  # any subset of the fields: ``_fill_defaults`` completes it
+
+        def __init__(self, **data: Any) -> None: ...
 
     @model_validator(mode="before")
     @classmethod

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -78,6 +78,10 @@ class MasterScale(BaseModel):
     default_grade: str = Field(min_length=1, max_length=8)
     """Grade of customers in default (status, not a PD band)."""
     points: PointsScale
+
+    if TYPE_CHECKING:  # any subset of the fields: ``_fill_defaults`` completes it
+
+        def __init__(self, **data: Any) -> None: ...
 
     @model_validator(mode="before")
     @classmethod

@@ -15,9 +15,12 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
-from features.schema import MAX_DATE, MIN_DATE
 from rating.output import columns_help
 from riskgrade import cli_data, cli_judgement, cli_monitor, cli_stress
+from riskgrade.cli_common import audit_key, audit_store, environment, people_store
+from riskgrade.cli_common import champion_bundle as _champion_bundle
+from riskgrade.cli_common import read_at as _read_at
+from riskgrade.cli_common import require_date as _require_date
 from riskgrade.config import DEFAULT_PARAMS_PATH, Params, load_params
 from riskgrade.console import (
     console,
@@ -30,8 +33,9 @@ from riskgrade.console import (
 )
 
 if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
     from audit import AuditStore
-    from features.validate import PointInTimeRaw
     from training.pipeline import TrainResult
 
 app = typer.Typer(
@@ -84,7 +88,7 @@ def _uri(path: Path) -> str:
     return re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*):/(?!/)", r"\1://", str(path))
 
 
-def _spark_session(settings: Params, master: str | None) -> object:
+def _spark_session(settings: Params, master: str | None) -> SparkSession:
     try:
         from features.spark.engine import spark_session
     except ImportError as error:
@@ -93,24 +97,6 @@ def _spark_session(settings: Params, master: str | None) -> object:
             param_hint="--engine",
         ) from None
     return spark_session(settings.spark, master)
-
-
-EARLIEST_DATE = date.fromisoformat(MIN_DATE)
-LATEST_DATE = date.fromisoformat(MAX_DATE)
-"""Dates the command line accepts (the raw contract's and the API's bounds): every window
-derived from one (12 months back, a label horizon or a day ahead) stays a valid date."""
-
-
-def _require_date(value: str, option: str) -> date:
-    try:
-        day = date.fromisoformat(value)
-    except ValueError:
-        message = f"{value!r} is not a date (YYYY-MM-DD)"
-        raise typer.BadParameter(message, param_hint=option) from None
-    if not EARLIEST_DATE <= day <= LATEST_DATE:
-        message = f"{value} is outside {EARLIEST_DATE}..{LATEST_DATE}"
-        raise typer.BadParameter(message, param_hint=option)
-    return day
 
 
 RAW_HELP = "raw folder, or database URL: postgresql://user@host/db, duckdb:///file.duckdb"
@@ -127,16 +113,6 @@ def _spark_raw(raw: str) -> str:
             param_hint="--raw",
         )
     return _uri(Path(raw))
-
-
-def _read_at(raw_dir: str | Path, day: date) -> PointInTimeRaw:
-    """A raw folder or database as known at ``day``: later records are left out, said on stderr."""
-    from features.validate import load_raw_at
-
-    known = load_raw_at(raw_dir, day)
-    if not known.cut.empty:
-        err_console.print(known.cut.summary())
-    return known
 
 
 @app.command()
@@ -288,7 +264,7 @@ def features_at(
         from features.spark.engine import features_at as spark_features_at
 
         session = _spark_session(_params(params), spark_master)
-        count = spark_features_at(session, _spark_raw(raw), day, _uri(out))  # type: ignore[arg-type]
+        count = spark_features_at(session, _spark_raw(raw), day, _uri(out))
         console.print(f"wrote {count:,} customers to {out}/as_of={day} (Spark)")
         return
     frame = compute_features(_read_at(raw, day).tables, day)
@@ -322,7 +298,7 @@ def features_build(
         session = _spark_session(settings, spark_master)
         dates = build_dataset_spark(
             session, _spark_raw(str(raw_dir)), _uri(out_dir), settings.features
-        )  # type: ignore[arg-type]
+        )
         console.print(f"wrote {len(dates)} snapshot partitions to {out_dir} (Spark)")
         return
     tables = load_raw(raw_dir)
@@ -514,36 +490,6 @@ def promote(
         raise typer.Exit(1)
 
 
-def _champion_bundle(settings: Params, bundle: Path | None) -> tuple[Path, str]:
-    """The bundle to serve: the given folder, else the MLflow champion; archived by hash.
-
-    Raises:
-        ModelIncompatibleError: if the bundle needs features the feature code does not compute.
-    """
-    import shutil
-
-    from rating.bundle import load_bundle
-    from rating.compat import check_compatible
-    from serving.champion import fetch_champion
-
-    if bundle is None:
-        registry = settings.train.registry
-        tracking_uri = os.environ.get("MLFLOW_TRACKING_URI", registry.tracking_uri)
-        champion = fetch_champion(
-            tracking_uri,
-            registry.registered_model_name,
-            settings.paths.bundles / "_champion",
-            alias=registry.champion_alias,
-        )
-        bundle = champion.bundle_dir
-    verified = load_bundle(bundle)
-    check_compatible(verified.spec, f"bundle {bundle} ({verified.metadata.model_name})")
-    archived = settings.paths.bundles / verified.bundle_hash
-    if not archived.exists():
-        shutil.copytree(bundle, archived)
-    return archived, verified.bundle_hash
-
-
 @app.command()
 def serve(
     port: Annotated[int, typer.Option(help="TCP port", min=1, max=65535)] = 3000,
@@ -627,10 +573,10 @@ def score(
         session = _spark_session(settings, spark_master)
         counts = score_to_parquet(
             session,
-            _spark_raw(raw),  # type: ignore[arg-type]
+            _spark_raw(raw),
             day,
             bundle_dir,
-            _uri(out),  # type: ignore[arg-type]
+            _uri(out),
             lang.value,
         )
         console.print(frame_table(counts, f"Customers by tier at {day}", index=True))
@@ -789,22 +735,12 @@ AuditDbOption = Annotated[
 
 def _audit_store(settings: Params, db: Path | None) -> AuditStore:
     """The audit store: PostgreSQL when RISKGRADE_AUDIT_URL is set, else the SQLite file."""
-    from audit import AuditConfig, open_audit_store
-
-    url = os.environ.get("RISKGRADE_AUDIT_URL")
-    if url and db is None:
-        return open_audit_store(AuditConfig(url=url))
-    path = db or settings.paths.audit_db
-    if not path.is_file():
-        raise FileNotFoundError(f"audit database {path} does not exist")
-    return open_audit_store(AuditConfig(path=path))
+    return audit_store(settings, db)
 
 
 def _judgement_store(settings: Params) -> AuditStore | None:
     """The audit store holding people's judgement, or None when there is none yet."""
-    if os.environ.get("RISKGRADE_AUDIT_URL") or settings.paths.audit_db.is_file():
-        return _audit_store(settings, None)
-    return None
+    return people_store(settings)
 
 
 @audit_app.command("verify")
@@ -813,13 +749,13 @@ def audit_verify(db: AuditDbOption = None, params: ParamsOption = DEFAULT_PARAMS
     from audit import verify
 
     settings = _params(params)
-    if os.environ.get("RISKGRADE_AUDIT_URL") and db is None:
+    if environment().audit_url and db is None:
         result = verify(_audit_store(settings, None))
     else:
         path = db or settings.paths.audit_db
         if not path.is_file():
             raise FileNotFoundError(f"audit database {path} does not exist")
-        result = verify(path)
+        result = verify(path, key=audit_key())
     if result.ok:
         console.print(
             f"audit log intact: {result.records:,} records, {result.checkpoints:,} checkpoints"
@@ -931,7 +867,8 @@ def audit_export(
             param_hint="--rated-from",
         )
     for first, last in (("--rated-from", "--rated-to"), ("--logged-from", "--logged-to")):
-        if days[first] is not None and days[last] is not None and days[last] < days[first]:
+        start, end = days[first], days[last]
+        if start is not None and end is not None and end < start:
             raise typer.BadParameter(f"{last} must not be before {first}", param_hint=last)
     logged_start, logged_end = days["--logged-from"], days["--logged-to"]
     store = _audit_store(_params(params), db)
@@ -976,6 +913,16 @@ def error_message(error: BaseException) -> str:
     return f"{head.rstrip(':')}: {'; '.join(details)}" if details else head
 
 
+def _debug() -> bool:
+    """``RISKGRADE_DEBUG`` is set (false when the settings themselves are invalid)."""
+    from serving.settings import SettingsError
+
+    try:
+        return environment().debug
+    except SettingsError:
+        return False
+
+
 def main() -> None:
     """Console entry point: runs the app and turns user-fixable errors into one clear line.
 
@@ -1012,7 +959,7 @@ def main() -> None:
         hint = f" (see '{context.command_path} --help')" if context is not None else ""
         fail(f"{error.format_message()}{hint}", getattr(error, "exit_code", 2))
     except (RiskgradeError, AuditError, ValidationError, ValueError, OSError) as error:
-        if os.environ.get("RISKGRADE_DEBUG"):
+        if _debug():
             raise
         fail(error_message(error))
     sys.exit(code if isinstance(code, int) else 0)

@@ -50,7 +50,7 @@ def _store(settings: Params, db: Path | None, *, create: bool = False) -> AuditS
     import os
 
     from audit import AuditConfig, open_audit_store
-    from riskgrade.cli import _audit_store
+    from riskgrade.cli_common import audit_store as _audit_store
 
     if create and not os.environ.get("RISKGRADE_AUDIT_URL"):
         return open_audit_store(AuditConfig(path=db or settings.paths.audit_db))
@@ -80,7 +80,7 @@ def assessments_import(
     from features.io import read_table
     from management import Actor
     from management.files import check_assessments, import_assessments, read_assessments
-    from riskgrade.cli import _params
+    from riskgrade.config import load_params as _params
     from riskgrade.console import console
 
     settings = _params(params)
@@ -94,7 +94,7 @@ def assessments_import(
         recorded = import_assessments(store, rules, Actor(name=analyst, role="analyst"), items)
     finally:
         store.close()
-    console.print(f"recorded {len(recorded):,} assessments from {file} in {store.url}")
+    console.print(f"recorded {len(recorded):,} assessments from {file}")
 
 
 @overrides_app.command("list")
@@ -109,7 +109,7 @@ def overrides_list(
     """
     from management.judgement import overrides
     from management.proposals import ProposalStatus
-    from riskgrade.cli import _params
+    from riskgrade.config import load_params as _params
     from riskgrade.console import compact_table, console
 
     store = _store(_params(params), db)
@@ -142,7 +142,7 @@ def overrides_list(
 def overrides_expire(db: AuditDbOption = None, params: ParamsOption = DEFAULT_PARAMS_PATH) -> None:
     """Record the expiry of every proposal left undecided past overrides.pending_days."""
     from management.judgement import expire_overrides
-    from riskgrade.cli import _params
+    from riskgrade.config import load_params as _params
     from riskgrade.console import console
 
     store = _store(_params(params), db)
@@ -164,12 +164,12 @@ def judgement_export(
 ) -> None:
     """Write assessments, overrides (with decisions) and every judgement event for auditors."""
     from management.files import export_judgement
-    from riskgrade.cli import _params
+    from riskgrade.config import load_params as _params
     from riskgrade.console import console
 
     store = _store(_params(params), db)
     try:
-        written = export_judgement(store, out, fmt.value)  # type: ignore[arg-type]
+        written = export_judgement(store, out, fmt.value)
     finally:
         store.close()
     for name, path in written.items():

@@ -5,20 +5,13 @@ Registered on the main app by ``riskgrade.cli`` (``cli_monitor.register(app)``).
 
 from __future__ import annotations
 
-from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from riskgrade.config import DEFAULT_PARAMS_PATH
-
-
-def _date(value: str, option: str) -> date:
-    from riskgrade.cli import _require_date  # imported late: riskgrade.cli imports this module
-
-    return _require_date(value, option)
-
+from riskgrade.cli_common import champion_bundle, people_store, read_at, require_date
+from riskgrade.config import DEFAULT_PARAMS_PATH, load_params
 
 _TRIGGER_SHORT = {
     "grade_drop": "grade↓",
@@ -178,19 +171,6 @@ def _print_management(run: Any) -> None:
         )
 
 
-def _people_store(settings: Any, *, required: bool) -> Any:
-    """The audit store holding people's decisions, when there is one (required: must exist)."""
-    import os
-
-    from riskgrade.cli import _audit_store
-
-    if not required and not (
-        os.environ.get("RISKGRADE_AUDIT_URL") or settings.paths.audit_db.is_file()
-    ):
-        return None
-    return _audit_store(settings, None)
-
-
 def register(app: typer.Typer) -> None:
     """Add the ``monitor`` command to the riskgrade app."""
 
@@ -244,23 +224,22 @@ def register(app: typer.Typer) -> None:
         from monitoring.report import write_report
         from monitoring.run import run_monitoring
         from monitoring.store import MonitoringStore
-        from riskgrade.cli import _champion_bundle, _params, _read_at
         from riskgrade.console import console, err_console
 
-        day = _date(as_of, "--as-of")
+        day = require_date(as_of, "--as-of")
         if lang not in ("en", "zh"):
             raise typer.BadParameter(f"{lang!r} is not en or zh", param_hint="--lang")
-        settings = _params(params)
-        bundle_dir, _ = _champion_bundle(settings, bundle)
+        settings = load_params(params)
+        bundle_dir, _ = champion_bundle(settings, bundle)
         if reviews is not None:
             added = MonitoringStore(store).record_reviews(pd.read_csv(reviews))
             err_console.print(f"recorded {added} review(s) from {reviews}")
         # The folder as known at as_of: a later extract gives the same run (older runs are
         # back-tested with the defaults known at as_of).
-        tables = _read_at(raw, day).tables
+        tables = read_at(raw, day).tables
         judgement = load_judgement(raw, day, tables.customers["customer_id"])
         records = load_records(raw, day, tables.customers["customer_id"])
-        audit = _people_store(settings, required=record)
+        audit = people_store(settings, required=record)
         statuses, measures = (
             management_inputs(audit, tables.customers, day) if audit is not None else (None, None)
         )

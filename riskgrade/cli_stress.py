@@ -125,7 +125,10 @@ def register(app: typer.Typer) -> None:
         from monitoring.scenario import load_scenario
         from monitoring.stress import stress as run_stress
         from monitoring.stress_report import write_stress_report
-        from riskgrade.cli import _champion_bundle, _params, _read_at, _require_date
+        from riskgrade.cli_common import champion_bundle as _champion_bundle
+        from riskgrade.cli_common import read_at as _read_at
+        from riskgrade.cli_common import require_date as _require_date
+        from riskgrade.config import load_params as _params
         from riskgrade.console import console, err_console
 
         day = _require_date(as_of, "--as-of")

@@ -5,12 +5,16 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import pandas as pd
 from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
+
+if TYPE_CHECKING:
+    from training.gates import GateResult
 
 console = Console()
 err_console = Console(stderr=True)
@@ -80,18 +84,18 @@ def _fmt(value: object) -> str:
     return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
-def gate_table(gates: Iterable[object], title: str) -> Table:
+def gate_table(gates: Iterable[GateResult], title: str) -> Table:
     """Gates as rows: name, passed, value, threshold, how it was judged."""
     return rows_table(
         title,
         ["gate", "passed", "value", "threshold", "how"],
         [
             (
-                gate.name,  # type: ignore[attr-defined]
-                "yes" if gate.passed else "[bold red]NO[/]",  # type: ignore[attr-defined]
-                _fmt(gate.value),  # type: ignore[attr-defined]
-                _fmt(gate.threshold),  # type: ignore[attr-defined]
-                getattr(gate, "note", ""),
+                gate.name,
+                "yes" if gate.passed else "[bold red]NO[/]",
+                _fmt(gate.value),
+                _fmt(gate.threshold),
+                gate.note,
             )
             for gate in gates
         ],

@@ -73,7 +73,7 @@ class AdaptiveBatcher(Generic[Job, Outcome]):
 
     def __init__(
         self,
-        decide: Callable[[Sequence[Job]], list[Outcome | Exception]],
+        decide: Callable[[Sequence[Job]], Sequence[Outcome | Exception]],
         config: BatchingConfig,
         on_overload: Callable[[], NoReturn],
     ) -> None:
@@ -156,7 +156,7 @@ class AdaptiveBatcher(Generic[Job, Outcome]):
                 else:
                     pending.future.set_result(outcome)
 
-    def _decide_timed(self, jobs: Sequence[Job]) -> list[Outcome | Exception]:
+    def _decide_timed(self, jobs: Sequence[Job]) -> Sequence[Outcome | Exception]:
         self.batch_sizes[len(jobs)] += 1
         started = time.perf_counter()
         try:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from features.errors import RiskgradeError
 from rating.bundle import load_bundle
+from rating.compat import check_compatible
 
 BUNDLE_HASH_TAG = "bundle.sha256"
 """Run tag under which training records the bundle hash."""
@@ -59,6 +60,8 @@ def fetch_champion(
             f"no '{alias}' alias on registered model '{model_name}' at {tracking_uri}: "
             "train and promote a model first (riskgrade train; riskgrade promote)"
         ) from error
+    if version.run_id is None:
+        raise ChampionError(f"version {version.version} of '{model_name}' has no training run")
     dest.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=dest.parent) as tmp:
         mlflow.set_tracking_uri(tracking_uri)
@@ -80,3 +83,41 @@ def fetch_champion(
             shutil.rmtree(dest)
         shutil.move(staging, dest)
     return Champion(version=str(version.version), bundle_dir=dest, bundle_hash=bundle.bundle_hash)
+
+
+def resolve_bundle(
+    bundle: Path | None,
+    *,
+    archive: Path,
+    tracking_uri: str,
+    model_name: str,
+    alias: str = "champion",
+) -> tuple[Path, str]:
+    """The bundle to serve or rate with, verified and archived under ``archive/<bundle hash>``.
+
+    Args:
+        bundle: A bundle folder, or None for the registry's ``model_name@alias``.
+        archive: Folder keeping every bundle used, one sub-folder per bundle hash (audit
+            replay reads it); the registry download is staged in ``archive/_champion``.
+        tracking_uri: The MLflow store holding the registry.
+        model_name: The registered model.
+        alias: The registry alias to follow.
+
+    Returns:
+        (archived bundle folder, bundle hash).
+
+    Raises:
+        ChampionError: if the registry has no usable ``alias``.
+        rating.bundle.BundleError: if the bundle fails verification.
+        rating.compat.ModelIncompatibleError: if the bundle needs features the feature code
+            does not compute.
+    """
+    if bundle is None:
+        champion = fetch_champion(tracking_uri, model_name, archive / "_champion", alias=alias)
+        bundle = champion.bundle_dir
+    verified = load_bundle(bundle)
+    check_compatible(verified.spec, f"bundle {bundle} ({verified.metadata.model_name})")
+    archived = archive / verified.bundle_hash
+    if not archived.exists():
+        shutil.copytree(bundle, archived)
+    return archived, verified.bundle_hash

@@ -383,7 +383,7 @@ class Engine:
         for row in rows:
             if isinstance(row, ScoringError):
                 raise row
-        return self._stack(rows)  # type: ignore[arg-type]
+        return self._stack([row for row in rows if not isinstance(row, ScoringError)])
 
     # -- decisions -------------------------------------------------------------------------
     def score(self, rows: FeatureRows) -> ScoreResult:
@@ -445,7 +445,7 @@ class Engine:
                 None,
             )
             outcomes.append(error)
-            job_rows.append(mine)  # type: ignore[arg-type]
+            job_rows.append([row for row in mine if not isinstance(row, ScoringError)])
         ready = [j for j, outcome in enumerate(outcomes) if outcome is None]
         if ready:
             try:
@@ -463,7 +463,7 @@ class Engine:
                         outcomes[j] = self._decisions(jobs[j], rows, self.score(rows), 0)
                     except ScoringError as error:
                         outcomes[j] = error
-        return outcomes  # type: ignore[return-value]
+        return outcomes  # type: ignore[return-value]  # every None (ready job) was replaced above
 
     def _decisions(
         self, job: ScoringJob, rows: FeatureRows, result: ScoreResult, first: int
@@ -488,7 +488,8 @@ class Engine:
                 response["log_odds"] = float(result.log_odds[i])
                 chart = explain_charts[k]
                 if chart != "none":
-                    image = render_waterfall(explanation, fmt=chart)  # type: ignore[arg-type]
+                    # png or svg: the request schema admits no other chart value.
+                    image = render_waterfall(explanation, fmt=chart)  # type: ignore[arg-type]  # above
                     response["chart"] = {
                         "format": chart,
                         "base64": base64.b64encode(image).decode("ascii"),
@@ -513,7 +514,7 @@ class Engine:
                     },
                     "flags": {name: float(col[i]) for name, col in rows.flags.items()},
                     "response": {k: v for k, v in response.items() if k != "chart"},
-                    **({"read": dict(sources[k].read)} if sources[k].read is not None else {}),
+                    **({"read": dict(read)} if (read := sources[k].read) is not None else {}),
                 },
             )
             decisions.append(Decision(response=response, record=record))

@@ -325,7 +325,7 @@ def _feature_rows(
     known = set(spec.names) if spec is not None else set()
     rows = []
     for name, value in features.items():
-        definition = spec.by_name(name) if name in known else None
+        definition = spec.by_name(name) if spec is not None and name in known else None
         label = definition.category_label(value) if definition is not None else None
         rows.append(
             {
@@ -528,7 +528,7 @@ def review_router(config: ReviewConfig | None = None) -> APIRouter:
     """
     settings = config or ReviewConfig()
     router = APIRouter(prefix="/review", tags=["review"])
-    api = {"dependencies": [_AUDITOR]}
+    api: dict[str, Any] = {"dependencies": [_AUDITOR]}
 
     @router.get("/", name="review_page", include_in_schema=False)
     async def page() -> Response:

@@ -102,8 +102,8 @@ class CustomerProfile(_Strict):
     customer_id: Id
     industry: Id
     region: Id
-    size_class: Literal[SIZE_CLASSES]  # type: ignore[valid-type]
-    legal_form: Literal[LEGAL_FORMS]  # type: ignore[valid-type]
+    size_class: Literal[SIZE_CLASSES]  # type: ignore[valid-type]  # values: the one tuple
+    legal_form: Literal[LEGAL_FORMS]  # type: ignore[valid-type]  # values: the one tuple
     founded_date: Day
     onboarding_date: Day
     sanctions_hit: bool = False
@@ -168,7 +168,7 @@ class Facility(_Strict):
     """One row of ``credit_facilities`` with its instalments."""
 
     facility_id: Id
-    facility_type: Literal[FACILITY_TYPES]  # type: ignore[valid-type]
+    facility_type: Literal[FACILITY_TYPES]  # type: ignore[valid-type]  # values: the one tuple
     currency: Literal["CNY"] = "CNY"
     opened: Day
     maturity_date: Day
@@ -203,16 +203,16 @@ class Transaction(TypedDict):
     ts: Moment
     """Bank local time, without a time zone offset."""
     amount: PositiveAmount
-    direction: Literal[DIRECTIONS]  # type: ignore[valid-type]
+    direction: Literal[DIRECTIONS]  # type: ignore[valid-type]  # values: the one tuple
     counterparty_id: Id
-    channel: Literal[CHANNELS]  # type: ignore[valid-type]
+    channel: Literal[CHANNELS]  # type: ignore[valid-type]  # values: the one tuple
 
 
 class DefaultRecord(_Strict):
     """One row of ``defaults`` (without customer_id: the request's customer)."""
 
     default_date: Day
-    default_type: Literal[DEFAULT_TYPES]  # type: ignore[valid-type]
+    default_type: Literal[DEFAULT_TYPES]  # type: ignore[valid-type]  # values: the one tuple
 
 
 class FeatureVector(_Strict):

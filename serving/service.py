@@ -13,7 +13,7 @@ POST-only, reply to validation errors and raised exceptions with their own bodie
 Every decision is committed to the audit store before its response is sent; if the commit
 fails the caller gets 503 and no decision.
 
-Configuration (environment, read when the service starts):
+Configuration (environment, read when the service starts by ``serving.settings``):
 ``RISKGRADE_BUNDLE`` (bundle folder), ``RISKGRADE_BUNDLE_HASH`` (expected bundle hash, optional),
 ``RISKGRADE_AUDIT_DB``, ``RISKGRADE_AUDIT_KEY`` (checkpoint HMAC key), ``RISKGRADE_TOKENS``,
 ``RISKGRADE_MAX_CONCURRENCY``, ``RISKGRADE_MAX_BODY_BYTES``, ``RISKGRADE_WORKERS`` (worker
@@ -39,10 +39,10 @@ import os
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, cast
 
 import bentoml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from audit import (
     AuditConfig,
@@ -80,7 +80,8 @@ from serving.schemas import (
     FieldError,
     RequestLimits,
 )
-from serving.watchdog import Watchdog, start_watchdog
+from serving.settings import RiskgradeSettings, SettingsError, variable
+from serving.watchdog import SUPERVISOR_ENV, Watchdog, start_watchdog
 
 logger = logging.getLogger("riskgrade.serving")
 
@@ -119,6 +120,10 @@ class ServiceConfig(BaseModel):
 
     params: Path | None = None
     """Params file of the human-judgement settings (``rating:``); None: the project's."""
+    audit_key: SecretStr | None = None
+    """Audit checkpoint signing key; None: the development key (a warning says so)."""
+    supervisor_pid: str | None = None
+    """``RISKGRADE_SUPERVISOR_PID`` as set, interpreted by ``serving.watchdog``."""
 
     @property
     def batch_threads(self) -> int:
@@ -129,29 +134,33 @@ class ServiceConfig(BaseModel):
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ServiceConfig:
-        """Defaults overridden by ``RISKGRADE_*`` environment variables.
+        """Defaults overridden by the ``RISKGRADE_*`` variables (`serving.settings`).
 
         Raises:
             ServiceConfigError: naming the variable whose value is invalid.
         """
-        env = os.environ if environ is None else environ
+        try:
+            settings = RiskgradeSettings.from_environ(environ)
+        except SettingsError as error:
+            raise ServiceConfigError(str(error)) from error
         values: dict[str, Any] = {}
-        for variable, (section, key) in _ENVIRONMENT.items():
-            value = env.get(variable)
-            if value:
+        for field, (section, key) in _SETTINGS.items():
+            value = getattr(settings, field)
+            if value is not None:
                 target = values.setdefault(section, {}) if section else values
                 target[key] = value
         try:
             return cls.model_validate(values)
         except ValidationError as error:
-            where = {
-                (section, key) if section else (key,): name
-                for name, (section, key) in _ENVIRONMENT.items()
+            where: dict[tuple[str, ...], str] = {
+                (section, key) if section else (key,): variable(field)
+                for field, (section, key) in _SETTINGS.items()
             }
             first = error.errors(include_url=False)[0]
-            name = where.get(tuple(str(part) for part in first["loc"][:2] if part), "?")
+            loc: tuple[str, ...] = tuple(str(part) for part in first["loc"][:2] if part)
+            name = where.get(loc, "?")
             raise ServiceConfigError(
-                f"environment variable {name}: {first['msg']} (got {env.get(name)!r})"
+                f"environment variable {name}: {first['msg']} (got {first.get('input')!r})"
             ) from error
 
 
@@ -159,25 +168,27 @@ class ServiceConfigError(ValueError):
     """The service's configuration (environment) is invalid."""
 
 
-_ENVIRONMENT: dict[str, tuple[str | None, str]] = {
-    "RISKGRADE_BUNDLE": (None, "bundle"),
-    "RISKGRADE_BUNDLE_HASH": (None, "bundle_hash"),
-    "RISKGRADE_TOKENS": (None, "tokens"),
-    "RISKGRADE_MAX_CONCURRENCY": (None, "max_concurrency"),
-    "RISKGRADE_WORKERS": (None, "workers"),
-    "RISKGRADE_PREDICT_THREADS": (None, "predict_threads"),
-    "RISKGRADE_METRICS_PUBLIC": (None, "metrics_public"),
-    "RISKGRADE_PARAMS": (None, "params"),
-    "RISKGRADE_AUDIT_DB": ("audit", "path"),
-    "RISKGRADE_AUDIT_URL": ("audit", "url"),
-    "RISKGRADE_RAW_URL": (None, "raw_url"),
-    "RISKGRADE_MAX_BODY_BYTES": ("limits", "max_body_bytes"),
-    "RISKGRADE_BATCHING": ("batching", "enabled"),
-    "RISKGRADE_MAX_BATCH_JOBS": ("batching", "max_batch_jobs"),
-    "RISKGRADE_MAX_LATENCY_MS": ("batching", "max_latency_ms"),
-    "RISKGRADE_MAX_WAIT_MS": ("batching", "max_wait_ms"),
+_SETTINGS: dict[str, tuple[str | None, str]] = {
+    "bundle": (None, "bundle"),
+    "bundle_hash": (None, "bundle_hash"),
+    "tokens": (None, "tokens"),
+    "max_concurrency": (None, "max_concurrency"),
+    "workers": (None, "workers"),
+    "predict_threads": (None, "predict_threads"),
+    "metrics_public": (None, "metrics_public"),
+    "params": (None, "params"),
+    "raw_url": (None, "raw_url"),
+    "audit_key": (None, "audit_key"),
+    "supervisor_pid": (None, "supervisor_pid"),
+    "audit_db": ("audit", "path"),
+    "audit_url": ("audit", "url"),
+    "max_body_bytes": ("limits", "max_body_bytes"),
+    "batching": ("batching", "enabled"),
+    "max_batch_jobs": ("batching", "max_batch_jobs"),
+    "max_latency_ms": ("batching", "max_latency_ms"),
+    "max_wait_ms": ("batching", "max_wait_ms"),
 }
-"""Environment variable -> (section, field) of `ServiceConfig`."""
+"""`RiskgradeSettings` field -> (section, field) of `ServiceConfig`."""
 
 
 class ServingState:
@@ -206,7 +217,8 @@ class ServingState:
         if self.tokens.problem is not None:
             logger.error("no token is accepted until the file is fixed: %s", self.tokens.problem)
         try:
-            self.audit = open_audit_store(config.audit)
+            key = config.audit_key.get_secret_value().encode() if config.audit_key else None
+            self.audit = open_audit_store(config.audit, key=key)
             if self.audit.uses_dev_key:
                 logger.warning("audit checkpoints are signed with the development key")
         except AuditError as error:
@@ -384,7 +396,11 @@ class RiskgradeService:
         # In a BentoML worker: end with the supervisor (no orphan keeps the port and answers).
         self.watchdog: Watchdog | None = None
         if bentoml.server_context.worker_index is not None:
-            self.watchdog = start_watchdog(grace_s=self.state.config.timeout_s + 5)
+            pid = self.state.config.supervisor_pid
+            self.watchdog = start_watchdog(
+                grace_s=self.state.config.timeout_s + 5,
+                environ={SUPERVISOR_ENV: pid} if pid else {},
+            )
         # The loaded model and libraries are long-lived: move them out of the collector's
         # reach so request garbage does not trigger full collections (p99 200 ms -> 64 ms).
         gc.collect()
@@ -404,5 +420,7 @@ class RiskgradeService:
             self.state.audit.close()
 
 
-RiskgradeService.add_asgi_middleware(ControlCharPathGuard)
-RiskgradeService.add_asgi_middleware(TokenGate)
+# mypy does not apply class decorators (python/mypy#3135): the name is a bentoml.Service.
+_SERVICE = cast("bentoml.Service[RiskgradeService]", RiskgradeService)
+_SERVICE.add_asgi_middleware(ControlCharPathGuard)
+_SERVICE.add_asgi_middleware(TokenGate)

@@ -197,7 +197,7 @@ def score_to_parquet(
     rated = score_spark(spark, raw, as_of, bundle_dir, lang).cache()
     try:
         write_partitioned([(f"as_of={as_of.isoformat()}", rated.drop("as_of"))], out)
-        counts = (
+        counts: pd.DataFrame = (
             rated.groupBy("tier")
             .agg(
                 F.count(F.lit(1)).alias("customers"),

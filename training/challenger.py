@@ -176,6 +176,9 @@ def fit_bins(
     missing = np.isnan(x)
     xs, ys = x[~missing], y[~missing]
     categorical = kind == FeatureKind.CATEGORICAL
+    edges: np.ndarray
+    n: np.ndarray
+    bad: np.ndarray
     if xs.size == 0:
         edges, n, bad = np.empty(0), np.empty(0), np.empty(0)
     elif categorical:

@@ -122,7 +122,7 @@ def fit_and_evaluate(
         model = fit_lgbm(x[tr], y[tr], x[cal], y[cal], spec, lgbm_config, config.seed)
     step("model fitted")
 
-    margin = model.booster.predict(x, raw_score=True)
+    margin = np.asarray(model.booster.predict(x, raw_score=True))
     platt, long_run = calibrate(margin[cal], y[cal], margin[tr], y[tr], config.calibration)
     isotonic = fit_isotonic(margin[cal], y[cal])
     pd_all = platt.pd_from_margin(margin)

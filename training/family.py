@@ -22,7 +22,7 @@ not swap in a model that is not clearly better; ``best`` takes the best mean.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import lightgbm as lgb
@@ -92,17 +92,17 @@ class _Tree:
         self,
         threshold: float | int,
         decision_type: int,
-        build_left: object,
-        build_right: object,
+        build_left: Callable[[], tuple[int, float, int]],
+        build_right: Callable[[], tuple[int, float, int]],
     ) -> tuple[int, float, int]:
         """Add a split whose children are built by the two callables; gain = explained SS."""
         index = len(self.left)
         for values in (self.split_gain, self.threshold, self.decision_type, self.left, self.right):
-            values.append(0)  # type: ignore[arg-type]
+            values.append(0)
         self.internal_value.append(0.0)
         self.internal_count.append(0)
-        left, left_sum, left_n = build_left()  # type: ignore[operator]
-        right, right_sum, right_n = build_right()  # type: ignore[operator]
+        left, left_sum, left_n = build_left()
+        right, right_sum, right_n = build_right()
         total, n = left_sum + right_sum, left_n + right_n
         mean = total / n
         self.threshold[index] = threshold
@@ -153,7 +153,7 @@ def _numeric_tree(
     index = np.searchsorted(bins.edges, column[present], side="left")
     counts = np.bincount(index, minlength=len(values))
 
-    def bins_between(lo: int, hi: int) -> object:
+    def bins_between(lo: int, hi: int) -> Callable[[], tuple[int, float, int]]:
         if lo == hi:
             return lambda: tree.leaf(float(values[lo]), int(counts[lo]))
         mid = (lo + hi) // 2
@@ -179,7 +179,7 @@ def _categorical_tree(
     known = np.isin(column, bins.edges)
     counts = dict(zip(*np.unique(column[known], return_counts=True), strict=True))
 
-    def split(subset: list[int], with_missing: bool) -> object:
+    def split(subset: list[int], with_missing: bool) -> Callable[[], tuple[int, float, int]]:
         if with_missing and not subset:
             return lambda: tree.leaf(missing, int((~known).sum()))
         if not with_missing and len(subset) == 1:
@@ -204,7 +204,7 @@ def _categorical_tree(
 
         return build
 
-    split(codes, True)()  # type: ignore[operator]
+    split(codes, True)()
     return tree
 
 
@@ -531,9 +531,11 @@ def choose_family(
         for v, variant in enumerate(variants):
             booster = fit_fixed_rounds(x[train], y[train], spec, variant, config.seed, counts[-1])
             for n in counts:
-                margins[(v, n)].append(booster.predict(x[test], raw_score=True, num_iteration=n))
+                margins[(v, n)].append(
+                    np.asarray(booster.predict(x[test], raw_score=True, num_iteration=n))
+                )
         booster = fit_fixed_rounds(x[train], y[train], spec, plain, config.seed, plain_rounds)
-        plain_margins.append(booster.predict(x[test], raw_score=True))
+        plain_margins.append(np.asarray(booster.predict(x[test], raw_score=True)))
         card = fit_scorecard(x[train], y[train], spec, config.challenger, config.seed)
         logits.append(card.logit(x[test]))
     tests = [y[test] for _, test in folds]
@@ -556,7 +558,7 @@ def choose_family(
     }
     best_weight = max(weights, key=lambda w: float(np.nanmean(blended[w])))
     fold_auc["blend"] = blended[best_weight]
-    rule = config.family.rule
+    rule: str = config.family.rule
     if wanted == "blend":
         family, rule = "blend", ""
     else:
@@ -672,7 +674,9 @@ def fit_model(
         return lgbm_model, choice
     card = fit_scorecard(x[tr], y[tr], spec, config.challenger, config.seed)
     text = family_model_text(choice, lgbm_model.model_text, card, spec, x[tr])
-    params = lgbm_model.params if choice.family == "blend" else {"objective": "binary"}
+    params: dict[str, object] = (
+        lgbm_model.params if choice.family == "blend" else {"objective": "binary"}
+    )
     booster = lgb.Booster(model_str=text)
     return (
         FittedModel(

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import lightgbm as lgb
 import numpy as np
@@ -107,7 +109,7 @@ def fit_lgbm(
         free_raw_data=True,
     )
     valid_set = lgb.Dataset(x_valid, label=y_valid, reference=train_set)
-    callbacks = []
+    callbacks: list[Callable[..., Any]] = []
     if config.early_stopping_rounds:
         callbacks.append(
             lgb.early_stopping(config.early_stopping_rounds, first_metric_only=True, verbose=False)

@@ -54,7 +54,8 @@ def _get(metrics: Mapping[str, object], key: str) -> object:
 
 def _num(metrics: Mapping[str, object], key: str) -> float:
     value = _get(metrics, key)
-    return float("nan") if value is None else float(value)  # type: ignore[arg-type]
+    # Metrics are JSON numbers (or None when missing); a str here would raise, as it should.
+    return float("nan") if value is None else float(value)  # type: ignore[arg-type]  # see above
 
 
 def _level_gate(metrics: Mapping[str, object], config: GateConfig) -> GateResult:

@@ -485,7 +485,8 @@ def cross_validate(
     for train, test in folds.split(x, y):
         choice = choose_family(x[train], y[train], spec, config, rounds)
         booster = fit_family_fixed(x[train], y[train], spec, config, choice)
-        model_auc.append(auc(y[test].astype(float), booster.predict(x[test], raw_score=True)))
+        margin = np.asarray(booster.predict(x[test], raw_score=True))
+        model_auc.append(auc(y[test].astype(float), margin))
         families.append(choice.family)
         scorecard = fit_scorecard(x[train], y[train], spec, config.challenger, config.seed)
         challenger_auc.append(auc(y[test].astype(float), scorecard.predict_pd(x[test])))

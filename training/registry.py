@@ -18,6 +18,8 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pandas as pd
+from mlflow.data.pandas_dataset import from_pandas
+from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
@@ -122,7 +124,7 @@ def log_run(
             }
             mlflow.log_metrics(numeric)
             mlflow.set_tags(tags)
-            source_dataset = mlflow.data.from_pandas(
+            source_dataset = from_pandas(
                 dataset,
                 source=dataset_source,
                 targets=target,
@@ -190,14 +192,16 @@ class PromotionResult:
         return [g for g in self.gates if not g.passed]
 
 
-def _version_by_alias(client: MlflowClient, name: str, alias: str) -> object | None:
+def _version_by_alias(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
     try:
         return client.get_model_version_by_alias(name, alias)
     except MlflowException:
         return None
 
 
-def _bundle_model(client: MlflowClient, run_id: str, tmp: Path) -> RatingModel:
+def _bundle_model(client: MlflowClient, run_id: str | None, tmp: Path) -> RatingModel:
+    if run_id is None:
+        raise PromotionError("a registered version has no training run to read its bundle from")
     # log_model stores the ``bundle`` artifact under <model>/artifacts/<folder name>.
     local = Path(
         mlflow.artifacts.download_artifacts(

@@ -24,7 +24,7 @@ from datetime import date, datetime, timedelta
 from functools import lru_cache
 from itertools import pairwise
 from pathlib import Path
-from typing import Final
+from typing import Any, Final, cast
 
 import pandas as pd
 import polars as pl
@@ -348,9 +348,11 @@ def side_by_side(
     frames: Sequence[pl.DataFrame | pl.LazyFrame], by: Sequence[str], how: str = "left"
 ) -> pl.DataFrame | pl.LazyFrame:
     """Combine per-customer aggregates: joined on ``by``, or (one row each) concatenated."""
+    # The frames are all lazy or all eager (built with one ``lazy`` flag), a pairing the
+    # checker cannot see in the union.
     if not by:
-        return pl.concat(frames, how="horizontal")
-    out = frames[0]
+        return pl.concat(cast(Sequence[Any], frames), how="horizontal")
+    out: Any = frames[0]
     for other in frames[1:]:
         if how == "full":
             out = out.join(

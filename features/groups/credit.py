@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
+from typing import Any, cast
 
 import polars as pl
 
@@ -64,7 +65,8 @@ _SETTLE_TOLERANCE = 0.01
 
 @dataclass(frozen=True)
 class _Exprs:
-    instalment: tuple[pl.Expr, ...]
+    instalment: tuple[pl.Expr | str, ...]
+    """Key columns by name, then expressions."""
     opened: pl.Expr
     facility: tuple[pl.Expr, ...]
     behaviour: tuple[pl.Expr, ...]
@@ -92,7 +94,7 @@ def _exprs(as_of: date, by: tuple[str, ...]) -> _Exprs:
         pl.col("due_date") < as_of
     )
     # ``is_due & months_back(due_date) < n`` as a range against constants (same rows).
-    instalment = (
+    instalment: tuple[pl.Expr | str, ...] = (
         *by,
         "facility_id",
         unpaid.alias("outstanding"),
@@ -137,8 +139,9 @@ def _query(
     per_facility = instalments.group_by("facility_id", maintain_order=True).agg(
         pl.col("outstanding").sum(), pl.col("overdue_amount").sum()
     )
+    # Both sides are lazy or both eager (the one ``lazy`` flag): a union the checker cannot pair.
     opened = facilities.filter(e.opened).join(
-        per_facility, on="facility_id", how="left", maintain_order="left"
+        cast(Any, per_facility), on="facility_id", how="left", maintain_order="left"
     )
     return side_by_side(
         [aggregate_by(opened, by, e.facility), aggregate_by(instalments, by, e.behaviour)],
@@ -155,7 +158,7 @@ def plan(
 ) -> pl.LazyFrame:
     """The lazy query of :func:`aggregate` (the batch path)."""
     del config
-    return _query(frames, as_of, by, lazy=True)  # type: ignore[return-value]
+    return _query(frames, as_of, by, lazy=True)  # type: ignore[return-value]  # lazy in, lazy out
 
 
 def aggregate(
@@ -172,7 +175,7 @@ def aggregate(
     """
     if by:
         return plan(frames, as_of, config, by).collect(engine=ENGINE)
-    return _query(frames, as_of, by, lazy=False)  # type: ignore[return-value]
+    return _query(frames, as_of, by, lazy=False)  # type: ignore[return-value]  # eager in, eager out
 
 
 def finish(as_of: date, config: FeatureConfig) -> list[pl.Expr]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from datetime import date
 from functools import lru_cache
+from typing import Any
 
 import polars as pl
 
@@ -85,12 +86,12 @@ def _ratios(config: FeatureConfig) -> list[pl.Expr]:
 @lru_cache(maxsize=256)
 def _exprs(
     as_of: date, config: FeatureConfig, by: tuple[str, ...]
-) -> tuple[pl.Expr, tuple[pl.Expr, ...], tuple[pl.Expr, ...]]:
+) -> tuple[pl.Expr, tuple[pl.Expr | str, ...], tuple[pl.Expr, ...]]:
     """(known filter, per-statement columns, per-customer aggregates), built once per key."""
     latest_end = over(pl.col("period_end").max(), by)
     distance = (pl.col("period_end") - latest_end.dt.offset_by("-12mo")).dt.total_days().abs()
     is_prior = distance <= config.statement_match_tolerance_days
-    rows = (
+    rows: tuple[pl.Expr | str, ...] = (
         *by,
         "period_end",
         *_ratios(config),
@@ -99,7 +100,7 @@ def _exprs(
     latest = pl.col("period_end").arg_max()
     # The best year-earlier candidate sorts first; with no candidate the first row is a
     # non-candidate, which ``finish`` masks out via the null ``prior_distance``.
-    prior_order = {
+    prior_order: dict[str, Any] = {
         "by": ["prior_distance", "period_end"],
         "descending": [False, True],
         "nulls_last": True,
@@ -135,7 +136,7 @@ def plan(
     by: tuple[str, ...] = BY_CUSTOMER,
 ) -> pl.LazyFrame:
     """The lazy query of :func:`aggregate` (the batch path)."""
-    return _query(frames, as_of, config, by, lazy=True)  # type: ignore[return-value]
+    return _query(frames, as_of, config, by, lazy=True)  # type: ignore[return-value]  # lazy in, lazy out
 
 
 def aggregate(
@@ -152,7 +153,7 @@ def aggregate(
     """
     if by:
         return plan(frames, as_of, config, by).collect(engine=ENGINE)
-    return _query(frames, as_of, config, by, lazy=False)  # type: ignore[return-value]
+    return _query(frames, as_of, config, by, lazy=False)  # type: ignore[return-value]  # eager in, eager out
 
 
 def finish(as_of: date, config: FeatureConfig) -> list[pl.Expr]:

@@ -84,7 +84,8 @@ def _sum_of_squares(column: str) -> pl.Expr:
 @dataclass(frozen=True)
 class _Exprs:
     keep: pl.Expr
-    rows: tuple[pl.Expr, ...]
+    rows: tuple[pl.Expr | str, ...]
+    """Key columns by name, then expressions."""
     monthly: tuple[pl.Expr, ...]
     flows: tuple[pl.Expr, ...]
     concentration: tuple[pl.Expr, ...]
@@ -159,7 +160,7 @@ def plan(
     by: tuple[str, ...] = BY_CUSTOMER,
 ) -> pl.LazyFrame:
     """The lazy query of :func:`aggregate` (the batch path)."""
-    return _query(frames, as_of, config, by, lazy=True)  # type: ignore[return-value]
+    return _query(frames, as_of, config, by, lazy=True)  # type: ignore[return-value]  # lazy in, lazy out
 
 
 def aggregate(
@@ -176,7 +177,7 @@ def aggregate(
     """
     if by:
         return plan(frames, as_of, config, by).collect(engine=ENGINE)
-    return _query(frames, as_of, config, by, lazy=False)  # type: ignore[return-value]
+    return _query(frames, as_of, config, by, lazy=False)  # type: ignore[return-value]  # eager in, eager out
 
 
 def finish(as_of: date, config: FeatureConfig) -> list[pl.Expr]:

@@ -172,7 +172,9 @@ def _event_bounds(spark_tables: Mapping[str, DataFrame]) -> tuple[pd.Timestamp, 
     t = spark_tables
 
     def one(frame: DataFrame, *exprs: Any) -> list[Any]:
-        return list(frame.agg(*exprs).first())
+        row = frame.agg(*exprs).first()
+        assert row is not None, "an aggregation without keys has one row"
+        return list(row)
 
     statements = one(t["financial_statements"], F.max("published_date"), F.min("published_date"))
     opened = one(t["credit_facilities"], F.max("opened"))

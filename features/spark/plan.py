@@ -399,7 +399,9 @@ class PlanTranslator:
             return self.tables[self._by_columns[columns]]
         if kind == "Sort":  # Spark rows have no order; writers sort within partitions
             return self.translate(body["input"])
-        source = None if kind == "Join" else self.translate(body["input"])
+        if kind == "Join":
+            return self._join(body)
+        source = self.translate(body["input"])
         if kind == "Filter":
             return source.filter(self._exprs(source).expr(body["predicate"]))
         if kind == "Select":
@@ -413,8 +415,6 @@ class PlanTranslator:
             exprs = self._exprs(source)
             keys = [exprs.named(node) for node in body["keys"]]
             return source.groupBy(*keys).agg(*(exprs.named(node) for node in body["aggs"]))
-        if kind == "Join":
-            return self._join(body)
         raise UntranslatableError(f"plan node {kind}")
 
     def _exprs(self, frame: DataFrame) -> _Expressions:

@@ -95,7 +95,7 @@ def build_app(review: ReviewConfig | None = None) -> FastAPI:
     )
     for router in routers:
         app.include_router(router)
-    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]  # FastAPI's documented hook
     return app
 
 

@@ -7,7 +7,7 @@ changes); `get_state` finds it on the running BentoML service, and tests overrid
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import bentoml
@@ -68,7 +68,7 @@ def authenticate(
         raise ApiError(403, "forbidden", str(error)) from error
 
 
-def require(role: Role | tuple[Role, ...] | None = None) -> Callable[..., Caller]:
+def require(role: Role | tuple[Role, ...] | None = None) -> Callable[..., Awaitable[Caller]]:
     """A dependency yielding the request's caller, who must hold ``role`` (any role when None)."""
 
     async def caller(request: Request, state: Any = Depends(get_state)) -> Caller:  # noqa: B008

@@ -66,7 +66,7 @@ class Idempotency:
     def answer(self, content: Any, status: int = 200) -> IdempotentResponse:
         """The answer to commit with the call's records (the route answers ``content`` as JSON)."""
         self.answered = True
-        body = JSONResponse(content, status).body.decode()
+        body = bytes(JSONResponse(content, status).body).decode()
         return IdempotentResponse(self.caller, self.key, status, body)
 
 

@@ -1,0 +1,121 @@
+"""Option parsing and loading shared by the command modules (``cli``, ``cli_monitor``).
+
+Both import this module and neither imports the other (an import-linter contract keeps the
+``riskgrade`` modules acyclic); what is not about the command line lives in the packages
+(`serving.champion.resolve_bundle`, `features.validate.load_raw_at`).
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+from features.schema import MAX_DATE, MIN_DATE
+from riskgrade.config import Params
+from riskgrade.console import err_console
+
+if TYPE_CHECKING:
+    from audit import AuditStore
+    from features.validate import PointInTimeRaw
+    from serving.settings import RiskgradeSettings
+
+EARLIEST_DATE = date.fromisoformat(MIN_DATE)
+LATEST_DATE = date.fromisoformat(MAX_DATE)
+"""Dates the command line accepts (the raw contract's and the API's bounds): every window
+derived from one (12 months back, a label horizon or a day ahead) stays a valid date."""
+
+
+def environment() -> RiskgradeSettings:
+    """The ``RISKGRADE_*`` settings of this process, read when a command needs them.
+
+    Raises:
+        serving.settings.SettingsError: naming a variable whose value is invalid.
+    """
+    from serving.settings import RiskgradeSettings
+
+    return RiskgradeSettings.from_environ()
+
+
+def audit_key() -> bytes | None:
+    """The audit checkpoint key (``RISKGRADE_AUDIT_KEY``), None when unset."""
+    secret = environment().audit_key
+    return secret.get_secret_value().encode() if secret is not None else None
+
+
+def require_date(value: str, option: str) -> date:
+    """``value`` as a date within the accepted bounds.
+
+    Raises:
+        typer.BadParameter: naming ``option`` when the value is not a date or out of bounds.
+    """
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        message = f"{value!r} is not a date (YYYY-MM-DD)"
+        raise typer.BadParameter(message, param_hint=option) from None
+    if not EARLIEST_DATE <= day <= LATEST_DATE:
+        message = f"{value} is outside {EARLIEST_DATE}..{LATEST_DATE}"
+        raise typer.BadParameter(message, param_hint=option)
+    return day
+
+
+def read_at(raw_dir: str | Path, day: date) -> PointInTimeRaw:
+    """A raw folder or database as known at ``day``: later records are left out, on stderr."""
+    from features.validate import load_raw_at
+
+    known = load_raw_at(raw_dir, day)
+    if not known.cut.empty:
+        err_console.print(known.cut.summary())
+    return known
+
+
+def champion_bundle(settings: Params, bundle: Path | None) -> tuple[Path, str]:
+    """The bundle to serve: the given folder, else the MLflow champion; archived by hash.
+
+    The registry is ``MLFLOW_TRACKING_URI`` when set, else the one in params.
+
+    Raises:
+        ModelIncompatibleError: if the bundle needs features the feature code does not compute.
+    """
+    from serving.champion import resolve_bundle
+
+    registry = settings.train.registry
+    return resolve_bundle(
+        bundle,
+        archive=settings.paths.bundles,
+        tracking_uri=os.environ.get("MLFLOW_TRACKING_URI", registry.tracking_uri),
+        model_name=registry.registered_model_name,
+        alias=registry.champion_alias,
+    )
+
+
+def audit_store(settings: Params, db: Path | None = None) -> AuditStore:
+    """The audit store: PostgreSQL when RISKGRADE_AUDIT_URL is set, else the SQLite file.
+
+    Raises:
+        FileNotFoundError: if the SQLite file does not exist.
+    """
+    from audit import AuditConfig, open_audit_store
+
+    url = environment().audit_url
+    if url and db is None:
+        return open_audit_store(AuditConfig(url=url), key=audit_key())
+    path = db or settings.paths.audit_db
+    if not path.is_file():
+        raise FileNotFoundError(f"audit database {path} does not exist")
+    return open_audit_store(AuditConfig(path=path), key=audit_key())
+
+
+def people_store(settings: Params, *, required: bool = False) -> AuditStore | None:
+    """The audit store holding people's decisions; None when there is none yet (unless required).
+
+    Raises:
+        FileNotFoundError: if ``required`` and there is no store.
+    """
+    if not required and not (environment().audit_url or settings.paths.audit_db.is_file()):
+        return None
+    return audit_store(settings, None)
