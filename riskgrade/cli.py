@@ -17,7 +17,7 @@ import typer
 
 from features.schema import MAX_DATE, MIN_DATE
 from rating.output import columns_help
-from riskgrade import cli_data, cli_judgement, cli_monitor, cli_stress
+from riskgrade import cli_data, cli_judgement, cli_lifecycle, cli_monitor, cli_stress
 from riskgrade.config import DEFAULT_PARAMS_PATH, Params, load_params
 from riskgrade.console import (
     console,
@@ -955,6 +955,7 @@ cli_monitor.register(app)
 cli_stress.register(app)
 cli_data.register(app)
 cli_judgement.register(app)
+cli_lifecycle.register(app)
 
 
 def error_message(error: BaseException) -> str:
