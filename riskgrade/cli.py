@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 import typer
 
 from rating.output import columns_help
-from riskgrade import cli_data, cli_judgement, cli_monitor, cli_stress
+from riskgrade import cli_data, cli_judgement, cli_lifecycle, cli_monitor, cli_stress
 from riskgrade.cli_common import audit_key, audit_store, environment, people_store
 from riskgrade.cli_common import champion_bundle as _champion_bundle
 from riskgrade.cli_common import read_at as _read_at
@@ -893,6 +893,7 @@ cli_monitor.register(app)
 cli_stress.register(app)
 cli_data.register(app)
 cli_judgement.register(app)
+cli_lifecycle.register(app)
 
 
 def error_message(error: BaseException) -> str:

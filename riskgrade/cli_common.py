@@ -8,9 +8,9 @@ Both import this module and neither imports the other (an import-linter contract
 from __future__ import annotations
 
 import os
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -93,11 +93,11 @@ def champion_bundle(settings: Params, bundle: Path | None) -> tuple[Path, str]:
     )
 
 
-def audit_store(settings: Params, db: Path | None = None) -> AuditStore:
+def audit_store(settings: Params, db: Path | None = None, *, create: bool = False) -> AuditStore:
     """The audit store: PostgreSQL when RISKGRADE_AUDIT_URL is set, else the SQLite file.
 
     Raises:
-        FileNotFoundError: if the SQLite file does not exist.
+        FileNotFoundError: if the SQLite file does not exist and ``create`` is off.
     """
     from audit import AuditConfig, open_audit_store
 
@@ -105,7 +105,7 @@ def audit_store(settings: Params, db: Path | None = None) -> AuditStore:
     if url and db is None:
         return open_audit_store(AuditConfig(url=url), key=audit_key())
     path = db or settings.paths.audit_db
-    if not path.is_file():
+    if not path.is_file() and not create:
         raise FileNotFoundError(f"audit database {path} does not exist")
     return open_audit_store(AuditConfig(path=path), key=audit_key())
 
@@ -119,3 +119,27 @@ def people_store(settings: Params, *, required: bool = False) -> AuditStore | No
     if not required and not (environment().audit_url or settings.paths.audit_db.is_file()):
         return None
     return audit_store(settings, None)
+
+
+ParamsOption = Annotated[Path, typer.Option(help="params.yaml")]
+AuditDbOption = Annotated[
+    Path | None, typer.Option("--db", help="audit database (default from params)")
+]
+
+
+def known_customers(raw: Path) -> set[str]:
+    """The customer ids of a raw folder's ``customers`` table.
+
+    Raises:
+        RawDataError: the table is missing or unreadable.
+    """
+    from features.io import read_table
+
+    return set(read_table(raw, "customers")["customer_id"].astype(str))
+
+
+def moment(value: datetime) -> str:
+    """A recorded moment for a table cell: UTC, to the minute."""
+    from management.events import aware
+
+    return aware(value).strftime("%Y-%m-%d %H:%M")

@@ -12,17 +12,12 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from riskgrade.cli_common import AuditDbOption, ParamsOption, audit_store, known_customers
 from riskgrade.config import DEFAULT_PARAMS_PATH
 
 if TYPE_CHECKING:
-    from audit import AuditStore
     from management.judgement import RatingRules
     from riskgrade.config import Params
-
-ParamsOption = Annotated[Path, typer.Option(help="params.yaml")]
-AuditDbOption = Annotated[
-    Path | None, typer.Option("--db", help="audit database (default from params)")
-]
 
 assessments_app = typer.Typer(help="Qualitative assessments.", no_args_is_help=True)
 overrides_app = typer.Typer(help="Overrides and expert ratings (four eyes).", no_args_is_help=True)
@@ -45,18 +40,6 @@ class Format(StrEnum):
     parquet = "parquet"
 
 
-def _store(settings: Params, db: Path | None, *, create: bool = False) -> AuditStore:
-    """The audit store (PostgreSQL with RISKGRADE_AUDIT_URL), created when ``create``."""
-    import os
-
-    from audit import AuditConfig, open_audit_store
-    from riskgrade.cli_common import audit_store as _audit_store
-
-    if create and not os.environ.get("RISKGRADE_AUDIT_URL"):
-        return open_audit_store(AuditConfig(path=db or settings.paths.audit_db))
-    return _audit_store(settings, db)
-
-
 def _rules(settings: Params) -> RatingRules:
     from management.judgement import RatingRules
 
@@ -77,7 +60,6 @@ def assessments_import(
     """Record assessments from a CSV file: all of them, or none with every problem listed."""
     from datetime import date
 
-    from features.io import read_table
     from management import Actor
     from management.files import check_assessments, import_assessments, read_assessments
     from riskgrade.config import load_params as _params
@@ -85,11 +67,9 @@ def assessments_import(
 
     settings = _params(params)
     rules = _rules(settings)
-    customers = read_table(raw or settings.paths.raw, "customers")["customer_id"].astype(str)
-    items = check_assessments(
-        read_assessments(file), rules, set(customers), date.today(), str(file)
-    )
-    store = _store(settings, db, create=True)
+    customers = known_customers(raw or settings.paths.raw)
+    items = check_assessments(read_assessments(file), rules, customers, date.today(), str(file))
+    store = audit_store(settings, db, create=True)
     try:
         recorded = import_assessments(store, rules, Actor(name=analyst, role="analyst"), items)
     finally:
@@ -112,7 +92,7 @@ def overrides_list(
     from riskgrade.config import load_params as _params
     from riskgrade.console import compact_table, console
 
-    store = _store(_params(params), db)
+    store = audit_store(_params(params), db)
     try:
         found = overrides(store, status=ProposalStatus(status.value) if status else None)
     finally:
@@ -145,7 +125,7 @@ def overrides_expire(db: AuditDbOption = None, params: ParamsOption = DEFAULT_PA
     from riskgrade.config import load_params as _params
     from riskgrade.console import console
 
-    store = _store(_params(params), db)
+    store = audit_store(_params(params), db)
     try:
         expired = expire_overrides(store)
     finally:
@@ -167,7 +147,7 @@ def judgement_export(
     from riskgrade.config import load_params as _params
     from riskgrade.console import console
 
-    store = _store(_params(params), db)
+    store = audit_store(_params(params), db)
     try:
         written = export_judgement(store, out, fmt.value)
     finally:

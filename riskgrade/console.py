@@ -53,13 +53,21 @@ def rows_table(title: str, columns: Iterable[str], rows: Iterable[Iterable[objec
 
 
 def compact_table(
-    title: str, columns: Iterable[str], rows: Iterable[Iterable[object]], *, last_fits: bool = False
+    title: str,
+    columns: Iterable[str],
+    rows: Iterable[Iterable[object]],
+    *,
+    last_fits: bool = False,
+    wrap: Iterable[str] = (),
 ) -> Table:
     """A table for narrow terminals: no outer frame, one line per row, no cell cut short.
 
     Every cell is kept whole on one line; with ``last_fits`` the last column alone gives way
-    when the terminal is too narrow (its cells end in an ellipsis instead of wrapping).
+    when the terminal is too narrow (its cells end in an ellipsis instead of wrapping). The
+    columns named in ``wrap`` (free text) wrap at word boundaries instead, with a line between
+    rows so that each row reads as one.
     """
+    wrapped = set(wrap)
     names = list(columns)
     table = Table(
         title=title,
@@ -68,10 +76,11 @@ def compact_table(
         show_edge=False,
         pad_edge=False,
         collapse_padding=True,
+        show_lines=bool(wrapped),
     )
     for i, name in enumerate(names):
         last = i == len(names) - 1
-        table.add_column(name, no_wrap=not (last and last_fits))
+        table.add_column(name, no_wrap=not (last and last_fits) and name not in wrapped)
     for row in rows:
         cells: list[str | Text] = [str(cell) for cell in row]
         if last_fits:
