@@ -16,6 +16,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from audit import AuditStore, EventQuery, StoredEvent
 
+Store = AuditStore
+"""Where people's decisions are kept: the audit store (callers outside management, such as
+monitoring, name it through this package)."""
+
 PAGE = 10_000
 """Events read per ``search_events`` call when reading them all."""
 

@@ -13,8 +13,8 @@ from datetime import date
 
 import pandas as pd
 
-from audit import AuditStore
 from management.events import Actor
+from management.events import Store as AuditStore
 from management.lifecycle import (
     StatusProposal,
     SystemProposal,

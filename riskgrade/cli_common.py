@@ -111,14 +111,13 @@ def audit_store(settings: Params, db: Path | None = None, *, create: bool = Fals
 
 
 def people_store(settings: Params, *, required: bool = False) -> AuditStore | None:
-    """The audit store holding people's decisions; None when there is none yet (unless required).
+    """The audit store holding people's decisions; None when there is none yet.
 
-    Raises:
-        FileNotFoundError: if ``required`` and there is no store.
+    With ``required`` the SQLite store is created when missing.
     """
     if not required and not (environment().audit_url or settings.paths.audit_db.is_file()):
         return None
-    return audit_store(settings, None)
+    return audit_store(settings, None, create=required)
 
 
 ParamsOption = Annotated[Path, typer.Option(help="params.yaml")]

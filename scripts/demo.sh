@@ -55,3 +55,39 @@ echo "\$ curl -s -X POST http://127.0.0.1:$PORT/score -H 'Authorization: Bearer 
 echo "       -H 'Content-Type: application/json' --data @data/request.json   # customer $CUSTOMER"
 curl -s -X POST "http://127.0.0.1:$PORT/score" -H "Authorization: Bearer $TOKEN" \
   -H 'Content-Type: application/json' --data @data/request.json | .venv/bin/python -m json.tool
+
+step "10. From an early warning to an approved suspension (four eyes)"
+# The monitor records its warnings in the audit chain and proposes the stricter statuses they
+# call for; a person confirms each one (suspension and exit need an approver).
+$RG monitor --raw data/raw --as-of $AS_OF --bundle reports/bundle --store data/monitoring.duckdb \
+  --record --rows 5 | tail -n 3
+for who in demo-analyst demo-approver; do $RG token revoke "$who" >/dev/null 2>&1 || true; done
+ANALYST=$($RG token create --name demo-analyst --role analyst 2>/dev/null | tail -n 1)
+APPROVER=$($RG token create --name demo-approver --role approver 2>/dev/null | tail -n 1)
+PENDING=$(curl -s "http://127.0.0.1:$PORT/status-changes?status=pending" -H "Authorization: Bearer $ANALYST")
+read -r CHANGE WARNED TARGET < <(.venv/bin/python -c '
+import json, sys
+changes = json.loads(sys.argv[1])["status_changes"]
+ranked = sorted(changes, key=lambda c: c["payload"]["to"] != "suspended")
+print(*((ranked[0]["proposal_id"], ranked[0]["subject"], ranked[0]["payload"]["to"]) if ranked else ("-", "-", "-")))
+' "$PENDING")
+if [ "$CHANGE" = "-" ]; then
+  echo "no status change proposed by this run"
+else
+  echo "monitor proposed: customer $WARNED -> $TARGET (change $CHANGE)"
+  echo "\$ curl -s http://127.0.0.1:$PORT/customers/$WARNED/warnings   # why"
+  curl -s "http://127.0.0.1:$PORT/customers/$WARNED/warnings" -H "Authorization: Bearer $ANALYST" \
+    | .venv/bin/python -c 'import json,sys; w=json.load(sys.stdin)["warnings"][0]; print(w["severity"], w["action"], *w["details"], sep="\n  ")'
+  DECISION='{"comment": "confirmed after the call with the customer"}'
+  if [ "$TARGET" = suspended ] || [ "$TARGET" = exiting ]; then
+    echo "an analyst may not confirm a change to $TARGET (four eyes: an approver must):"
+    curl -s -X POST "http://127.0.0.1:$PORT/status-changes/$CHANGE/approve" -H "Authorization: Bearer $ANALYST" \
+      -H 'Content-Type: application/json' --data "$DECISION" | .venv/bin/python -m json.tool
+  fi
+  echo "the approver confirms it:"
+  curl -s -X POST "http://127.0.0.1:$PORT/status-changes/$CHANGE/approve" -H "Authorization: Bearer $APPROVER" \
+    -H 'Content-Type: application/json' --data "$DECISION" \
+    | .venv/bin/python -c 'import json,sys; d=json.load(sys.stdin); print(" ", d["status"], "by", d["decided_by"])'
+  curl -s "http://127.0.0.1:$PORT/customers/$WARNED/status" -H "Authorization: Bearer $ANALYST" | .venv/bin/python -m json.tool
+  echo "customer page: http://127.0.0.1:$PORT/review/customer?customer=$WARNED"
+fi

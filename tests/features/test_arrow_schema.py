@@ -23,9 +23,14 @@ def test_arrow_schemas_follow_the_contract_columns_in_order() -> None:
 
 
 def test_generated_files_carry_the_derived_schemas(tmp_path: Path) -> None:
-    # Given a small generated portfolio with human judgement
-    spec = default_rating_config().generator_spec()
-    generate(GeneratorConfig(customers=60, seed=2, chunk_customers=30), tmp_path, judgement=spec)
+    # Given a small generated portfolio with human judgement, reviews and contract terms
+    rating = default_rating_config()
+    generate(
+        GeneratorConfig(customers=60, seed=2, chunk_customers=30),
+        tmp_path,
+        judgement=rating.generator_spec(),
+        records=rating.records_spec(),
+    )
     # When each raw file's schema is read back
     for table in SCHEMAS:
         written = pq.read_schema(tmp_path / f"{table}.parquet").remove_metadata()
