@@ -23,7 +23,9 @@ def package_coverage(cov: coverage.Coverage, package: str) -> tuple[int, int, fl
     data = cov.get_data()
     statements = missed = 0
     for filename in sorted(data.measured_files()):
-        if Path(filename).resolve().is_relative_to(Path(package).resolve()):
+        # Python files only: jinja2 compiles templates under the template's own file name.
+        path = Path(filename)
+        if path.suffix == ".py" and path.resolve().is_relative_to(Path(package).resolve()):
             _, lines, _, missing, _ = cov.analysis2(filename)
             statements += len(lines)
             missed += len(missing)
