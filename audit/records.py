@@ -97,6 +97,20 @@ class AuditDuplicateEventError(AuditUnavailableError):
         super().__init__(f"audit event id(s) already recorded: {', '.join(self.event_ids)}")
 
 
+class AuditDuplicateDecisionError(AuditUnavailableError):
+    """A decision id already in the log: none of the group was written.
+
+    Callers that derive decision ids from what they decide (a batch run and a customer) use
+    it to write each decision once: the first commit wins, a repeat gets this error naming
+    the ids already recorded (`AuditStore.existing_decision_ids` asks beforehand).
+    """
+
+    def __init__(self, decision_ids: Sequence[str]) -> None:
+        self.decision_ids = tuple(decision_ids)
+        shown = ", ".join(self.decision_ids[:5]) + (" ..." if len(self.decision_ids) > 5 else "")
+        super().__init__(f"{len(self.decision_ids)} audit decision id(s) already recorded: {shown}")
+
+
 class AuditRecordNotFoundError(AuditError, KeyError):
     """No record with the requested id."""
 

@@ -61,7 +61,8 @@ def replay(
     """Re-score a stored decision's request with the model of its recorded bundle hash.
 
     Features are recomputed from the stored request (not read back), so replay checks the
-    feature code as well as the model.
+    feature code as well as the model; a decision that recorded no features (a batch
+    decision, whose rescorer checks its records' digest) is compared on PD, grade and tier.
 
     Args:
         store: the audit store.
@@ -80,12 +81,18 @@ def replay(
         )
     model = bundle_loader(record.bundle_hash)
     again = model.rescore(record.request)
-    stored_features = record.payload.get("features", {})
-    differing = tuple(
-        sorted(
-            name
-            for name in set(stored_features) | set(again["features"])
-            if not _same(stored_features.get(name), again["features"].get(name), tolerance)
+    stored_features = record.payload.get("features")
+    # A batch decision keeps no feature vector: its rescorer checks the digest of the records
+    # the features come from instead (and refuses when they changed).
+    differing = (
+        ()
+        if stored_features is None
+        else tuple(
+            sorted(
+                name
+                for name in set(stored_features) | set(again["features"])
+                if not _same(stored_features.get(name), again["features"].get(name), tolerance)
+            )
         )
     )
     diff = abs(float(again["pd"]) - record.pd)

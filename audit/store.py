@@ -43,6 +43,7 @@ from audit.records import (
     GENESIS_HASH,
     MAX_RECORD_ID,
     AuditConfig,
+    AuditDuplicateDecisionError,
     AuditDuplicateEventError,
     AuditError,
     AuditPage,
@@ -118,6 +119,10 @@ class AuditStore(Protocol):
         self, records: Sequence[DecisionRecord], *, idempotent: Answers = None
     ) -> list[StoredDecision]:
         """Commit decisions (and the answer of an idempotency key) in one transaction."""
+        ...
+
+    def existing_decision_ids(self, decision_ids: Sequence[str]) -> set[str]:
+        """Which of ``decision_ids`` the log holds."""
         ...
 
     def append_event(self, event: EventRecord) -> StoredEvent:
@@ -344,6 +349,8 @@ class SqlAuditStore:
                 transaction.
 
         Raises:
+            AuditDuplicateDecisionError: if a decision id of the group is already in the log;
+                none of the group is written.
             AuditUnavailableError: if the group cannot be committed (or the key is not
                 reserved any more).
         """
@@ -352,8 +359,34 @@ class SqlAuditStore:
             _builder(decision_row, record, payload_json(record.payload), body["sha256"])
             for record, body in zip(records, bodies, strict=True)
         ]
-        rows = self._append(decisions, builders, bodies, idempotent)
+        try:
+            rows = self._append(decisions, builders, bodies, idempotent)
+        except AuditUnavailableError:
+            try:
+                taken = self.existing_decision_ids([r.decision_id for r in records])
+            except AuditError:
+                taken = set()
+            if taken:
+                ordered = [r.decision_id for r in records if r.decision_id in taken]
+                raise AuditDuplicateDecisionError(ordered) from None
+            raise
         return [_to_decision(row) for row in rows]
+
+    def existing_decision_ids(self, decision_ids: Sequence[str]) -> set[str]:
+        """Which of ``decision_ids`` the log holds (indexed lookups, a few hundred at a time).
+
+        Raises:
+            AuditError: if the store cannot be read.
+        """
+        found: set[str] = set()
+        wanted = list(dict.fromkeys(decision_ids))
+        column = decisions.c.decision_id
+        for start in range(0, len(wanted), _ID_LOOKUP):
+            part = wanted[start : start + _ID_LOOKUP]
+            found.update(
+                str(row[0]) for row in self._rows(sa.select(column).where(column.in_(part)))
+            )
+        return found
 
     def append_event(self, event: EventRecord) -> StoredEvent:
         """Commit one person's action (and a checkpoint when due) durably, before returning.
@@ -819,6 +852,10 @@ class SqlAuditStore:
             int(conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one())
             for t in tables
         )
+
+
+_ID_LOOKUP = 500
+"""Ids per ``IN`` list of an id lookup (well under SQLite's and PostgreSQL's bind limits)."""
 
 
 def _compile(dialect: sa.Dialect) -> dict[str, schema.Compiled]:

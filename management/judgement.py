@@ -66,8 +66,9 @@ from rating.sufficiency import SUFFICIENT, Sufficiency, SufficiencyReason
 ASSESSMENT_RECORDED = "assessment.recorded"
 OVERRIDE_KINDS = (OverrideKind.OVERRIDE.value, OverrideKind.EXPERT_RATING.value)
 """Proposal kinds of the rating's human judgement."""
-MODEL_DECISION_KINDS = ("score", "explain")
-"""Audit decision kinds that are model ratings (what ``/score`` and ``/explain`` write)."""
+MODEL_DECISION_KINDS = ("score", "explain", "batch")
+"""Audit decision kinds that are model ratings (``/score``, ``/explain``, and batch runs:
+`management.batch_decisions`)."""
 
 
 @dataclass(frozen=True)

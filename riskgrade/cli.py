@@ -33,9 +33,12 @@ from riskgrade.console import (
 )
 
 if TYPE_CHECKING:
+    import pandas as pd
     from pyspark.sql import SparkSession
 
     from audit import AuditStore
+    from features.io import RawTables
+    from management.judgement import RatingRules
     from training.pipeline import TrainResult
 
 app = typer.Typer(
@@ -549,6 +552,14 @@ def score(
     ] = Lang.EN,
     engine: EngineOption = EngineName.polars,
     spark_master: SparkMasterOption = None,
+    record: Annotated[
+        bool,
+        typer.Option(
+            "--record",
+            help="append one audit decision per customer (kind batch; a re-run of the same "
+            "command writes none twice), so analysts can rate and override them",
+        ),
+    ] = False,
     params: ParamsOption = DEFAULT_PARAMS_PATH,
 ) -> None:
     """Rate a whole portfolio: PD, grade, tier, policy and reasons per customer.
@@ -557,7 +568,8 @@ def score(
     included), plus the model version and bundle hash on every row. With the polars engine,
     data sufficiency and people's judgement recorded in the audit store (assessments, approved
     overrides and expert ratings valid at --as-of) are applied: model_grade, final_grade, and
-    the final grade's tier and policy.
+    the final grade's tier and policy. With --record each rating is also a decision in the
+    audit log (written before the output file).
     """
     from rich.progress import Progress
 
@@ -569,6 +581,11 @@ def score(
     bundle_dir, _ = _champion_bundle(settings, bundle)
     if engine is EngineName.spark:
         from serving.spark_batch import score_to_parquet
+
+        if record:
+            raise typer.BadParameter(
+                "--record needs --engine polars (Spark writes Parquet only)", param_hint="--record"
+            )
 
         session = _spark_session(settings, spark_master)
         counts = score_to_parquet(
@@ -598,12 +615,14 @@ def score(
             progress=lambda done, total: progress.update(task, completed=done, total=total),
             lang=lang.value,
         )
-    store = _judgement_store(settings)
+    store = people_store(settings, required=record)
     try:
         rules = RatingRules(
             model.scale, model.policy, settings.rating.judgement, settings.rating.lifecycle
         )
         rated = judge_scores(rated, tables, store, rules, day)
+        if record and store is not None:
+            _record_scores(store, rated, tables, rules, raw, day, lang.value, chunk_size)
     finally:
         if store is not None:
             store.close()
@@ -620,6 +639,41 @@ def score(
     )
     console.print(frame_table(counts, f"Customers by tier at {day}", index=True))
     console.print(f"wrote {len(rated):,} ratings to {out}")
+
+
+def _record_scores(
+    store: AuditStore,
+    rated: pd.DataFrame,
+    tables: RawTables,
+    rules: RatingRules,
+    raw: str,
+    day: date,
+    lang: str,
+    chunk_size: int,
+) -> None:
+    """``score --record``: the ratings as audit decisions, with a progress bar."""
+    from rich.progress import Progress
+
+    from features.source import open_raw_source
+    from management.batch_decisions import DEFAULT_CHUNK, record_scores
+
+    with Progress(console=err_console, transient=True) as progress:
+        task = progress.add_task("recording", total=len(rated))
+        recorded = record_scores(
+            store,
+            rated,
+            tables,
+            rules,
+            as_of=day,
+            source=open_raw_source(raw).label,
+            lang=lang,
+            chunk_size=min(chunk_size, DEFAULT_CHUNK),
+            progress=lambda done, total: progress.update(task, completed=done, total=total),
+        )
+    console.print(
+        f"audit log: {recorded.written:,} batch decision(s) recorded, {recorded.skipped:,} "
+        f"already there (run {recorded.run_id})"
+    )
 
 
 @app.command("request-example")
@@ -738,11 +792,6 @@ def _audit_store(settings: Params, db: Path | None) -> AuditStore:
     return audit_store(settings, db)
 
 
-def _judgement_store(settings: Params) -> AuditStore | None:
-    """The audit store holding people's judgement, or None when there is none yet."""
-    return people_store(settings)
-
-
 @audit_app.command("verify")
 def audit_verify(db: AuditDbOption = None, params: ParamsOption = DEFAULT_PARAMS_PATH) -> None:
     """Check the whole hash chain and checkpoints (exit 1 naming the first bad record)."""
@@ -785,21 +834,30 @@ def audit_show(
 def audit_replay(
     record: Annotated[str, typer.Argument(help="row id or decision_id")],
     db: AuditDbOption = None,
+    raw: Annotated[
+        str | None,
+        typer.Option(help="batch decisions: raw source to re-read (default: the one recorded)"),
+    ] = None,
     params: ParamsOption = DEFAULT_PARAMS_PATH,
 ) -> None:
-    """Re-score a stored decision with its recorded bundle; exit 1 if the result differs."""
+    """Re-score a stored decision with its recorded bundle; exit 1 if the result differs.
+
+    A batch decision (score/monitor --record) is re-scored from its customer's records read
+    again from the raw source, after checking they are those the run rated (their SHA-256).
+    """
     from audit import replay
     from rating.model import RatingModel
+    from serving.batch_record import ReadingRescorer
     from serving.engine import Engine
 
     settings = _params(params)
     store = _audit_store(settings, db)
 
-    def load(bundle_hash: str) -> Engine:
+    def load(bundle_hash: str) -> ReadingRescorer:
         folder = settings.paths.bundles / bundle_hash
         if not folder.is_dir():
             raise FileNotFoundError(f"bundle {bundle_hash} is not in the archive {folder.parent}")
-        return Engine(RatingModel.load(folder, expected_hash=bundle_hash))
+        return ReadingRescorer(Engine(RatingModel.load(folder, expected_hash=bundle_hash)), raw)
 
     key: int | str = int(record) if record.isdigit() else record
     result = replay(store, key, load)
