@@ -187,7 +187,7 @@ class _Responder:
             "decision_id": decision_id,
             "customer_id": str(get("customer_id")),
             "as_of": run.as_of.isoformat(),
-            "pd": float(get("pd")),
+            "pd": float(row["pd"]),
             "score": _value(get("score")),
             "grade": str(get("grade")),
             "tier": tier,
