@@ -8,13 +8,18 @@ confirms (the system never changes a status by itself).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 
 import pandas as pd
 
+from features.io import RawTables
+from management.batch_decisions import BatchRun, RecordedBatch, record_batch
 from management.events import Actor
 from management.events import Store as AuditStore
+from management.judgement import RatingRules
 from management.lifecycle import (
     StatusProposal,
     SystemProposal,
@@ -22,9 +27,13 @@ from management.lifecycle import (
     status_series,
 )
 from management.measures import measures_by_customer
+from management.portfolio import judge_scores
 from management.warnings import WarningItem, record_warnings
+from monitoring.run import MonitoringRun
 from monitoring.warnings import MEASURE_COLUMNS, no_measures
+from rating.judgement import JudgementConfig
 from rating.lifecycle import CustomerStatus, LifecycleConfig
+from rating.portfolio import as_model, default_statuses
 
 MONITOR = Actor(name="riskgrade-monitor", role="system")
 """Who records a run's warnings and proposes status changes."""
@@ -112,3 +121,70 @@ def record_run(
     added = record_warnings(audit, run_id, as_of, items, actor=MONITOR)
     proposed = propose_from_warnings(audit, proposals, config, actor=MONITOR)
     return RecordedRun(warnings=added, proposals=proposed)
+
+
+def run_scores(run: MonitoringRun, raw: RawTables, policy_version: str) -> pd.DataFrame:
+    """A run's ratings in the columns batch scoring gives (reasons as codes, no texts).
+
+    Args:
+        run: the monitoring run.
+        raw: the raw tables it rated (the default type of customers in default).
+        policy_version: the bundle's policy version.
+    """
+    ratings = run.ratings
+    statuses = default_statuses(raw.defaults, run.info.as_of)
+    ids = ratings["customer_id"].astype(str)
+    return pd.DataFrame(
+        {
+            "customer_id": ids,
+            "pd": ratings["pd"].astype(float),
+            "score": ratings["score"],
+            "grade": ratings["grade"].astype(str),
+            "model_tier": ratings["model_tier"].astype(str),
+            "tier": ratings["tier"].astype(str),
+            "in_default": ratings["in_default"].astype(bool),
+            "default_date": ratings["default_date"],
+            "default_type": [statuses[c].default_type if c in statuses else None for c in ids],
+            "hard_rules": ratings["hard_rules"].astype(str),
+            "reasons": ratings["reasons"].astype(str),
+            "model_version": run.info.model_version,
+            "bundle_hash": run.info.bundle_hash,
+            "policy_version": policy_version,
+        }
+    ).reset_index(drop=True)
+
+
+def record_ratings(
+    audit: AuditStore,
+    run: MonitoringRun,
+    raw: RawTables,
+    bundle_dir: Path,
+    judgement: JudgementConfig,
+    lifecycle: LifecycleConfig,
+    *,
+    source: str,
+    lang: str = "en",
+    progress: Callable[[int, int], None] | None = None,
+) -> RecordedBatch:
+    """Record a run's ratings as batch decisions (one per customer, idempotent per run).
+
+    Each rating gets the judgement the audit store holds at the run's date (assessments,
+    approved overrides, status, measures), as ``riskgrade score`` applies it.
+
+    Args:
+        audit: the audit store.
+        run: the monitoring run.
+        raw: the raw tables it rated.
+        bundle_dir: the bundle it rated with.
+        judgement: questionnaire, override and data-sufficiency settings.
+        lifecycle: each status's effect on the policy.
+        source: the raw source's label.
+        lang: language of the run's texts.
+        progress: optional callback ``(customers done, total)``.
+    """
+    model = as_model(bundle_dir)
+    rules = RatingRules(model.scale, model.policy, judgement, lifecycle)
+    as_of = run.info.as_of
+    judged = judge_scores(run_scores(run, raw, model.policy_version), raw, audit, rules, as_of)
+    batch = BatchRun(run.run_id, "monitor", as_of, source, lang)
+    return record_batch(audit, judged, raw, batch, rules, progress=progress)

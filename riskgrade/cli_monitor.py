@@ -207,7 +207,8 @@ def register(app: typer.Typer) -> None:
             typer.Option(
                 "--record",
                 help="record the warnings in the audit chain and propose the stricter statuses "
-                "they call for (a person confirms each)",
+                "they call for (a person confirms each); record each rating as a batch "
+                "decision",
             ),
         ] = False,
         params: Annotated[
@@ -220,7 +221,8 @@ def register(app: typer.Typer) -> None:
 
         from features.judgement import load_judgement
         from features.records import load_records
-        from monitoring.lifecycle import management_inputs, record_run
+        from features.source import open_raw_source
+        from monitoring.lifecycle import management_inputs, record_ratings, record_run
         from monitoring.report import write_report
         from monitoring.run import run_monitoring
         from monitoring.store import MonitoringStore
@@ -262,9 +264,23 @@ def register(app: typer.Typer) -> None:
             )
         _print_run(run, rows)
         if record and audit is not None:
+            with Progress(console=err_console, transient=True) as progress:
+                task = progress.add_task("recording", total=len(run.ratings))
+                decisions = record_ratings(
+                    audit,
+                    run,
+                    tables,
+                    bundle_dir,
+                    settings.rating.judgement,
+                    settings.rating.lifecycle,
+                    source=open_raw_source(raw).label,
+                    lang=lang,
+                    progress=lambda done, total: progress.update(task, completed=done),
+                )
             recorded = record_run(audit, run.run_id, day, run.warnings, settings.rating.lifecycle)
             console.print(
-                f"audit chain: {recorded.warnings} warning(s) recorded, "
+                f"audit chain: {decisions.written} batch decision(s) recorded, "
+                f"{recorded.warnings} warning(s) recorded, "
                 f"{len(recorded.proposals)} status change(s) proposed for confirmation"
             )
         _print_management(run)

@@ -205,10 +205,24 @@ def test_given_the_audit_chain_when_monitor_records_then_warnings_and_proposals_
     # And the watched customer counted as such in the run's segments
     segments = pd.read_csv(report / "segments.csv")
     assert segments["status_watch"].sum() >= 1
+    # And every rating of the run is a batch decision of the run, the analysts' starting point
+    from management.batch_decisions import BATCH_KIND
+    from management.judgement import latest_decision
+
+    decisions = store.export()
+    assert {d.kind for d in decisions} == {BATCH_KIND}
+    assert len(decisions) == summary["customers"]
+    assert {d.payload["run"]["run_id"] for d in decisions} == {"R20231231-01"}
+    latest = latest_decision(store, watched, datetime(2023, 12, 31).date())
+    assert latest is not None and latest.payload["response"]["status"] == "watch"
+    assert "batch decision(s) recorded" in text
     # And a second run proposes nothing twice (a change is pending for those customers)
     again = runner.invoke(
         app, ["monitor", *common, "--as-of", "2023-12-31", "--record", "--previous", "R20221231-01"]
     )
     assert again.exit_code == 0, again.output
     assert len(pending_status_changes(store)) == len(pending)
+    # (it is another run: its ratings are decisions of that run)
+    assert store.count() == 2 * len(decisions)
+    assert store.verify().ok
     store.close()
