@@ -108,7 +108,9 @@ class AuditDuplicateDecisionError(AuditUnavailableError):
     def __init__(self, decision_ids: Sequence[str]) -> None:
         self.decision_ids = tuple(decision_ids)
         shown = ", ".join(self.decision_ids[:5]) + (" ..." if len(self.decision_ids) > 5 else "")
-        super().__init__(f"{len(self.decision_ids)} audit decision id(s) already recorded: {shown}")
+        super().__init__(
+            f"audit decision_id(s) already recorded ({len(self.decision_ids)}): {shown}"
+        )
 
 
 class AuditRecordNotFoundError(AuditError, KeyError):

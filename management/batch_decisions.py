@@ -34,7 +34,7 @@ from typing import Any
 import pandas as pd
 
 from audit import AuditDuplicateDecisionError, AuditStore, DecisionRecord, canonical_json
-from features.digest import record_digests
+from features.digest import iter_record_digests
 from features.io import RawTables
 from management.judgement import RatingRules, sufficiency_view
 from rating.output import POLICY_PREFIX
@@ -337,20 +337,25 @@ def record_batch(
             r[0]: {"industry": r[1], "region": r[2], "size_class": r[3]}
             for r in seg.itertuples(index=False)
         }
-    frames = dict(tables.items())
     total, written = len(rated), 0
-    for start in range(0, total, chunk_size):
+    todo: list[pd.DataFrame] = []
+    for start in range(0, total, chunk_size):  # what earlier calls of the run wrote: skipped
         chunk = rated.iloc[start : start + chunk_size]
-        ids = [str(c) for c in chunk["customer_id"]]
-        wanted = {batch_decision_id(run.run_id, cid): cid for cid in ids}
-        done = store.existing_decision_ids(list(wanted))
-        todo = chunk[[d not in done for d in wanted]]
-        if len(todo):
-            reads = record_digests(frames, todo["customer_id"].astype(str))
-            records = batch_records(todo, run, rules, reads, segments)
-            written += _append(store, records)
+        wanted = [batch_decision_id(run.run_id, str(c)) for c in chunk["customer_id"]]
+        done = store.existing_decision_ids(wanted)
+        if len(done) < len(wanted):
+            todo.append(chunk[[d not in done for d in wanted]])
+    skipped = total - sum(len(chunk) for chunk in todo)
+    if progress is not None and skipped:
+        progress(skipped, total)
+    chunks = [chunk["customer_id"].astype(str).tolist() for chunk in todo]
+    digests = iter_record_digests(dict(tables.items()), chunks) if todo else iter(())
+    processed = skipped
+    for chunk, reads in zip(todo, digests, strict=True):
+        written += _append(store, batch_records(chunk, run, rules, reads, segments))
+        processed += len(chunk)
         if progress is not None:
-            progress(min(start + chunk_size, total), total)
+            progress(processed, total)
     return RecordedBatch(run.run_id, total, written, total - written)
 
 
