@@ -161,7 +161,8 @@ class _Responder:
                     }
                 )
         elif "reasons" in self.columns:
-            reasons = [{"code": c} for c in str(get("reasons") or "").split(";") if c]
+            codes = str(_value(get("reasons")) or "").split(";")
+            reasons = [{"code": c, "text": None, "contribution": None} for c in codes if c]
         hard_rules = []
         for code in (c for c in str(_value(get("hard_rules")) or "").split(";") if c):
             rule = self.hard.get(code)
