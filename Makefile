@@ -68,6 +68,7 @@ bench: install
 	$(RUN)/python benchmarks/bench_early_warnings.py
 	$(RUN)/python benchmarks/bench_serving.py
 	$(RUN)/python benchmarks/bench_batch_explain.py
+	$(RUN)/python benchmarks/bench_batch_record.py --generate
 
 reliability: install
 	$(RUN)/python -m reliability

@@ -100,6 +100,47 @@ def test_given_batch_ratings_when_recorded_twice_then_written_once_and_overridab
     store.close()
 
 
+def test_given_a_batch_rated_customer_without_data_when_queued_then_an_expert_can_rate_it(
+    bundle, portfolio, as_of, tmp_path
+):
+    import pandas as pd
+
+    from audit import AuditConfig, SqlAuditStore
+    from features.io import RawTables
+    from rating.judgement import EXPERT_RATING_REASON, OverrideKind
+
+    # Given the portfolio plus C09999, onboarded with no statement, facility or transaction
+    customers = portfolio.customers
+    bare = customers.iloc[[0]].assign(customer_id="C09999")
+    tables = RawTables(**{**dict(portfolio.items()), "customers": pd.concat([customers, bare])})
+    model = RatingModel(bundle)
+    config = default_rating_config()
+    rules = RatingRules(model.scale, model.policy, config.judgement)
+    rated = judge_scores(score_portfolio(tables, as_of, model), tables, None, rules, as_of)
+    with SqlAuditStore(AuditConfig(path=tmp_path / "a.db")) as store:
+        # When the batch run is recorded
+        record_scores(store, rated, tables, rules, as_of=as_of, source="raw/")
+        # Then the analysts' queue holds the batch-rated customer with too little data
+        queue = insufficient_customers(store, rules, as_of)
+        assert [r.rated.customer_id for r in queue] == ["C09999"]
+        assert queue[0].decision.kind == BATCH_KIND and queue[0].rated.provisional
+        # And an expert rating proposed and approved on it makes it final
+        grade = queue[0].rated.adjusted_grade
+        item = OverrideInput(
+            "C09999",
+            as_of,
+            grade,
+            EXPERT_RATING_REASON,
+            "met management, reviewed the management accounts",
+            kind=OverrideKind.EXPERT_RATING,
+        )
+        proposal = propose_override(store, rules, ANN, item, at=AT)
+        decide_override(store, proposal.proposal_id, BOB, approve=True, comment="agreed")
+        assert insufficient_customers(store, rules, as_of) == []
+        rated_now = rating_at(store, rules, "C09999", as_of)
+        assert rated_now is not None and not rated_now.rated.provisional
+
+
 def test_given_bad_input_when_recording_then_error_names_it(judged, portfolio, as_of, tmp_path):
     from audit import AuditConfig, SqlAuditStore
 
@@ -118,4 +159,3 @@ def test_given_bad_input_when_recording_then_error_names_it(judged, portfolio, a
         with pytest.raises(BatchRecordError, match="chunk_size"):
             record_batch(store, rated, portfolio, run, rules, chunk_size=0)
         assert store.count() == 0
-        assert insufficient_customers(store, rules, as_of) == []
