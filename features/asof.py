@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 
 import numpy as np
 import pandas as pd
@@ -35,6 +35,16 @@ _DATED: dict[str, str] = {
     "defaults": "default_date",
 }
 """The date that makes a record known, per table (a repayment's date only unpays it)."""
+
+
+def read_bounds(as_of: date) -> dict[str, str]:
+    """The bounds of a read at ``as_of``, as a record of what was read states them."""
+    return {
+        "onboarding_date, published_date, opened, default_date, paid_date": (
+            f"<= {as_of.isoformat()}"
+        ),
+        "ts": f"< {(as_of + timedelta(days=1)).isoformat()}",
+    }
 
 
 @dataclass(frozen=True)

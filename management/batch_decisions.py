@@ -28,12 +28,13 @@ import hashlib
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 import pandas as pd
 
 from audit import AuditDuplicateDecisionError, AuditStore, DecisionRecord, canonical_json
+from features.asof import read_bounds
 from features.digest import iter_record_digests
 from features.io import RawTables
 from management.judgement import RatingRules, sufficiency_view
@@ -102,16 +103,6 @@ def batch_decision_id(run_id: str, customer_id: str) -> str:
     """The decision id of ``customer_id`` in run ``run_id`` (deterministic, 48 characters)."""
     digest = hashlib.sha256(f"{run_id}\x1f{customer_id}".encode()).hexdigest()
     return "batch-" + digest[:42]
-
-
-def read_bounds(as_of: date) -> dict[str, str]:
-    """The point-in-time bounds of a read at ``as_of`` (as a by-id read records them)."""
-    return {
-        "onboarding_date, published_date, opened, default_date, paid_date": (
-            f"<= {as_of.isoformat()}"
-        ),
-        "ts": f"< {(as_of + timedelta(days=1)).isoformat()}",
-    }
 
 
 def _value(value: Any) -> Any:

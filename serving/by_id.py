@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from functools import lru_cache
 from typing import Any, Literal, TypeVar
 
@@ -23,6 +23,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.requests import Request
 
+from features.asof import read_bounds
 from features.io import RawDataError, RawTables
 from features.source import RawSource, open_raw_source
 from serving.api.body import read_json_body, validate_body
@@ -64,12 +65,7 @@ class StoreRead:
             "source": self.source,
             "customer_id": self.customer_id,
             "as_of": self.as_of.isoformat(),
-            "bounds": {
-                "onboarding_date, published_date, opened, default_date, paid_date": (
-                    f"<= {self.as_of.isoformat()}"
-                ),
-                "ts": f"< {(self.as_of + timedelta(days=1)).isoformat()}",
-            },
+            "bounds": read_bounds(self.as_of),
             "rows": dict(self.rows),
             "sha256": self.sha256,
         }
