@@ -6,8 +6,9 @@
   ``override`` / ``expert_rating``: proposed by anyone from analyst up, decided by an approver
   (a senior approver beyond ``max_approver_notches``) who is not the proposer.
 * The rating of a customer at a date is its latest model decision in the audit log (written by
-  ``/score`` and ``/explain``) at or before that date, with the judgement valid at that date
-  applied by the pure chain `rating.chain.rate_customer`.
+  ``/score``, ``/explain``, ``riskgrade score --record`` and ``riskgrade monitor --record``)
+  at or before that date, with the judgement valid at that date applied by the pure chain
+  `rating.chain.rate_customer`.
 
 Validity is in rating dates: an assessment or approved override made for rating date ``as_of``
 applies to ratings dated ``as_of <= day < valid_until`` (``valid_until``: ``validity_days``
