@@ -40,6 +40,14 @@ from serving.api.body import json_body, parse_body
 from serving.api.deps import get_state, require
 from serving.api.errors import ApiError
 from serving.api.idempotency import IdempotentRoute
+from serving.api.responses import (
+    AssessmentResponse,
+    CustomerHistory,
+    CustomerRatingView,
+    Overrides,
+    OverrideView,
+    Queue,
+)
 from serving.auth import Caller, Role
 from serving.schemas import FieldError
 
@@ -68,17 +76,6 @@ class AssessmentRequest(_Body):
     comment: str = Field(default="", max_length=4000)
 
 
-class AssessmentResponse(_Body):
-    """The recorded assessment."""
-
-    assessment_id: str
-    customer_id: str
-    score: float
-    notches: int
-    valid_until: date
-    questionnaire_version: str
-
-
 class OverrideRequest(_Body):
     """An override (or, with ``kind`` expert_rating and reason OR07, an expert rating)."""
 
@@ -103,13 +100,13 @@ class DecisionRequest(_Body):
         return value
 
 
-BODY_MODELS: list[type[BaseModel]] = [
-    AssessmentRequest,
-    AssessmentResponse,
-    OverrideRequest,
-    DecisionRequest,
-]
-"""Request and response models whose schemas the OpenAPI document declares."""
+BODY_MODELS: list[type[BaseModel]] = [AssessmentRequest, OverrideRequest, DecisionRequest]
+"""Request models whose schemas the OpenAPI document declares."""
+
+
+def _decision(model: type[BaseModel]) -> dict[str, Any]:
+    """Route options of an approve / reject route answering ``model``."""
+    return {"response_model": model, "openapi_extra": json_body(DecisionRequest)}
 
 
 def _actor(caller: Caller) -> Actor:
@@ -146,7 +143,12 @@ async def _call(function: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
         raise _http(error) from error
 
 
-@router.post("/assessments", status_code=201, openapi_extra=json_body(AssessmentRequest))
+@router.post(
+    "/assessments",
+    status_code=201,
+    response_model=AssessmentResponse,
+    openapi_extra=json_body(AssessmentRequest),
+)
 async def post_assessment(
     request: Request, caller: Caller = _ANALYST, state: Any = _STATE
 ) -> JSONResponse:
@@ -167,7 +169,12 @@ async def post_assessment(
     return JSONResponse(answer.model_dump(mode="json"), status_code=201)
 
 
-@router.post("/overrides", status_code=201, openapi_extra=json_body(OverrideRequest))
+@router.post(
+    "/overrides",
+    status_code=201,
+    response_model=OverrideView,
+    openapi_extra=json_body(OverrideRequest),
+)
 async def post_override(
     request: Request, caller: Caller = _ANALYST, state: Any = _STATE
 ) -> JSONResponse:
@@ -189,7 +196,7 @@ async def post_override(
     return JSONResponse(override_view(proposed), status_code=201)
 
 
-@router.get("/overrides", dependencies=[_REVIEWERS])
+@router.get("/overrides", response_model=Overrides, dependencies=[_REVIEWERS])
 async def list_overrides(
     state: Any = _STATE,
     status: Literal["pending", "approved", "rejected", "expired"] | None = None,
@@ -202,7 +209,7 @@ async def list_overrides(
     return JSONResponse({"overrides": [override_view(s) for s in found]})
 
 
-@router.get("/overrides/{override_id}", dependencies=[_REVIEWERS])
+@router.get("/overrides/{override_id}", response_model=OverrideView, dependencies=[_REVIEWERS])
 async def one_override(override_id: str, state: Any = _STATE) -> JSONResponse:
     """One override or expert rating with its decision (analyst and up, auditor)."""
     _, audit = state.rules()
@@ -220,7 +227,7 @@ async def _decide(
     return JSONResponse(override_view(decided))
 
 
-@router.post("/overrides/{override_id}/approve", openapi_extra=json_body(DecisionRequest))
+@router.post("/overrides/{override_id}/approve", **_decision(OverrideView))
 async def approve_override(
     override_id: str, request: Request, caller: Caller = _APPROVER, state: Any = _STATE
 ) -> JSONResponse:
@@ -231,7 +238,7 @@ async def approve_override(
     return await _decide(request, override_id, caller, state, approve=True)
 
 
-@router.post("/overrides/{override_id}/reject", openapi_extra=json_body(DecisionRequest))
+@router.post("/overrides/{override_id}/reject", **_decision(OverrideView))
 async def reject_override(
     override_id: str, request: Request, caller: Caller = _APPROVER, state: Any = _STATE
 ) -> JSONResponse:
@@ -248,7 +255,9 @@ def _customer(customer_id: str) -> str:
     return customer_id
 
 
-@router.get("/customers/{customer_id}/rating", dependencies=[_READERS])
+@router.get(
+    "/customers/{customer_id}/rating", response_model=CustomerRatingView, dependencies=[_READERS]
+)
 async def customer_rating(
     customer_id: str, state: Any = _STATE, as_of: date | None = None
 ) -> JSONResponse:
@@ -269,7 +278,9 @@ async def customer_rating(
     return JSONResponse(found.to_dict())
 
 
-@router.get("/customers/{customer_id}/history", dependencies=[_READERS])
+@router.get(
+    "/customers/{customer_id}/history", response_model=CustomerHistory, dependencies=[_READERS]
+)
 async def customer_history(customer_id: str, state: Any = _STATE) -> JSONResponse:
     """Every rating, assessment and override event of the customer, in time order."""
     _, audit = state.rules()
@@ -277,7 +288,7 @@ async def customer_history(customer_id: str, state: Any = _STATE) -> JSONRespons
     return JSONResponse({"customer_id": customer_id, "history": entries})
 
 
-@router.get("/queue", dependencies=[_ANALYST])
+@router.get("/queue", response_model=Queue, dependencies=[_ANALYST])
 async def analysts_queue(state: Any = _STATE, as_of: date | None = None) -> JSONResponse:
     """Customers needing an expert rating at ``as_of`` (default today) (analyst and up).
 
