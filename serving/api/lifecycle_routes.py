@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from features.schema import BoundedDay
 from management import ProposalStatus, list_proposals
 from management.crm import (
     ContactInput,
@@ -39,6 +40,7 @@ from serving.api.deps import get_state, require
 from serving.api.idempotency import IdempotentRoute
 from serving.api.management_routes import (
     DecisionRequest,
+    QueryDay,
     _actor,
     _call,
     _customer,
@@ -74,7 +76,7 @@ class StatusRequest(BaseModel):
 
     status: CustomerStatus
     reason: str = Field(min_length=1, max_length=4000)
-    exit_by: date | None = None
+    exit_by: BoundedDay | None = None
     """For ``exiting``: the date the exposure must end."""
 
 
@@ -139,7 +141,7 @@ async def propose_status(
     "/customers/{customer_id}/status", response_model=CustomerStatusView, dependencies=[_READERS]
 )
 async def customer_status(
-    customer_id: str, state: Any = _STATE, as_of: date | None = None
+    customer_id: str, state: Any = _STATE, as_of: QueryDay | None = None
 ) -> JSONResponse:
     """The customer's status at the end of ``as_of`` (default today) and any pending change."""
     _, audit = state.rules()

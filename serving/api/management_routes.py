@@ -11,15 +11,16 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import date
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from audit import AuditError, AuditUnavailableError
+from features.schema import BoundedDay
 from management import Actor, ManagementError, ProposalStatus
 from management.errors import ConflictError, ForbiddenError, InvalidInputError, NotFoundError
 from management.judgement import (
@@ -61,6 +62,17 @@ _CUSTOMER_ID = r"^[A-Za-z0-9_.:-]{1,64}$"
 _T = TypeVar("_T")
 
 
+def _iso_day(value: object) -> object:
+    # Lax pydantic reads query text such as "0" as epoch seconds: only ISO days are meant.
+    if isinstance(value, str) and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        raise ValueError("must be an ISO date (YYYY-MM-DD)")
+    return value
+
+
+QueryDay = Annotated[BoundedDay, BeforeValidator(_iso_day)]
+"""A date query parameter: an ISO day within the contract's bounds."""
+
+
 class _Body(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -69,7 +81,7 @@ class AssessmentRequest(_Body):
     """A qualitative assessment: one answer per factor of the questionnaire."""
 
     customer_id: str = Field(pattern=_CUSTOMER_ID)
-    as_of: date
+    as_of: BoundedDay
     """The rating date it assesses (not in the future)."""
     answers: dict[str, str] = Field(min_length=1, max_length=64)
     """Factor code -> answer code (``rating.qualitative`` in params.yaml)."""
@@ -80,7 +92,7 @@ class OverrideRequest(_Body):
     """An override (or, with ``kind`` expert_rating and reason OR07, an expert rating)."""
 
     customer_id: str = Field(pattern=_CUSTOMER_ID)
-    as_of: date
+    as_of: BoundedDay
     proposed_grade: str = Field(min_length=1, max_length=8)
     reason_code: str = Field(min_length=1, max_length=8)
     comment: str = Field(min_length=1, max_length=4000)
@@ -259,7 +271,7 @@ def _customer(customer_id: str) -> str:
     "/customers/{customer_id}/rating", response_model=CustomerRatingView, dependencies=[_READERS]
 )
 async def customer_rating(
-    customer_id: str, state: Any = _STATE, as_of: date | None = None
+    customer_id: str, state: Any = _STATE, as_of: QueryDay | None = None
 ) -> JSONResponse:
     """The customer's rating at ``as_of`` (default today), with its parts.
 
@@ -289,7 +301,7 @@ async def customer_history(customer_id: str, state: Any = _STATE) -> JSONRespons
 
 
 @router.get("/queue", response_model=Queue, dependencies=[_ANALYST])
-async def analysts_queue(state: Any = _STATE, as_of: date | None = None) -> JSONResponse:
+async def analysts_queue(state: Any = _STATE, as_of: QueryDay | None = None) -> JSONResponse:
     """Customers needing an expert rating at ``as_of`` (default today) (analyst and up).
 
     Insufficient data and no approved expert rating; pending expert ratings are shown.
