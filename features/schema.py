@@ -19,16 +19,22 @@ Columns beyond those named in DESIGN.md, each present in a real bank extract:
 
 from __future__ import annotations
 
-from typing import Final
+from datetime import date
+from typing import Annotated, Final
 
 import pandera.pandas as pa
 import pyarrow
+from pydantic import Field
 
 MAX_AMOUNT: Final[float] = 1e13
 """Upper bound for any amount in yuan; anything above is a unit error."""
 
 MIN_DATE: Final[str] = "1900-01-01"
 MAX_DATE: Final[str] = "2200-12-31"
+BoundedDay = Annotated[
+    date, Field(ge=date.fromisoformat(MIN_DATE), le=date.fromisoformat(MAX_DATE))
+]
+"""A date of an input model within the contract's bounds (what the raw tables accept)."""
 """Business bounds of every date: any window derived from a date in them (12-month look-backs,
 horizons, the day after ``as_of``) stays a valid date (``9999-12-31 + 1 day`` would not)."""
 

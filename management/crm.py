@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from audit import AuditDuplicateEventError, AuditQuery, AuditStore, EventRecord, StoredEvent
 from features.covenants import Covenant, CovenantConfig, CovenantTemplate
-from features.schema import REVIEW_OUTCOMES, SCHEMAS
+from features.schema import REVIEW_OUTCOMES, SCHEMAS, BoundedDay
 from management.errors import ConflictError, InvalidInputError, NotFoundError
 from management.events import Actor, aware, iter_events, utc_now
 
@@ -43,10 +43,10 @@ class _Input(BaseModel):
 class ReviewInput(_Input):
     """A credit review: its outcome and the next review the reviewer schedules."""
 
-    review_date: date
+    review_date: BoundedDay
     outcome: Outcome
     notes: str = Field(default="", max_length=4000)
-    next_review_date: date
+    next_review_date: BoundedDay
 
     @model_validator(mode="after")
     def _order(self) -> ReviewInput:
@@ -61,7 +61,7 @@ class ReviewInput(_Input):
 class ContactInput(_Input):
     """A contact with the customer: a visit, call, email, letter or meeting."""
 
-    date: date
+    date: BoundedDay
     channel: Channel
     summary: str = Field(min_length=1, max_length=4000)
 
@@ -71,8 +71,8 @@ class TermsInput(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    effective_date: date
-    expiry_date: date | None = None
+    effective_date: BoundedDay
+    expiry_date: BoundedDay | None = None
     template: str | None = Field(default=None, description="tier whose covenant template applies")
     covenants: dict[Covenant, float] = Field(default_factory=dict)
     comment: str = Field(default="", max_length=4000)

@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from audit import AuditStore
+from features.schema import BoundedDay
 from management.errors import InvalidInputError
 from management.events import Actor, aware, utc_now
 from management.proposals import (
@@ -41,8 +42,8 @@ class MeasureInput(BaseModel):
     scope: MeasureScope
     effect: MeasureEffect
     reason: str = Field(min_length=10, max_length=4000)
-    starts_on: date
-    expires_on: date
+    starts_on: BoundedDay
+    expires_on: BoundedDay
 
     @model_validator(mode="after")
     def _dates(self) -> MeasureInput:

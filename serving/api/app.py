@@ -76,7 +76,6 @@ def build_app(review: ReviewConfig | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
-    install_error_handlers(app)
     meta = APIRouter(tags=["meta"])
 
     @meta.get("/openapi.json", dependencies=[Depends(require())], include_in_schema=False)
@@ -95,6 +94,7 @@ def build_app(review: ReviewConfig | None = None) -> FastAPI:
     )
     for router in routers:
         app.include_router(router)
+    install_error_handlers(app, [route for router in routers for route in router.routes])
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]  # FastAPI's documented hook
     return app
 

@@ -9,12 +9,15 @@ with its traceback; the caller gets no detail).
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable, Sequence
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Match
+from starlette.types import Scope
 
 from serving.schemas import FieldError
 
@@ -83,11 +86,28 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     return error_response(ApiError(422, "validation_error", message, fields))
 
 
-async def _http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
-    code = HTTP_CODES.get(exc.status_code, "http_error")
-    headers = dict(exc.headers) if exc.headers else None
-    return error_response(ApiError(exc.status_code, code, str(exc.detail), headers=headers))
+def allowed_methods(routes: Sequence[BaseRoute], scope: Scope) -> list[str]:
+    """Every method the routes whose path matches ``scope`` answer (a path may have several)."""
+    found = {
+        method
+        for route in routes
+        if route.matches(scope)[0] is not Match.NONE
+        for method in getattr(route, "methods", None) or ()
+    }
+    return sorted(found)
+
+
+def _http_error(routes: Sequence[BaseRoute]) -> Callable[[Request, Exception], Awaitable[Response]]:
+    async def handler(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        code = HTTP_CODES.get(exc.status_code, "http_error")
+        headers = dict(exc.headers) if exc.headers else None
+        allowed = allowed_methods(routes, request.scope) if exc.status_code == 405 else []
+        if allowed:  # Starlette's own Allow names only the first route of the path
+            headers = {**(headers or {}), "Allow": ", ".join(allowed)}
+        return error_response(ApiError(exc.status_code, code, str(exc.detail), headers=headers))
+
+    return handler
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
@@ -95,9 +115,9 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     return error_response(ApiError(500, "internal_error", "unexpected server error"))
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    """Answer every error of ``app`` in the error schema."""
+def install_error_handlers(app: FastAPI, routes: Sequence[BaseRoute] = ()) -> None:
+    """Answer every error of ``app`` in the error schema (a 405's ``Allow`` from ``routes``)."""
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(HTTPException, _http_error(routes))
     app.add_exception_handler(Exception, _unexpected)

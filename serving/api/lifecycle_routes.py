@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from features.schema import BoundedDay
 from management import ProposalStatus, list_proposals
 from management.crm import (
     ContactInput,
@@ -37,7 +38,26 @@ from rating.lifecycle import CustomerStatus
 from serving.api.body import json_body, parse_body
 from serving.api.deps import get_state, require
 from serving.api.idempotency import IdempotentRoute
-from serving.api.management_routes import DecisionRequest, _actor, _call, _customer
+from serving.api.management_routes import (
+    DecisionRequest,
+    QueryDay,
+    _actor,
+    _call,
+    _customer,
+    _decision,
+)
+from serving.api.responses import (
+    CustomerRecords,
+    CustomerStatusView,
+    CustomerWarnings,
+    Me,
+    Measures,
+    MeasureView,
+    ProposalView,
+    RecordedView,
+    StatusChanges,
+    StatusProposalView,
+)
 from serving.auth import Caller, Role
 
 router = APIRouter(tags=["customer management"], route_class=IdempotentRoute)
@@ -56,7 +76,7 @@ class StatusRequest(BaseModel):
 
     status: CustomerStatus
     reason: str = Field(min_length=1, max_length=4000)
-    exit_by: date | None = None
+    exit_by: BoundedDay | None = None
     """For ``exiting``: the date the exposure must end."""
 
 
@@ -70,11 +90,9 @@ BODY_MODELS: list[type[BaseModel]] = [
 """Request models whose schemas the OpenAPI document declares."""
 
 
-class Me(BaseModel):
-    """Who a token belongs to."""
-
-    name: str
-    role: str
+def _recorded(body: type[BaseModel]) -> dict[str, Any]:
+    """Route options of a route recording ``body`` (201 `RecordedView`)."""
+    return {"status_code": 201, "response_model": RecordedView, "openapi_extra": json_body(body)}
 
 
 @router.get("/me", response_model=Me)
@@ -88,7 +106,10 @@ def _today() -> date:
 
 
 @router.post(
-    "/customers/{customer_id}/status", status_code=201, openapi_extra=json_body(StatusRequest)
+    "/customers/{customer_id}/status",
+    status_code=201,
+    response_model=StatusProposalView,
+    openapi_extra=json_body(StatusRequest),
 )
 async def propose_status(
     customer_id: str, request: Request, caller: Caller = _ANALYST, state: Any = _STATE
@@ -116,9 +137,11 @@ async def propose_status(
     return JSONResponse(proposed.to_dict(), status_code=201)
 
 
-@router.get("/customers/{customer_id}/status", dependencies=[_READERS])
+@router.get(
+    "/customers/{customer_id}/status", response_model=CustomerStatusView, dependencies=[_READERS]
+)
 async def customer_status(
-    customer_id: str, state: Any = _STATE, as_of: date | None = None
+    customer_id: str, state: Any = _STATE, as_of: QueryDay | None = None
 ) -> JSONResponse:
     """The customer's status at the end of ``as_of`` (default today) and any pending change."""
     _, audit = state.rules()
@@ -128,7 +151,11 @@ async def customer_status(
     return JSONResponse(found.to_dict())
 
 
-@router.get("/status-changes", dependencies=[Depends(require((Role.ANALYST, Role.AUDITOR)))])
+@router.get(
+    "/status-changes",
+    response_model=StatusChanges,
+    dependencies=[Depends(require((Role.ANALYST, Role.AUDITOR)))],
+)
 async def status_changes(
     state: Any = _STATE,
     status: Literal["pending", "approved", "rejected", "expired"] | None = None,
@@ -157,7 +184,7 @@ async def _decide_status(
     return JSONResponse(decided.to_dict())
 
 
-@router.post("/status-changes/{change_id}/approve", openapi_extra=json_body(DecisionRequest))
+@router.post("/status-changes/{change_id}/approve", **_decision(ProposalView))
 async def approve_status_change(
     change_id: str, request: Request, caller: Caller = _ANALYST, state: Any = _STATE
 ) -> JSONResponse:
@@ -169,7 +196,7 @@ async def approve_status_change(
     return await _decide_status(change_id, request, caller, state, approve=True)
 
 
-@router.post("/status-changes/{change_id}/reject", openapi_extra=json_body(DecisionRequest))
+@router.post("/status-changes/{change_id}/reject", **_decision(ProposalView))
 async def reject_status_change(
     change_id: str, request: Request, caller: Caller = _ANALYST, state: Any = _STATE
 ) -> JSONResponse:
@@ -177,7 +204,7 @@ async def reject_status_change(
     return await _decide_status(change_id, request, caller, state, approve=False)
 
 
-@router.post("/reviews", status_code=201, openapi_extra=json_body(ReviewInput))
+@router.post("/reviews", **_recorded(ReviewInput))
 async def post_review(
     request: Request, caller: Caller = _ANALYST, state: Any = _STATE
 ) -> JSONResponse:
@@ -192,7 +219,7 @@ async def post_review(
     return JSONResponse(recorded.to_dict(), status_code=201)
 
 
-@router.post("/contacts", status_code=201, openapi_extra=json_body(ContactInput))
+@router.post("/contacts", **_recorded(ContactInput))
 async def post_contact(
     request: Request, caller: Caller = _ANALYST, state: Any = _STATE
 ) -> JSONResponse:
@@ -204,7 +231,7 @@ async def post_contact(
     return JSONResponse(recorded.to_dict(), status_code=201)
 
 
-@router.post("/customers/{customer_id}/terms", status_code=201, openapi_extra=json_body(TermsInput))
+@router.post("/customers/{customer_id}/terms", **_recorded(TermsInput))
 async def post_terms(
     customer_id: str, request: Request, caller: Caller = _ANALYST, state: Any = _STATE
 ) -> JSONResponse:
@@ -220,7 +247,9 @@ async def post_terms(
     return JSONResponse(recorded.to_dict(), status_code=201)
 
 
-@router.get("/customers/{customer_id}/records", dependencies=[_READERS])
+@router.get(
+    "/customers/{customer_id}/records", response_model=CustomerRecords, dependencies=[_READERS]
+)
 async def customer_records(customer_id: str, state: Any = _STATE) -> JSONResponse:
     """The relationship record: reviews, contacts and contract terms, oldest first."""
     _, audit = state.rules()
@@ -255,7 +284,9 @@ def _records(frame: Any) -> list[dict[str, Any]]:
     return rows
 
 
-@router.get("/customers/{customer_id}/warnings", dependencies=[_READERS])
+@router.get(
+    "/customers/{customer_id}/warnings", response_model=CustomerWarnings, dependencies=[_READERS]
+)
 async def customer_warnings(customer_id: str, state: Any = _STATE) -> JSONResponse:
     """The customer's early warnings recorded by monitoring runs, newest run first."""
     _, audit = state.rules()
@@ -265,7 +296,12 @@ async def customer_warnings(customer_id: str, state: Any = _STATE) -> JSONRespon
     )
 
 
-@router.post("/measures", status_code=201, openapi_extra=json_body(MeasureInput))
+@router.post(
+    "/measures",
+    status_code=201,
+    response_model=MeasureView,
+    openapi_extra=json_body(MeasureInput),
+)
 async def post_measure(
     request: Request, caller: Caller = _ADMIN, state: Any = _STATE
 ) -> JSONResponse:
@@ -282,7 +318,7 @@ async def post_measure(
     return JSONResponse(view.to_dict(), status_code=201)
 
 
-@router.get("/measures", dependencies=[_MEASURE_READERS])
+@router.get("/measures", response_model=Measures, dependencies=[_MEASURE_READERS])
 async def get_measures(
     state: Any = _STATE,
     status: Literal["proposed", "active", "scheduled", "rejected", "expired"] | None = Query(
@@ -308,7 +344,7 @@ async def _decide_measure(
     return JSONResponse(view.to_dict())
 
 
-@router.post("/measures/{measure_id}/approve", openapi_extra=json_body(DecisionRequest))
+@router.post("/measures/{measure_id}/approve", **_decision(MeasureView))
 async def approve_measure(
     measure_id: str, request: Request, caller: Caller = _SENIOR, state: Any = _STATE
 ) -> JSONResponse:
@@ -316,7 +352,7 @@ async def approve_measure(
     return await _decide_measure(measure_id, request, caller, state, approve=True)
 
 
-@router.post("/measures/{measure_id}/reject", openapi_extra=json_body(DecisionRequest))
+@router.post("/measures/{measure_id}/reject", **_decision(MeasureView))
 async def reject_measure(
     measure_id: str, request: Request, caller: Caller = _SENIOR, state: Any = _STATE
 ) -> JSONResponse:

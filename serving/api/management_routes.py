@@ -11,15 +11,16 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import date
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from audit import AuditError, AuditUnavailableError
+from features.schema import BoundedDay
 from management import Actor, ManagementError, ProposalStatus
 from management.errors import ConflictError, ForbiddenError, InvalidInputError, NotFoundError
 from management.judgement import (
@@ -40,6 +41,14 @@ from serving.api.body import json_body, parse_body
 from serving.api.deps import get_state, require
 from serving.api.errors import ApiError
 from serving.api.idempotency import IdempotentRoute
+from serving.api.responses import (
+    AssessmentResponse,
+    CustomerHistory,
+    CustomerRatingView,
+    Overrides,
+    OverrideView,
+    Queue,
+)
 from serving.auth import Caller, Role
 from serving.schemas import FieldError
 
@@ -53,6 +62,17 @@ _CUSTOMER_ID = r"^[A-Za-z0-9_.:-]{1,64}$"
 _T = TypeVar("_T")
 
 
+def _iso_day(value: object) -> object:
+    # Lax pydantic reads query text such as "0" as epoch seconds: only ISO days are meant.
+    if isinstance(value, str) and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        raise ValueError("must be an ISO date (YYYY-MM-DD)")
+    return value
+
+
+QueryDay = Annotated[BoundedDay, BeforeValidator(_iso_day)]
+"""A date query parameter: an ISO day within the contract's bounds."""
+
+
 class _Body(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -61,29 +81,18 @@ class AssessmentRequest(_Body):
     """A qualitative assessment: one answer per factor of the questionnaire."""
 
     customer_id: str = Field(pattern=_CUSTOMER_ID)
-    as_of: date
+    as_of: BoundedDay
     """The rating date it assesses (not in the future)."""
     answers: dict[str, str] = Field(min_length=1, max_length=64)
     """Factor code -> answer code (``rating.qualitative`` in params.yaml)."""
     comment: str = Field(default="", max_length=4000)
 
 
-class AssessmentResponse(_Body):
-    """The recorded assessment."""
-
-    assessment_id: str
-    customer_id: str
-    score: float
-    notches: int
-    valid_until: date
-    questionnaire_version: str
-
-
 class OverrideRequest(_Body):
     """An override (or, with ``kind`` expert_rating and reason OR07, an expert rating)."""
 
     customer_id: str = Field(pattern=_CUSTOMER_ID)
-    as_of: date
+    as_of: BoundedDay
     proposed_grade: str = Field(min_length=1, max_length=8)
     reason_code: str = Field(min_length=1, max_length=8)
     comment: str = Field(min_length=1, max_length=4000)
@@ -103,13 +112,13 @@ class DecisionRequest(_Body):
         return value
 
 
-BODY_MODELS: list[type[BaseModel]] = [
-    AssessmentRequest,
-    AssessmentResponse,
-    OverrideRequest,
-    DecisionRequest,
-]
-"""Request and response models whose schemas the OpenAPI document declares."""
+BODY_MODELS: list[type[BaseModel]] = [AssessmentRequest, OverrideRequest, DecisionRequest]
+"""Request models whose schemas the OpenAPI document declares."""
+
+
+def _decision(model: type[BaseModel]) -> dict[str, Any]:
+    """Route options of an approve / reject route answering ``model``."""
+    return {"response_model": model, "openapi_extra": json_body(DecisionRequest)}
 
 
 def _actor(caller: Caller) -> Actor:
@@ -146,7 +155,12 @@ async def _call(function: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
         raise _http(error) from error
 
 
-@router.post("/assessments", status_code=201, openapi_extra=json_body(AssessmentRequest))
+@router.post(
+    "/assessments",
+    status_code=201,
+    response_model=AssessmentResponse,
+    openapi_extra=json_body(AssessmentRequest),
+)
 async def post_assessment(
     request: Request, caller: Caller = _ANALYST, state: Any = _STATE
 ) -> JSONResponse:
@@ -167,7 +181,12 @@ async def post_assessment(
     return JSONResponse(answer.model_dump(mode="json"), status_code=201)
 
 
-@router.post("/overrides", status_code=201, openapi_extra=json_body(OverrideRequest))
+@router.post(
+    "/overrides",
+    status_code=201,
+    response_model=OverrideView,
+    openapi_extra=json_body(OverrideRequest),
+)
 async def post_override(
     request: Request, caller: Caller = _ANALYST, state: Any = _STATE
 ) -> JSONResponse:
@@ -189,7 +208,7 @@ async def post_override(
     return JSONResponse(override_view(proposed), status_code=201)
 
 
-@router.get("/overrides", dependencies=[_REVIEWERS])
+@router.get("/overrides", response_model=Overrides, dependencies=[_REVIEWERS])
 async def list_overrides(
     state: Any = _STATE,
     status: Literal["pending", "approved", "rejected", "expired"] | None = None,
@@ -202,7 +221,7 @@ async def list_overrides(
     return JSONResponse({"overrides": [override_view(s) for s in found]})
 
 
-@router.get("/overrides/{override_id}", dependencies=[_REVIEWERS])
+@router.get("/overrides/{override_id}", response_model=OverrideView, dependencies=[_REVIEWERS])
 async def one_override(override_id: str, state: Any = _STATE) -> JSONResponse:
     """One override or expert rating with its decision (analyst and up, auditor)."""
     _, audit = state.rules()
@@ -220,7 +239,7 @@ async def _decide(
     return JSONResponse(override_view(decided))
 
 
-@router.post("/overrides/{override_id}/approve", openapi_extra=json_body(DecisionRequest))
+@router.post("/overrides/{override_id}/approve", **_decision(OverrideView))
 async def approve_override(
     override_id: str, request: Request, caller: Caller = _APPROVER, state: Any = _STATE
 ) -> JSONResponse:
@@ -231,7 +250,7 @@ async def approve_override(
     return await _decide(request, override_id, caller, state, approve=True)
 
 
-@router.post("/overrides/{override_id}/reject", openapi_extra=json_body(DecisionRequest))
+@router.post("/overrides/{override_id}/reject", **_decision(OverrideView))
 async def reject_override(
     override_id: str, request: Request, caller: Caller = _APPROVER, state: Any = _STATE
 ) -> JSONResponse:
@@ -248,9 +267,11 @@ def _customer(customer_id: str) -> str:
     return customer_id
 
 
-@router.get("/customers/{customer_id}/rating", dependencies=[_READERS])
+@router.get(
+    "/customers/{customer_id}/rating", response_model=CustomerRatingView, dependencies=[_READERS]
+)
 async def customer_rating(
-    customer_id: str, state: Any = _STATE, as_of: date | None = None
+    customer_id: str, state: Any = _STATE, as_of: QueryDay | None = None
 ) -> JSONResponse:
     """The customer's rating at ``as_of`` (default today), with its parts.
 
@@ -269,7 +290,9 @@ async def customer_rating(
     return JSONResponse(found.to_dict())
 
 
-@router.get("/customers/{customer_id}/history", dependencies=[_READERS])
+@router.get(
+    "/customers/{customer_id}/history", response_model=CustomerHistory, dependencies=[_READERS]
+)
 async def customer_history(customer_id: str, state: Any = _STATE) -> JSONResponse:
     """Every rating, assessment and override event of the customer, in time order."""
     _, audit = state.rules()
@@ -277,8 +300,8 @@ async def customer_history(customer_id: str, state: Any = _STATE) -> JSONRespons
     return JSONResponse({"customer_id": customer_id, "history": entries})
 
 
-@router.get("/queue", dependencies=[_ANALYST])
-async def analysts_queue(state: Any = _STATE, as_of: date | None = None) -> JSONResponse:
+@router.get("/queue", response_model=Queue, dependencies=[_ANALYST])
+async def analysts_queue(state: Any = _STATE, as_of: QueryDay | None = None) -> JSONResponse:
     """Customers needing an expert rating at ``as_of`` (default today) (analyst and up).
 
     Insufficient data and no approved expert rating; pending expert ratings are shown.
