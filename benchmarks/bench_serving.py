@@ -398,13 +398,15 @@ def serve_bento(
     batching: bool,
     source: Path = ROOT,
     tag: str = "",
+    service: str | None = None,
+    extra_path: Path | None = None,
 ) -> tuple[subprocess.Popen, str, Path]:
     """``bentoml serve`` of the service in ``source`` (this checkout, or another revision's)."""
     port = free_port()
     name = f"bentoml{tag}-w{workers}-{'batch' if batching else 'nobatch'}"
     env = {
         **os.environ,
-        "PYTHONPATH": str(source),
+        "PYTHONPATH": os.pathsep.join(str(p) for p in (source, extra_path) if p is not None),
         "RISKGRADE_BUNDLE": str(bundle.path),
         "RISKGRADE_AUDIT_DB": str(work / f"{name}-audit.db"),
         "RISKGRADE_TOKENS": str(token_file),
@@ -414,7 +416,7 @@ def serve_bento(
         "BENTOML_HOME": str(work / "bentoml"),
         "BENTOML_DO_NOT_TRACK": "true",
     }
-    command = [sys.executable, "-m", "bentoml", "serve", args.service]
+    command = [sys.executable, "-m", "bentoml", "serve", service or args.service]
     command += ["--host", "127.0.0.1", "--port", str(port)]
     log = work / f"{name}.log"
     process = start(command, env, log, cwd=source)
@@ -462,6 +464,9 @@ def bento_runs(
 
 
 BASELINE_CLIENTS = (8, 32)
+BASELINES = ROOT / "benchmarks/baselines"
+CORK_SERVICE = "cork_service:RiskgradeService"
+"""This checkout's service with the batcher it replaced (``baselines/cork_service.py``)."""
 
 
 def baseline_runs(work: Path, bundle: Bundle, raw: list[bytes], args) -> dict:
@@ -469,9 +474,10 @@ def baseline_runs(work: Path, bundle: Bundle, raw: list[bytes], args) -> dict:
 
     The old revision is checked out into a temporary git worktree and served from there with
     this environment (same interpreter and packages). Both serve 1 worker with adaptive
-    batching on, the same bundle and bodies; measurements alternate (ours, theirs) for
-    ``args.baseline_rounds`` rounds per client count, so drift in the machine's load hits
-    both alike. Throughput is the median over the rounds.
+    batching on, the same bundle and bodies; measurements alternate (theirs, ours, ours,
+    theirs, ...) for ``args.baseline_rounds`` rounds, so drift in the machine's load hits both
+    alike. Throughput is the median over the rounds; each round's ratio is kept too, with the
+    1-minute load average at each measurement.
     """
     tree = Path(tempfile.mkdtemp(prefix="bench-baseline-")) / "src"
     git = ["git", "-C", str(ROOT)]
@@ -482,15 +488,30 @@ def baseline_runs(work: Path, bundle: Bundle, raw: list[bytes], args) -> dict:
     tokens = work / "tokens.json"
     token = create_token(tokens, "bench-baseline", "scorer")
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-    sides = {"current": (ROOT, "-current"), "baseline": (tree, "-baseline")}
+    sides: dict[str, tuple[Path, str, str | None]] = {
+        "current": (ROOT, "-current", None),
+        "baseline": (tree, "-baseline", None),
+    }
+    if not args.skip_cork_variant:
+        sides["current_code_old_batcher"] = (ROOT, "-cork", CORK_SERVICE)
     runs: dict[str, dict[str, list[dict]]] = {side: {} for side in sides}
     served: dict[str, set[str]] = {side: set() for side in sides}
     """Digests of the OpenAPI document each side served: proof of which code answered."""
     try:
-        for _ in range(args.baseline_rounds):
-            for side, (source, tag) in sides.items():
+        for round_ in range(args.baseline_rounds):
+            order = list(sides.items())
+            for side, (source, tag, service) in order if round_ % 2 else order[::-1]:
                 process, base, _ = serve_bento(
-                    work, bundle, tokens, args, workers=1, batching=True, source=source, tag=tag
+                    work,
+                    bundle,
+                    tokens,
+                    args,
+                    workers=1,
+                    batching=True,
+                    source=source,
+                    tag=tag,
+                    service=service,
+                    extra_path=BASELINES if service else None,
                 )
                 try:
                     load(f"{base}/score", headers, raw, clients=2, per_client=10)  # warm-up
@@ -504,6 +525,7 @@ def baseline_runs(work: Path, bundle: Bundle, raw: list[bytes], args) -> dict:
                             clients,
                             max(4, args.load_requests // clients),
                         )
+                        result["load_average_1min"] = round(os.getloadavg()[0], 2)
                         runs[side].setdefault(str(clients), []).append(result)
                 finally:
                     stop(process)
@@ -512,6 +534,33 @@ def baseline_runs(work: Path, bundle: Bundle, raw: list[bytes], args) -> dict:
 
     def median_rps(side: str, clients: str) -> float:
         return float(np.median([r["throughput_rps"] for r in runs[side][clients]]))
+
+    def per_round(theirs: str) -> dict[str, list[float]]:
+        """Round k of each side ran back to back: their ratio saw the same load."""
+        return {
+            c: [
+                ratio(o["throughput_rps"], t["throughput_rps"])
+                for o, t in zip(runs["current"][c], runs[theirs][c], strict=True)
+            ]
+            for c in runs["current"]
+        }
+
+    def median(ratios: dict[str, list[float]]) -> dict[str, float]:
+        return {c: round(float(np.median(r)), 3) for c, r in ratios.items()}
+
+    isolated: dict[str, Any] = {}
+    if "current_code_old_batcher" in runs:
+        rounds = per_round("current_code_old_batcher")
+        isolated = {
+            "current_code_old_batcher": {
+                "what": "this checkout's service with the CorkDispatcher wrapper of 28ebd23 "
+                "(benchmarks/baselines/cork_service.py): the batcher alone compared",
+                "openapi_sha256": sorted(served["current_code_old_batcher"]),
+                "runs": runs["current_code_old_batcher"],
+            },
+            "throughput_own_batcher_over_old_batcher_same_code_per_round": rounds,
+            "median_of_round_ratios_same_code": median(rounds),
+        }
 
     return {
         "what": "POST /score from raw records, 1 worker, adaptive batching on",
@@ -533,12 +582,14 @@ def baseline_runs(work: Path, bundle: Bundle, raw: list[bytes], args) -> dict:
             "runs": runs["baseline"],
         },
         "median_throughput_rps": {
-            c: {"current": median_rps("current", c), "baseline": median_rps("baseline", c)}
-            for c in runs["current"]
+            c: {side: median_rps(side, c) for side in runs} for c in runs["current"]
         },
         "throughput_current_over_baseline": {
             c: ratio(median_rps("current", c), median_rps("baseline", c)) for c in runs["current"]
         },
+        "throughput_current_over_baseline_per_round": per_round("baseline"),
+        "median_of_round_ratios": median(per_round("baseline")),
+        **isolated,
         "target_ratio_min": 1.0,
     }
 
@@ -677,6 +728,11 @@ def main() -> None:
         "dispatcher) at 8 and 32 clients, alternating with this checkout's",
     )
     parser.add_argument("--baseline-rounds", type=int, default=3)
+    parser.add_argument(
+        "--skip-cork-variant",
+        action="store_true",
+        help="with --baseline-ref: do not also serve this checkout with the old batcher",
+    )
     parser.add_argument(
         "--baseline-only",
         action="store_true",

@@ -9,7 +9,7 @@ hard-rule tier or the provisional tier until an expert rating is approved.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date
+from datetime import date, datetime, time
 from typing import Final
 
 import numpy as np
@@ -197,6 +197,16 @@ def record_sufficiency(
     known = [t for t in map(pd.Timestamp, published) if t < end]
     since = round((day - max(known)).days / _DAYS_PER_MONTH, 1) if known else None
     facilities = sum(1 for t in map(pd.Timestamp, opened) if t < end)
-    start = day - pd.DateOffset(months=12)
-    months = {(t.year, t.month) for t in map(pd.Timestamp, transaction_times) if start <= t < end}
+    # Transactions are thousands per request: compared as datetimes, not made Timestamps.
+    start, stop = (day - pd.DateOffset(months=12)).to_pydatetime(), end.to_pydatetime()
+    months = {(t.year, t.month) for t in map(_moment, transaction_times) if start <= t < stop}
     return sufficiency_of(since, facilities, len(months), config)
+
+
+def _moment(value: date | pd.Timestamp) -> datetime | pd.Timestamp:
+    """``value`` as something comparable with a datetime (a date is its midnight)."""
+    if isinstance(value, datetime):  # pd.Timestamp included
+        return value
+    if isinstance(value, date):
+        return datetime.combine(value, time.min)
+    return pd.Timestamp(value)

@@ -84,7 +84,7 @@ class AdaptiveBatcher(Generic[Job, Outcome]):
         self._in_flight = 0
         self._queue: deque[_Pending[Job, Outcome]] = deque()
         self._deciding = 0
-        """Jobs in the batch being decided now."""
+        """Jobs in the engine now (a queued batch and a call decided alone may overlap)."""
         self.job_seconds = 0.0
         """Moving estimate of one job's share of a batch's time (0 until a batch ran)."""
         self.batch_sizes: Counter[int] = Counter()
@@ -109,7 +109,7 @@ class AdaptiveBatcher(Generic[Job, Outcome]):
         self._in_flight += 1  # only touched on the event loop: no lock needed
         try:
             if alone:
-                (outcome,) = await run_in_threadpool(self._decide_timed, [job])
+                (outcome,) = await self._engine([job])
             else:
                 future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
                 self._queue.append(_Pending(job, future))
@@ -141,13 +141,10 @@ class AdaptiveBatcher(Generic[Job, Outcome]):
             batch = [p for p in batch if not p.future.done()]  # callers gone (cancelled)
             if not batch:
                 continue
-            self._deciding = len(batch)
             try:
-                outcomes = await run_in_threadpool(self._decide_timed, [p.job for p in batch])
+                outcomes = await self._engine([p.job for p in batch])
             except Exception as error:  # every caller of the batch gets it
                 outcomes = [error] * len(batch)
-            finally:
-                self._deciding = 0
             for pending, outcome in zip(batch, outcomes, strict=True):
                 if pending.future.done():
                     continue
@@ -156,8 +153,16 @@ class AdaptiveBatcher(Generic[Job, Outcome]):
                 else:
                     pending.future.set_result(outcome)
 
-    def _decide_timed(self, jobs: Sequence[Job]) -> Sequence[Outcome | Exception]:
+    async def _engine(self, jobs: Sequence[Job]) -> Sequence[Outcome | Exception]:
+        """One engine call in a worker thread (counted here, on the event loop: no lock)."""
         self.batch_sizes[len(jobs)] += 1
+        self._deciding += len(jobs)
+        try:
+            return await run_in_threadpool(self._decide_timed, jobs)
+        finally:
+            self._deciding -= len(jobs)
+
+    def _decide_timed(self, jobs: Sequence[Job]) -> Sequence[Outcome | Exception]:
         started = time.perf_counter()
         try:
             return self._decide(jobs)

@@ -332,12 +332,7 @@ class ServingState:
         unrecorded: ApiError | None = None
         try:
             rules, _ = self.rules()
-            outcomes = [
-                judge_decisions(outcome, job.requests, audit, rules)
-                if isinstance(outcome, list)
-                else outcome
-                for job, outcome in zip(jobs, outcomes, strict=True)
-            ]
+            outcomes = _judged(jobs, outcomes, audit, rules)
         except AuditError as error:
             logger.error("audit store unreadable: %s", error)
             unrecorded = ApiError(
@@ -358,6 +353,30 @@ class ServingState:
             else unrecorded or [d.response for d in outcome]
             for outcome in outcomes
         ]
+
+
+def _judged(
+    jobs: Sequence[ScoringJob],
+    outcomes: Sequence[list[Decision] | ScoringError],
+    audit: AuditStore,
+    rules: RatingRules,
+) -> list[list[Decision] | ScoringError]:
+    """The batch's decisions with the rating chain, judged in one pass over the whole batch.
+
+    One pass reads the emergency measures once per ``as_of`` and each customer's events once
+    for the batch, not once per call.
+
+    Raises:
+        AuditError: if the audit store cannot be read.
+    """
+    decided = [(job, o) for job, o in zip(jobs, outcomes, strict=True) if isinstance(o, list)]
+    decisions = [d for _, outcome in decided for d in outcome]
+    requests = [r for job, _ in decided for r in job.requests]
+    judged = iter(judge_decisions(decisions, requests, audit, rules))
+    return [
+        [next(judged) for _ in outcome] if isinstance(outcome, list) else outcome
+        for outcome in outcomes
+    ]
 
 
 def _commit(

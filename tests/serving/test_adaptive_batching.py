@@ -222,3 +222,148 @@ def test_given_queued_jobs_when_shut_down_then_their_callers_get_the_overload_er
     first, *queued = asyncio.run(run())
     assert first == "A"
     assert all(isinstance(q, RuntimeError) and str(q) == "overloaded" for q in queued)
+
+
+def test_given_batch_and_single_calls_mixed_with_a_bad_one_then_each_gets_its_own_answers(
+    service_client, bodies
+):
+    # Given concurrent /score_batch calls of three customers and /score calls of one, every
+    # seventh /score call unscorable (a feature vector lacking all features)
+    bad = {"as_of": bodies[0]["as_of"], "feature_vector": {"customer_id": "V", "values": {}}}
+    batches = [{"requests": [bodies[(i + k) % len(bodies)] for k in range(3)]} for i in range(8)]
+    singles = [bad if i % 7 == 0 else bodies[i % len(bodies)] for i in range(16)]
+    with service_client() as (client, tokens, audit_db):
+        headers = auth(tokens["scorer"])
+        start = threading.Barrier(8)
+
+        def post(k):
+            start.wait()
+            return [client.post("/score_batch", json=batches[k], headers=headers)] + [
+                client.post("/score", json=b, headers=headers) for b in singles[k::8]
+            ]
+
+        with ThreadPoolExecutor(8) as pool:
+            answered = list(pool.map(post, range(8)))
+        batcher = bentoml.get_current_service().state.batcher
+    # When they were decided in shared batches
+    assert max(batcher.batch_sizes) > 1, batcher.batch_sizes
+    # Then each call's answers are its own customers', in its order; the bad calls alone fail
+    for k, (batch, *single) in enumerate(answered):
+        assert batch.status_code == 200
+        asked = [r["customer"]["customer_id"] for r in batches[k]["requests"]]
+        assert [r["customer_id"] for r in batch.json()["results"]] == asked
+        for body, response in zip(singles[k::8], single, strict=True):
+            if body is bad:
+                assert response.status_code == 422
+            else:
+                assert response.status_code == 200
+                assert response.json()["customer_id"] == body["customer"]["customer_id"]
+    # And exactly the decided customers are in the audit log
+    decided = 8 * 3 + sum(1 for b in singles if b is not bad)
+    assert verify(audit_db, key=b"test-key").records == decided
+
+
+def _gated_batcher(config):
+    """A batcher whose engine call waits for ``gate`` and records every batch it got."""
+    gate = threading.Event()
+    batches = []
+
+    def decide(jobs):
+        gate.wait(timeout=30)
+        batches.append(list(jobs))
+        return [ValueError(job) if job == "bad" else job.upper() for job in jobs]
+
+    def overloaded():
+        raise RuntimeError("overloaded")
+
+    return AdaptiveBatcher(decide, config, overloaded), gate, batches
+
+
+def test_given_calls_queued_behind_a_running_call_then_one_engine_call_takes_them_all():
+    # Given one call being decided (alone) and five calls arriving meanwhile
+    batcher, gate, batches = _gated_batcher(BatchingConfig(max_wait_ms=0))
+
+    async def run():
+        first = asyncio.ensure_future(batcher.submit("a"))
+        await asyncio.sleep(0.05)  # "a" is in the engine, nothing else in flight before it
+        rest = [asyncio.ensure_future(batcher.submit(f"q{i}")) for i in range(5)]
+        await asyncio.sleep(0.05)
+        gate.set()
+        return await asyncio.gather(first, *rest)
+
+    # When the engine is released
+    results = asyncio.run(run())
+    # Then the five queued calls were drained in one engine call, in arrival order, and each
+    # caller got its own outcome
+    assert results == ["A", "Q0", "Q1", "Q2", "Q3", "Q4"]
+    assert sorted(batches, key=len) == [["a"], ["q0", "q1", "q2", "q3", "q4"]]
+
+
+def test_given_a_small_batch_cap_when_flooded_then_no_engine_call_exceeds_it():
+    # Given at most 4 calls per engine call and 30 calls at once
+    batcher, gate, batches = _gated_batcher(BatchingConfig(max_batch_jobs=4, max_wait_ms=0))
+    gate.set()
+
+    async def run():
+        return await asyncio.gather(*(batcher.submit(f"j{i}") for i in range(30)))
+
+    results = asyncio.run(run())
+    # Then every call was decided once, in engine calls of at most 4, and the queue is empty
+    assert results == [f"J{i}" for i in range(30)]
+    assert max(len(b) for b in batches) == 4
+    assert sorted(job for b in batches for job in b) == sorted(f"j{i}" for i in range(30))
+    assert not batcher._queue
+
+
+def test_given_an_engine_call_that_raises_then_its_callers_get_the_error_and_draining_goes_on():
+    # Given an engine whose first queued batch blows up as a whole
+    calls = []
+
+    def decide(jobs):
+        calls.append(list(jobs))
+        if len(calls) == 2:
+            raise OSError("engine down")
+        time.sleep(0.01)
+        return [job.upper() for job in jobs]
+
+    def overloaded():
+        raise RuntimeError("overloaded")
+
+    batcher = AdaptiveBatcher(decide, BatchingConfig(max_wait_ms=0), overloaded)
+
+    async def run():
+        first = asyncio.ensure_future(batcher.submit("a"))  # alone: call 1
+        await asyncio.sleep(0)
+        doomed = [asyncio.ensure_future(batcher.submit(f"d{i}")) for i in range(3)]  # call 2
+        outcomes = await asyncio.gather(first, *doomed, return_exceptions=True)
+        later = await asyncio.gather(batcher.submit("b"), batcher.submit("c"))
+        return outcomes, later
+
+    (first, *doomed), later = asyncio.run(run())
+    # Then each caller of the failed batch gets the engine's error, the others their answers,
+    # and calls after it are decided
+    assert first == "A"
+    assert all(isinstance(d, OSError) and str(d) == "engine down" for d in doomed)
+    assert later == ["B", "C"]
+
+
+def test_given_a_full_budget_then_a_refused_call_fails_before_the_running_batch_ends():
+    # Given a learned cost of 50 ms per call, a 100 ms budget and a batch stuck in the engine
+    batcher, gate, batches = _gated_batcher(BatchingConfig(max_latency_ms=100, max_wait_ms=0))
+    batcher.job_seconds = 0.05
+
+    async def run():
+        first = asyncio.ensure_future(batcher.submit("a"))
+        await asyncio.sleep(0.02)
+        queued = asyncio.ensure_future(batcher.submit("b"))  # 2 x 50 ms: within the budget
+        await asyncio.sleep(0)
+        # When a third call arrives (3 x 50 ms predicted: over the budget)
+        with pytest.raises(RuntimeError, match="overloaded"):
+            await batcher.submit("c")
+        # Then it was refused at once: the engine had not been released yet
+        assert not gate.is_set() and batches == []
+        gate.set()
+        return await asyncio.gather(first, queued)
+
+    assert asyncio.run(run()) == ["A", "B"]
+    assert sorted(job for b in batches for job in b) == ["a", "b"]
