@@ -21,12 +21,13 @@ from typing import Any, Literal, TypeVar
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, ValidationError
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from features.io import RawDataError, RawTables
 from features.source import RawSource, open_raw_source
 from serving.api.body import read_json_body, validate_body
-from serving.api.errors import ApiError
+from serving.api.errors import ApiError, invalid, validation_error
 from serving.batch import BatchError, request_example
 from serving.schemas import Day, FieldError, Id, Lang, field_errors
 
@@ -89,6 +90,11 @@ def raw_store(url: str) -> RawSource:
 
 def _is_by_id(item: object) -> bool:
     return isinstance(item, dict) and "customer_id" in item and not any(k in item for k in _RECORDS)
+
+
+def _loc(pointer: str) -> str:
+    """Location prefix of the request at a JSON pointer: ``/requests/2`` -> ``requests.2.``."""
+    return pointer[1:].replace("/", ".") + "." if pointer else ""
 
 
 def _compact(value: Any) -> bytes:
@@ -178,27 +184,21 @@ def expand_by_id(
     if not items:
         return body, {}
     if url is None:
-        pointer = next(iter(items))
-        loc = (pointer[1:].replace("/", ".") + "." if pointer else "") + "customer_id"
-        message = (
+        raise invalid(
+            _loc(next(iter(items))) + "customer_id",
             "scoring by customer id needs a raw store (RISKGRADE_RAW_URL); "
-            "send the customer's records instead"
+            "send the customer's records instead",
         )
-        field = FieldError(loc=loc, message=message)
-        raise ApiError(422, "validation_error", f"{loc}: {message}", [field])
     requests: dict[str, ByIdRequest] = {}
     for pointer, item in items.items():
-        prefix = pointer[1:].replace("/", ".") + "." if pointer else ""
         try:
-            request = ByIdRequest.model_validate_json(_compact(item), strict=True)
+            requests[pointer] = ByIdRequest.model_validate_json(_compact(item), strict=True)
         except ValidationError as error:
             fields = [
-                FieldError(loc=prefix + f.loc, message=f.message) for f in field_errors(error)
+                FieldError(loc=_loc(pointer) + f.loc, message=f.message)
+                for f in field_errors(error)
             ]
-            raise ApiError(
-                422, "validation_error", f"{fields[0].loc}: {fields[0].message}", fields
-            ) from error
-        requests[pointer] = request
+            raise validation_error(fields) from error
     try:
         results = read_requests(raw_store(url), list(requests.values()))
     except RawDataError as error:
@@ -206,8 +206,7 @@ def expand_by_id(
     reads: dict[str, dict[str, Any]] = {}
     for pointer, result in zip(requests, results, strict=True):
         if isinstance(result, BatchError):
-            prefix = pointer[1:].replace("/", ".") + "." if pointer else ""
-            field = FieldError(loc=f"{prefix}customer_id", message=str(result))
+            field = FieldError(loc=_loc(pointer) + "customer_id", message=str(result))
             raise ApiError(404, "not_found", str(result), [field]) from result
         full, read = result
         if pointer:
@@ -219,9 +218,12 @@ def expand_by_id(
 
 
 async def scoring_body(
-    request: Request, limits: Any, model: type[_Model], url: str | None
+    request: Request, config: Any, model: type[_Model]
 ) -> tuple[_Model, bytes, dict[str, dict[str, Any]]]:
     """Read a scoring route's body, expand its by-id requests, validate it as ``model``.
+
+    ``config`` is the service's (``serving.service.ServiceConfig``): its ``limits`` and the
+    raw store of scoring by id (``raw_url``).
 
     Returns:
         The validated body, its bytes as recorded (expanded), and what each by-id request read.
@@ -229,8 +231,7 @@ async def scoring_body(
     Raises:
         ApiError: as :func:`serving.api.body.parse_body` and :func:`expand_by_id`.
     """
-    import anyio.to_thread
-
+    limits = config.limits
     raw = await read_json_body(request, limits.max_body_bytes)
-    raw, reads = await anyio.to_thread.run_sync(expand_by_id, raw, url, limits.max_batch)
+    raw, reads = await run_in_threadpool(expand_by_id, raw, config.raw_url, limits.max_batch)
     return validate_body(raw, limits, model), raw, reads

@@ -29,11 +29,6 @@ _STATE = Depends(get_state)
 _POST: dict[str, Any] = {"dependencies": [_SCORER]}  # the role before the idempotency key
 
 
-def _raw(state: Any) -> str | None:
-    """The raw store of scoring by customer id (``RISKGRADE_RAW_URL``), if any."""
-    return state.config.raw_url
-
-
 def _answer(
     key: Idempotency | None, body: Callable[[list[dict[str, Any]]], Any]
 ) -> Callable[[list[dict[str, Any]]], IdempotentResponse] | None:
@@ -41,6 +36,23 @@ def _answer(
     if key is None:
         return None
     return lambda responses: key.answer(body(responses))
+
+
+async def _decide_one(
+    request: Request,
+    caller: Caller,
+    state: Any,
+    key: Idempotency | None,
+    model: type[ScoreRequest],
+) -> JSONResponse:
+    """Decide a call of one request (``/score``, ``/explain``): its response."""
+    body, raw, read = await scoring_body(request, state.config, model)
+    charts = [body.chart] if isinstance(body, ExplainRequest) else None
+    source = RequestSource(raw, read=read.get(""))
+    answer = _answer(key, lambda responses: responses[0])
+    kind = "score" if charts is None else "explain"
+    job = ScoringJob([body], caller.name, kind, charts, [source], answer)
+    return JSONResponse((await state.decide(job))[0])
 
 
 @router.post("/score", response_model=ScoreResponse, openapi_extra=json_body(ScoreRequest), **_POST)
@@ -51,11 +63,7 @@ async def score(
     key: Idempotency | None = IDEMPOTENCY,
 ) -> JSONResponse:
     """Score one customer (scorer)."""
-    body, raw, read = await scoring_body(request, state.config.limits, ScoreRequest, _raw(state))
-    answer = _answer(key, lambda responses: responses[0])
-    source = RequestSource(raw, read=read.get(""))
-    job = ScoringJob([body], caller.name, "score", sources=[source], answer=answer)
-    return JSONResponse((await state.decide(job))[0])
+    return await _decide_one(request, caller, state, key, ScoreRequest)
 
 
 @router.post(
@@ -71,8 +79,7 @@ async def score_batch(
     key: Idempotency | None = IDEMPOTENCY,
 ) -> JSONResponse:
     """Score many customers, one audit record each (scorer)."""
-    limits = state.config.limits
-    body, raw, read = await scoring_body(request, limits, ScoreBatchRequest, _raw(state))
+    body, raw, read = await scoring_body(request, state.config, ScoreBatchRequest)
     pointers = [f"/requests/{i}" for i in range(len(body.requests))]
     sources = [RequestSource(raw, p, read=read.get(p)) for p in pointers]
     answer = _answer(key, lambda responses: {"results": responses})
@@ -90,11 +97,7 @@ async def explain(
     key: Idempotency | None = IDEMPOTENCY,
 ) -> JSONResponse:
     """The score plus the explanation on the tiers, with an optional chart (scorer)."""
-    body, raw, read = await scoring_body(request, state.config.limits, ExplainRequest, _raw(state))
-    source = RequestSource(raw, read=read.get(""))
-    answer = _answer(key, lambda responses: responses[0])
-    job = ScoringJob([body], caller.name, "explain", [body.chart], [source], answer)
-    return JSONResponse((await state.decide(job))[0])
+    return await _decide_one(request, caller, state, key, ExplainRequest)
 
 
 @router.get("/model", response_model=ModelInfo, dependencies=[_ANYONE])
