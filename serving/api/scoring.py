@@ -6,6 +6,7 @@ The POST routes honour ``Idempotency-Key``: a call's answer is committed with it
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Depends
@@ -38,32 +39,34 @@ def _answer(
     return lambda responses: key.answer(body(responses))
 
 
-async def _decide_one(
-    request: Request,
-    caller: Caller,
-    state: Any,
-    key: Idempotency | None,
-    model: type[ScoreRequest],
-) -> JSONResponse:
+@dataclass(frozen=True)
+class _Call:
+    """Dependency: what a scoring route works with (its parameters, as FastAPI resolves them)."""
+
+    request: Request
+    caller: Caller = _SCORER
+    state: Any = _STATE
+    key: Idempotency | None = IDEMPOTENCY
+
+
+_CALL = Depends(_Call)
+
+
+async def _decide_one(call: _Call, model: type[ScoreRequest]) -> JSONResponse:
     """Decide a call of one request (``/score``, ``/explain``): its response."""
-    body, raw, read = await scoring_body(request, state.config, model)
+    body, raw, read = await scoring_body(call.request, call.state.config, model)
     charts = [body.chart] if isinstance(body, ExplainRequest) else None
     source = RequestSource(raw, read=read.get(""))
-    answer = _answer(key, lambda responses: responses[0])
+    answer = _answer(call.key, lambda responses: responses[0])
     kind = "score" if charts is None else "explain"
-    job = ScoringJob([body], caller.name, kind, charts, [source], answer)
-    return JSONResponse((await state.decide(job))[0])
+    job = ScoringJob([body], call.caller.name, kind, charts, [source], answer)
+    return JSONResponse((await call.state.decide(job))[0])
 
 
 @router.post("/score", response_model=ScoreResponse, openapi_extra=json_body(ScoreRequest), **_POST)
-async def score(
-    request: Request,
-    caller: Caller = _SCORER,
-    state: Any = _STATE,
-    key: Idempotency | None = IDEMPOTENCY,
-) -> JSONResponse:
+async def score(call: _Call = _CALL) -> JSONResponse:
     """Score one customer (scorer)."""
-    return await _decide_one(request, caller, state, key, ScoreRequest)
+    return await _decide_one(call, ScoreRequest)
 
 
 @router.post(
@@ -72,32 +75,22 @@ async def score(
     openapi_extra=json_body(ScoreBatchRequest),
     **_POST,
 )
-async def score_batch(
-    request: Request,
-    caller: Caller = _SCORER,
-    state: Any = _STATE,
-    key: Idempotency | None = IDEMPOTENCY,
-) -> JSONResponse:
+async def score_batch(call: _Call = _CALL) -> JSONResponse:
     """Score many customers, one audit record each (scorer)."""
-    body, raw, read = await scoring_body(request, state.config, ScoreBatchRequest)
+    body, raw, read = await scoring_body(call.request, call.state.config, ScoreBatchRequest)
     pointers = [f"/requests/{i}" for i in range(len(body.requests))]
     sources = [RequestSource(raw, p, read=read.get(p)) for p in pointers]
-    answer = _answer(key, lambda responses: {"results": responses})
-    job = ScoringJob(body.requests, caller.name, "score", sources=sources, answer=answer)
-    return JSONResponse({"results": await state.decide(job)})
+    answer = _answer(call.key, lambda responses: {"results": responses})
+    job = ScoringJob(body.requests, call.caller.name, "score", sources=sources, answer=answer)
+    return JSONResponse({"results": await call.state.decide(job)})
 
 
 @router.post(
     "/explain", response_model=ExplainResponse, openapi_extra=json_body(ExplainRequest), **_POST
 )
-async def explain(
-    request: Request,
-    caller: Caller = _SCORER,
-    state: Any = _STATE,
-    key: Idempotency | None = IDEMPOTENCY,
-) -> JSONResponse:
+async def explain(call: _Call = _CALL) -> JSONResponse:
     """The score plus the explanation on the tiers, with an optional chart (scorer)."""
-    return await _decide_one(request, caller, state, key, ExplainRequest)
+    return await _decide_one(call, ExplainRequest)
 
 
 @router.get("/model", response_model=ModelInfo, dependencies=[_ANYONE])
