@@ -143,16 +143,9 @@ class SearchParams(BaseModel):
         end = self.end
         if isinstance(end, date) and not isinstance(end, datetime):
             end = datetime.combine(end + timedelta(days=1), time(), tzinfo=UTC)
+        same = {"customer_id", "rated_from", "rated_to", "tier", "model_version", "offset"}
         return AuditQuery(
-            customer_id=self.customer_id,
-            start=start,
-            end=end,
-            rated_from=self.rated_from,
-            rated_to=self.rated_to,
-            tier=self.tier,
-            model_version=self.model_version,
-            limit=limit or self.limit,
-            offset=self.offset,
+            **self.model_dump(include=same), start=start, end=end, limit=limit or self.limit
         )
 
 
