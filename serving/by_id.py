@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import lru_cache
 from typing import Any, Literal, TypeVar
@@ -48,34 +47,6 @@ class ByIdRequest(BaseModel):
     """``/explain`` only (``/score`` refuses it, as for a body with records)."""
 
 
-@dataclass(frozen=True)
-class StoreRead:
-    """What one by-id request read from the raw store (kept in its audit record)."""
-
-    source: str
-    customer_id: str
-    as_of: date
-    rows: dict[str, int]
-    sha256: str
-    """SHA-256 of the request built from the records (compact JSON, as recorded)."""
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready view, with the query bounds of the as-of cut."""
-        return {
-            "source": self.source,
-            "customer_id": self.customer_id,
-            "as_of": self.as_of.isoformat(),
-            "bounds": {
-                "onboarding_date, published_date, opened, default_date, paid_date": (
-                    f"<= {self.as_of.isoformat()}"
-                ),
-                "ts": f"< {(self.as_of + timedelta(days=1)).isoformat()}",
-            },
-            "rows": dict(self.rows),
-            "sha256": self.sha256,
-        }
-
-
 @lru_cache(maxsize=4)
 def raw_store(url: str) -> RawSource:
     """The service's raw store for ``url`` (one per worker; PostgreSQL connections pooled).
@@ -103,7 +74,7 @@ def _compact(value: Any) -> bytes:
 
 def read_requests(
     store: RawSource, items: list[ByIdRequest]
-) -> list[tuple[dict[str, Any], StoreRead] | BatchError]:
+) -> list[tuple[dict[str, Any], dict[str, Any]] | BatchError]:
     """The full request body of each by-id request and what was read for it.
 
     One read per as-of date for all the customers asked at that date.
@@ -115,7 +86,7 @@ def read_requests(
     Raises:
         RawDataError: if the store cannot be read.
     """
-    out: list[tuple[dict[str, Any], StoreRead] | BatchError] = []
+    out: list[tuple[dict[str, Any], dict[str, Any]] | BatchError] = []
     per_day: dict[date, dict[str, pd.DataFrame]] = {}
     for day in sorted({item.as_of for item in items}):
         ids = sorted({item.customer_id for item in items if item.as_of == day})
@@ -134,7 +105,11 @@ def read_requests(
 
 def _request(
     store: RawSource, item: ByIdRequest, tables: dict[str, pd.DataFrame]
-) -> tuple[dict[str, Any], StoreRead]:
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A customer's request body from its records, and what was read (as recorded).
+
+    The read: the source, the query bounds of the as-of cut, rows per table, the body's SHA-256.
+    """
     if tables["customers"].empty:  # the read left out a customer onboarded later
         raise BatchError(
             f"customer {item.customer_id!r} is not in the raw store at {item.as_of} "
@@ -145,10 +120,18 @@ def _request(
     )
     if item.chart is not None:
         body["chart"] = item.chart
-    rows = {table: len(frame) for table, frame in tables.items()}
-    read = StoreRead(
-        store.label, item.customer_id, item.as_of, rows, hashlib.sha256(_compact(body)).hexdigest()
-    )
+    day = item.as_of.isoformat()
+    read = {
+        "source": store.label,
+        "customer_id": item.customer_id,
+        "as_of": day,
+        "bounds": {
+            "onboarding_date, published_date, opened, default_date, paid_date": f"<= {day}",
+            "ts": f"< {(item.as_of + timedelta(days=1)).isoformat()}",
+        },
+        "rows": {table: len(frame) for table, frame in tables.items()},
+        "sha256": hashlib.sha256(_compact(body)).hexdigest(),
+    }
     return body, read
 
 
@@ -162,7 +145,7 @@ def expand_by_id(
 
     Returns:
         The body to validate and record, and per JSON pointer of an expanded request
-        (``""`` or ``/requests/<i>``) what was read (:meth:`StoreRead.to_dict`).
+        (``""`` or ``/requests/<i>``) what was read.
 
     Raises:
         ApiError: 422 for a by-id request that is invalid or sent without a configured store;
@@ -213,7 +196,7 @@ def expand_by_id(
             document["requests"][int(pointer.rsplit("/", 1)[1])] = full
         else:
             document = full
-        reads[pointer] = read.to_dict()
+        reads[pointer] = read
     return _compact(document), reads
 
 
