@@ -10,8 +10,8 @@ from features.catalog import FEATURE_SPEC
 from features.spec import FeatureKind
 from rating.bundle import load_bundle
 from rating.champion import fetch_champion
-from tests.review.conftest import start_review
 from tests.rating.test_champion import _config
+from tests.review.conftest import start_review
 from tests.training.conftest import make_dataset
 from training.pipeline import train_dataset
 from training.registry import promote
