@@ -2,7 +2,7 @@
 
 Both import this module and neither imports the other (an import-linter contract keeps the
 ``riskgrade`` modules acyclic); what is not about the command line lives in the packages
-(`serving.champion.resolve_bundle`, `features.validate.load_raw_at`).
+(`rating.champion.resolve_bundle`, `features.validate.load_raw_at`).
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ def champion_bundle(settings: Params, bundle: Path | None) -> tuple[Path, str]:
     Raises:
         ModelIncompatibleError: if the bundle needs features the feature code does not compute.
     """
-    from serving.champion import resolve_bundle
+    from rating.champion import resolve_bundle
 
     registry = settings.train.registry
     return resolve_bundle(

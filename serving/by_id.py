@@ -14,20 +14,20 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
 from typing import Any, Literal, TypeVar
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, ValidationError
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from features.asof import read_bounds
 from features.io import RawDataError, RawTables
 from features.source import RawSource, open_raw_source
 from serving.api.body import read_json_body, validate_body
-from serving.api.errors import ApiError
+from serving.api.errors import ApiError, invalid, validation_error
 from serving.batch import BatchError, request_example
 from serving.schemas import Day, FieldError, Id, Lang, field_errors
 
@@ -48,29 +48,6 @@ class ByIdRequest(BaseModel):
     """``/explain`` only (``/score`` refuses it, as for a body with records)."""
 
 
-@dataclass(frozen=True)
-class StoreRead:
-    """What one by-id request read from the raw store (kept in its audit record)."""
-
-    source: str
-    customer_id: str
-    as_of: date
-    rows: dict[str, int]
-    sha256: str
-    """SHA-256 of the request built from the records (compact JSON, as recorded)."""
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready view, with the query bounds of the as-of cut."""
-        return {
-            "source": self.source,
-            "customer_id": self.customer_id,
-            "as_of": self.as_of.isoformat(),
-            "bounds": read_bounds(self.as_of),
-            "rows": dict(self.rows),
-            "sha256": self.sha256,
-        }
-
-
 @lru_cache(maxsize=4)
 def raw_store(url: str) -> RawSource:
     """The service's raw store for ``url`` (one per worker; PostgreSQL connections pooled).
@@ -87,13 +64,18 @@ def _is_by_id(item: object) -> bool:
     return isinstance(item, dict) and "customer_id" in item and not any(k in item for k in _RECORDS)
 
 
+def _loc(pointer: str) -> str:
+    """Location prefix of the request at a JSON pointer: ``/requests/2`` -> ``requests.2.``."""
+    return pointer[1:].replace("/", ".") + "." if pointer else ""
+
+
 def _compact(value: Any) -> bytes:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def read_requests(
     store: RawSource, items: list[ByIdRequest]
-) -> list[tuple[dict[str, Any], StoreRead] | BatchError]:
+) -> list[tuple[dict[str, Any], dict[str, Any]] | BatchError]:
     """The full request body of each by-id request and what was read for it.
 
     One read per as-of date for all the customers asked at that date.
@@ -105,7 +87,7 @@ def read_requests(
     Raises:
         RawDataError: if the store cannot be read.
     """
-    out: list[tuple[dict[str, Any], StoreRead] | BatchError] = []
+    out: list[tuple[dict[str, Any], dict[str, Any]] | BatchError] = []
     per_day: dict[date, dict[str, pd.DataFrame]] = {}
     for day in sorted({item.as_of for item in items}):
         ids = sorted({item.customer_id for item in items if item.as_of == day})
@@ -124,7 +106,11 @@ def read_requests(
 
 def _request(
     store: RawSource, item: ByIdRequest, tables: dict[str, pd.DataFrame]
-) -> tuple[dict[str, Any], StoreRead]:
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A customer's request body from its records, and what was read (as recorded).
+
+    The read: the source, the query bounds of the as-of cut, rows per table, the body's SHA-256.
+    """
     if tables["customers"].empty:  # the read left out a customer onboarded later
         raise BatchError(
             f"customer {item.customer_id!r} is not in the raw store at {item.as_of} "
@@ -135,10 +121,15 @@ def _request(
     )
     if item.chart is not None:
         body["chart"] = item.chart
-    rows = {table: len(frame) for table, frame in tables.items()}
-    read = StoreRead(
-        store.label, item.customer_id, item.as_of, rows, hashlib.sha256(_compact(body)).hexdigest()
-    )
+    day = item.as_of.isoformat()
+    read = {
+        "source": store.label,
+        "customer_id": item.customer_id,
+        "as_of": day,
+        "bounds": read_bounds(item.as_of),
+        "rows": {table: len(frame) for table, frame in tables.items()},
+        "sha256": hashlib.sha256(_compact(body)).hexdigest(),
+    }
     return body, read
 
 
@@ -152,7 +143,7 @@ def expand_by_id(
 
     Returns:
         The body to validate and record, and per JSON pointer of an expanded request
-        (``""`` or ``/requests/<i>``) what was read (:meth:`StoreRead.to_dict`).
+        (``""`` or ``/requests/<i>``) what was read.
 
     Raises:
         ApiError: 422 for a by-id request that is invalid or sent without a configured store;
@@ -174,27 +165,21 @@ def expand_by_id(
     if not items:
         return body, {}
     if url is None:
-        pointer = next(iter(items))
-        loc = (pointer[1:].replace("/", ".") + "." if pointer else "") + "customer_id"
-        message = (
+        raise invalid(
+            _loc(next(iter(items))) + "customer_id",
             "scoring by customer id needs a raw store (RISKGRADE_RAW_URL); "
-            "send the customer's records instead"
+            "send the customer's records instead",
         )
-        field = FieldError(loc=loc, message=message)
-        raise ApiError(422, "validation_error", f"{loc}: {message}", [field])
     requests: dict[str, ByIdRequest] = {}
     for pointer, item in items.items():
-        prefix = pointer[1:].replace("/", ".") + "." if pointer else ""
         try:
-            request = ByIdRequest.model_validate_json(_compact(item), strict=True)
+            requests[pointer] = ByIdRequest.model_validate_json(_compact(item), strict=True)
         except ValidationError as error:
             fields = [
-                FieldError(loc=prefix + f.loc, message=f.message) for f in field_errors(error)
+                FieldError(loc=_loc(pointer) + f.loc, message=f.message)
+                for f in field_errors(error)
             ]
-            raise ApiError(
-                422, "validation_error", f"{fields[0].loc}: {fields[0].message}", fields
-            ) from error
-        requests[pointer] = request
+            raise validation_error(fields) from error
     try:
         results = read_requests(raw_store(url), list(requests.values()))
     except RawDataError as error:
@@ -202,22 +187,24 @@ def expand_by_id(
     reads: dict[str, dict[str, Any]] = {}
     for pointer, result in zip(requests, results, strict=True):
         if isinstance(result, BatchError):
-            prefix = pointer[1:].replace("/", ".") + "." if pointer else ""
-            field = FieldError(loc=f"{prefix}customer_id", message=str(result))
+            field = FieldError(loc=_loc(pointer) + "customer_id", message=str(result))
             raise ApiError(404, "not_found", str(result), [field]) from result
         full, read = result
         if pointer:
             document["requests"][int(pointer.rsplit("/", 1)[1])] = full
         else:
             document = full
-        reads[pointer] = read.to_dict()
+        reads[pointer] = read
     return _compact(document), reads
 
 
 async def scoring_body(
-    request: Request, limits: Any, model: type[_Model], url: str | None
+    request: Request, config: Any, model: type[_Model]
 ) -> tuple[_Model, bytes, dict[str, dict[str, Any]]]:
     """Read a scoring route's body, expand its by-id requests, validate it as ``model``.
+
+    ``config`` is the service's (``serving.service.ServiceConfig``): its ``limits`` and the
+    raw store of scoring by id (``raw_url``).
 
     Returns:
         The validated body, its bytes as recorded (expanded), and what each by-id request read.
@@ -225,8 +212,7 @@ async def scoring_body(
     Raises:
         ApiError: as :func:`serving.api.body.parse_body` and :func:`expand_by_id`.
     """
-    import anyio.to_thread
-
+    limits = config.limits
     raw = await read_json_body(request, limits.max_body_bytes)
-    raw, reads = await anyio.to_thread.run_sync(expand_by_id, raw, url, limits.max_batch)
+    raw, reads = await run_in_threadpool(expand_by_id, raw, config.raw_url, limits.max_batch)
     return validate_body(raw, limits, model), raw, reads

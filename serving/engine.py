@@ -1,7 +1,7 @@
 """Scoring core shared by the HTTP service, batch scoring and audit replay (no HTTP here).
 
 A request's raw records become polars frames in the feature code's input types (no pandas),
-``features.catalog.compute_feature_row`` computes every feature with the same definitions as
+``features.catalog.compute_feature_rows`` computes every feature with the same definitions as
 training (as one float64 row in catalog order), the bundle's columns are taken by position in
 spec order into one contiguous float64 matrix, and
 ``RatingModel.score`` runs one ``pred_contrib`` pass for PD, grade, tier, reasons and groups.
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import math
+import operator
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -21,9 +22,8 @@ import numpy as np
 import polars as pl
 
 from audit import DecisionRecord, IdempotentResponse
-from features.catalog import FEATURE_SPEC, compute_feature_row, compute_features_pl
-from features.groups.common import FRAME_TABLES, FeatureFrames
-from features.schema import STATEMENT_AMOUNTS
+from features.catalog import FEATURE_SPEC, compute_feature_rows
+from features.groups.common import FeatureFrames, frame_schema
 from rating.compat import ModelIncompatibleError as ModelIncompatibleError  # re-exported
 from rating.compat import check_compatible
 from rating.explain import Explanation, render_waterfall
@@ -31,47 +31,6 @@ from rating.model import RatingModel, ScoreResult
 from rating.policy import DefaultStatus, default_status
 from rating.reasons import Reason
 from serving.schemas import ScoreRequest
-
-_CUSTOMERS = {
-    "customer_id": pl.String(),
-    "industry": pl.String(),
-    "region": pl.String(),
-    "size_class": pl.String(),
-    "founded_date": pl.Date(),
-    "onboarding_date": pl.Date(),
-    "sanctions_hit": pl.Boolean(),
-    "legal_enforcement": pl.Boolean(),
-    "fraud": pl.Boolean(),
-}
-_STATEMENTS = {
-    "customer_id": pl.String(),
-    "period_end": pl.Date(),
-    "published_date": pl.Date(),
-    "period_months": pl.Int64(),
-    **{name: pl.Float64() for name in STATEMENT_AMOUNTS},
-}
-_FACILITIES = {
-    "facility_id": pl.String(),
-    "customer_id": pl.String(),
-    "opened": pl.Date(),
-    "maturity_date": pl.Date(),
-    "limit": pl.Float64(),
-}
-_REPAYMENTS = {
-    "facility_id": pl.String(),
-    "customer_id": pl.String(),
-    "due_date": pl.Date(),
-    "amount_due": pl.Float64(),
-    "paid_date": pl.Date(),
-    "amount_paid": pl.Float64(),
-}
-_TRANSACTIONS = {
-    "customer_id": pl.String(),
-    "ts": pl.Datetime("us"),
-    "amount": pl.Float64(),
-    "direction": pl.String(),
-    "counterparty_id": pl.String(),
-}
 
 
 class ScoringError(ValueError):
@@ -88,83 +47,31 @@ def request_frames(request: ScoreRequest) -> FeatureFrames:
     if customer is None:
         raise ScoringError("request carries no raw records", "customer")
     cid = customer.customer_id
-    statements = request.statements
+
+    def frame(table: str, rows: Sequence[Any], value: Callable[[Any, str], Any]) -> pl.DataFrame:
+        schema = frame_schema(table)
+        columns = {
+            name: [cid] * len(rows) if name == "customer_id" else [value(r, name) for r in rows]
+            for name in schema
+        }
+        return pl.DataFrame(columns, schema=schema)
+
     instalments = [(f, i) for f in request.facilities for i in f.instalments]
     return FeatureFrames(
-        customers=pl.DataFrame(
-            {name: [getattr(customer, name)] for name in _CUSTOMERS}, schema=_CUSTOMERS
+        customers=frame("customers", [customer], getattr),
+        financial_statements=frame("financial_statements", request.statements, getattr),
+        credit_facilities=frame("credit_facilities", request.facilities, getattr),
+        repayments=frame(
+            "repayments",
+            instalments,
+            lambda pair, name: getattr(pair[0] if name == "facility_id" else pair[1], name),
         ),
-        financial_statements=pl.DataFrame(
-            {
-                name: [cid] * len(statements)
-                if name == "customer_id"
-                else [getattr(s, name) for s in statements]
-                for name in _STATEMENTS
-            },
-            schema=_STATEMENTS,
-        ),
-        credit_facilities=pl.DataFrame(
-            {
-                "facility_id": [f.facility_id for f in request.facilities],
-                "customer_id": [cid] * len(request.facilities),
-                "opened": [f.opened for f in request.facilities],
-                "maturity_date": [f.maturity_date for f in request.facilities],
-                "limit": [f.limit for f in request.facilities],
-            },
-            schema=_FACILITIES,
-        ),
-        repayments=pl.DataFrame(
-            {
-                "facility_id": [f.facility_id for f, _ in instalments],
-                "customer_id": [cid] * len(instalments),
-                "due_date": [i.due_date for _, i in instalments],
-                "amount_due": [i.amount_due for _, i in instalments],
-                "paid_date": [i.paid_date for _, i in instalments],
-                "amount_paid": [i.amount_paid for _, i in instalments],
-            },
-            schema=_REPAYMENTS,
-        ),
-        transactions=pl.DataFrame(
-            {
-                "customer_id": [cid] * len(request.transactions),
-                "ts": [t["ts"] for t in request.transactions],
-                "amount": [t["amount"] for t in request.transactions],
-                "direction": [t["direction"] for t in request.transactions],
-                "counterparty_id": [t["counterparty_id"] for t in request.transactions],
-            },
-            schema=_TRANSACTIONS,
-        ),
+        transactions=frame("transactions", request.transactions, operator.getitem),
     )
 
 
-BATCH_FEATURES_FROM = 4
-"""Raw-record requests sharing an ``as_of`` from which one batch query beats one eager pass
-per customer (measured: 2 customers 16 ms batched against 10 ms alone, 8 customers 17 ms
-against 44 ms, 32 customers 22 ms against 196 ms)."""
-
-
 BATCH_THREADS_FROM = 8
-"""Rows from which a tree pass uses ``Engine.batch_threads`` (measured, 400 trees: 2.4 ms a
-row on one thread at any size; 1.2 ms a row on two threads from 8 rows)."""
-
-
-def combined_frames(parts: Sequence[FeatureFrames]) -> FeatureFrames:
-    """Several requests' frames as one portfolio, customer ``k`` renamed ``"k"``.
-
-    Ids inside a request are only unique within it (two requests may both hold facility
-    ``F1``), and feature queries join on them; so the k-th request's customer id becomes
-    ``str(k)`` and its facility ids are prefixed with ``"k/"``.
-    """
-    tables: dict[str, list[pl.DataFrame]] = {name: [] for name in FRAME_TABLES}
-    for k, frames in enumerate(parts):
-        key = pl.lit(str(k), dtype=pl.String())
-        for name in FRAME_TABLES:
-            frame: pl.DataFrame = getattr(frames, name)
-            renamed = [key.alias("customer_id")]
-            if "facility_id" in frame.columns:
-                renamed.append(pl.concat_str(key, pl.lit("/"), "facility_id").alias("facility_id"))
-            tables[name].append(frame.with_columns(renamed))
-    return FeatureFrames(**{name: pl.concat(frames) for name, frames in tables.items()})
+"""Rows from which a tree pass uses ``Engine.batch_threads``."""
 
 
 @dataclass(frozen=True)
@@ -234,10 +141,6 @@ def _located(error: ScoringError, k: int, n_requests: int) -> ScoringError:
     return ScoringError(str(error), f"requests.{k}.{error.loc}")
 
 
-def _finite_or_none(value: float) -> float | None:
-    return float(value) if math.isfinite(value) else None
-
-
 class Engine:
     """Turns validated requests into decisions with one loaded `RatingModel`."""
 
@@ -280,40 +183,28 @@ class Engine:
     def _raw_rows(
         self, requests: Sequence[ScoreRequest]
     ) -> list[tuple[np.ndarray, dict[str, float]] | ScoringError]:
-        """Feature rows of raw-record requests: batched per as_of when there are enough.
+        """Feature rows of raw-record requests, computed together per ``as_of``.
 
-        One customer takes the eager one-customer path; ``BATCH_FEATURES_FROM`` or more with
-        the same ``as_of`` share one batch query (their ids made unique first, as two
-        requests may reuse a facility id). Both paths give the same values bit for bit.
+        ``features.catalog.compute_feature_rows`` batches the customers of one ``as_of`` into
+        one query when there are enough of them (with the same values as one by one).
         """
-        out: list[tuple[np.ndarray, dict[str, float]] | ScoringError | None]
-        out = [None] * len(requests)  # None: not rated
+        out: list[tuple[np.ndarray, dict[str, float]] | ScoringError] = []
         by_as_of: dict[date, list[int]] = {}
         for k, request in enumerate(requests):
-            if request.customer is None:
-                out[k] = ScoringError("request carries no raw records", "customer")
-            else:
+            out.append(ScoringError("request carries no raw records", "customer"))
+            if request.customer is not None:
                 by_as_of.setdefault(request.as_of, []).append(k)
         for as_of, members in by_as_of.items():
-            if len(members) < BATCH_FEATURES_FROM:
-                for k in members:
-                    values = compute_feature_row(request_frames(requests[k]), as_of)
-                    out[k] = None if values is None else self._values_row(values)
-                continue
-            frames = combined_frames([request_frames(requests[k]) for k in members])
-            table = compute_features_pl(frames, as_of)
-            keys = table.get_column("customer_id").to_list()
-            matrix = table.drop("customer_id").to_numpy().astype(np.float64, copy=False)
-            for key, values in zip(keys, matrix, strict=True):
-                out[members[int(key)]] = self._values_row(values)
-        return [
-            ScoringError(
-                f"customer not rated at as_of {requests[k].as_of} (onboarded later?)", "customer"
-            )
-            if row is None
-            else row
-            for k, row in enumerate(out)
-        ]
+            frames = [request_frames(requests[k]) for k in members]
+            for k, values in zip(members, compute_feature_rows(frames, as_of), strict=True):
+                out[k] = (
+                    ScoringError(
+                        f"customer not rated at as_of {as_of} (onboarded later?)", "customer"
+                    )
+                    if values is None
+                    else self._values_row(values)
+                )
+        return out
 
     def _vector_row(self, request: ScoreRequest) -> tuple[np.ndarray, dict[str, float]]:
         vector = request.feature_vector
@@ -361,6 +252,13 @@ class Engine:
                     row = error
             out.append(row if isinstance(row, ScoringError) else (*row, request_default(request)))
         return out
+
+    def _feature_values(self, row: np.ndarray) -> dict[str, float | None]:
+        """A feature row by name as recorded (None for a missing value)."""
+        return {
+            name: float(value) if math.isfinite(value) else None
+            for name, value in zip(self._columns, row, strict=True)
+        }
 
     def _stack(self, rows: Sequence[_Row]) -> FeatureRows:
         x = np.ascontiguousarray(
@@ -508,10 +406,7 @@ class Engine:
                 request_body=sources[k].body,
                 request_pointer=sources[k].pointer,
                 payload={
-                    "features": {
-                        name: _finite_or_none(value)
-                        for name, value in zip(self._columns, rows.x[i], strict=True)
-                    },
+                    "features": self._feature_values(rows.x[i]),
                     "flags": {name: float(col[i]) for name, col in rows.flags.items()},
                     "response": {k: v for k, v in response.items() if k != "chart"},
                     **({"read": dict(read)} if (read := sources[k].read) is not None else {}),
@@ -567,10 +462,7 @@ class Engine:
         rows = self.features([validated])
         result = self.score(rows)
         return {
-            "features": {
-                name: _finite_or_none(value)
-                for name, value in zip(self._columns, rows.x[0], strict=True)
-            },
+            "features": self._feature_values(rows.x[0]),
             "pd": float(result.pd[0]),
             "grade": str(result.grade[0]),
             "tier": str(result.tier[0]),
@@ -596,12 +488,8 @@ class Engine:
 
 
 def _reason(reason: Reason, lang: str) -> dict[str, Any]:
-    return {
-        "code": reason.code,
-        "text": reason.text_zh if lang == "zh" else reason.text_en,
-        "group": reason.group,
-        "feature": reason.feature,
-        "contribution": reason.contribution,
-        "value": reason.value,
-        "label": reason.label,
-    }
+    text = reason.text_zh if lang == "zh" else reason.text_en
+    return {"code": reason.code, "text": text, **reason.model_dump(include=_REASON_FIELDS)}
+
+
+_REASON_FIELDS = {"group", "feature", "contribution", "value", "label"}

@@ -25,10 +25,7 @@ overrides and expert ratings and lets them approve or reject there: it calls the
 ``GET /overrides`` and ``POST /overrides/{id}/approve|reject`` with the signed-in token, which
 enforce the roles and the four-eyes rule.
 
-The waterfall is the stored explanation when the decision was an ``/explain`` call, otherwise
-it is recomputed from the stored feature row with the loaded model when the decision was made
-by the same bundle (and the recomputed PD is compared with the recorded one); for a decision
-of another bundle the page says it is not available here.
+What the page shows of one decision is `management.audit_review.decision_detail`'s.
 
 The validation report travels inside the bundle (``validation_report.html``, hashed in its
 manifest), so it is found wherever the bundle was loaded from (a folder, the MLflow registry,
@@ -39,40 +36,25 @@ a bundle written before reports travelled has none, and the page says so.
 
 from __future__ import annotations
 
-import base64
+import dataclasses
 import json
-import math
 import re
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 
-from audit import (
-    AuditQuery,
-    AuditRecordNotFoundError,
-    AuditStore,
-    StoredDecision,
-)
-from features.catalog import FEATURE_SPEC
-from features.spec import FeatureSpec
-from management.events import iter_events
-from management.judgement import RatingRules, rate
-from management.measures import active_measures
+from audit import AuditQuery, StoredDecision
+from management.audit_review import decision_detail, summary
 from rating.bundle import BundleIntegrityError
-from rating.explain import PROTECTED_FACTOR, Explanation, render_waterfall
-from rating.lifecycle import LifecycleConfig
-from rating.policy import DefaultStatus
-from rating.reasons import default_reason
-from serving.api.deps import get_state, require
+from serving.api.deps import audit_store, get_state, require
 from serving.api.errors import ApiError, invalid
-from serving.api.ids import parse_record_id
+from serving.api.ids import stored_decision
 from serving.api.responses import (
     DecisionDetail,
     DecisionExport,
@@ -161,16 +143,9 @@ class SearchParams(BaseModel):
         end = self.end
         if isinstance(end, date) and not isinstance(end, datetime):
             end = datetime.combine(end + timedelta(days=1), time(), tzinfo=UTC)
+        same = {"customer_id", "rated_from", "rated_to", "tier", "model_version", "offset"}
         return AuditQuery(
-            customer_id=self.customer_id,
-            start=start,
-            end=end,
-            rated_from=self.rated_from,
-            rated_to=self.rated_to,
-            tier=self.tier,
-            model_version=self.model_version,
-            limit=limit or self.limit,
-            offset=self.offset,
+            **self.model_dump(include=same), start=start, end=end, limit=limit or self.limit
         )
 
 
@@ -197,287 +172,15 @@ def parse_search(params: dict[str, str], max_page: int) -> SearchParams:
     return search
 
 
-def summary(record: StoredDecision) -> dict[str, Any]:
-    """The row of a search result (no payload)."""
-    response = record.payload.get("response", {})
-    return {
-        "id": record.id,
-        "decision_id": record.decision_id,
-        "created_at": record.created_at,
-        "kind": record.kind,
-        "caller": record.caller,
-        "customer_id": record.customer_id,
-        "as_of": response.get("as_of"),
-        "pd": record.pd,
-        "grade": record.grade,
-        "tier": record.tier,
-        "model_version": record.model_version,
-        "bundle_hash": record.bundle_hash,
-    }
-
-
-def _finite(value: Any) -> float | None:
-    if value is None:
-        return None
-    number = float(value)
-    return number if math.isfinite(number) else None
-
-
-def recompute(engine: Any, record: StoredDecision) -> tuple[Explanation, np.ndarray, float]:
-    """Re-derive the explanation of a stored decision from its stored feature row.
-
-    Args:
-        engine: a `serving.engine.Engine` whose bundle made the decision.
-        record: the stored decision.
-
-    Returns:
-        The explanation, the contributions (spec order) and the recomputed PD.
-
-    Raises:
-        ValueError: if the stored features do not fit the model.
-    """
-    model = engine.model
-    stored = record.payload.get("features", {})
-    names = model.spec.names
-    missing = [name for name in names if name not in stored]
-    if missing:
-        raise ValueError(f"stored features lack {missing[0]}")
-    x = np.array(
-        [[math.nan if stored[name] is None else float(stored[name]) for name in names]],
-        dtype=np.float64,
-    )
-    flags = {
-        name: np.array([float(value)], dtype=np.float64)
-        for name, value in record.payload.get("flags", {}).items()
-    }
-    result = model.score(x, flags)
-    return model.explain(result, 0), result.contributions[0], float(result.pd[0])
-
-
-def _explanation(
-    engine: Any, record: StoredDecision, steps: int
-) -> tuple[dict[str, Any], dict[str, float]]:
-    """The explanation block of a decision and the per-feature contributions (if known)."""
-    response = record.payload.get("response", {})
-    same_bundle = engine is not None and engine.bundle_hash == record.bundle_hash
-    contributions: dict[str, float] = {
-        k: float(v) for k, v in (response.get("contributions") or {}).items()
-    }
-    block: dict[str, Any] = {"available": False, "source": None}
-    explanation: Explanation | None = None
-    if response.get("explanation") is not None:
-        explanation = Explanation.model_validate(response["explanation"])
-        block["source"] = "stored"
-    if same_bundle:
-        try:
-            again, contribs, pd_again = recompute(engine, record)
-        except ValueError as error:
-            block["recompute_problem"] = str(error)
-        else:
-            block["recomputed_pd"] = pd_again
-            block["matches_record"] = math.isclose(pd_again, record.pd, rel_tol=1e-9, abs_tol=1e-12)
-            if explanation is None:
-                explanation = again
-                block["source"] = "recomputed"
-            if not contributions:
-                contributions = {
-                    name: float(value)
-                    for name, value in zip(engine.model.spec.names, contribs, strict=True)
-                }
-    if explanation is None:
-        block["why"] = (
-            f"decision made by bundle {record.bundle_hash[:12]}, this service runs "
-            f"{engine.bundle_hash[:12] if engine is not None else 'no model'}; "
-            "the stored record holds no explanation"
-        )
-        return block, contributions
-    svg = render_waterfall(explanation, fmt="svg", max_steps=steps)
-    block.update(
-        {
-            "available": True,
-            "svg_base64": base64.b64encode(svg).decode("ascii"),
-            **explanation.model_dump(mode="json"),
-        }
-    )
-    return block, contributions
-
-
-def _report_link(engine: Any, record: StoredDecision) -> dict[str, Any]:
-    if engine is None or engine.bundle_hash != record.bundle_hash:
-        return {
-            "available": False,
-            "why": "the model of this decision is not the one loaded by this service",
-        }
-    bundle = engine.model.bundle
-    url = (bundle.metadata.lineage or {}).get("validation_report")
-    if isinstance(url, str) and url.startswith(("https://", "http://")):
-        return {"available": True, "url": url, "external": True}
-    if bundle.has_validation_report:
-        return {"available": True, "url": f"api/report/{record.bundle_hash}", "external": False}
-    return {"available": False, "why": "no validation report in this bundle"}
-
-
-def _feature_rows(
-    engine: Any, record: StoredDecision, contributions: dict[str, float]
-) -> list[dict[str, Any]]:
-    features = record.payload.get("features", {})
-    spec = engine.model.spec if engine is not None else None
-    known = set(spec.names) if spec is not None else set()
-    rows = []
-    for name, value in features.items():
-        definition = spec.by_name(name) if spec is not None and name in known else None
-        label = definition.category_label(value) if definition is not None else None
-        rows.append(
-            {
-                "name": name,
-                "group": definition.group.value if definition else None,
-                "description": definition.description if definition else None,
-                "description_zh": definition.description_zh if definition else None,
-                "unit": definition.unit if definition else None,
-                "value": _finite(value),
-                "label": label,
-                "contribution": contributions.get(name),
-            }
-        )
-    rows.sort(key=lambda row: -abs(row["contribution"] or 0.0))
-    return rows
-
-
-def factor_texts(engine: Any, record: StoredDecision) -> dict[str, dict[str, str]]:
-    """Per factor of a decision, its feature spec's English and Chinese description.
-
-    From the spec of the bundle that made the decision when it is the one loaded, else from
-    the feature catalog (for the features it defines); factors with no description are left out.
-    """
-    spec: FeatureSpec = FEATURE_SPEC
-    if engine is not None and engine.bundle_hash == record.bundle_hash:
-        spec = engine.model.spec
-    known = set(spec.names)
-    texts = {
-        name: {"en": spec.by_name(name).description, "zh": spec.by_name(name).description_zh}
-        for name in record.payload.get("features", {})
-        if name in known
-    }
-    texts[PROTECTED_FACTOR] = {"en": "Protected attributes", "zh": "受保护属性"}
-    return texts
-
-
-def _reasons(engine: Any, record: StoredDecision) -> list[dict[str, Any]]:
-    response = record.payload.get("response", {})
-    dictionary: dict[str, Any] | None = None
-    if engine is not None and engine.bundle_hash == record.bundle_hash:
-        dictionary = {e.code: e for e in engine.model.reasons.entries}
-        dictionary.update({r.code: r for r in engine.model.policy.hard_rules})
-    if response.get("default") and dictionary is not None:
-        status = default_reason(DefaultStatus.model_validate(response["default"]))
-        dictionary[status.code] = status
-    out = []
-    for reason in response.get("reasons", []):
-        entry = dictionary.get(reason.get("code")) if dictionary else None
-        lang = response.get("lang", "en")
-        out.append(
-            {
-                **reason,
-                "text_en": entry.text_en if entry else (reason["text"] if lang == "en" else None),
-                "text_zh": entry.text_zh if entry else (reason["text"] if lang == "zh" else None),
-            }
-        )
-    return out
-
-
-def decision_detail(
-    record: StoredDecision, audit: AuditStore, engine: Any, config: ReviewConfig
-) -> dict[str, Any]:
-    """Everything the page shows about one decision.
-
-    Args:
-        record: the stored decision.
-        audit: the audit store (for the record's own chain check).
-        engine: the loaded `serving.engine.Engine`, or None.
-        config: review limits.
-    """
-    explanation, contributions = _explanation(engine, record, config.waterfall_steps)
-    check = audit.check_record(record.id)
-    response = record.payload.get("response", {})
-    loaded = engine is not None and engine.bundle_hash == record.bundle_hash
-    model: dict[str, Any] = {
-        "version": record.model_version,
-        "bundle_hash": record.bundle_hash,
-        "policy_version": record.policy_version,
-        "loaded": loaded,
-        "report": _report_link(engine, record),
-    }
-    if loaded:
-        meta = engine.model.bundle.metadata
-        model["trained_at"] = meta.trained_at.isoformat()
-        model["metrics"] = {
-            k: v
-            for k, v in meta.metrics.items()
-            if k.split(".")[-1] in {"auc", "gini", "ks", "brier", "ece", "psi"}
-        }
-    return {
-        "record": {k: v for k, v in record.to_dict().items() if k not in ("payload", "request")},
-        "decision": {
-            key: response.get(key)
-            for key in ("as_of", "score", "model_tier", "policy", "hard_rules", "groups", "lang")
-        },
-        "inputs": record.request,
-        "flags": record.payload.get("flags", {}),
-        "features": _feature_rows(engine, record, contributions),
-        "factors": factor_texts(engine, record),
-        "reasons": _reasons(engine, record),
-        "explanation": explanation,
-        "model": model,
-        "record_check": {
-            "ok": check.ok,
-            "hash_ok": check.hash_ok,
-            "link_ok": check.link_ok,
-            "problem": check.problem,
-        },
-    }
-
-
-def judgement_of(state: Any, audit: AuditStore, record: StoredDecision) -> dict[str, Any] | None:
-    """The rating chain at the decision's ``as_of``, with every part of it.
-
-    Model grade, the assessment (answers) and the approved override (proposer, approver,
-    comments) valid then, the final grade. None when the decision is not a model rating, or
-    no model or settings are loaded.
-    """
-    engine, settings = getattr(state, "engine", None), getattr(state, "judgement", None)
-    response = record.payload.get("response")
-    if engine is None or settings is None or not isinstance(response, dict):
-        return None
-    lifecycle = getattr(state, "lifecycle", None) or LifecycleConfig()
-    rules = RatingRules(engine.model.scale, engine.model.policy, settings, lifecycle)
-    day = date.fromisoformat(str(response["as_of"]))
-    events = iter_events(audit, subject=record.customer_id)
-    rated = rate(record, rules, day, events, active_measures(audit, day))
-    return rated.to_dict()
-
-
-# -- HTTP ---------------------------------------------------------------------------------
-
-
-def _store(state: Any) -> AuditStore:
-    if state.audit is None:
-        raise ApiError(503, "not_ready", "audit store unavailable")
-    return state.audit
-
-
-def _show(audit: AuditStore, record_id: int | str) -> StoredDecision:
-    try:
-        return audit.show(record_id)
-    except AuditRecordNotFoundError as error:
-        raise ApiError(404, "not_found", str(error.args[0])) from error
-
-
-def _no_store() -> dict[str, str]:
-    return {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+_NO_STORE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 
 
 def _json(content: Any) -> JSONResponse:
-    return JSONResponse(content, headers=_no_store())
+    return JSONResponse(content, headers=_NO_STORE)
+
+
+def _file(name: str, media_type: str = "text/html; charset=utf-8") -> Response:
+    return FileResponse(REVIEW_DIR / name, media_type=media_type, headers=_SECURITY_HEADERS)
 
 
 def _attachment(content: Any, filename: str) -> Response:
@@ -485,7 +188,7 @@ def _attachment(content: Any, filename: str) -> Response:
     return Response(
         body,
         media_type="application/json; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"', **_no_store()},
+        headers={"Content-Disposition": f'attachment; filename="{filename}"', **_NO_STORE},
     )
 
 
@@ -532,20 +235,12 @@ def review_router(config: ReviewConfig | None = None) -> APIRouter:
 
     @router.get("/", name="review_page", include_in_schema=False)
     async def page() -> Response:
-        return FileResponse(
-            REVIEW_DIR / "index.html",
-            media_type="text/html; charset=utf-8",
-            headers=_SECURITY_HEADERS,
-        )
+        return _file("index.html")
 
     @router.get("/customer", name="customer_page", include_in_schema=False)
     async def customer_page() -> Response:
         """The customer page (its data comes from the customer routes, per the token's role)."""
-        return FileResponse(
-            REVIEW_DIR / "customer.html",
-            media_type="text/html; charset=utf-8",
-            headers=_SECURITY_HEADERS,
-        )
+        return _file("customer.html")
 
     @router.get("/index.html", include_in_schema=False)
     async def to_page(request: Request) -> Response:
@@ -555,14 +250,12 @@ def review_router(config: ReviewConfig | None = None) -> APIRouter:
     async def static(name: str) -> Response:
         if name not in STATIC_FILES:
             raise ApiError(404, "not_found", f"no static file {name!r}")
-        return FileResponse(
-            REVIEW_DIR / name, media_type=STATIC_FILES[name], headers=_SECURITY_HEADERS
-        )
+        return _file(name, STATIC_FILES[name])
 
     @router.get("/api/facets", response_model=Facets, **api)
     async def facets(state: Any = _STATE) -> Response:
         """Tiers and model versions present in the log (auditor)."""
-        audit = _store(state)
+        audit = audit_store(state)
         values = await run_in_threadpool(audit.facets)
         engine = state.engine
         return _json(
@@ -579,7 +272,7 @@ def review_router(config: ReviewConfig | None = None) -> APIRouter:
     async def search(request: Request, state: Any = _STATE) -> Response:
         """Search decisions, newest first (auditor)."""
         params = parse_search(dict(request.query_params), settings.max_page)
-        page_ = await run_in_threadpool(_store(state).search, params.query())
+        page_ = await run_in_threadpool(audit_store(state).search, params.query())
         return _json(
             {
                 "total": page_.total,
@@ -592,26 +285,21 @@ def review_router(config: ReviewConfig | None = None) -> APIRouter:
     @router.get("/api/decisions/{record_id}", response_model=DecisionDetail, **api)
     async def detail(record_id: str, state: Any = _STATE) -> Response:
         """One decision with everything the page shows (auditor)."""
-        audit = _store(state)
-        record = await run_in_threadpool(_show, audit, parse_record_id(record_id))
-        found = await run_in_threadpool(decision_detail, record, audit, state.engine, settings)
-        found["judgement"] = await run_in_threadpool(judgement_of, state, audit, record)
-        return _json(found)
+        audit = audit_store(state)
+        record = await stored_decision(audit, record_id)
+        engine, rules = state.engine, None
+        if engine is not None and state.judgement is not None:
+            rules, _ = state.rules()
+        model = engine.model if engine is not None else None
+        steps = settings.waterfall_steps
+        return _json(await run_in_threadpool(decision_detail, record, audit, model, steps, rules))
 
     @router.get("/api/chain", response_model=ReviewChainCheck, **api)
     async def chain(state: Any = _STATE) -> Response:
         """Verification of the whole audit chain (auditor)."""
-        result = await run_in_threadpool(_store(state).verify)
-        return _json(
-            {
-                "ok": result.ok,
-                "records": result.records,
-                "checkpoints": result.checkpoints,
-                "first_bad_id": result.first_bad_id,
-                "problem": result.problem,
-                "verified_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            }
-        )
+        result = await run_in_threadpool(audit_store(state).verify)
+        verified_at = datetime.now(UTC).isoformat(timespec="seconds")
+        return _json({**dataclasses.asdict(result), "verified_at": verified_at})
 
     @router.get(
         "/api/export",
@@ -621,11 +309,11 @@ def review_router(config: ReviewConfig | None = None) -> APIRouter:
     )
     async def export(request: Request, state: Any = _STATE) -> Response:
         """One decision (``id``) or the decisions matching the filters, as a JSON file."""
-        audit = _store(state)
+        audit = audit_store(state)
         params = dict(request.query_params)
         raw_id = params.pop("id", None)
         if raw_id is not None:
-            record = await run_in_threadpool(_show, audit, parse_record_id(raw_id.strip()))
+            record = await stored_decision(audit, raw_id.strip())
             return _attachment(record.to_dict(), f"decision-{record.id}.json")
         params.pop("limit", None)
         search_params = parse_search({**params, "limit": "1"}, settings.max_page)
@@ -667,6 +355,6 @@ def review_router(config: ReviewConfig | None = None) -> APIRouter:
             raise ApiError(409, "integrity_error", str(error)) from error
         if html is None:
             raise ApiError(404, "not_found", "no validation report in this bundle")
-        return Response(html, media_type="text/html; charset=utf-8", headers=_no_store())
+        return Response(html, media_type="text/html; charset=utf-8", headers=_NO_STORE)
 
     return router

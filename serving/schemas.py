@@ -15,7 +15,6 @@ Error schema (every 4xx/5xx of the service)::
 
 from __future__ import annotations
 
-import math
 from datetime import date, datetime, time, timedelta
 from typing import Annotated, Any, Literal, Self
 
@@ -244,29 +243,12 @@ class ScoreRequest(_Strict):
     in default (default grade, restricted tier), with raw records or a feature vector."""
     feature_vector: FeatureVector | None = None
 
-    @field_validator("statements")
+    @field_validator("statements", "facilities", "transactions", "defaults")
     @classmethod
-    def _bound_statements(cls, value: list[Statement], info: ValidationInfo) -> list[Statement]:
-        return _bounded(value, _limits(info).max_statements, "statements")
-
-    @field_validator("facilities")
-    @classmethod
-    def _bound_facilities(cls, value: list[Facility], info: ValidationInfo) -> list[Facility]:
-        return _bounded(value, _limits(info).max_facilities, "facilities")
-
-    @field_validator("transactions")
-    @classmethod
-    def _bound_transactions(
-        cls, value: list[Transaction], info: ValidationInfo
-    ) -> list[Transaction]:
-        return _bounded(value, _limits(info).max_transactions, "transactions")
-
-    @field_validator("defaults")
-    @classmethod
-    def _bound_defaults(
-        cls, value: list[DefaultRecord], info: ValidationInfo
-    ) -> list[DefaultRecord]:
-        return _bounded(value, _limits(info).max_defaults, "defaults")
+    def _bound(cls, value: list[Any], info: ValidationInfo) -> list[Any]:
+        # Each list's bound is the RequestLimits field named after it (max_statements, ...).
+        assert info.field_name is not None
+        return _bounded(value, getattr(_limits(info), f"max_{info.field_name}"), info.field_name)
 
     @model_validator(mode="after")
     def _shape_and_time(self) -> Self:
@@ -378,8 +360,3 @@ def field_errors(error: ValidationError) -> list[FieldError]:
         loc = ".".join(str(part) for part in item["loc"]) or "body"
         out.append(FieldError(loc=loc, message=item["msg"]))
     return out
-
-
-def is_finite_number(value: object) -> bool:
-    """True for a finite int/float (bools excluded)."""
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

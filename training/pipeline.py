@@ -28,6 +28,7 @@ from features.build import content_hash, read_dataset
 from features.metrics import auc
 from features.spec import FeatureSpec
 from rating.bundle import attach_validation_report, write_bundle
+from rating.champion import BUNDLE_HASH_TAG
 from rating.policy import RatingPolicy
 from rating.scale import MasterScale
 from training import plots
@@ -282,7 +283,7 @@ def _finish(
         tags = {
             **environment_tags(),
             "dvc.data_hash": data.digest,
-            "bundle.sha256": bundle.bundle_hash,
+            BUNDLE_HASH_TAG: bundle.bundle_hash,
         }
         with tempfile.TemporaryDirectory() as tmp:
             artifacts = Path(tmp)

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from fastapi import APIRouter, Depends
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse
 
-from audit import AuditError, AuditRecordNotFoundError, ReplayResult, StoredDecision, replay
+from audit import AuditError, ReplayResult, StoredDecision, replay
 from serving.api.deps import get_state, require
 from serving.api.errors import ApiError
 from serving.api.idempotency import IdempotentRoute
-from serving.api.ids import parse_record_id
+from serving.api.ids import stored_decision
 from serving.api.responses import ChainCheck
 from serving.auth import Role
 from serving.engine import Engine, ScoringError
@@ -26,43 +27,26 @@ router = APIRouter(
 _STATE = Depends(get_state)
 
 
-def _show(audit: Any, record_id: int | str) -> StoredDecision:
-    try:
-        return audit.show(record_id)
-    except AuditRecordNotFoundError as error:
-        raise ApiError(404, "not_found", str(error)) from error
-
-
 @router.get("/verify", response_model=ChainCheck)
 async def audit_verify(state: Any = _STATE) -> JSONResponse:
     """Verify the whole hash chain."""
     _, audit = state.ready_engine()
     result = await run_in_threadpool(audit.verify)
-    return JSONResponse(
-        {
-            "ok": result.ok,
-            "records": result.records,
-            "checkpoints": result.checkpoints,
-            "first_bad_id": result.first_bad_id,
-            "problem": result.problem,
-        }
-    )
+    return JSONResponse(dataclasses.asdict(result))
 
 
 @router.get("/{record_id}", response_model=StoredDecision)
 async def audit_record(record_id: str, state: Any = _STATE) -> JSONResponse:
     """One stored decision (row id or decision id)."""
     _, audit = state.ready_engine()
-    return JSONResponse(
-        (await run_in_threadpool(_show, audit, parse_record_id(record_id))).to_dict()
-    )
+    return JSONResponse((await stored_decision(audit, record_id)).to_dict())
 
 
 @router.post("/{record_id}/replay", response_model=ReplayResult)
 async def audit_replay(record_id: str, state: Any = _STATE) -> JSONResponse:
     """Re-score the stored inputs with the recorded model (409 when another bundle made it)."""
     engine, audit = state.ready_engine()
-    record = await run_in_threadpool(_show, audit, parse_record_id(record_id))
+    record = await stored_decision(audit, record_id)
 
     def loader(bundle_hash: str) -> Engine:
         if bundle_hash == engine.bundle_hash:

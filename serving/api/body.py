@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 
-from serving.api.errors import ApiError
+from serving.api.errors import ApiError, validation_error
 from serving.schemas import RequestLimits, field_errors
 
 _Model = TypeVar("_Model", bound=BaseModel)
@@ -80,8 +80,5 @@ def validate_body(body: bytes, limits: RequestLimits, model: type[_Model]) -> _M
         # no 0/1 for a boolean, no epoch seconds for a date); ISO date strings still parse.
         parsed = model.model_validate_json(body, strict=True, context={"limits": limits})
     except ValidationError as error:
-        fields = field_errors(error)
-        first = fields[0] if fields else None
-        message = f"{first.loc}: {first.message}" if first else "invalid body"
-        raise ApiError(422, "validation_error", message, fields) from error
+        raise validation_error(field_errors(error), "invalid body") from error
     return parsed

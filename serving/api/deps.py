@@ -14,6 +14,7 @@ import bentoml
 from fastapi import Depends
 from starlette.requests import Request
 
+from audit import AuditStore
 from serving.api.errors import ApiError
 from serving.auth import (
     AuthenticationError,
@@ -40,6 +41,17 @@ def current_state() -> Any:
 async def get_state() -> Any:
     """Dependency: `current_state` (async: FastAPI runs sync dependencies in a thread)."""
     return current_state()
+
+
+def audit_store(state: Any) -> AuditStore:
+    """The worker's audit store.
+
+    Raises:
+        ApiError: 503 when it is unavailable.
+    """
+    if state.audit is None:
+        raise ApiError(503, "not_ready", "audit store unavailable")
+    return state.audit
 
 
 def authenticate(

@@ -49,11 +49,15 @@ class ApiError(Exception):
         self.headers = headers
 
 
+def validation_error(fields: list[FieldError], default: str = "invalid request") -> ApiError:
+    """A 422 ``validation_error`` naming every bad field (its message: the first one)."""
+    message = f"{fields[0].loc}: {fields[0].message}" if fields else default
+    return ApiError(422, "validation_error", message, fields)
+
+
 def invalid(field: str, message: str) -> ApiError:
     """A 422 ``validation_error`` naming one bad field."""
-    return ApiError(
-        422, "validation_error", f"{field}: {message}", [FieldError(loc=field, message=message)]
-    )
+    return validation_error([FieldError(loc=field, message=message)])
 
 
 def error_response(error: ApiError) -> JSONResponse:
@@ -81,9 +85,7 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
         if loc and loc[0] in ("body", "query", "path", "header"):
             loc = loc[1:]
         fields.append(FieldError(loc=".".join(loc) or "body", message=str(item.get("msg", ""))))
-    first = fields[0] if fields else None
-    message = f"{first.loc}: {first.message}" if first else "invalid request"
-    return error_response(ApiError(422, "validation_error", message, fields))
+    return error_response(validation_error(fields))
 
 
 def allowed_methods(routes: Sequence[BaseRoute], scope: Scope) -> list[str]:

@@ -38,7 +38,7 @@ from starlette.responses import JSONResponse, Response
 
 from audit import AuditStore, AuditUnavailableError, IdempotentResponse, canonical_json
 from serving.api.body import read_body
-from serving.api.deps import authenticate, get_state
+from serving.api.deps import audit_store, authenticate, get_state
 from serving.api.errors import ApiError
 from serving.schemas import FieldError
 
@@ -130,9 +130,7 @@ async def idempotency(
         return None
     check_key(key)
     caller = authenticate(state.tokens, request.headers.get("authorization"), None)
-    store = state.audit
-    if store is None:
-        raise ApiError(503, "not_ready", "audit store unavailable")
+    store = audit_store(state)
     body = await read_body(request, state.config.limits.max_body_bytes)
     digest = request_digest(request.method, request.url.path, body)
     try:

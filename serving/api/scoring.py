@@ -6,6 +6,7 @@ The POST routes honour ``Idempotency-Key``: a call's answer is committed with it
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Depends
@@ -29,11 +30,6 @@ _STATE = Depends(get_state)
 _POST: dict[str, Any] = {"dependencies": [_SCORER]}  # the role before the idempotency key
 
 
-def _raw(state: Any) -> str | None:
-    """The raw store of scoring by customer id (``RISKGRADE_RAW_URL``), if any."""
-    return state.config.raw_url
-
-
 def _answer(
     key: Idempotency | None, body: Callable[[list[dict[str, Any]]], Any]
 ) -> Callable[[list[dict[str, Any]]], IdempotentResponse] | None:
@@ -43,19 +39,34 @@ def _answer(
     return lambda responses: key.answer(body(responses))
 
 
-@router.post("/score", response_model=ScoreResponse, openapi_extra=json_body(ScoreRequest), **_POST)
-async def score(
-    request: Request,
-    caller: Caller = _SCORER,
-    state: Any = _STATE,
-    key: Idempotency | None = IDEMPOTENCY,
-) -> JSONResponse:
-    """Score one customer (scorer)."""
-    body, raw, read = await scoring_body(request, state.config.limits, ScoreRequest, _raw(state))
-    answer = _answer(key, lambda responses: responses[0])
+@dataclass(frozen=True)
+class _Call:
+    """Dependency: what a scoring route works with (its parameters, as FastAPI resolves them)."""
+
+    request: Request
+    caller: Caller = _SCORER
+    state: Any = _STATE
+    key: Idempotency | None = IDEMPOTENCY
+
+
+_CALL = Depends(_Call)
+
+
+async def _decide_one(call: _Call, model: type[ScoreRequest]) -> JSONResponse:
+    """Decide a call of one request (``/score``, ``/explain``): its response."""
+    body, raw, read = await scoring_body(call.request, call.state.config, model)
+    charts = [body.chart] if isinstance(body, ExplainRequest) else None
     source = RequestSource(raw, read=read.get(""))
-    job = ScoringJob([body], caller.name, "score", sources=[source], answer=answer)
-    return JSONResponse((await state.decide(job))[0])
+    answer = _answer(call.key, lambda responses: responses[0])
+    kind = "score" if charts is None else "explain"
+    job = ScoringJob([body], call.caller.name, kind, charts, [source], answer)
+    return JSONResponse((await call.state.decide(job))[0])
+
+
+@router.post("/score", response_model=ScoreResponse, openapi_extra=json_body(ScoreRequest), **_POST)
+async def score(call: _Call = _CALL) -> JSONResponse:
+    """Score one customer (scorer)."""
+    return await _decide_one(call, ScoreRequest)
 
 
 @router.post(
@@ -64,37 +75,22 @@ async def score(
     openapi_extra=json_body(ScoreBatchRequest),
     **_POST,
 )
-async def score_batch(
-    request: Request,
-    caller: Caller = _SCORER,
-    state: Any = _STATE,
-    key: Idempotency | None = IDEMPOTENCY,
-) -> JSONResponse:
+async def score_batch(call: _Call = _CALL) -> JSONResponse:
     """Score many customers, one audit record each (scorer)."""
-    limits = state.config.limits
-    body, raw, read = await scoring_body(request, limits, ScoreBatchRequest, _raw(state))
+    body, raw, read = await scoring_body(call.request, call.state.config, ScoreBatchRequest)
     pointers = [f"/requests/{i}" for i in range(len(body.requests))]
     sources = [RequestSource(raw, p, read=read.get(p)) for p in pointers]
-    answer = _answer(key, lambda responses: {"results": responses})
-    job = ScoringJob(body.requests, caller.name, "score", sources=sources, answer=answer)
-    return JSONResponse({"results": await state.decide(job)})
+    answer = _answer(call.key, lambda responses: {"results": responses})
+    job = ScoringJob(body.requests, call.caller.name, "score", sources=sources, answer=answer)
+    return JSONResponse({"results": await call.state.decide(job)})
 
 
 @router.post(
     "/explain", response_model=ExplainResponse, openapi_extra=json_body(ExplainRequest), **_POST
 )
-async def explain(
-    request: Request,
-    caller: Caller = _SCORER,
-    state: Any = _STATE,
-    key: Idempotency | None = IDEMPOTENCY,
-) -> JSONResponse:
+async def explain(call: _Call = _CALL) -> JSONResponse:
     """The score plus the explanation on the tiers, with an optional chart (scorer)."""
-    body, raw, read = await scoring_body(request, state.config.limits, ExplainRequest, _raw(state))
-    source = RequestSource(raw, read=read.get(""))
-    answer = _answer(key, lambda responses: responses[0])
-    job = ScoringJob([body], caller.name, "explain", [body.chart], [source], answer)
-    return JSONResponse((await state.decide(job))[0])
+    return await _decide_one(call, ExplainRequest)
 
 
 @router.get("/model", response_model=ModelInfo, dependencies=[_ANYONE])

@@ -9,9 +9,9 @@ import pytest
 from features.catalog import FEATURE_SPEC
 from features.spec import FeatureKind
 from rating.bundle import load_bundle
-from serving.champion import fetch_champion
+from rating.champion import fetch_champion
+from tests.rating.test_champion import _config
 from tests.review.conftest import start_review
-from tests.serving.test_champion import _config
 from tests.training.conftest import make_dataset
 from training.pipeline import train_dataset
 from training.registry import promote

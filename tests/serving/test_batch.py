@@ -3,10 +3,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from features.catalog import BATCH_FEATURES_FROM
 from rating.model import RatingModel
 from serving.batch import BatchError, request_example, score_portfolio
 from serving.engine import (
-    BATCH_FEATURES_FROM,
     BATCH_THREADS_FROM,
     Engine,
     ScoringError,

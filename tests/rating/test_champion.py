@@ -6,7 +6,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from rating.bundle import BundleIntegrityError
-from serving.champion import BUNDLE_HASH_TAG, ChampionError, fetch_champion
+from rating.champion import BUNDLE_HASH_TAG, ChampionError, fetch_champion
 from tests.training.conftest import make_dataset, small_spec
 from training.config import FamilyConfig, GateConfig, LgbmConfig, RegistryConfig, TrainConfig
 from training.pipeline import train_dataset
