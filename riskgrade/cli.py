@@ -266,8 +266,9 @@ def features_at(
     if engine is EngineName.spark:
         from features.spark.engine import features_at as spark_features_at
 
+        source = _spark_raw(raw)  # a database URL is refused before a JVM starts
         session = _spark_session(_params(params), spark_master)
-        count = spark_features_at(session, _spark_raw(raw), day, _uri(out))
+        count = spark_features_at(session, source, day, _uri(out))
         console.print(f"wrote {count:,} customers to {out}/as_of={day} (Spark)")
         return
     frame = compute_features(_read_at(raw, day).tables, day)
@@ -298,10 +299,9 @@ def features_build(
     if engine is EngineName.spark:
         from features.spark.engine import build_dataset_spark
 
+        source = _spark_raw(str(raw_dir))
         session = _spark_session(settings, spark_master)
-        dates = build_dataset_spark(
-            session, _spark_raw(str(raw_dir)), _uri(out_dir), settings.features
-        )
+        dates = build_dataset_spark(session, source, _uri(out_dir), settings.features)
         console.print(f"wrote {len(dates)} snapshot partitions to {out_dir} (Spark)")
         return
     tables = load_raw(raw_dir)
@@ -587,10 +587,11 @@ def score(
                 "--record needs --engine polars (Spark writes Parquet only)", param_hint="--record"
             )
 
+        source = _spark_raw(raw)
         session = _spark_session(settings, spark_master)
         counts = score_to_parquet(
             session,
-            _spark_raw(raw),
+            source,
             day,
             bundle_dir,
             _uri(out),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import glob
 import itertools
 import os
@@ -10,7 +11,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
 
@@ -21,12 +22,39 @@ from features.synthetic import GeneratorConfig, generate
 SAMPLE_AS_OF = date(2025, 12, 31)
 
 
+def built_once(
+    tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], None]
+) -> Path:
+    """Folder ``name`` that ``build(folder)`` writes once per test run, shared by the xdist
+    workers (they would each build their own copy of a session fixture); treat it as read-only.
+
+    The first worker to ask builds it under a file lock; the others wait, then reuse it.
+    """
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    target = root / f"shared-{name}"
+    with open(root / f"shared-{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if not (target / ".built").exists():
+                shutil.rmtree(target, ignore_errors=True)
+                target.mkdir()
+                build(target)
+                (target / ".built").touch()
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    return target
+
+
 @pytest.fixture(scope="session")
 def sample_raw_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 400-customer portfolio (seed 7) written once per session; treat as read-only."""
-    out = tmp_path_factory.mktemp("sample") / "raw"
-    generate(GeneratorConfig(customers=400, seed=7), out)
-    return out
+    """A 400-customer portfolio (seed 7) written once per run; treat as read-only."""
+    root = built_once(
+        tmp_path_factory,
+        "sample",
+        lambda d: generate(GeneratorConfig(customers=400, seed=7), d / "raw"),
+    )
+    return root / "raw"
 
 
 def _pg_bin() -> Path | None:

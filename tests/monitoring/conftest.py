@@ -14,6 +14,7 @@ import pytest
 from features.build import DatasetConfig, build_dataset
 from features.io import RawTables
 from features.synthetic import GeneratorConfig, generate_tables
+from tests.conftest import built_once
 from training.config import LgbmConfig, RegistryConfig, SplitConfig, TrainConfig
 from training.pipeline import train_dataset
 
@@ -39,16 +40,21 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Scenario:
     shocked, _ = generate_tables(
         GeneratorConfig(**common, shock_date=SHOCK_DATE, shock_size=1.5, shock_industries=HIT)
     )
-    dataset = build_dataset(
-        base, DatasetConfig(first_snapshot=date(2020, 12, 31), last_snapshot=date(2023, 12, 31))
-    )
-    dataset = dataset[pd.to_datetime(dataset["snapshot_date"]).dt.month == 12]
-    config = TrainConfig(
-        registry=RegistryConfig(enabled=False),
-        show_progress=False,
-        split=SplitConfig(test_snapshots=1, calibration_snapshots=1),
-        lgbm=LgbmConfig(num_boost_round=200, learning_rate=0.08, early_stopping_rounds=30),
-    )
-    out = tmp_path_factory.mktemp("monitoring-model")
-    result = train_dataset(dataset, config, out)
-    return Scenario(base=base, shocked=shocked, bundle_dir=result.bundle_dir)
+
+    def train(out: Path) -> None:
+        dataset = build_dataset(
+            base,
+            DatasetConfig(first_snapshot=date(2020, 12, 31), last_snapshot=date(2023, 12, 31)),
+        )
+        dataset = dataset[pd.to_datetime(dataset["snapshot_date"]).dt.month == 12]
+        config = TrainConfig(
+            registry=RegistryConfig(enabled=False),
+            show_progress=False,
+            split=SplitConfig(test_snapshots=1, calibration_snapshots=1),
+            lgbm=LgbmConfig(num_boost_round=200, learning_rate=0.08, early_stopping_rounds=30),
+        )
+        assert train_dataset(dataset, config, out).bundle_dir == out / "bundle"
+
+    # The model is trained once per run (shared by the xdist workers); treat it as read-only.
+    out = built_once(tmp_path_factory, "monitoring-model", train)
+    return Scenario(base=base, shocked=shocked, bundle_dir=out / "bundle")

@@ -12,7 +12,7 @@ from starlette.testclient import TestClient
 
 from audit import AuditConfig
 from features.io import RawTables
-from rating.bundle import Bundle, attach_validation_report
+from rating.bundle import Bundle, attach_validation_report, load_bundle
 from serving.api.deps import get_state
 from serving.api.errors import install_error_handlers
 from serving.auth import create_token
@@ -21,6 +21,7 @@ from serving.engine import Engine
 from serving.review import ReviewConfig, review_router
 from serving.schemas import ScoreRequest
 from serving.service import ServiceConfig, ServingState
+from tests.conftest import built_once
 from tests.serving.factory import AS_OF, make_bundle, make_portfolio
 
 REPORT_HTML = "<!doctype html><title>validation report</title><h1>Validation report</h1>"
@@ -34,7 +35,9 @@ def write_training_output(root: Path, seed: int = 3) -> Bundle:
 
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Bundle:
-    return write_training_output(tmp_path_factory.mktemp("train"))
+    """The training output, written once per run (shared by the xdist workers)."""
+    root = built_once(tmp_path_factory, "review-bundle", write_training_output)
+    return load_bundle(root / "bundle")
 
 
 @pytest.fixture(scope="session")

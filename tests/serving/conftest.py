@@ -11,14 +11,17 @@ import pytest
 from starlette.testclient import TestClient
 
 from features.io import RawTables
-from rating.bundle import Bundle
+from rating.bundle import Bundle, load_bundle
 from serving.auth import create_token
+from tests.conftest import built_once
 from tests.serving.factory import AS_OF, make_bundle, make_portfolio, shared_asgi_app
 
 
 @pytest.fixture(scope="session")
 def bundle(tmp_path_factory: pytest.TempPathFactory) -> Bundle:
-    return make_bundle(tmp_path_factory.mktemp("bundle") / "champion")
+    """The tiny champion bundle, trained once per run (shared by the xdist workers)."""
+    root = built_once(tmp_path_factory, "serving-bundle", lambda d: make_bundle(d / "champion"))
+    return load_bundle(root / "champion")
 
 
 @pytest.fixture(scope="session")
