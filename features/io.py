@@ -84,7 +84,7 @@ def read_table(raw_dir: Path, table: str) -> pd.DataFrame:
     path = table_path(raw_dir, table)
     try:
         if path.suffix == ".parquet":
-            return pq.read_table(path).to_pandas()
+            return pq.ParquetFile(path).read().to_pandas()
         return pd.read_csv(path, **_csv_options(table))
     except _READ_ERRORS as error:
         raise RawDataError(f"cannot read {path}: {error}") from error

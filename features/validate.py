@@ -20,6 +20,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
+import polars as pl
 
 from features.asof import AsOfCut, LaterCount, count_later
 from features.errors import RiskgradeError
@@ -155,6 +156,11 @@ def _coerce_leniently(table: str, frame: pd.DataFrame) -> pd.DataFrame:
     return result
 
 
+def _among(values: pd.Series, known: pd.Index) -> pd.Series:
+    """Whether each value is in ``known`` (unique); a hash lookup, as ``isin`` of a set."""
+    return pd.Series(known.get_indexer(values) >= 0, index=values.index)
+
+
 class _CrossTable:
     """The rules across tables, fed table by table in contract order and chunk by chunk.
 
@@ -165,7 +171,7 @@ class _CrossTable:
     def __init__(self, as_of: date | None) -> None:
         self.as_of = as_of
         self.limit = None if as_of is None else pd.Timestamp(as_of) + pd.Timedelta(days=1)
-        self.known: set[str] | None = None
+        self.known: pd.Index | None = None
         self.owner: pd.Series | None = None
         self._ids: set[str] | None = None
         self._customer_rows = 0
@@ -189,7 +195,7 @@ class _CrossTable:
             self._ids.update(frame["customer_id"].dropna())
             self._customer_rows += len(frame)
         if table != "customers" and self.known is not None and "customer_id" in frame:
-            unknown = frame.loc[~frame["customer_id"].isin(self.known), "customer_id"]
+            unknown = frame.loc[~_among(frame["customer_id"], self.known), "customer_id"]
             self._add((1, position, 0), table, "customer_id", "customer_id known in customers",
                       unknown)  # fmt: skip
         pair = {"facility_id", "customer_id"}
@@ -197,7 +203,7 @@ class _CrossTable:
             self._owners = [] if self._owners is None else self._owners
             self._owners.append(frame[["facility_id", "customer_id"]])
         if table == "repayments" and self.owner is not None and pair <= set(frame.columns):
-            known_facility = frame["facility_id"].isin(self.owner.index)
+            known_facility = _among(frame["facility_id"], self.owner.index)
             self._add(
                 (2, position, 0),
                 table,
@@ -227,10 +233,12 @@ class _CrossTable:
         if table == "customers" and self._ids is not None:
             if not self._customer_rows:
                 self._add((0, 0, 0), table, "(table)", "at least one customer", ["0 rows"])
-            self.known, self._ids = self._ids, None
+            self.known, self._ids = pd.Index(list(self._ids), dtype=object), None
         if table == "credit_facilities" and self._owners is not None:
             owners = pd.concat(self._owners).drop_duplicates("facility_id")
-            self.owner, self._owners = owners.set_index("facility_id")["customer_id"], None
+            by_facility = pd.Index(owners["facility_id"], dtype=object)
+            self.owner = pd.Series(owners["customer_id"].to_numpy(), index=by_facility)
+            self._owners = None
 
     def discard(self, table: str) -> None:
         """Forget ``table`` (it could not be read to its end)."""
@@ -373,6 +381,11 @@ class _TableTallies:
         return [self.tallies[key].problem(self.table) for key in sorted(self.tallies)]
 
 
+def _row_hashes(values: pd.DataFrame) -> np.ndarray:
+    """A 64-bit hash of each row (stable within the process; nulls hash alike)."""
+    return pl.from_pandas(values, include_index=False).hash_rows().to_numpy()
+
+
 class _KeyHashes:
     """Uniqueness of a table's keys across chunks: a 64-bit hash per row, then exact values.
 
@@ -394,7 +407,7 @@ class _KeyHashes:
         for key, hashes in self.hashes.items():
             values = self._values(chunk, key)
             if values is not None:
-                hashes.append(pd.util.hash_pandas_object(values, index=False).to_numpy())
+                hashes.append(_row_hashes(values))
 
     def cases(self, source: RawSource, rows: int) -> pd.DataFrame | None:
         """Pandera-style failure cases of every repeated key (None when all are unique)."""
@@ -413,7 +426,7 @@ class _KeyHashes:
             for key, twice in repeated.items():
                 values = self._values(chunk, key)
                 if values is not None:
-                    hashes = pd.util.hash_pandas_object(values, index=False).to_numpy()
+                    hashes = _row_hashes(values)
                     found[key].append(values[np.isin(hashes, twice)])
         cases = []
         for key, parts in found.items():
