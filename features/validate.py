@@ -4,6 +4,12 @@ Each table is checked lazily against its pandera schema (types, bounds, keys, ro
 checks); then the cross-table rules are checked (known customer and facility ids,
 no event after the as-of date). Nothing stops at the first problem.
 
+``validate_raw_dir`` (the ``validate`` command) reads a folder a chunk of rows at a time:
+each chunk goes through the same pandera schema, keys are checked across chunks by a hash
+per row (repeats are compared by value), and between tables only ids are kept, so memory
+does not grow with the portfolio. Its report is the whole-table report, but for one thing:
+a column pandera cannot type at all skips its other checks only in the chunks concerned.
+
 Two readers: ``load_raw_at`` is the point-in-time read of every command that takes an
 as-of date (records after it are left out, then what remains is validated);
 ``load_raw`` reads the whole folder, which may hold nothing after its date (default today).
@@ -179,8 +185,14 @@ class _CrossTable:
         self._tallies: dict[tuple[int, int, int], _Tally] = {}
         self._tables: dict[tuple[int, int, int], str] = {}
 
-    def _add(self, key: tuple[int, int, int], table: str, column: str, check: str,
-             failing: pd.Series | list) -> None:  # fmt: skip
+    def _add(
+        self,
+        key: tuple[int, int, int],
+        table: str,
+        column: str,
+        check: str,
+        failing: pd.Series | list[str],
+    ) -> None:
         values = list(failing.iloc[:MAX_EXAMPLES] if isinstance(failing, pd.Series) else failing)
         if len(failing):
             tally = self._tallies.setdefault(key, _Tally(column, check))
@@ -196,8 +208,8 @@ class _CrossTable:
             self._customer_rows += len(frame)
         if table != "customers" and self.known is not None and "customer_id" in frame:
             unknown = frame.loc[~_among(frame["customer_id"], self.known), "customer_id"]
-            self._add((1, position, 0), table, "customer_id", "customer_id known in customers",
-                      unknown)  # fmt: skip
+            check = "customer_id known in customers"
+            self._add((1, position, 0), table, "customer_id", check, unknown)
         pair = {"facility_id", "customer_id"}
         if table == "credit_facilities" and pair <= set(frame.columns):
             self._owners = [] if self._owners is None else self._owners
@@ -225,8 +237,8 @@ class _CrossTable:
         for index, column in enumerate(AS_OF_COLUMNS.get(table, ())):
             if column in frame and pd.api.types.is_datetime64_any_dtype(frame[column]):
                 late = frame.loc[frame[column] >= self.limit, column]
-                self._add((4, position, index), table, column,
-                          f"not after as-of {self.as_of.isoformat()}", late)  # fmt: skip
+                check = f"not after as-of {self.as_of.isoformat()}"
+                self._add((4, position, index), table, column, check, late)
 
     def end(self, table: str) -> None:
         """Close ``table``: its ids become the reference of the tables after it."""

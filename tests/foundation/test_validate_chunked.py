@@ -16,9 +16,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.io import iter_table, read_table
+from features.io import RawTables, iter_table, read_table
 from features.source import open_raw_source
 from features.validate import ValidationReport, _validate_source, validate_raw_dir
+from reliability.hostile import AS_OF as HOSTILE_AS_OF
+from reliability.hostile import CASES, Case, base_tables, write_case
 from tests.conftest import SAMPLE_AS_OF
 
 SMALL_CHUNK = 997
@@ -240,3 +242,54 @@ def test_given_a_clean_folder_when_chunked_then_valid_with_its_row_counts(
         name: len(read_table(sample_raw_dir, name)) for name in report.row_counts
     }
     assert report.tables == {}
+
+
+@pytest.fixture(scope="module")
+def hostile_base() -> RawTables:
+    return base_tables()
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
+def test_given_each_hostile_case_when_chunked_then_the_whole_table_report(
+    case: Case, hostile_base: RawTables, tmp_path: Path
+) -> None:
+    # Given a folder broken as in the hostile catalogue (its large tables span several chunks)
+    folder = write_case(case, hostile_base, tmp_path / "raw")
+    for strict in (False, True):
+        # When validated whole and in chunks of 200 rows
+        whole = _validate_source(
+            open_raw_source(folder), HOSTILE_AS_OF, "strict" if strict else "inform"
+        )
+        chunked = validate_raw_dir(folder, HOSTILE_AS_OF, strict=strict, chunk_rows=200)
+        # Then the same report
+        _assert_same(chunked, whole)
+    assert not chunked.ok
+
+
+def test_given_customers_over_several_chunks_when_chunked_then_the_whole_table_report(
+    sample_raw_dir: Path, tmp_path: Path
+) -> None:
+    # Given 400 customers (three chunks of 150) with faults in different chunks, the other
+    # tables cut to their first rows
+    raw = _copy(sample_raw_dir, tmp_path / "raw")
+    for table in ("financial_statements", "credit_facilities", "repayments", "transactions"):
+        _edit(raw, table, lambda frame: frame.drop(frame.index[100:], inplace=True))
+
+    def customers(c: pd.DataFrame) -> None:
+        c.loc[300, "customer_id"] = c.loc[20, "customer_id"]  # the same key in two chunks
+        c.loc[200, "onboarding_date"] = c.loc[200, "founded_date"] - pd.Timedelta(days=1)
+        c.loc[399, "region"] = None
+        c.loc[[1, 390], "onboarding_date"] = pd.Timestamp("2030-01-01")  # later customers
+        c["extra"] = 1  # the same in every chunk: reported once
+
+    _edit(raw, "customers", customers)
+    for strict in (False, True):
+        # When validated whole and in chunks of 150 rows
+        whole = _whole(raw, strict=strict)
+        chunked = validate_raw_dir(raw, SAMPLE_AS_OF, strict=strict, chunk_rows=150)
+        # Then the same report
+        _assert_same(chunked, whole)
+    found = {(p.column, p.check): p for p in chunked.problems if p.table == "customers"}
+    assert found["customer_id", "field_uniqueness"].count == 2
+    assert found["(table)", "column_in_schema"].count == 1
+    assert found["onboarding_date", "not after as-of 2025-12-31"].count == 2
