@@ -120,9 +120,10 @@ def iter_table(raw_dir: Path, table: str, rows: int) -> Iterator[pd.DataFrame]:
         if path.suffix == ".parquet":
             parquet = pq.ParquetFile(path)
             schema = parquet.schema_arrow
-            chunks = (
+            chunks = (  # one row group at a time: the reader frees what it read before
                 pa.Table.from_batches([batch], schema=schema).to_pandas()
-                for batch in parquet.iter_batches(batch_size=rows)
+                for group in range(parquet.num_row_groups)
+                for batch in parquet.iter_batches(batch_size=rows, row_groups=[group])
             )
             empty = schema.empty_table().to_pandas()
         else:
