@@ -197,3 +197,55 @@ def count_later(tables: Iterable[tuple[str, pd.DataFrame]], as_of: date) -> AsOf
     for table, frame in _in_order(tables):
         cut.masks(table, frame)
     return cut.result()
+
+
+_WHOLE: dict[str, tuple[str, ...]] = {
+    "customers": ("customer_id", "onboarding_date"),
+    "credit_facilities": ("facility_id", "customer_id", "opened"),
+}
+"""Tables whose later ids decide other tables' rows: their columns are held, then cut whole."""
+
+
+class LaterCount:
+    """What :func:`count_later` finds, fed chunk by chunk in contract order.
+
+    Customers and facilities keep only the columns that name later ids until their table
+    ends; every other table is counted chunk by chunk and not kept.
+    """
+
+    def __init__(self, as_of: date) -> None:
+        """Start counting what lies after ``as_of``."""
+        self._cut = _Cut(as_of)
+        self._dropped: dict[str, int] = {}
+        self._held: dict[str, list[pd.DataFrame]] = {}
+        self._unpaid: dict[str, int] = {}
+
+    def add(self, table: str, chunk: pd.DataFrame) -> None:
+        """Count one chunk of ``table`` (its tables before it must have ended)."""
+        if table in _WHOLE:
+            held = chunk[[c for c in _WHOLE[table] if c in chunk.columns]]
+            self._held.setdefault(table, []).append(held)
+            return
+        _, unpay = self._cut.masks(table, chunk)
+        self._dropped[table] = self._dropped.get(table, 0) + self._cut.dropped[table]
+        self._unpaid[table] = self._unpaid.get(table, 0) + int(unpay.sum())
+
+    def end(self, table: str) -> None:
+        """Close ``table``: a held table is cut as a whole now."""
+        held = self._held.pop(table, None)
+        if held is not None:
+            self._cut.masks(table, pd.concat(held))
+            self._dropped[table] = self._cut.dropped[table]
+
+    def discard(self, table: str) -> None:
+        """Forget ``table`` (it could not be read to its end)."""
+        self._held.pop(table, None)
+        self._dropped.pop(table, None)
+        self._unpaid.pop(table, None)
+
+    def result(self) -> AsOfCut:
+        """The counts, as :func:`count_later` gives them."""
+        cut = self._cut
+        return AsOfCut(
+            cut.as_of, dict(self._dropped), sum(self._unpaid.values()), cut.late_customers
+        )

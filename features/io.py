@@ -8,6 +8,7 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -83,15 +84,60 @@ def read_table(raw_dir: Path, table: str) -> pd.DataFrame:
     path = table_path(raw_dir, table)
     try:
         if path.suffix == ".parquet":
-            return pq.read_table(path).to_pandas()
-        date_columns = [
-            name
-            for name, column in SCHEMAS[table].columns.items()
-            if str(column.dtype).startswith("datetime64")
-        ]
-        return pd.read_csv(path, dtype=_csv_dtypes(table), parse_dates=date_columns)
-    except (OSError, ValueError, pa.ArrowException, pd.errors.ParserError) as error:
+            return pq.ParquetFile(path).read().to_pandas()
+        return pd.read_csv(path, **_csv_options(table))
+    except _READ_ERRORS as error:
         raise RawDataError(f"cannot read {path}: {error}") from error
+
+
+_READ_ERRORS = (OSError, ValueError, pa.ArrowException, pd.errors.ParserError)
+
+
+def _csv_options(table: str) -> dict[str, Any]:
+    """How a table's CSV is parsed: ids as strings, contract dates as dates."""
+    date_columns = [
+        name
+        for name, column in SCHEMAS[table].columns.items()
+        if str(column.dtype).startswith("datetime64")
+    ]
+    return {"dtype": _csv_dtypes(table), "parse_dates": date_columns}
+
+
+def iter_table(raw_dir: Path, table: str, rows: int) -> Iterator[pd.DataFrame]:
+    """Read one raw table in chunks of at most ``rows`` rows, as :func:`read_table` types them.
+
+    Each chunk is indexed by its row numbers in the file (the first chunk from 0); an empty
+    table yields one empty chunk, so its columns are still seen.
+
+    Raises:
+        RawDataError: if the file is missing or unreadable (possibly after some chunks).
+    """
+    if table not in SCHEMAS:
+        raise RawDataError(f"unknown table '{table}'; the contract has {', '.join(TABLES)}")
+    path = table_path(raw_dir, table)
+    start = 0
+    try:
+        if path.suffix == ".parquet":
+            parquet = pq.ParquetFile(path)
+            schema = parquet.schema_arrow
+            chunks = (  # one row group at a time: the reader frees what it read before
+                pa.Table.from_batches([batch], schema=schema).to_pandas()
+                for group in range(parquet.num_row_groups)
+                for batch in parquet.iter_batches(batch_size=rows, row_groups=[group])
+            )
+            empty = schema.empty_table().to_pandas()
+        else:
+            reader = pd.read_csv(path, chunksize=rows, **_csv_options(table))
+            chunks, empty = iter(reader), None
+        for chunk in chunks:
+            if isinstance(chunk.index, pd.RangeIndex):
+                chunk.index = pd.RangeIndex(start, start + len(chunk))
+            start += len(chunk)
+            yield chunk
+    except _READ_ERRORS as error:
+        raise RawDataError(f"cannot read {path}: {error}") from error
+    if start == 0:  # no chunk came: the file holds no row
+        yield empty if empty is not None else read_table(raw_dir, table)
 
 
 def read_raw(raw_dir: Path | str) -> RawTables:

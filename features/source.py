@@ -31,7 +31,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 
 from features.asof import AsOfCut, cut_tables
-from features.io import RawDataError, read_table, table_path
+from features.io import RawDataError, iter_table, read_table, table_path
 from features.schema import OPTIONAL_TABLES, SCHEMAS, TABLES, arrow_schema
 
 OnError = Callable[[str, RawDataError], None]
@@ -66,6 +66,17 @@ class RawSource(ABC):
                 database that cannot be reached, a table or column of the wrong type).
         """
         return None
+
+    def read_chunks(self, table: str, rows: int) -> Iterator[pd.DataFrame]:
+        """One table in chunks of at most ``rows`` rows, indexed by row number (unvalidated).
+
+        Here the whole table is one chunk; a folder streams its file.
+
+        Raises:
+            RawDataError: if it is missing or unreadable (possibly after some chunks).
+        """
+        del rows
+        yield self.read_table(table)
 
     def read_each(self, on_error: OnError) -> Iterator[tuple[str, pd.DataFrame]]:
         """The contract tables one at a time in contract order; unreadable ones go to on_error."""
@@ -123,6 +134,9 @@ class FolderSource(RawSource):
 
     def read_table(self, table: str) -> pd.DataFrame:  # noqa: D102
         return read_table(self.path, table)
+
+    def read_chunks(self, table: str, rows: int) -> Iterator[pd.DataFrame]:  # noqa: D102
+        return iter_table(self.path, table, rows)
 
 
 # --- databases ---------------------------------------------------------------------------------
