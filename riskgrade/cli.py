@@ -251,13 +251,17 @@ def features_at(
     raw: Annotated[str, typer.Option(help=RAW_HELP)],
     as_of: Annotated[str, typer.Option(help="feature date, YYYY-MM-DD")],
     out: Annotated[Path, typer.Option(help="Parquet or CSV file (spark: a folder) to write")],
+    chunk_size: Annotated[int, typer.Option(help="customers per chunk", min=1)] = 10_000,
     engine: EngineOption = EngineName.polars,
     spark_master: SparkMasterOption = None,
     params: ParamsOption = DEFAULT_PARAMS_PATH,
 ) -> None:
-    """Features of every customer at one date (customer_id, as_of, then the features)."""
-    from features.catalog import compute_features
-    from features.io import write_parquet_atomic
+    """Features of every customer at one date (customer_id, as_of, then the features).
+
+    The polars engine reads, validates and computes one range of --chunk-size customers at
+    a time; the file appears when complete.
+    """
+    from features.chunks import write_features_at
 
     day = _require_date(as_of, "--as-of")
     if engine is EngineName.spark:
@@ -267,13 +271,10 @@ def features_at(
         count = spark_features_at(session, _spark_raw(raw), day, _uri(out))
         console.print(f"wrote {count:,} customers to {out}/as_of={day} (Spark)")
         return
-    frame = compute_features(_read_at(raw, day).tables, day)
-    if out.suffix == ".csv":
-        out.parent.mkdir(parents=True, exist_ok=True)
-        frame.to_csv(out, index=False)
-    else:
-        write_parquet_atomic(frame, out)
-    console.print(f"wrote {len(frame):,} customers x {frame.shape[1] - 2} features to {out}")
+    written = write_features_at(raw, day, out, chunk_customers=chunk_size)
+    if not written.cut.empty:
+        err_console.print(written.cut.summary())
+    console.print(f"wrote {written.rows:,} customers x {written.features} features to {out}")
 
 
 @features_app.command("build")
@@ -561,9 +562,6 @@ def score(
     """
     from rich.progress import Progress
 
-    from features.io import write_parquet_atomic
-    from serving.batch import score_portfolio
-
     settings = _params(params)
     day = _require_date(as_of, "--as-of")
     bundle_dir, _ = _champion_bundle(settings, bundle)
@@ -582,44 +580,31 @@ def score(
         console.print(frame_table(counts, f"Customers by tier at {day}", index=True))
         console.print(f"wrote {int(counts['customers'].sum()):,} ratings to {out}/as_of={day}")
         return
-    from management.judgement import RatingRules
-    from management.portfolio import judge_scores
-    from rating.portfolio import as_model
+    from serving.batch import score_to_file
 
-    tables = _read_at(raw, day).tables
-    model = as_model(bundle_dir)
-    with Progress(console=err_console, transient=True) as progress:
-        task = progress.add_task("scoring", total=None)
-        rated = score_portfolio(
-            tables,
-            day,
-            model,
-            chunk_size=chunk_size,
-            progress=lambda done, total: progress.update(task, completed=done, total=total),
-            lang=lang.value,
-        )
     store = _judgement_store(settings)
     try:
-        rules = RatingRules(
-            model.scale, model.policy, settings.rating.judgement, settings.rating.lifecycle
-        )
-        rated = judge_scores(rated, tables, store, rules, day)
+        with Progress(console=err_console, transient=True) as progress:
+            task = progress.add_task("scoring", total=None)
+            scored = score_to_file(
+                raw,
+                day,
+                bundle_dir,
+                out,
+                store=store,
+                judgement=settings.rating.judgement,
+                lifecycle=settings.rating.lifecycle,
+                chunk_size=chunk_size,
+                lang=lang.value,
+                progress=lambda done, _: progress.update(task, completed=done),
+            )
     finally:
         if store is not None:
             store.close()
-    if out.suffix == ".csv":
-        out.parent.mkdir(parents=True, exist_ok=True)
-        rated.to_csv(out, index=False)
-    else:
-        write_parquet_atomic(rated, out)
-    order = ["low", "medium", "high", "restricted"]
-    counts = (
-        rated.groupby("tier")
-        .agg(customers=("customer_id", "size"), in_default=("in_default", "sum"))
-        .reindex(order, fill_value=0)
-    )
-    console.print(frame_table(counts, f"Customers by tier at {day}", index=True))
-    console.print(f"wrote {len(rated):,} ratings to {out}")
+    if not scored.cut.empty:
+        err_console.print(scored.cut.summary())
+    console.print(frame_table(scored.by_tier, f"Customers by tier at {day}", index=True))
+    console.print(f"wrote {scored.rows:,} ratings to {out}")
 
 
 @app.command("request-example")
