@@ -143,9 +143,20 @@ class _ParquetFolder:
         self.files = {table: table_path(path, table) for table in TABLES}
         self.schemas = {table: pq.read_schema(f) for table, f in self.files.items()}
 
-    def customer_ids(self) -> list[str]:
-        ids = pl.scan_parquet(self.files["customers"]).select("customer_id").collect()
-        return ids.get_column("customer_id").drop_nulls().unique().sort().to_list()
+    def customer_ids(self, as_of: date) -> list[str]:
+        """The distinct ids of the customers known at ``as_of`` (or of undated ones), sorted.
+
+        The ranges split these, so a folder and the same folder cut at ``as_of`` split alike.
+        """
+        customers = pl.scan_parquet(self.files["customers"]).select(
+            "customer_id", "onboarding_date"
+        )
+        frame = customers.collect()
+        onboarded = frame.get_column("onboarding_date")
+        if onboarded.dtype.is_temporal():
+            day = onboarded.cast(pl.Date)
+            frame = frame.filter(day.is_null() | (day <= as_of))
+        return frame.get_column("customer_id").drop_nulls().unique().sort().to_list()
 
     def read(self, table: str, where: CustomerRange) -> pd.DataFrame:
         """The rows of ``table`` in the range, typed as the file's Arrow schema, indexed by row."""
@@ -185,7 +196,8 @@ def iter_known_chunks(
     Args:
         raw: a raw folder or database URL (see :mod:`features.source`).
         as_of: the point in time (later records are left out, as :func:`load_raw_at` does).
-        chunk_customers: customers (of the ``customers`` table) per range.
+        chunk_customers: customers known at ``as_of`` per range (the rows of later customers
+            go with the range their id falls in, and are left out there).
 
     Yields:
         One :class:`KnownChunk` per range, in customer-id order.
@@ -205,11 +217,15 @@ def iter_known_chunks(
     assert isinstance(source, FolderSource)
     try:
         folder = _ParquetFolder(source.path)
-    except (OSError, pa.ArrowException) as error:
-        raise RawDataError(f"cannot read {source.path}: {error}") from error
+        ids = folder.customer_ids(as_of)
+    except (OSError, pa.ArrowException, pl.exceptions.PolarsError):
+        # an unreadable file or customers without their columns: the whole read reports it
+        known = load_raw_at(source, as_of)
+        yield KnownChunk(known.tables, known.cut)
+        return
     problems = _Problems()
     counts: dict[str, int] = {}
-    for where in customer_ranges(folder.customer_ids(), chunk_customers):
+    for where in customer_ranges(ids, chunk_customers):
         read_problems: list[Problem] = []
         frames: list[tuple[str, pd.DataFrame]] = []
         for table in TABLES:
