@@ -20,8 +20,8 @@ The kernels, each in a child process of its own, on the same folder and date:
 ``ratio`` is command / kernel (wall time). Goals at 1M customers on 2 cores: validate and
 features at < 2 min, score < 10 min, each < 8 GB, ratio < 1.5.
 
-Writes ``benchmarks/results/portfolio_commands.json`` (a portfolio measured again replaces
-its entry; others are kept).
+Writes ``benchmarks/results/portfolio_commands.json`` (a portfolio measured again at another
+commit replaces its entry; at the same commit the commands measured are added to it).
 Usage: uv run python benchmarks/bench_portfolio_commands.py --raw /work/bigdata/p100k
          --bundle reports/bundle [--as-of 2025-12-31] [--commands validate score ...]
          [--timeout 3600]
@@ -245,6 +245,10 @@ def main() -> None:
     entry["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     previous = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
     portfolios = previous.get("portfolios", {})
+    if label in portfolios and portfolios[label].get("commit") == entry["commit"]:
+        # the same code measured in several sittings: keep the other commands' figures
+        for part in ("commands", "kernels"):
+            entry[part] = {**portfolios[label].get(part, {}), **entry[part]}
     portfolios[label] = entry
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(
