@@ -20,8 +20,8 @@ The kernels, each in a child process of its own, on the same folder and date:
 ``ratio`` is command / kernel (wall time). Goals at 1M customers on 2 cores: validate and
 features at < 2 min, score < 10 min, each < 8 GB, ratio < 1.5.
 
-Writes ``benchmarks/results/portfolio_commands.json`` (a portfolio measured again at another
-commit replaces its entry; at the same commit the commands measured are added to it).
+Writes ``benchmarks/results/portfolio_commands.json``: the commands measured are added to the
+portfolio's entry (each result names its commit and load); ``--replace`` starts it afresh.
 Usage: uv run python benchmarks/bench_portfolio_commands.py --raw /work/bigdata/p100k
          --bundle reports/bundle [--as-of 2025-12-31] [--commands validate score ...]
          [--timeout 3600]
@@ -197,6 +197,7 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds per process")
     parser.add_argument("--label", default=None, help="entry name (default: customers)")
     parser.add_argument("--note", default="", help="free text kept with the entry")
+    parser.add_argument("--replace", action="store_true", help="drop the entry's old figures")
     parser.add_argument("--kernel", choices=("read", "features", "score"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     as_of = date.fromisoformat(args.as_of)
@@ -229,6 +230,7 @@ def main() -> None:
             argv = [sys.executable, __file__, "--raw", str(raw), "--bundle", str(bundle)]
             argv += ["--as-of", args.as_of, "--kernel", name]
             entry["kernels"][name] = run_measured(argv, REPO, args.timeout)
+            entry["kernels"][name]["commit"] = entry["commit"]
             print(name, "kernel", entry["kernels"][name], flush=True)
         for name in args.commands:
             argv = command_line(name, raw, args.as_of, bundle, work)
@@ -237,6 +239,7 @@ def main() -> None:
             if kernel and kernel["exit_code"] == 0 and result["exit_code"] in (0, 1):
                 result["kernel"] = KERNEL_OF[name]
                 result["ratio"] = round(result["wall_s"] / max(kernel["wall_s"], 0.1), 2)
+            result["commit"] = entry["commit"]
             result["argv"] = " ".join(["riskgrade", *argv[1:]]).replace(str(work), "<work>")
             entry["commands"][name] = result
             print(name, result, flush=True)
@@ -245,8 +248,8 @@ def main() -> None:
     entry["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     previous = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
     portfolios = previous.get("portfolios", {})
-    if label in portfolios and portfolios[label].get("commit") == entry["commit"]:
-        # the same code measured in several sittings: keep the other commands' figures
+    if label in portfolios and not args.replace:
+        # measured in several sittings: keep the other commands' figures (each names its commit)
         for part in ("commands", "kernels"):
             entry[part] = {**portfolios[label].get(part, {}), **entry[part]}
     portfolios[label] = entry
