@@ -208,7 +208,9 @@ def main() -> None:
         return
     customers = customers_of(raw)
     label = args.label or f"{customers}"
-    work = Path(tempfile.mkdtemp(prefix="bench_portfolio_", dir=REPO / "benchmarks"))
+    scratch = ROOT / "data"  # git-ignored
+    scratch.mkdir(exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="bench_portfolio_", dir=scratch))
     entry: dict[str, Any] = {
         "customers": customers,
         "raw": str(raw),
