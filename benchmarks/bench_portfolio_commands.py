@@ -195,6 +195,7 @@ def main() -> None:
     parser.add_argument("--as-of", default="2025-12-31")
     parser.add_argument("--commands", nargs="+", default=list(COMMANDS), choices=COMMANDS)
     parser.add_argument("--no-kernels", action="store_true")
+    parser.add_argument("--kernels-only", action="store_true", help="the kernels of --commands")
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds per process")
     parser.add_argument("--label", default=None, help="entry name (default: customers)")
     parser.add_argument("--note", default="", help="free text kept with the entry")
@@ -235,14 +236,9 @@ def main() -> None:
             entry["kernels"][name] = run_measured(argv, REPO, args.timeout)
             entry["kernels"][name]["commit"] = entry["commit"]
             print(name, "kernel", entry["kernels"][name], flush=True)
-        for name in args.commands:
+        for name in args.commands if not args.kernels_only else ():
             argv = command_line(name, raw, args.as_of, bundle, work)
             result = run_measured(argv, REPO, args.timeout)
-            kernel = entry["kernels"].get(KERNEL_OF.get(name, ""))
-            if kernel and kernel["exit_code"] == 0 and result["exit_code"] in (0, 1):
-                result["kernel"] = KERNEL_OF[name]
-                result["ratio"] = round(result["wall_s"] / max(kernel["wall_s"], 0.1), 2)
-                result["ratio_cpu"] = round(result["cpu_s"] / max(kernel["cpu_s"], 0.1), 2)
             result["commit"] = entry["commit"]
             result["argv"] = " ".join(["riskgrade", *argv[1:]]).replace(str(work), "<work>")
             entry["commands"][name] = result
@@ -256,6 +252,12 @@ def main() -> None:
         # measured in several sittings: keep the other commands' figures (each names its commit)
         for part in ("commands", "kernels"):
             entry[part] = {**portfolios[label].get(part, {}), **entry[part]}
+    for name, result in entry["commands"].items():  # against the kernels now in the entry
+        kernel = entry["kernels"].get(KERNEL_OF.get(name, ""))
+        if kernel and kernel["exit_code"] == 0 and result["exit_code"] in (0, 1):
+            result["kernel"] = KERNEL_OF[name]
+            result["ratio"] = round(result["wall_s"] / max(kernel["wall_s"], 0.1), 2)
+            result["ratio_cpu"] = round(result["cpu_s"] / max(kernel["cpu_s"], 0.1), 2)
     portfolios[label] = entry
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(
