@@ -252,6 +252,7 @@ def main() -> None:
         # measured in several sittings: keep the other commands' figures (each names its commit)
         for part in ("commands", "kernels"):
             entry[part] = {**portfolios[label].get(part, {}), **entry[part]}
+        entry["note"] = entry["note"] or portfolios[label].get("note", "")
     for name, result in entry["commands"].items():  # against the kernels now in the entry
         kernel = entry["kernels"].get(KERNEL_OF.get(name, ""))
         if kernel and kernel["exit_code"] == 0 and result["exit_code"] in (0, 1):
