@@ -147,7 +147,7 @@ def score_to_file(
     (`management.portfolio.judge_scores`; the store is read once) and appended to ``out``
     (Parquet, or CSV by suffix), which appears only when complete. Memory follows
     ``chunk_size``, not the portfolio; the rows equal those of the whole portfolio scored and
-    judged at once.
+    judged at once. The SHAP pass uses every core the process may run on.
 
     Raises:
         BatchError: if ``chunk_size`` < 1 or ``lang`` is not ``en``/``zh``.
