@@ -198,3 +198,72 @@ def replace_dir(staging: Path, target: Path) -> None:
         shutil.rmtree(trash, ignore_errors=True)
     else:
         os.replace(staging, target)
+
+
+class ChunkedFileWriter:
+    """Write a table chunk by chunk to Parquet or CSV; the file appears only when complete.
+
+    Chunks go to a temporary file beside ``path`` (Parquet: one row group per chunk; CSV: the
+    header once) that :meth:`close` renames onto ``path``; :meth:`abort`, or leaving the
+    ``with`` block by an exception, deletes it, so readers never see half a file. Every
+    Parquet chunk is cast to one schema: ``schema`` when given (columns that may be all
+    null in a chunk need it), else the first chunk's.
+    """
+
+    def __init__(self, path: Path, schema: pa.Schema | None = None) -> None:
+        """Open the temporary file beside ``path`` (its folder is created)."""
+        self.path = path
+        self.schema = schema
+        self.rows = 0
+        self._csv = path.suffix == ".csv"
+        self._writer: pq.ParquetWriter | None = None
+        self._started = False
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(handle)
+        self._tmp = Path(name)
+
+    def write(self, frame: pd.DataFrame) -> None:
+        """Append one chunk (same columns, in the same order, as every other)."""
+        if self._csv:
+            frame.to_csv(self._tmp, mode="a", header=not self._started, index=False)
+        else:
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            if self.schema is None:
+                self.schema = table.schema
+            elif not self._started:  # the given types, with the first chunk's pandas metadata
+                self.schema = self.schema.with_metadata(table.schema.metadata)
+            table = table.cast(self.schema)
+            if self._writer is None:
+                self._writer = pq.ParquetWriter(self._tmp, self.schema)
+            self._writer.write_table(table)
+        self._started = True
+        self.rows += len(frame)
+
+    def close(self) -> None:
+        """Finish the file and move it onto ``path`` (an empty table when nothing was written)."""
+        if self._csv:
+            if not self._started:
+                raise ValueError("a CSV file needs at least one chunk (its header)")
+        elif self._writer is None:
+            if self.schema is None:
+                raise ValueError("a Parquet file needs a schema or at least one chunk")
+            pq.write_table(self.schema.empty_table(), self._tmp)
+        else:
+            self._writer.close()
+        os.replace(self._tmp, self.path)
+
+    def abort(self) -> None:
+        """Delete the temporary file; ``path`` is left as it was."""
+        if self._writer is not None:
+            self._writer.close()
+        self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> ChunkedFileWriter:
+        return self
+
+    def __exit__(self, kind: object, error: object, trace: object) -> None:
+        if kind is None:
+            self.close()
+        else:
+            self.abort()

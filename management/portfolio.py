@@ -55,6 +55,9 @@ def judge_scores(
     store: AuditStore | None,
     rules: RatingRules,
     as_of: date,
+    *,
+    events: Mapping[str, Sequence[StoredEvent]] | None = None,
+    measures: Sequence[Measure] | None = None,
 ) -> pd.DataFrame:
     """Batch scores of ``raw`` with data sufficiency and the judgement of ``store`` applied.
 
@@ -64,6 +67,9 @@ def judge_scores(
         store: the audit store holding people's judgement (None: no judgement recorded).
         rules: the bundle's scale and policy, and the judgement settings.
         as_of: the rating date.
+        events: `judgement_events` of ``store``, when already read (a portfolio judged
+            chunk by chunk reads them once).
+        measures: `management.measures.active_measures` of ``store`` at ``as_of``, likewise.
 
     Raises:
         AuditError: if the store cannot be read.
@@ -76,8 +82,10 @@ def judge_scores(
         as_of,
         rules.judgement.data_sufficiency,
     )
-    events = judgement_events(store) if store is not None else {}
-    measures = active_measures(store, as_of) if store is not None else []
+    if events is None:
+        events = judgement_events(store) if store is not None else {}
+    if measures is None:
+        measures = active_measures(store, as_of) if store is not None else []
     segments = raw.customers.set_index("customer_id")[["industry", "region", "size_class"]]
     return judge_portfolio(
         rated,
@@ -118,7 +126,8 @@ def judge_portfolio(
         ``policy_*`` of the final grade.
     """
     out = rated.copy()
-    suff = sufficiency[list(SUFFICIENCY_COLUMNS)].set_index("customer_id")
+    # one dict per customer, read once (a label lookup per row cost most of the judging)
+    suff = sufficiency[list(SUFFICIENCY_COLUMNS)].set_index("customer_id").to_dict("index")
     config = rules.judgement.data_sufficiency
     n = len(out)
     insufficient = [False] * n
@@ -141,7 +150,7 @@ def judge_portfolio(
     } | {cid for m in measures for cid in m.scope.customer_ids}
     for i, row in enumerate(out.itertuples(index=False)):
         cid = str(row.customer_id)
-        found = suff.loc[cid] if cid in suff.index else None
+        found = suff.get(cid)
         state = sufficiency_from_row(found, config) if found is not None else None
         customer_events = events.get(cid, ())
         if (state is None or state.sufficient) and not customer_events and cid not in covered:

@@ -109,10 +109,10 @@ class RatingModel:
             for j, f in enumerate(bundle.spec.features)
             if f.kind is FeatureKind.CATEGORICAL
         ]
-        groups = [f.group for f in bundle.spec.features]
-        self._membership = np.array(
-            [[g == group for group in FeatureGroup] for g in groups], dtype=np.float64
-        ).reshape(len(groups), len(FeatureGroup))
+        group_index = {group: g for g, group in enumerate(FeatureGroup)}
+        self._group_of_feature = [
+            (j, group_index[f.group]) for j, f in enumerate(bundle.spec.features)
+        ]
 
     @classmethod
     def load(cls, directory: Path | str, expected_hash: str | None = None) -> RatingModel:
@@ -256,7 +256,11 @@ class RatingModel:
         grade_index = np.where(in_default, self.scale.default_index, band_index)
         tier = model_tier.copy()
         tier[np.array([bool(h) for h in hits], dtype=bool) | in_default] = Tier.RESTRICTED
-        group_totals = contributions @ self._membership
+        # Summed feature by feature in spec order, as `rating.explain` sums one customer's: a
+        # matrix product's rounding would depend on the number of rows in the batch.
+        group_totals = np.zeros((n, len(FeatureGroup)))
+        for j, g in self._group_of_feature:
+            group_totals[:, g] += contributions[:, j]
         top = top_reason_indices(contributions, self._eligible, k)
         reasons = [
             reasons_from_indices(

@@ -120,6 +120,8 @@ def iter_rated_chunks(
     model: RatingModel,
     chunk_size: int = 10_000,
     progress: Progress | None = None,
+    *,
+    num_threads: int | None = None,
 ) -> Iterator[RatedChunk]:
     """Rate every customer onboarded by ``as_of``, yielding one chunk at a time (sorted by id).
 
@@ -132,6 +134,7 @@ def iter_rated_chunks(
         model: the rating model.
         chunk_size: customers per chunk (bounds the feature and SHAP matrices).
         progress: optional callback ``(done, total)`` after each chunk.
+        num_threads: LightGBM threads of the SHAP pass (default: the model's).
 
     Raises:
         PortfolioError: if ``chunk_size`` < 1.
@@ -145,7 +148,9 @@ def iter_rated_chunks(
     in_default = default_statuses(raw.defaults, as_of) if isinstance(raw, RawTables) else {}
     done = 0
     for chunk in _split_frames(frames, ids, chunk_size):
-        rated = rate_features(compute_features_pl(chunk, as_of), model, in_default)
+        rated = rate_features(
+            compute_features_pl(chunk, as_of), model, in_default, num_threads=num_threads
+        )
         done += len(rated.result)
         yield rated
         if progress is not None:
@@ -156,12 +161,15 @@ def rate_features(
     features: pl.DataFrame,
     model: RatingModel,
     defaults: Mapping[str, DefaultStatus] | None = None,
+    *,
+    num_threads: int | None = None,
 ) -> RatedChunk:
     """Rate customers from their features (``customer_id`` and the catalog's features).
 
     The step every batch engine shares after the features: the polars chunks here, and each
     Spark partition of ``serving.spark_batch``. ``defaults`` holds the customers in default at
     the rating date (`default_statuses`); they get the default grade (`RatingModel.score`).
+    ``num_threads`` sets the LightGBM threads (default: the model's; values do not depend on it).
     """
     features = features.fill_null(float("nan"))
     x = np.ascontiguousarray(features.select(model.spec.names).to_numpy(), dtype=np.float64)
@@ -169,7 +177,7 @@ def rate_features(
     flags = {f: features.get_column(f).to_numpy().astype(np.float64) for f in flag_names}
     ids = features.get_column("customer_id").to_list()
     statuses = defaults or {}
-    result = model.score(x, flags, defaults=[statuses.get(c) for c in ids])
+    result = model.score(x, flags, defaults=[statuses.get(c) for c in ids], num_threads=num_threads)
     return RatedChunk(ids, x, result)
 
 

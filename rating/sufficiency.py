@@ -8,9 +8,9 @@ hard-rule tier or the provisional tier until an expert rating is approved.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import date, datetime, time
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 import pandas as pd
@@ -160,7 +160,9 @@ def data_sufficiency(
     return pd.DataFrame(rows, columns=SUFFICIENCY_COLUMNS)
 
 
-def sufficiency_from_row(row: pd.Series, config: DataSufficiencyConfig) -> Sufficiency:
+def sufficiency_from_row(
+    row: pd.Series | Mapping[str, Any], config: DataSufficiencyConfig
+) -> Sufficiency:
     """The `Sufficiency` of one row of `data_sufficiency` (with its reason texts)."""
     since = row["months_since_statement"]
     return sufficiency_of(

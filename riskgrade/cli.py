@@ -254,13 +254,17 @@ def features_at(
     raw: Annotated[str, typer.Option(help=RAW_HELP)],
     as_of: Annotated[str, typer.Option(help="feature date, YYYY-MM-DD")],
     out: Annotated[Path, typer.Option(help="Parquet or CSV file (spark: a folder) to write")],
+    chunk_size: Annotated[int, typer.Option(help="customers per chunk", min=1)] = 10_000,
     engine: EngineOption = EngineName.polars,
     spark_master: SparkMasterOption = None,
     params: ParamsOption = DEFAULT_PARAMS_PATH,
 ) -> None:
-    """Features of every customer at one date (customer_id, as_of, then the features)."""
-    from features.catalog import compute_features
-    from features.io import write_parquet_atomic
+    """Features of every customer at one date (customer_id, as_of, then the features).
+
+    The polars engine reads, validates and computes one range of --chunk-size customers at
+    a time; the file appears when complete.
+    """
+    from features.chunks import write_features_at
 
     day = _require_date(as_of, "--as-of")
     if engine is EngineName.spark:
@@ -271,13 +275,10 @@ def features_at(
         count = spark_features_at(session, source, day, _uri(out))
         console.print(f"wrote {count:,} customers to {out}/as_of={day} (Spark)")
         return
-    frame = compute_features(_read_at(raw, day).tables, day)
-    if out.suffix == ".csv":
-        out.parent.mkdir(parents=True, exist_ok=True)
-        frame.to_csv(out, index=False)
-    else:
-        write_parquet_atomic(frame, out)
-    console.print(f"wrote {len(frame):,} customers x {frame.shape[1] - 2} features to {out}")
+    written = write_features_at(raw, day, out, chunk_customers=chunk_size)
+    if not written.cut.empty:
+        err_console.print(written.cut.summary())
+    console.print(f"wrote {written.rows:,} customers x {written.features} features to {out}")
 
 
 @features_app.command("build")
@@ -573,9 +574,6 @@ def score(
     """
     from rich.progress import Progress
 
-    from features.io import write_parquet_atomic
-    from serving.batch import score_portfolio
-
     settings = _params(params)
     day = _require_date(as_of, "--as-of")
     bundle_dir, _ = _champion_bundle(settings, bundle)
@@ -600,81 +598,71 @@ def score(
         console.print(frame_table(counts, f"Customers by tier at {day}", index=True))
         console.print(f"wrote {int(counts['customers'].sum()):,} ratings to {out}/as_of={day}")
         return
-    from management.judgement import RatingRules
-    from management.portfolio import judge_scores
-    from rating.portfolio import as_model
+    from serving.batch import score_to_file
 
-    tables = _read_at(raw, day).tables
-    model = as_model(bundle_dir)
-    with Progress(console=err_console, transient=True) as progress:
-        task = progress.add_task("scoring", total=None)
-        rated = score_portfolio(
-            tables,
-            day,
-            model,
-            chunk_size=chunk_size,
-            progress=lambda done, total: progress.update(task, completed=done, total=total),
-            lang=lang.value,
-        )
     store = people_store(settings, required=record)
+    recorder = _ScoreRecorder(store, settings, raw, day, lang.value, chunk_size) if record else None
     try:
-        rules = RatingRules(
-            model.scale, model.policy, settings.rating.judgement, settings.rating.lifecycle
-        )
-        rated = judge_scores(rated, tables, store, rules, day)
-        if record and store is not None:
-            _record_scores(store, rated, tables, rules, raw, day, lang.value, chunk_size)
+        with Progress(console=err_console, transient=True) as progress:
+            task = progress.add_task("scoring", total=None)
+            scored = score_to_file(
+                raw,
+                day,
+                bundle_dir,
+                out,
+                store=store,
+                judgement=settings.rating.judgement,
+                lifecycle=settings.rating.lifecycle,
+                chunk_size=chunk_size,
+                lang=lang.value,
+                progress=lambda done, _: progress.update(task, completed=done),
+                on_chunk=recorder,
+            )
     finally:
         if store is not None:
             store.close()
-    if out.suffix == ".csv":
-        out.parent.mkdir(parents=True, exist_ok=True)
-        rated.to_csv(out, index=False)
-    else:
-        write_parquet_atomic(rated, out)
-    order = ["low", "medium", "high", "restricted"]
-    counts = (
-        rated.groupby("tier")
-        .agg(customers=("customer_id", "size"), in_default=("in_default", "sum"))
-        .reindex(order, fill_value=0)
-    )
-    console.print(frame_table(counts, f"Customers by tier at {day}", index=True))
-    console.print(f"wrote {len(rated):,} ratings to {out}")
+    if not scored.cut.empty:
+        err_console.print(scored.cut.summary())
+    console.print(frame_table(scored.by_tier, f"Customers by tier at {day}", index=True))
+    console.print(f"wrote {scored.rows:,} ratings to {out}")
+    if recorder is not None:
+        console.print(
+            f"audit log: {recorder.written:,} batch decision(s) recorded, {recorder.skipped:,} "
+            f"already there (run {recorder.run_id})"
+        )
 
 
-def _record_scores(
-    store: AuditStore,
-    rated: pd.DataFrame,
-    tables: RawTables,
-    rules: RatingRules,
-    raw: str,
-    day: date,
-    lang: str,
-    chunk_size: int,
-) -> None:
-    """``score --record``: the ratings as audit decisions, with a progress bar."""
-    from rich.progress import Progress
+class _ScoreRecorder:
+    """``score --record``: each scored range recorded as audit decisions before the file."""
 
-    from features.source import open_raw_source
-    from management.batch_decisions import DEFAULT_CHUNK, record_scores
+    def __init__(
+        self, store: AuditStore | None, settings: Params, raw: str, day: date, lang: str, chunk: int
+    ) -> None:
+        from features.source import open_raw_source
 
-    with Progress(console=err_console, transient=True) as progress:
-        task = progress.add_task("recording", total=len(rated))
+        assert store is not None  # people_store(required=True) raises instead
+        self.store, self.settings, self.day, self.lang = store, settings, day, lang
+        self.source = open_raw_source(raw).label
+        self.chunk = chunk
+        self.written = self.skipped = 0
+        self.run_id = ""
+
+    def __call__(self, rated: pd.DataFrame, tables: RawTables, rules: RatingRules) -> None:
+        from management.batch_decisions import DEFAULT_CHUNK, record_scores
+
         recorded = record_scores(
-            store,
+            self.store,
             rated,
             tables,
             rules,
-            as_of=day,
-            source=open_raw_source(raw).label,
-            lang=lang,
-            chunk_size=min(chunk_size, DEFAULT_CHUNK),
-            progress=lambda done, total: progress.update(task, completed=done, total=total),
+            as_of=self.day,
+            source=self.source,
+            lang=self.lang,
+            chunk_size=min(self.chunk, DEFAULT_CHUNK),
         )
-    console.print(
-        f"audit log: {recorded.written:,} batch decision(s) recorded, {recorded.skipped:,} "
-        f"already there (run {recorded.run_id})"
-    )
+        self.written += recorded.written
+        self.skipped += recorded.skipped
+        self.run_id = recorded.run_id
 
 
 @app.command("request-example")

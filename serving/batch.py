@@ -9,22 +9,44 @@ scored with one ``pred_contrib`` pass; only the per-customer table is kept.
 from __future__ import annotations
 
 import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+import pyarrow as pa
 
+from features.asof import AsOfCut
+from features.chunks import iter_known_chunks, merge_cuts
 from features.errors import RiskgradeError
 from features.groups.common import FeatureFrames
-from features.io import RawTables
+from features.io import ChunkedFileWriter, RawTables
+from features.source import RawSource
+from management.judgement import RatingRules
+from management.measures import active_measures
+from management.portfolio import judge_scores, judgement_events
 from rating.bundle import Bundle
+from rating.judgement import JudgementConfig
+from rating.lifecycle import LifecycleConfig
 from rating.model import RatingModel
-from rating.output import SCORE_COLUMN_NAMES
+from rating.output import SCORE_COLUMN_NAMES, SCORE_COLUMNS, judged_column_names
 from rating.portfolio import Progress, as_model, chunk_table, iter_rated_chunks
 from serving.engine import Engine
 
-__all__ = ["BatchError", "Progress", "request_example", "score_portfolio"]
+if TYPE_CHECKING:
+    from audit import AuditStore
+
+__all__ = [
+    "BatchError",
+    "PortfolioScores",
+    "Progress",
+    "request_example",
+    "score_portfolio",
+    "score_to_file",
+]
 
 
 class BatchError(RiskgradeError, ValueError):
@@ -39,6 +61,7 @@ def score_portfolio(
     progress: Progress | None = None,
     *,
     lang: str = "en",
+    num_threads: int | None = None,
 ) -> pd.DataFrame:
     """Rate every customer onboarded by ``as_of``: what ``/score`` answers, one row each.
 
@@ -49,6 +72,7 @@ def score_portfolio(
         chunk_size: customers per chunk (bounds the feature and SHAP matrices).
         progress: optional callback ``(done, total)``.
         lang: language of the reason texts, ``en`` or ``zh``.
+        num_threads: LightGBM threads of the SHAP pass (default: the model's, one).
 
     Returns:
         One row per customer sorted by id, columns `rating.output.SCORE_COLUMNS`: PD,
@@ -67,9 +91,107 @@ def score_portfolio(
     model = engine.model
     out = [
         chunk_table(chunk, as_of, model, lang)
-        for chunk in iter_rated_chunks(raw, as_of, model, chunk_size, progress)
+        for chunk in iter_rated_chunks(
+            raw, as_of, model, chunk_size, progress, num_threads=num_threads
+        )
     ]
     return pd.concat(out, ignore_index=True) if out else pd.DataFrame(columns=SCORE_COLUMN_NAMES)
+
+
+TIER_ORDER = ("low", "medium", "high", "restricted")
+
+
+@dataclass(frozen=True)
+class PortfolioScores:
+    """What `score_to_file` wrote: rows, the count by tier, and what the as-of read left out."""
+
+    rows: int
+    by_tier: pd.DataFrame
+    """Index ``low``..``restricted``; columns ``customers`` and ``in_default``."""
+    cut: AsOfCut
+
+
+_ARROW_TYPES: dict[str, pa.DataType] = {
+    "string": pa.large_string(),
+    "date": pa.timestamp("s"),  # as pandas builds them; Parquet stores them in ms
+    "float64": pa.float64(),
+    "int64": pa.int64(),
+    "bool": pa.bool_(),
+}
+
+
+def judged_schema() -> pa.Schema:
+    """Arrow types of the judged scoring output (a column all null in a chunk keeps its type)."""
+    from rating.output import JUDGEMENT_COLUMNS
+
+    types = {c.name: _ARROW_TYPES[c.dtype] for c in (*SCORE_COLUMNS, *JUDGEMENT_COLUMNS)}
+    return pa.schema([(name, types[name]) for name in judged_column_names()])
+
+
+def score_to_file(
+    raw: RawSource | Path | str,
+    as_of: date,
+    bundle: Bundle | RatingModel | Path | str,
+    out: Path,
+    *,
+    store: AuditStore | None = None,
+    judgement: JudgementConfig,
+    lifecycle: LifecycleConfig | None = None,
+    chunk_size: int = 10_000,
+    lang: str = "en",
+    progress: Progress | None = None,
+    on_chunk: Callable[[pd.DataFrame, RawTables, RatingRules], None] | None = None,
+) -> PortfolioScores:
+    """Rate a raw folder or database at ``as_of`` into ``out``, one customer range at a time.
+
+    Each range is read as known at ``as_of`` and validated (`features.chunks`), scored
+    (`score_portfolio`), judged with data sufficiency and the people's judgement of ``store``
+    (`management.portfolio.judge_scores`; the store is read once) and appended to ``out``
+    (Parquet, or CSV by suffix), which appears only when complete. Memory follows
+    ``chunk_size``, not the portfolio; the rows equal those of the whole portfolio scored and
+    judged at once. The SHAP pass uses every core the process may run on. ``on_chunk`` gets
+    each judged range, its tables and the rules before the range is written (``score
+    --record`` records the ratings in the audit log there).
+
+    Raises:
+        BatchError: if ``chunk_size`` < 1 or ``lang`` is not ``en``/``zh``.
+        RawValidationError: listing every problem of the records known at ``as_of`` (nothing
+            is written).
+        ModelIncompatibleError: if the bundle needs features the feature code lacks.
+    """
+    if chunk_size < 1:
+        raise BatchError(f"chunk_size must be >= 1, got {chunk_size}")
+    if lang not in ("en", "zh"):
+        raise BatchError(f"lang must be en or zh, got {lang!r}")
+    model = Engine(as_model(bundle)).model
+    rules = RatingRules(model.scale, model.policy, judgement, lifecycle or LifecycleConfig())
+    events = judgement_events(store) if store is not None else {}
+    measures = active_measures(store, as_of) if store is not None else []
+    threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cuts: list[AsOfCut] = []
+    counts = pd.DataFrame(0, index=list(TIER_ORDER), columns=["customers", "in_default"])
+    done = 0
+    with ChunkedFileWriter(out, judged_schema()) as writer:
+        for chunk in iter_known_chunks(raw, as_of, chunk_size):
+            cuts.append(chunk.cut)
+            rated = score_portfolio(
+                chunk.tables, as_of, model, chunk_size=chunk_size, lang=lang, num_threads=threads
+            )
+            rated = judge_scores(
+                rated, chunk.tables, store, rules, as_of, events=events, measures=measures
+            )
+            if on_chunk is not None:
+                on_chunk(rated, chunk.tables, rules)
+            writer.write(rated)
+            tiers = rated.groupby("tier").agg(
+                customers=("customer_id", "size"), in_default=("in_default", "sum")
+            )
+            counts = counts.add(tiers.reindex(TIER_ORDER, fill_value=0), fill_value=0)
+            done += len(rated)
+            if progress is not None:
+                progress(done, done)
+        rows = writer.rows
+    return PortfolioScores(rows, counts.astype("int64"), merge_cuts(cuts, as_of))
 
 
 def _iso(value: Any) -> str | None:
