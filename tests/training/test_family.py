@@ -150,7 +150,7 @@ def test_auto_ships_the_scorecard_on_a_table_of_linear_signal(tmp_path):
     # reference) by more than one standard error of the per-fold difference
     family = metrics["model.family"]
     assert family in ("scorecard", "blend")
-    assert (metrics["model.family_rule"], metrics["model.family_reference"]) == ("one_se", "lgbm")
+    assert (metrics["model.family_rule"], metrics["model.family_reference"]) == ("one_se", "ensemble")
     assert metrics[f"cv.{family}.auc_gain"] > metrics[f"cv.{family}.auc_gain_se"] > 0.0
     assert metrics[f"cv.{family}.auc_mean"] > metrics["cv.lgbm_plain.auc_mean"]
     assert 0.0 <= metrics["model.blend_weight"] < 1.0
