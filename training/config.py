@@ -139,6 +139,9 @@ class FamilyConfig(BaseModel):
     """Overrides of ``lgbm`` giving the plain reference LightGBM (monotone where directed)."""
     plain_rounds: int = Field(default=400, ge=1)
     """Trees of the plain reference LightGBM (fixed, no early stopping)."""
+    drop_on_gates: tuple[str, ...] = ("max_grade_share",)
+    """Validation gates (``training.gates.GATE_NAMES``) whose failure drops the chosen family
+    under ``auto``: the next candidate by the same rule is built and validated instead."""
 
     @model_validator(mode="after")
     def _check_weights(self) -> FamilyConfig:
@@ -147,6 +150,11 @@ class FamilyConfig(BaseModel):
             raise ValueError(f"blend_weights must be non-empty and inside (0, 1), got {bad}")
         if not self.lgbm_variants:
             raise ValueError("lgbm_variants must hold at least one parameter set ({} = as is)")
+        from training.gates import GATE_NAMES  # gates import this module
+
+        unknown = [g for g in self.drop_on_gates if g not in GATE_NAMES]
+        if unknown:
+            raise ValueError(f"drop_on_gates: unknown gate(s) {unknown} (known: {GATE_NAMES})")
         for variant in (*self.lgbm_variants, self.plain):
             LgbmConfig(**variant)  # names a misspelt or out-of-range parameter
         if not self.tree_factors or min(self.tree_factors) <= 0.0:

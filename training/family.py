@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import lightgbm as lgb
 import numpy as np
@@ -364,9 +364,28 @@ class FamilyChoice:
     """The candidate the others' per-fold gains are measured against (``one_se`` default)."""
     dropped: tuple[str, ...] = ()
     """Candidates left out of the choice because their model failed a validation gate."""
+    blend_cv_weight: float = 1.0
+    """The blend candidate's best LightGBM share in cross-validation (whichever family won)."""
     folds: int = 0
     fold_auc: dict[str, tuple[float, ...]] = field(default_factory=dict)
     """Per candidate family, the AUC of each fold (blend: at the chosen weight)."""
+
+    def without(self, family: str, se_multiplier: float) -> FamilyChoice | None:
+        """The choice again from the recorded fold AUCs, ``family`` (and earlier drops) left out.
+
+        The rule and reference stay (a dropped reference is replaced by the best remaining
+        mean). ``None`` when the family was forced or no candidate is left.
+        """
+        dropped = (*self.dropped, family)
+        left = {k: v for k, v in self.fold_auc.items() if k not in dropped}
+        if not self.rule or not left:
+            return None
+        reference = self.reference
+        if reference not in left:
+            reference = max(left, key=lambda k: float(np.nanmean(left[k])))
+        chosen = select_family(left, self.rule, se_multiplier, reference)
+        weight = {"scorecard": 0.0, "blend": self.blend_cv_weight}.get(chosen, 1.0)
+        return replace(self, family=chosen, weight=weight, dropped=dropped)
 
     def metrics(self) -> dict[str, float | str]:
         """``model.family``, the blend, and per candidate ``cv.<family>.auc_mean/std``.
@@ -608,6 +627,7 @@ def choose_family(
         reference=config.family.reference,
         folds=k,
         fold_auc=fold_auc,
+        blend_cv_weight=best_weight,
     )
 
 
