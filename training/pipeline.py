@@ -405,11 +405,12 @@ def fit_family_evaluated(
 
     Under ``family.choice: auto`` a chosen family whose validation fails one of
     ``family.drop_on_gates`` is left out and the next one by the same rule (from the same
-    cross-validation, not re-run) is built and validated, until one passes them or none is
-    left (then the last one stays, with its failed gates). ``model.family_dropped`` records
-    the families left out.
+    cross-validation, not re-run) is built and validated, until one passes them;
+    ``model.family_dropped`` records the families left out. When none passes, the first
+    choice stays, with its failed gates (a worse model failing the same gate is no gain).
     """
     model, family = fit_model(x, y, spec, split, config, groups=groups)
+    first: tuple[FamilyChoice, Evaluation] | None = None
     while True:
         with _progress(config.show_progress) as progress:
             evaluation = fit_and_evaluate(
@@ -429,9 +430,12 @@ def fit_family_evaluated(
             for g in evaluation.gates
             if not g.passed and g.name in config.family.drop_on_gates
         ]
-        following = family.without(family.family, config.family.se_multiplier)
-        if not failed or following is None:
+        if not failed:
             return family, evaluation
+        first = first or (family, evaluation)
+        following = family.without(family.family, config.family.se_multiplier)
+        if following is None:
+            return first
         model, family = fit_model(x, y, spec, split, config, groups=groups, choice=following)
 
 
