@@ -15,7 +15,10 @@ the full table and in each fold, and whether ours reaches the better of the two 
 Usage: ``uv run python benchmarks/bench_real_data.py`` (the public tables in
 ``../shared/datasets``), or ``--table FILE:TARGET[:POSITIVE]`` (repeatable) / ``--tables
 tables.yaml`` (a list of ``{file, target, positive, drop, protected}``) for your own tables;
-``--out`` names the results file.
+``--out`` names the results file, written again after every table (``complete`` and ``note``
+say whether tables are missing); ``--jobs N`` measures N tables in parallel processes. For
+development, ``--folds K`` and ``--rows N`` (a seeded, stratified subsample of each table) give
+a fast reduced run, recorded in ``method``; write it elsewhere than the committed results.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import shutil
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,7 +41,7 @@ import yaml
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import StratifiedKFold, train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
@@ -152,26 +156,40 @@ def _plain_aucs(
     return lr_auc, lgbm_auc
 
 
-def run_table(table: Table, config: TrainConfig, scratch: Path) -> dict[str, object]:
+def subsample(frame: Any, target: str, positive: str | None, rows: int, seed: int) -> Any:
+    """A seeded subsample of ``rows`` rows stratified on the target (the frame if smaller)."""
+    if rows >= len(frame):
+        return frame
+    y = map_target(frame[target], positive)
+    keep, _ = train_test_split(
+        np.arange(len(frame)), train_size=rows, stratify=y, random_state=seed
+    )
+    return frame.iloc[np.sort(keep)].reset_index(drop=True)
+
+
+def run_table(
+    table: Table, config: TrainConfig, scratch: Path, folds: int = FOLDS, rows: int | None = None
+) -> dict[str, object]:
     """The three figures of one table (same folds), the families chosen and the verdict."""
     start = time.perf_counter()
     frame = read_table(table.file)
     if table.target not in frame.columns:
         raise TrainingError(f"{table.file}: no target column '{table.target}'")
+    if rows is not None:
+        frame = subsample(frame, table.target, table.positive, rows, config.seed)
     y = map_target(frame[table.target], table.positive)
     excluded = {table.target, *table.drop, *table.protected}
     columns = [c for c in frame.columns if c not in excluded]
     spec = table_spec(frame, columns)
     x = table_matrix(frame, columns, spec)
     categorical = [j for j, f in enumerate(spec.features) if f.kind is FeatureKind.CATEGORICAL]
-    splitter = StratifiedKFold(n_splits=FOLDS, shuffle=True, random_state=config.seed)
-    folds = list(splitter.split(x, y))
-    lr_auc, lgbm_auc = _plain_aucs(x, y, categorical, folds, config.seed)
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=config.seed)
+    lr_auc, lgbm_auc = _plain_aucs(x, y, categorical, list(splitter.split(x, y)), config.seed)
     result = train_table(
         frame,
         table.target,
         positive=table.positive,
-        cv=FOLDS,
+        cv=folds,
         drop=list(table.drop),
         protected=list(table.protected),
         config=config,
@@ -215,12 +233,30 @@ def run_table(table: Table, config: TrainConfig, scratch: Path) -> dict[str, obj
     }
 
 
+def _write(path: Path, out: dict[str, Any], expected: int) -> None:
+    """Write the results so far; ``complete`` and ``note`` say whether tables are missing."""
+    done = len(out["tables"])
+    out["complete"] = done == expected
+    out["note"] = "" if done == expected else f"partial: {done} of {expected} tables finished"
+    out["all_meet_goal"] = done == expected and all(r["meets_goal"] for r in out["tables"].values())
+    rusage = (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+    out["peak_rss_mb"] = max(resource.getrusage(r).ru_maxrss for r in rusage) / 1024
+    out["tables"] = dict(sorted(out["tables"].items()))
+    path.write_text(json.dumps(out, indent=2, sort_keys=True) + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--table", action="append", type=parse_table, default=[])
     parser.add_argument("--tables", type=Path, help="YAML list of tables")
     parser.add_argument("--out", type=Path, default=RESULTS / "real_data.json")
+    parser.add_argument("--folds", type=int, default=FOLDS, help="outer CV folds (reduced run)")
+    parser.add_argument("--rows", type=int, help="stratified subsample per table (reduced run)")
+    parser.add_argument("--jobs", type=int, default=1, help="tables measured in parallel")
     args = parser.parse_args(argv)
+    if args.folds < 2 or args.jobs < 1 or (args.rows is not None and args.rows < 50):
+        print("error: --folds >= 2, --jobs >= 1 and --rows >= 50 are needed", file=sys.stderr)
+        return 2
     try:
         tables = [*args.table, *(read_tables(args.tables) if args.tables else [])] or PUBLIC
     except (TrainingError, OSError, yaml.YAMLError) as error:
@@ -229,29 +265,35 @@ def main(argv: list[str] | None = None) -> int:
     config = TrainConfig(registry=RegistryConfig(enabled=False), show_progress=False)
     out: dict[str, Any] = {
         "method": (
-            f"{FOLDS}-fold stratified CV AUC, same folds for all three (seed {config.seed}); "
+            f"{args.folds}-fold stratified CV AUC, same folds for all three (seed {config.seed}); "
             f"plain LightGBM {PLAIN_LGBM}; ours = train_table with family "
             f"{config.family.choice!r}, rule {config.family.rule!r} "
-            f"(x{config.family.se_multiplier} SE), re-run per fold (nested family choice)"
+            f"(x{config.family.se_multiplier} SE, reference {config.family.reference!r}), "
+            "re-run per fold (nested family choice)"
+            + (f"; REDUCED RUN: {args.rows} rows per table" if args.rows else "")
         ),
         "tables": {},
     }
     scratch = Path(tempfile.mkdtemp(prefix="riskgrade-real-"))  # bundles are not kept
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     try:
-        for table in tables:
-            try:
-                row = run_table(table, config, scratch)
-            except (TrainingError, OSError) as error:
-                print(f"error: {table.file}: {error}", file=sys.stderr)
-                return 2
-            out["tables"][table.label] = row
-            print(table.label, json.dumps(row["cv_auc"]), row["family"], file=sys.stderr)
+        with ProcessPoolExecutor(max_workers=min(args.jobs, len(tables))) as pool:
+            running = {
+                pool.submit(run_table, table, config, scratch, args.folds, args.rows): table
+                for table in tables
+            }
+            for future in as_completed(running):
+                table = running[future]
+                try:
+                    row = future.result()
+                except (TrainingError, OSError) as error:
+                    print(f"error: {table.file}: {error}", file=sys.stderr)
+                    return 2
+                out["tables"][table.label] = row
+                print(table.label, json.dumps(row["cv_auc"]), row["family"], file=sys.stderr)
+                _write(args.out, out, len(tables))  # a partial file survives an interruption
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    out["all_meet_goal"] = all(r["meets_goal"] for r in out["tables"].values())
-    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(out, indent=2, sort_keys=True) + "\n")
     return 0
 
 

@@ -108,21 +108,22 @@ class FamilyConfig(BaseModel):
     ``auto`` cross-validates (K folds on the training rows, grouped by customer in the portfolio
     mode) the plain LightGBM (``plain``: library defaults, ``plain_rounds`` trees, monotone only
     where the risk direction is known), the configured LightGBM (``lgbm``, early-stopped, with
-    ``lgbm_variants`` x ``tree_factors``), the WOE scorecard and their blends. ``rule``
-    ``one_se`` keeps the ``reference`` candidate unless another beats it by more than
-    ``se_multiplier`` standard errors of the per-fold AUC difference; ``best`` takes the best
-    mean. ``lgbm``, ``lgbm_plain``, ``scorecard`` and ``blend`` force a family (``blend`` still
-    picks its weight and LightGBM part by cross-validation). Every family ships as one LightGBM
-    text model.
+    ``lgbm_variants`` x ``tree_factors``), their equal-weight ``ensemble``, the WOE scorecard
+    and its blend with the best LightGBM candidate. ``rule`` ``one_se`` keeps the ``reference``
+    candidate unless another beats it by more than ``se_multiplier`` standard errors of the
+    per-fold AUC difference; ``best`` takes the best mean. ``lgbm``, ``lgbm_plain``,
+    ``ensemble``, ``scorecard`` and ``blend`` force a family (``blend`` still picks its weight
+    and LightGBM part by cross-validation). Every family ships as one LightGBM text model.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    choice: Literal["auto", "lgbm", "lgbm_plain", "scorecard", "blend"] = "auto"
+    choice: Literal["auto", "lgbm", "lgbm_plain", "ensemble", "scorecard", "blend"] = "auto"
     rule: Literal["one_se", "best"] = "one_se"
     """How ``auto`` picks: the reference unless beaten by ``se_multiplier`` SEs, or best mean."""
-    reference: Literal["lgbm", "lgbm_plain"] = "lgbm"
-    """The default candidate of ``one_se``: the configured or the plain LightGBM."""
+    reference: Literal["lgbm", "lgbm_plain", "ensemble"] = "ensemble"
+    """The default candidate of ``one_se``: the configured or the plain LightGBM, or their
+    equal-weight ensemble (the default: it does not bet on one setting by a noisy score)."""
     se_multiplier: float = Field(default=1.0, ge=0.0)
     """Standard errors of the paired per-fold AUC difference a challenger must win by."""
     cv_folds: int = Field(default=5, ge=2, le=20)
@@ -138,6 +139,9 @@ class FamilyConfig(BaseModel):
     """Overrides of ``lgbm`` giving the plain reference LightGBM (monotone where directed)."""
     plain_rounds: int = Field(default=400, ge=1)
     """Trees of the plain reference LightGBM (fixed, no early stopping)."""
+    drop_on_gates: tuple[str, ...] = ("max_grade_share",)
+    """Validation gates (``training.gates.GATE_NAMES``) whose failure drops the chosen family
+    under ``auto``: the next candidate by the same rule is built and validated instead."""
 
     @model_validator(mode="after")
     def _check_weights(self) -> FamilyConfig:
@@ -146,6 +150,11 @@ class FamilyConfig(BaseModel):
             raise ValueError(f"blend_weights must be non-empty and inside (0, 1), got {bad}")
         if not self.lgbm_variants:
             raise ValueError("lgbm_variants must hold at least one parameter set ({} = as is)")
+        from training.gates import GATE_NAMES  # gates import this module
+
+        unknown = [g for g in self.drop_on_gates if g not in GATE_NAMES]
+        if unknown:
+            raise ValueError(f"drop_on_gates: unknown gate(s) {unknown} (known: {GATE_NAMES})")
         for variant in (*self.lgbm_variants, self.plain):
             LgbmConfig(**variant)  # names a misspelt or out-of-range parameter
         if not self.tree_factors or min(self.tree_factors) <= 0.0:

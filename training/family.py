@@ -8,22 +8,27 @@ explanations (``pred_contrib``) stay on a single code path:
   bin holding ``coef_j * woe``; missing values (and unseen codes) reach the missing bin's leaf.
   Its ``pred_contrib`` for feature ``j`` is exactly that feature's term minus its training mean;
 - a blend ``w * lgbm_margin + (1 - w) * scorecard_logit`` is the concatenation of both models'
-  trees with leaf values scaled by ``w`` and ``1 - w``.
+  trees with leaf values scaled by ``w`` and ``1 - w``; the LightGBM ensemble (the equal-weight
+  average of the configured and the plain LightGBM margins) is built the same way.
 
 ``auto`` scores every candidate by K-fold cross-validated AUC on the training rows only (folds
 grouped by customer when snapshots repeat customers; the test window is never seen). The
 candidates are the configured LightGBM, a plain LightGBM (library defaults, monotone only where
-the risk direction is known), the scorecard and a blend. With the ``one_se`` rule the reference
-candidate (``family.reference``, default the configured LightGBM) ships unless another beats it
-by more than one standard error of the per-fold AUC difference, so a noisy cross-validation does
-not swap in a model that is not clearly better; ``best`` takes the best mean.
+the risk direction is known), their equal-weight ensemble, the scorecard and a blend of the best
+LightGBM candidate with the scorecard. With the ``one_se`` rule the reference candidate
+(``family.reference``, default the ensemble) ships unless another beats it by more than one
+standard error of the per-fold AUC difference, so a noisy cross-validation does not swap in a
+model that is not clearly better; ``best`` takes the best mean. The ensemble is the reference
+because on a few hundred defaults the fold AUCs of two good LightGBM settings differ by noise
+more than by skill: their average keeps most of the better one's gain and rarely falls below
+either, where picking one of them by a noisy score often picks the worse.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import lightgbm as lgb
 import numpy as np
@@ -45,10 +50,15 @@ from training.fit import (
 )
 from training.split import Split
 
-FAMILIES = ("lgbm_plain", "lgbm", "scorecard", "blend")
+FAMILIES = ("lgbm_plain", "lgbm", "ensemble", "scorecard", "blend")
+LGBM_FAMILIES = ("lgbm", "lgbm_plain", "ensemble")
+"""Families made of LightGBM trees only (the blend's LightGBM part is one of them)."""
+ENSEMBLE_WEIGHT = 0.5
+"""Share of the configured LightGBM in the ensemble's margin (the plain one has the rest)."""
 _DESCRIPTIONS = {
     "lgbm_plain": "LightGBM binary, plain reference settings, monotone where risk direction known",
     "lgbm": "LightGBM binary, configured settings, monotone constraints from risk directions",
+    "ensemble": "LightGBM ensemble: mean margin of the configured and the plain LightGBM",
     "scorecard": "logistic regression on WOE bins, one LightGBM tree per feature",
     "blend": "blend of the LightGBM margin and the WOE scorecard logit (weight {w:.2f} / {v:.2f})",
 }
@@ -312,6 +322,9 @@ def _scaled_block(block: str, weight: float, index: int) -> str:
 def blend_model_text(lgbm_text: str, scorecard_text: str, weight: float) -> str:
     """One LightGBM text model predicting ``weight*lgbm + (1-weight)*scorecard`` margins.
 
+    Any two LightGBM texts on the same features combine this way (the ensemble of two
+    LightGBM models too); SHAP contributions of the result are the same weighted sum.
+
     Raises:
         TrainingError: if the weight is outside [0, 1] or the two models' features differ.
     """
@@ -321,7 +334,7 @@ def blend_model_text(lgbm_text: str, scorecard_text: str, weight: float) -> str:
     sc_header, sc_trees, _ = _split_model(scorecard_text)
     names = [ln for ln in header.split("\n") if ln.startswith("feature_names=")]
     if names != [ln for ln in sc_header.split("\n") if ln.startswith("feature_names=")]:
-        raise TrainingError("blend: the LightGBM model and the scorecard have different features")
+        raise TrainingError("blend: the two models have different features")
     parts = [(b, weight) for b in lgbm_trees] + [(b, 1.0 - weight) for b in sc_trees]
     body = "".join(_scaled_block(b, w, i) for i, (b, w) in enumerate(parts))
     return _canonical(header.rstrip("\n") + "\n\n" + body + tail)
@@ -344,14 +357,35 @@ class FamilyChoice:
     lgbm_variant: int = 0
     """Index of the LightGBM parameter set chosen in ``family.lgbm_variants``."""
     blend_lgbm: str = "lgbm"
-    """The LightGBM candidate inside the blend: ``lgbm`` (configured) or ``lgbm_plain``."""
+    """The LightGBM candidate inside the blend: ``lgbm``, ``lgbm_plain`` or ``ensemble``."""
     rule: str = ""
     """The selection rule that picked the family (empty when the family was forced)."""
     reference: str = "lgbm"
     """The candidate the others' per-fold gains are measured against (``one_se`` default)."""
+    dropped: tuple[str, ...] = ()
+    """Candidates left out of the choice because their model failed a validation gate."""
+    blend_cv_weight: float = 1.0
+    """The blend candidate's best LightGBM share in cross-validation (whichever family won)."""
     folds: int = 0
     fold_auc: dict[str, tuple[float, ...]] = field(default_factory=dict)
     """Per candidate family, the AUC of each fold (blend: at the chosen weight)."""
+
+    def without(self, family: str, se_multiplier: float) -> FamilyChoice | None:
+        """The choice again from the recorded fold AUCs, ``family`` (and earlier drops) left out.
+
+        The rule and reference stay (a dropped reference is replaced by the best remaining
+        mean). ``None`` when the family was forced or no candidate is left.
+        """
+        dropped = (*self.dropped, family)
+        left = {k: v for k, v in self.fold_auc.items() if k not in dropped}
+        if not self.rule or not left:
+            return None
+        reference = self.reference
+        if reference not in left:
+            reference = max(left, key=lambda k: float(np.nanmean(left[k])))
+        chosen = select_family(left, self.rule, se_multiplier, reference)
+        weight = {"scorecard": 0.0, "blend": self.blend_cv_weight}.get(chosen, 1.0)
+        return replace(self, family=chosen, weight=weight, dropped=dropped)
 
     def metrics(self) -> dict[str, float | str]:
         """``model.family``, the blend, and per candidate ``cv.<family>.auc_mean/std``.
@@ -372,6 +406,8 @@ class FamilyChoice:
         if self.rule:
             out["model.family_rule"] = self.rule
             out["model.family_reference"] = self.reference
+        if self.dropped:
+            out["model.family_dropped"] = ",".join(self.dropped)
         if self.folds:
             out["cv.family_folds"] = float(self.folds)
         for family, values in self.fold_auc.items():
@@ -457,14 +493,25 @@ def plain_config(config: TrainConfig) -> LgbmConfig:
     return config.lgbm.model_copy(update=config.family.plain)
 
 
-def _lgbm_part(
+def _lgbm_parts(
     choice: FamilyChoice, lgbm_config: LgbmConfig, config: TrainConfig
-) -> tuple[LgbmConfig, int]:
-    """Settings and tree count of the LightGBM inside the chosen family."""
-    which = choice.family if choice.family in ("lgbm", "lgbm_plain") else choice.blend_lgbm
-    if which == "lgbm_plain":
-        return plain_config(config), config.family.plain_rounds
-    return _variant(lgbm_config, config, choice.lgbm_variant), choice.lgbm_trees
+) -> list[tuple[LgbmConfig, int]]:
+    """Settings and tree count of each LightGBM inside the chosen family (none: scorecard)."""
+    if choice.family == "scorecard":
+        return []
+    which = choice.family if choice.family in LGBM_FAMILIES else choice.blend_lgbm
+    configured = (_variant(lgbm_config, config, choice.lgbm_variant), choice.lgbm_trees)
+    plain = (plain_config(config), config.family.plain_rounds)
+    return {"lgbm": [configured], "lgbm_plain": [plain], "ensemble": [configured, plain]}[which]
+
+
+def _lgbm_text(texts: list[str]) -> str | None:
+    """One LightGBM model text from the fitted parts (the ensemble averages two margins)."""
+    if not texts:
+        return None
+    if len(texts) == 1:
+        return texts[0]
+    return blend_model_text(texts[0], texts[1], ENSEMBLE_WEIGHT)
 
 
 def _fold_auc(y: np.ndarray, score: np.ndarray) -> float:
@@ -502,7 +549,7 @@ def choose_family(
         cross-validation.
     """
     wanted = config.family.choice
-    if wanted in ("lgbm", "lgbm_plain", "scorecard"):
+    if wanted in (*LGBM_FAMILIES, "scorecard"):
         weight = 0.0 if wanted == "scorecard" else 1.0
         return FamilyChoice(family=wanted, weight=weight, choice=wanted, lgbm_trees=rounds)
     minority = int(min(y.sum(), len(y) - y.sum()))
@@ -545,13 +592,18 @@ def choose_family(
 
     lgbm_auc = {c: fold_aucs(margins[c]) for c in candidates}
     best = max(candidates, key=lambda c: float(np.nanmean(lgbm_auc[c])))
-    fold_auc = {
-        "lgbm_plain": fold_aucs(plain_margins),
-        "lgbm": lgbm_auc[best],
-        "scorecard": fold_aucs(logits),
+    lgbm_margins = {
+        "lgbm_plain": plain_margins,
+        "lgbm": margins[best],
+        "ensemble": [
+            ENSEMBLE_WEIGHT * m + (1.0 - ENSEMBLE_WEIGHT) * p
+            for m, p in zip(margins[best], plain_margins, strict=True)
+        ],
     }
-    blend_lgbm = max(("lgbm", "lgbm_plain"), key=lambda name: float(np.nanmean(fold_auc[name])))
-    base = margins[best] if blend_lgbm == "lgbm" else plain_margins
+    fold_auc = {name: fold_aucs(scores) for name, scores in lgbm_margins.items()}
+    fold_auc["scorecard"] = fold_aucs(logits)
+    blend_lgbm = max(LGBM_FAMILIES, key=lambda name: float(np.nanmean(fold_auc[name])))
+    base = lgbm_margins[blend_lgbm]
     blended = {
         w: fold_aucs([w * m + (1.0 - w) * s for m, s in zip(base, logits, strict=True)])
         for w in weights
@@ -563,7 +615,7 @@ def choose_family(
         family, rule = "blend", ""
     else:
         family = select_family(fold_auc, rule, config.family.se_multiplier, config.family.reference)
-    weight = {"lgbm": 1.0, "lgbm_plain": 1.0, "scorecard": 0.0, "blend": best_weight}[family]
+    weight = {"scorecard": 0.0, "blend": best_weight}.get(family, 1.0)
     return FamilyChoice(
         family=family,
         weight=weight,
@@ -575,6 +627,7 @@ def choose_family(
         reference=config.family.reference,
         folds=k,
         fold_auc=fold_auc,
+        blend_cv_weight=best_weight,
     )
 
 
@@ -589,7 +642,7 @@ def family_model_text(
     x_train: np.ndarray,
 ) -> str:
     """Model text of the chosen family from its fitted parts (``None`` where not needed)."""
-    if choice.family in ("lgbm", "lgbm_plain"):
+    if choice.family in LGBM_FAMILIES:
         if lgbm_text is None:
             raise TrainingError("the LightGBM family needs a fitted LightGBM model")
         return lgbm_text
@@ -611,16 +664,16 @@ def fit_family_fixed(
     choice: FamilyChoice,
 ) -> lgb.Booster:
     """Fit the chosen family on rows, with the choice's LightGBM tree count (cross-validation)."""
-    lgbm_text = None
-    if choice.family != "scorecard":
-        part, trees = _lgbm_part(choice, config.lgbm, config)
-        booster = fit_fixed_rounds(x, y, spec, part, config.seed, trees)
-        lgbm_text = normalise_model_text(booster.model_to_string())
+    texts = [
+        normalise_model_text(fit_fixed_rounds(x, y, spec, part, config.seed, n).model_to_string())
+        for part, n in _lgbm_parts(choice, config.lgbm, config)
+    ]
     card = (
         fit_scorecard(x, y, spec, config.challenger, config.seed)
-        if choice.family not in ("lgbm", "lgbm_plain")
+        if choice.family in ("scorecard", "blend")
         else None
     )
+    lgbm_text = _lgbm_text(texts)
     return lgb.Booster(model_str=family_model_text(choice, lgbm_text, card, spec, x))
 
 
@@ -631,14 +684,24 @@ def fit_model(
     split: Split,
     config: TrainConfig,
     groups: np.ndarray | None = None,
+    choice: FamilyChoice | None = None,
 ) -> tuple[FittedModel, FamilyChoice]:
     """Fit the LightGBM model, choose the family on the training window, build its model.
 
     The configured LightGBM is fitted as always (tuned if configured, early stopping on the
     calibration window) and its tree count seeds the family cross-validation, which sees the
-    training rows only (see ``choose_family``). The LightGBM part of the chosen family is
+    training rows only (see ``choose_family``). Each LightGBM part of the chosen family is
     refitted on the training rows when its settings or tree count differ from that model's;
     the scorecard is fitted on the training rows.
+
+    Args:
+        x: all rows, columns in spec order.
+        y: their 0/1 labels.
+        spec: feature spec.
+        split: the train / calibration / test windows.
+        config: training configuration.
+        groups: customer of each row (family folds keep a customer together).
+        choice: a family already chosen (e.g. ``without`` a gate-failing one): built, not chosen.
 
     Returns:
         The model of the chosen family (LightGBM text) and the choice with its CV scores.
@@ -650,40 +713,37 @@ def fit_model(
         x[tr], y[tr], x[cal], y[cal], spec, config.lgbm, config.optuna, config.seed
     )
     lgbm_model = fit_lgbm(x[tr], y[tr], x[cal], y[cal], spec, lgbm_config, config.seed)
-    choice = choose_family(
-        x[tr],
-        y[tr],
-        spec,
-        config,
-        lgbm_model.best_iteration,
-        None if groups is None else groups[tr],
-        lgbm_config,
-    )
-    part, trees = _lgbm_part(choice, lgbm_config, config)
-    early_stopped = part == lgbm_config and trees == lgbm_model.best_iteration
-    if choice.family != "scorecard" and not early_stopped:
-        booster = fit_fixed_rounds(x[tr], y[tr], spec, part, config.seed, trees)
-        text = normalise_model_text(booster.model_to_string())
-        lgbm_model = FittedModel(
-            booster=lgb.Booster(model_str=text),
-            params=lgb_params(spec, part, config.seed),
-            best_iteration=trees,
-            model_text=text,
+    if choice is None:
+        choice = choose_family(
+            x[tr],
+            y[tr],
+            spec,
+            config,
+            lgbm_model.best_iteration,
+            None if groups is None else groups[tr],
+            lgbm_config,
         )
-    if choice.family in ("lgbm", "lgbm_plain"):
-        return lgbm_model, choice
-    card = fit_scorecard(x[tr], y[tr], spec, config.challenger, config.seed)
-    text = family_model_text(choice, lgbm_model.model_text, card, spec, x[tr])
+    parts = _lgbm_parts(choice, lgbm_config, config)
+    if choice.family == "lgbm" and parts[0] == (lgbm_config, lgbm_model.best_iteration):
+        return lgbm_model, choice  # the early-stopped model itself
+    texts = [
+        lgbm_model.model_text
+        if (part, trees) == (lgbm_config, lgbm_model.best_iteration)
+        else normalise_model_text(
+            fit_fixed_rounds(x[tr], y[tr], spec, part, config.seed, trees).model_to_string()
+        )
+        for part, trees in parts
+    ]
+    card = (
+        fit_scorecard(x[tr], y[tr], spec, config.challenger, config.seed)
+        if choice.family in ("scorecard", "blend")
+        else None
+    )
+    text = family_model_text(choice, _lgbm_text(texts), card, spec, x[tr])
     params: dict[str, object] = (
-        lgbm_model.params if choice.family == "blend" else {"objective": "binary"}
+        lgb_params(spec, parts[0][0], config.seed) if parts else {"objective": "binary"}
     )
     booster = lgb.Booster(model_str=text)
-    return (
-        FittedModel(
-            booster=booster,
-            params=params,
-            best_iteration=booster.num_trees(),
-            model_text=text,
-        ),
-        choice,
-    )
+    trees = parts[0][1] if choice.family in ("lgbm", "lgbm_plain") else booster.num_trees()
+    model = FittedModel(booster=booster, params=params, best_iteration=trees, model_text=text)
+    return model, choice

@@ -37,7 +37,13 @@ from training.challenger import fit_scorecard
 from training.config import TrainConfig
 from training.errors import TargetError, TrainingError
 from training.evaluate import SHAP_ROWS, Evaluation, fit_and_evaluate, shap_sample
-from training.family import choose_family, describe_family, fit_family_fixed, fit_model
+from training.family import (
+    FamilyChoice,
+    choose_family,
+    describe_family,
+    fit_family_fixed,
+    fit_model,
+)
 from training.gates import GateResult
 from training.reference import reference_distributions
 from training.registry import LABEL_COLUMN, environment_tags, log_run
@@ -384,6 +390,56 @@ def _defaults(
     return scale or MasterScale(), policy or RatingPolicy()
 
 
+def fit_family_evaluated(
+    x: np.ndarray,
+    y: np.ndarray,
+    spec: FeatureSpec,
+    split: Split,
+    config: TrainConfig,
+    scale: MasterScale,
+    *,
+    groups: np.ndarray | None = None,
+    periods: pd.Series | None = None,
+    overlap: float = 1.0,
+) -> tuple[FamilyChoice, Evaluation]:
+    """Choose and fit the model family, then validate it; drop a family that fails a gate.
+
+    Under ``family.choice: auto`` a chosen family whose validation fails one of
+    ``family.drop_on_gates`` is left out and the next one by the same rule (from the same
+    cross-validation, not re-run) is built and validated, until one passes them;
+    ``model.family_dropped`` records the families left out. When none passes, the first
+    choice stays, with its failed gates (a worse model failing the same gate is no gain).
+    """
+    model, family = fit_model(x, y, spec, split, config, groups=groups)
+    first: tuple[FamilyChoice, Evaluation] | None = None
+    while True:
+        with _progress(config.show_progress) as progress:
+            evaluation = fit_and_evaluate(
+                x,
+                y,
+                spec,
+                split,
+                config,
+                scale,
+                progress,
+                periods=periods,
+                overlap=overlap,
+                model=model,
+            )
+        failed = [
+            g.name
+            for g in evaluation.gates
+            if not g.passed and g.name in config.family.drop_on_gates
+        ]
+        if not failed:
+            return family, evaluation
+        first = first or (family, evaluation)
+        following = family.without(family.family, config.family.se_multiplier)
+        if following is None:
+            return first
+        model, family = fit_model(x, y, spec, split, config, groups=groups, choice=following)
+
+
 def train_dataset(
     dataset: Path | str | pd.DataFrame,
     config: TrainConfig | None = None,
@@ -431,21 +487,17 @@ def train_dataset(
     split = out_of_time_split(frame[config.time_col], config.split)
     x = np.ascontiguousarray(frame[model_spec.names].to_numpy(dtype=np.float64, na_value=np.nan))
     data = _Data(frame, x, y, model_spec, split, source, digest, "features_dataset")
-    customers = frame[config.id_col].to_numpy()
-    model, family = fit_model(x, y, model_spec, split, config, groups=customers)
-    with _progress(config.show_progress) as progress:
-        evaluation = fit_and_evaluate(
-            x,
-            y,
-            model_spec,
-            split,
-            config,
-            scale,
-            progress,
-            periods=frame[config.time_col],
-            overlap=label_overlap(frame[config.time_col]),
-            model=model,
-        )
+    family, evaluation = fit_family_evaluated(
+        x,
+        y,
+        model_spec,
+        split,
+        config,
+        scale,
+        groups=frame[config.id_col].to_numpy(),
+        periods=frame[config.time_col],
+        overlap=label_overlap(frame[config.time_col]),
+    )
     extra: Metrics = {"data.target": config.target, **family.metrics()}
     if truth_dir is not None:
         extra.update(_oracle_auc(frame, y, split.test, Path(truth_dir), config))
@@ -599,19 +651,9 @@ def train_table(
     data = _Data(frame, x, y, spec, split, source, _frame_digest(frame), Path(source).stem)
     registry = config.registry.model_copy(update={"registered_model_name": name})
     table_config = config.model_copy(update={"target": target, "registry": registry})
-    model, family = fit_model(x, y, spec, split, table_config)
-    with _progress(config.show_progress) as progress:
-        evaluation = fit_and_evaluate(
-            x,
-            y,
-            spec,
-            split,
-            table_config,
-            scale,
-            progress,
-            periods=frame[time_col] if time_col else None,
-            model=model,
-        )
+    family, evaluation = fit_family_evaluated(
+        x, y, spec, split, table_config, scale, periods=frame[time_col] if time_col else None
+    )
     extra: Metrics = {"data.target": target, **family.metrics()}
     fairness = None
     if protected:

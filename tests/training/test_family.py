@@ -12,13 +12,16 @@ from features.spec import FeatureDef, FeatureGroup, FeatureSpec, RiskDirection
 from rating.bundle import load_bundle
 from rating.model import RatingModel
 from training.challenger import fit_scorecard
-from training.config import ChallengerConfig, FamilyConfig, LgbmConfig
+from training.config import ChallengerConfig, FamilyConfig, GateConfig, LgbmConfig
 from training.errors import TrainingError
 from training.family import (
+    FAMILIES,
+    LGBM_FAMILIES,
     FamilyChoice,
     blend_model_text,
     fit_family_fixed,
     paired_gain,
+    plain_config,
     scorecard_model_text,
     select_family,
 )
@@ -150,11 +153,18 @@ def test_auto_ships_the_scorecard_on_a_table_of_linear_signal(tmp_path):
     # reference) by more than one standard error of the per-fold difference
     family = metrics["model.family"]
     assert family in ("scorecard", "blend")
-    assert (metrics["model.family_rule"], metrics["model.family_reference"]) == ("one_se", "lgbm")
+    assert (metrics["model.family_rule"], metrics["model.family_reference"]) == (
+        "one_se",
+        "ensemble",
+    )
     assert metrics[f"cv.{family}.auc_gain"] > metrics[f"cv.{family}.auc_gain_se"] > 0.0
     assert metrics[f"cv.{family}.auc_mean"] > metrics["cv.lgbm_plain.auc_mean"]
     assert 0.0 <= metrics["model.blend_weight"] < 1.0
     assert result.metrics["model.family"] == family
+    # And metrics.json holds every candidate's CV AUC and gain over the reference
+    for candidate in FAMILIES:
+        assert 0.5 < metrics[f"cv.{candidate}.auc_mean"] <= 1.0
+        assert (f"cv.{candidate}.auc_gain" in metrics) == (candidate != "ensemble")
 
 
 @pytest.mark.slow
@@ -164,13 +174,15 @@ def test_auto_keeps_lightgbm_on_a_strongly_non_linear_table(tmp_path):
     # When it is trained in auto mode
     result = train_table(frame, "bad", config=_config(), out_dir=tmp_path)
     m = result.metrics
-    # Then a LightGBM ships, well ahead of the scorecard, whose gain over the reference
-    # (the configured LightGBM) is negative
-    assert m["model.family"] in ("lgbm_plain", "lgbm")
+    # Then a LightGBM ships (alone or in a blend, whose ranking its trees carry), well ahead of
+    # the scorecard, whose gain over the reference (the LightGBM ensemble) is negative
+    family = m["model.family"]
+    assert family in (*LGBM_FAMILIES, "blend")
+    assert m[f"cv.{family}.auc_mean"] > m["cv.scorecard.auc_mean"] + 0.1
     assert m["cv.lgbm.auc_mean"] > m["cv.scorecard.auc_mean"] + 0.1
     assert m["cv.scorecard.auc_gain"] < 0.0
     # And every candidate's cross-validated AUC is recorded (the additive scorecard's near 0.5)
-    for family in ("lgbm_plain", "lgbm", "scorecard", "blend"):
+    for family in FAMILIES:
         assert 0.0 <= m[f"cv.{family}.auc_std"] < m[f"cv.{family}.auc_mean"] <= 1.0
     assert m["cv.scorecard.auc_mean"] < 0.55
 
@@ -269,3 +281,92 @@ def test_scorecard_bundle_verifies_scores_and_explains_through_rating(tmp_path):
     explanation = model.explain(scored, 0)
     assert explanation.log_odds == pytest.approx(scored.log_odds[0])
     assert explanation.base_log_odds == pytest.approx(scored.base[0])
+
+
+def test_ensemble_is_the_mean_of_both_lightgbm_margins_and_stays_additive():
+    # Given a table and the two LightGBM settings (configured, plain)
+    frame = _table(1200, seed=6, nonlinear=True).drop(columns="grade")
+    columns = [c for c in frame.columns if c != "bad"]
+    spec = table_spec(frame, columns)
+    x, y = table_matrix(frame, columns, spec), frame["bad"].to_numpy()
+    config = _config()
+    # When the ensemble family is fitted with 30 configured trees
+    choice = FamilyChoice(family="ensemble", weight=1.0, choice="ensemble", lgbm_trees=30)
+    ours = fit_family_fixed(x[:900], y[:900], spec, config, choice)
+    # Then its margin is the mean of the configured and the plain LightGBM margins
+    configured = fit_fixed_rounds(x[:900], y[:900], spec, config.lgbm, config.seed, 30)
+    plain = fit_fixed_rounds(
+        x[:900], y[:900], spec, plain_config(config), config.seed, config.family.plain_rounds
+    )
+    rows = x[900:]
+    expected = 0.5 * configured.predict(rows, raw_score=True) + 0.5 * plain.predict(
+        rows, raw_score=True
+    )
+    margin = ours.predict(rows, raw_score=True)
+    np.testing.assert_allclose(margin, expected, atol=1e-9)
+    assert ours.num_trees() == 30 + config.family.plain_rounds
+    # And the SHAP contributions add up to it
+    contrib = ours.predict(rows, pred_contrib=True)
+    np.testing.assert_allclose(contrib.sum(axis=1), margin, atol=1e-9)
+
+
+def test_a_dropped_family_gives_way_to_the_next_by_the_same_rule():
+    # Given a choice made by one_se around the ensemble, where the blend won clearly
+    fold_auc = {
+        "ensemble": (0.80, 0.81, 0.79, 0.80, 0.80),
+        "lgbm": (0.79, 0.80, 0.78, 0.79, 0.79),
+        "scorecard": (0.805, 0.816, 0.794, 0.806, 0.804),
+        "blend": (0.81, 0.82, 0.80, 0.81, 0.81),
+    }
+    chosen = select_family(fold_auc, "one_se", reference="ensemble")
+    choice = FamilyChoice(
+        family=chosen,
+        weight=0.4,
+        choice="auto",
+        lgbm_trees=50,
+        rule="one_se",
+        reference="ensemble",
+        folds=5,
+        fold_auc=fold_auc,
+        blend_cv_weight=0.4,
+    )
+    assert chosen == "blend"
+    # When the blend is dropped (its model failed a gate), then the scorecard
+    second = choice.without("blend", 1.0)
+    assert second is not None
+    assert (second.family, second.weight, second.dropped) == ("scorecard", 0.0, ("blend",))
+    third = second.without("scorecard", 1.0)
+    assert third is not None
+    # Then the reference is next, then the remaining candidate, then nothing is left
+    assert (third.family, third.weight) == ("ensemble", 1.0)
+    fourth = third.without("ensemble", 1.0)
+    assert fourth is not None and fourth.family == "lgbm"
+    assert fourth.without("lgbm", 1.0) is None
+    # And the drops are recorded; a forced family is never re-chosen
+    assert fourth.metrics()["model.family_dropped"] == "blend,scorecard,ensemble"
+    forced = FamilyChoice(family="lgbm", weight=1.0, choice="lgbm", lgbm_trees=50)
+    assert forced.without("lgbm", 1.0) is None
+
+
+def test_drop_on_gates_names_known_gates_only():
+    with pytest.raises(ValueError, match="unknown gate"):
+        FamilyConfig(drop_on_gates=("max_grade_shares",))
+
+
+@pytest.mark.slow
+def test_a_drop_gate_no_candidate_passes_keeps_the_first_choice(tmp_path):
+    # Given a grade-share limit no model on this table can meet (a grade always holds > 1%)
+    frame = _table(900, seed=7, nonlinear=False)
+    config = _config().model_copy(update={"gates": GateConfig(max_grade_share=0.01)})
+    # When it is trained in auto mode, with and without dropping on that gate
+    dropping = train_table(frame, "bad", config=config, out_dir=tmp_path / "drop")
+    family = config.family.model_copy(update={"drop_on_gates": ()})
+    keeping = train_table(
+        frame, "bad", config=config.model_copy(update={"family": family}), out_dir=tmp_path / "keep"
+    )
+    # Then, every other candidate failing it too, the first choice ships, the same model file
+    assert dropping.metrics["model.family"] == keeping.metrics["model.family"]
+    assert "model.family_dropped" not in dropping.metrics
+    model = (dropping.bundle_dir / "model.txt").read_bytes()
+    assert model == (keeping.bundle_dir / "model.txt").read_bytes()
+    assert not dropping.passed and not keeping.passed
