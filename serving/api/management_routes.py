@@ -25,7 +25,9 @@ from management import Actor, ManagementError, ProposalStatus
 from management.errors import ConflictError, ForbiddenError, InvalidInputError, NotFoundError
 from management.judgement import (
     AssessmentInput,
+    CustomerRatingView,
     OverrideInput,
+    OverrideView,
     decide_override,
     get_override,
     history,
@@ -44,9 +46,7 @@ from serving.api.idempotency import IdempotentRoute
 from serving.api.responses import (
     AssessmentResponse,
     CustomerHistory,
-    CustomerRatingView,
     Overrides,
-    OverrideView,
     Queue,
 )
 from serving.auth import Caller, Role

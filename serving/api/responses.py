@@ -15,10 +15,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from audit import StoredDecision
 from features.spec import FeatureSpec
 from management import ProposalStatus
+from management.judgement import HistoryEntry, OverrideView
 from rating.calibration import PlattCalibration
 from rating.chain import ChainReason
 from rating.explain import Explanation
-from rating.judgement import OverrideKind, Role
+from rating.judgement import Role
 from rating.lifecycle import CustomerStatus, MeasureEffect, MeasureScope, MeasureStatus
 from rating.policy import CreditPolicy, DefaultStatus, RatingPolicy, Tier
 from rating.scale import MasterScale
@@ -210,23 +211,6 @@ class AssessmentResponse(BaseModel):
     questionnaire_version: str
 
 
-class AssessmentRecord(BaseModel):
-    """An assessment as recorded in the chain (in a rating and a customer's history)."""
-
-    assessment_id: str
-    customer_id: str
-    analyst: str
-    as_of: date
-    valid_until: date
-    questionnaire_version: str
-    answers: dict[str, str]
-    score: float
-    notches: int
-    comment: str
-    recorded_at: str
-    record_id: int
-
-
 class _Decided(BaseModel):
     """Who decided a proposal, when and why (all null while it waits)."""
 
@@ -236,75 +220,16 @@ class _Decided(BaseModel):
     decision_comment: str | None
 
 
-class OverrideView(_Decided):
-    """An override or expert rating: its proposal and decision."""
-
-    override_id: str
-    kind: OverrideKind
-    customer_id: str
-    as_of: date
-    decision_id: str | None
-    base_grade: str
-    proposed_grade: str
-    notches: int
-    reason_code: str
-    reason_list_version: str | None
-    valid_until: date
-    required_role: Role
-    status: ProposalStatus
-    proposer: str
-    proposed_at: str
-    comment: str
-    expires_at: str | None
-
-
 class Overrides(BaseModel):
     """Overrides and expert ratings, oldest first."""
 
     overrides: list[OverrideView]
 
 
-class CustomerRatingView(BaseModel):
-    """A customer's rating at a date: the model decision and each step of the rating chain."""
-
-    customer_id: str
-    as_of: date
-    decision_id: str
-    decision_as_of: date
-    model_version: str
-    pd: float
-    model_grade: str
-    model_tier: Tier
-    qualitative_notches: int
-    assessment_id: str | None
-    assessment: AssessmentRecord | None
-    adjusted_grade: str
-    override: OverrideView | None
-    final_grade: str
-    tier: Tier
-    policy: CreditPolicy
-    status: CustomerStatus
-    measures: list[str]
-    reasons: list[ChainReason]
-    insufficient_data: bool
-    provisional: bool
-    in_default: bool
-    hard_rules: list[str]
-
-
 class _Open(BaseModel):
     """An entry whose kind-specific details follow its common fields."""
 
     model_config = ConfigDict(extra="allow")
-
-
-class HistoryEntry(_Open):
-    """One rating or people's event; ``type`` is ``rating``, ``assessment`` or the event kind."""
-
-    type: str
-    record_id: int
-    at: str
-    actor: str
 
 
 class CustomerHistory(BaseModel):
