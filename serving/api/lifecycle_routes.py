@@ -31,8 +31,15 @@ from management.crm import (
     terms_frame,
 )
 from management.lifecycle import KIND as STATUS_KIND
-from management.lifecycle import decide_status_change, propose_status_change, status_at
+from management.lifecycle import (
+    CustomerStatusView,
+    StatusProposalView,
+    decide_status_change,
+    propose_status_change,
+    status_at,
+)
 from management.measures import MeasureInput, decide_measure, list_measures, propose_measure
+from management.proposals import ProposalView
 from management.warnings import warnings_of
 from rating.lifecycle import CustomerStatus
 from serving.api.body import json_body, parse_body
@@ -48,15 +55,12 @@ from serving.api.management_routes import (
 )
 from serving.api.responses import (
     CustomerRecords,
-    CustomerStatusView,
     CustomerWarnings,
     Me,
     Measures,
     MeasureView,
-    ProposalView,
     RecordedView,
     StatusChanges,
-    StatusProposalView,
 )
 from serving.auth import Caller, Role
 

@@ -10,17 +10,16 @@ from __future__ import annotations
 from datetime import date
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
 from audit import StoredDecision
 from features.spec import FeatureSpec
-from management import ProposalStatus
 from management.judgement import HistoryEntry, OverrideView
+from management.proposals import ProposalView
 from rating.calibration import PlattCalibration
 from rating.chain import ChainReason
 from rating.explain import Explanation
-from rating.judgement import Role
-from rating.lifecycle import CustomerStatus, MeasureEffect, MeasureScope, MeasureStatus
+from rating.lifecycle import MeasureEffect, MeasureScope, MeasureStatus
 from rating.policy import CreditPolicy, DefaultStatus, RatingPolicy, Tier
 from rating.scale import MasterScale
 
@@ -211,15 +210,6 @@ class AssessmentResponse(BaseModel):
     questionnaire_version: str
 
 
-class _Decided(BaseModel):
-    """Who decided a proposal, when and why (all null while it waits)."""
-
-    decided_by: str | None
-    decider_role: str | None
-    decided_at: str | None
-    decision_comment: str | None
-
-
 class Overrides(BaseModel):
     """Overrides and expert ratings, oldest first."""
 
@@ -260,68 +250,10 @@ class Queue(BaseModel):
     customers: list[QueueItem]
 
 
-class _Transition(BaseModel):
-    """A status change's customer, from and to (``from`` is the JSON name)."""
-
-    model_config = ConfigDict(populate_by_name=True)
-
-    change_id: str
-    customer_id: str
-    from_: CustomerStatus = Field(alias="from")
-    to: CustomerStatus
-
-
-class StatusProposalView(_Transition):
-    """A proposed status change: in effect at once, or pending a second person."""
-
-    status: Literal["effective", "pending"]
-    required_role: Role | None
-
-
-class StatusChangeView(_Transition):
-    """A status change in effect."""
-
-    effective_at: str
-    proposer: str
-    confirmed_by: str | None
-    reason: str
-    exit_by: date | None
-    source: Literal["person", "early_warning", "hard_rule"]
-
-
-class ProposalView(_Decided):
-    """A proposal waiting (or that waited) for a second person, with its decision."""
-
-    proposal_id: str
-    kind: str
-    subject: str
-    payload: Json
-    required_role: Role
-    proposer: str
-    proposer_role: str
-    proposed_at: str
-    comment: str
-    expires_at: str | None
-    status: ProposalStatus
-    decision_payload: Json | None
-    proposal_record: int
-    decision_record: int | None
-
-
 class StatusChanges(BaseModel):
     """Status changes that wait or waited for a second person, oldest first."""
 
     status_changes: list[ProposalView]
-
-
-class CustomerStatusView(BaseModel):
-    """A customer's status at a date, the change that set it and any pending change."""
-
-    customer_id: str
-    status: CustomerStatus
-    since: str | None
-    change: StatusChangeView | None
-    pending: ProposalView | None
 
 
 class RecordedView(BaseModel):
