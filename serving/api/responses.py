@@ -10,16 +10,17 @@ from __future__ import annotations
 from datetime import date
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
 from audit import StoredDecision
 from features.spec import FeatureSpec
 from management.judgement import HistoryEntry, OverrideView
+from management.measures import MeasureView
 from management.proposals import ProposalView
+from management.warnings import WarningView
 from rating.calibration import PlattCalibration
 from rating.chain import ChainReason
 from rating.explain import Explanation
-from rating.lifecycle import MeasureEffect, MeasureScope, MeasureStatus
 from rating.policy import CreditPolicy, DefaultStatus, RatingPolicy, Tier
 from rating.scale import MasterScale
 
@@ -216,12 +217,6 @@ class Overrides(BaseModel):
     overrides: list[OverrideView]
 
 
-class _Open(BaseModel):
-    """An entry whose kind-specific details follow its common fields."""
-
-    model_config = ConfigDict(extra="allow")
-
-
 class CustomerHistory(BaseModel):
     """Every rating and people's event of a customer, in chain order."""
 
@@ -256,87 +251,11 @@ class StatusChanges(BaseModel):
     status_changes: list[ProposalView]
 
 
-class RecordedView(BaseModel):
-    """A review, contact or contract terms written to the chain."""
-
-    record_id: str
-    customer_id: str
-    audit_record: int
-
-
-class ReviewRow(BaseModel):
-    """A recorded review (row of the ``reviews`` table)."""
-
-    review_date: date
-    outcome: str
-    next_review_date: date
-
-
-class TermsRow(BaseModel):
-    """A covenant of recorded contract terms (row of the ``contract_terms`` table)."""
-
-    covenant: str
-    threshold: float
-    effective_date: date
-    expiry_date: date | None
-
-
-class ContactView(BaseModel):
-    """A recorded contact with the customer."""
-
-    record_id: str
-    date: date
-    channel: str
-    summary: str
-    recorded_by: str
-    recorded_at: str
-
-
-class CustomerRecords(BaseModel):
-    """The relationship record: reviews, contacts and contract terms, oldest first."""
-
-    customer_id: str
-    reviews: list[ReviewRow]
-    contacts: list[ContactView]
-    terms: list[TermsRow]
-
-
-class WarningView(_Open):
-    """An early warning of a monitoring run; the run's facts (grade, tier, PD...) follow."""
-
-    record_id: int
-    recorded_at: str
-    run_id: str
-    as_of: date
-    severity: str
-    action: str
-    triggers: list[str]
-    details: list[str]
-    proposed_status: str | None
-
-
 class CustomerWarnings(BaseModel):
     """A customer's early warnings, newest run first."""
 
     customer_id: str
     warnings: list[WarningView]
-
-
-class MeasureView(BaseModel):
-    """An emergency measure with its status now."""
-
-    measure_id: str
-    title: str
-    status: MeasureStatus
-    scope: MeasureScope
-    effect: MeasureEffect
-    reason: str
-    starts_on: date
-    expires_on: date
-    proposer: str
-    approver: str | None
-    decided_at: str | None
-    decision_comment: str | None
 
 
 class Measures(BaseModel):
