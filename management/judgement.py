@@ -194,6 +194,27 @@ class CustomerRatingView(BaseModel):
     hard_rules: list[str]
 
 
+class QueueItem(BaseModel):
+    """A customer needing an expert rating, with the pending ones."""
+
+    customer_id: str
+    decision_id: str
+    decision_as_of: date
+    pd: float
+    model_grade: str
+    tier: Tier
+    reasons: list[ChainReason]
+    """The insufficient-data reasons."""
+    pending_expert_ratings: list[str]
+
+
+class Queue(BaseModel):
+    """The analysts' queue at a date."""
+
+    as_of: date
+    customers: list[QueueItem]
+
+
 class HistoryEntry(BaseModel):
     """One rating or people's event; ``type`` is ``rating``, ``assessment`` or the event kind.
 
@@ -939,3 +960,29 @@ def insufficient_customers(
         if rating.rated.provisional:
             queue.append(rating)
     return sorted(queue, key=lambda r: r.decision.id)
+
+
+def queue_view(store: AuditStore, rules: RatingRules, as_of: date) -> dict[str, Any]:
+    """The analysts' queue at ``as_of`` (JSON-ready `Queue`).
+
+    Customers needing an expert rating (`insufficient_customers`), each with its
+    insufficient-data reasons and its pending expert ratings.
+    """
+    by_customer: dict[str, list[str]] = {}
+    for proposal in overrides(store, status=ProposalStatus.PENDING):
+        if proposal.kind == OverrideKind.EXPERT_RATING.value:
+            by_customer.setdefault(proposal.subject, []).append(proposal.proposal_id)
+    items = [
+        QueueItem(
+            customer_id=r.rated.customer_id,
+            decision_id=r.decision.decision_id,
+            decision_as_of=_decision_as_of(r.decision),
+            pd=r.rated.pd,
+            model_grade=r.rated.model_grade,
+            tier=r.rated.tier,
+            reasons=[c for c in r.rated.reasons if c.source == "insufficient_data"],
+            pending_expert_ratings=by_customer.get(r.rated.customer_id, []),
+        )
+        for r in insufficient_customers(store, rules, as_of)
+    ]
+    return Queue(as_of=as_of, customers=items).model_dump(mode="json")

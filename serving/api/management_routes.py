@@ -28,13 +28,14 @@ from management.judgement import (
     CustomerRatingView,
     OverrideInput,
     OverrideView,
+    Queue,
     decide_override,
     get_override,
     history,
-    insufficient_customers,
     override_view,
     overrides,
     propose_override,
+    queue_view,
     rating_at,
     record_assessment,
 )
@@ -47,7 +48,6 @@ from serving.api.responses import (
     AssessmentResponse,
     CustomerHistory,
     Overrides,
-    Queue,
 )
 from serving.auth import Caller, Role
 from serving.schemas import FieldError
@@ -307,26 +307,4 @@ async def analysts_queue(state: Any = _STATE, as_of: QueryDay | None = None) -> 
     Insufficient data and no approved expert rating; pending expert ratings are shown.
     """
     rules, audit = state.rules()
-    day = as_of or date.today()
-    queue = await _call(insufficient_customers, audit, rules, day)
-    pending = await _call(overrides, audit, status=ProposalStatus.PENDING)
-    by_customer: dict[str, list[str]] = {}
-    for proposal in pending:
-        if proposal.kind == OverrideKind.EXPERT_RATING.value:
-            by_customer.setdefault(proposal.subject, []).append(proposal.proposal_id)
-    items = []
-    for rating in queue:
-        view = rating.to_dict()
-        items.append(
-            {
-                "customer_id": view["customer_id"],
-                "decision_id": view["decision_id"],
-                "decision_as_of": view["decision_as_of"],
-                "pd": view["pd"],
-                "model_grade": view["model_grade"],
-                "tier": view["tier"],
-                "reasons": [r for r in view["reasons"] if r["source"] == "insufficient_data"],
-                "pending_expert_ratings": by_customer.get(view["customer_id"], []),
-            }
-        )
-    return JSONResponse({"as_of": day.isoformat(), "customers": items})
+    return JSONResponse(await _call(queue_view, audit, rules, as_of or date.today()))

@@ -19,9 +19,8 @@ from management.measures import MeasureView
 from management.proposals import ProposalView
 from management.warnings import WarningView
 from rating.calibration import PlattCalibration
-from rating.chain import ChainReason
 from rating.explain import Explanation
-from rating.policy import CreditPolicy, DefaultStatus, RatingPolicy, Tier
+from rating.policy import CreditPolicy, DefaultStatus, RatingPolicy
 from rating.scale import MasterScale
 
 Json = dict[str, Any]
@@ -222,27 +221,6 @@ class CustomerHistory(BaseModel):
 
     customer_id: str
     history: list[HistoryEntry]
-
-
-class QueueItem(BaseModel):
-    """A customer needing an expert rating, with the pending ones."""
-
-    customer_id: str
-    decision_id: str
-    decision_as_of: date
-    pd: float
-    model_grade: str
-    tier: Tier
-    reasons: list[ChainReason]
-    """The insufficient-data reasons."""
-    pending_expert_ratings: list[str]
-
-
-class Queue(BaseModel):
-    """The analysts' queue at a date."""
-
-    as_of: date
-    customers: list[QueueItem]
 
 
 class StatusChanges(BaseModel):
