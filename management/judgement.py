@@ -112,6 +112,17 @@ class AssessmentRecord(BaseModel):
     record_id: int
 
 
+class AssessmentResponse(BaseModel):
+    """A recorded assessment (``POST /assessments``): its id, score, notches and validity."""
+
+    assessment_id: str
+    customer_id: str
+    score: float
+    notches: int
+    valid_until: date
+    questionnaire_version: str
+
+
 class OverrideView(BaseModel):
     """An override or expert rating: its proposal and decision (decider null while it waits)."""
 
@@ -261,6 +272,18 @@ class RecordedAssessment:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready view."""
         return self.view().model_dump(mode="json")
+
+    def receipt(self) -> dict[str, Any]:
+        """JSON-ready answer to recording it (`AssessmentResponse`)."""
+        a = self.assessment
+        return AssessmentResponse(
+            assessment_id=a.assessment_id,
+            customer_id=a.customer_id,
+            score=self.score,
+            notches=a.notches,
+            valid_until=a.valid_until,
+            questionnaire_version=a.questionnaire_version,
+        ).model_dump(mode="json")
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from management import Actor, ManagementError, ProposalStatus
 from management.errors import ConflictError, ForbiddenError, InvalidInputError, NotFoundError
 from management.judgement import (
     AssessmentInput,
+    AssessmentResponse,
     CustomerRatingView,
     OverrideInput,
     OverrideView,
@@ -45,7 +46,6 @@ from serving.api.deps import get_state, require
 from serving.api.errors import ApiError
 from serving.api.idempotency import IdempotentRoute
 from serving.api.responses import (
-    AssessmentResponse,
     CustomerHistory,
     Overrides,
 )
@@ -169,16 +169,7 @@ async def post_assessment(
     rules, audit = state.rules()
     item = AssessmentInput(body.customer_id, body.as_of, body.answers, body.comment)
     recorded = await _call(record_assessment, audit, rules, _actor(caller), item)
-    a = recorded.assessment
-    answer = AssessmentResponse(
-        assessment_id=a.assessment_id,
-        customer_id=a.customer_id,
-        score=recorded.score,
-        notches=a.notches,
-        valid_until=a.valid_until,
-        questionnaire_version=a.questionnaire_version,
-    )
-    return JSONResponse(answer.model_dump(mode="json"), status_code=201)
+    return JSONResponse(recorded.receipt(), status_code=201)
 
 
 @router.post(

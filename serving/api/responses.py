@@ -2,7 +2,9 @@
 
 The routes build their bodies as JSON-ready dicts and answer them as they are (the bytes stay
 what they were); these models only describe them. Nested records kept as stored (payloads,
-requests, review details) are described as objects.
+requests, review details) are described as objects. The people's views (assessments,
+overrides, proposals, status changes, records, warnings, measures, the queue) are defined once
+in ``management``, whose ``to_dict`` builds them; here only the lists that wrap them.
 """
 
 from __future__ import annotations
@@ -197,17 +199,6 @@ class Me(BaseModel):
 
     name: str
     role: str
-
-
-class AssessmentResponse(BaseModel):
-    """A recorded assessment (``POST /assessments``)."""
-
-    assessment_id: str
-    customer_id: str
-    score: float
-    notches: int
-    valid_until: date
-    questionnaire_version: str
 
 
 class Overrides(BaseModel):
