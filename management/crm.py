@@ -110,6 +110,51 @@ class TermsInput(BaseModel):
         return dict(self.covenants)
 
 
+class RecordedView(BaseModel):
+    """A review, contact or contract terms written to the chain."""
+
+    record_id: str
+    customer_id: str
+    audit_record: int
+
+
+class ReviewRow(BaseModel):
+    """A recorded review (row of the ``reviews`` table)."""
+
+    review_date: date
+    outcome: str
+    next_review_date: date
+
+
+class TermsRow(BaseModel):
+    """A covenant of recorded contract terms (row of the ``contract_terms`` table)."""
+
+    covenant: str
+    threshold: float
+    effective_date: date
+    expiry_date: date | None
+
+
+class ContactView(BaseModel):
+    """A recorded contact with the customer."""
+
+    record_id: str
+    date: date
+    channel: str
+    summary: str
+    recorded_by: str
+    recorded_at: str
+
+
+class CustomerRecords(BaseModel):
+    """The relationship record: reviews, contacts and contract terms, oldest first."""
+
+    customer_id: str
+    reviews: list[ReviewRow]
+    contacts: list[ContactView]
+    terms: list[TermsRow]
+
+
 @dataclass(frozen=True)
 class Recorded:
     """A record written to the chain."""
@@ -121,11 +166,9 @@ class Recorded:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready view."""
-        return {
-            "record_id": self.record_id,
-            "customer_id": self.customer_id,
-            "audit_record": self.audit_record,
-        }
+        return RecordedView(
+            record_id=self.record_id, customer_id=self.customer_id, audit_record=self.audit_record
+        ).model_dump(mode="json")
 
 
 def ensure_known_customer(store: AuditStore, customer_id: str) -> None:
@@ -288,19 +331,48 @@ def terms_frame(store: AuditStore, customer_id: str | None = None) -> pd.DataFra
     return _table("contract_terms", rows, date_columns=("effective_date", "expiry_date"))
 
 
-def contacts(store: AuditStore, customer_id: str) -> list[dict[str, Any]]:
-    """One customer's recorded contacts, oldest first."""
+def _contacts(store: AuditStore, customer_id: str) -> list[ContactView]:
     return [
-        {
-            "record_id": e.event_id,
-            "date": e.payload["date"],
-            "channel": e.payload["channel"],
-            "summary": e.reason,
-            "recorded_by": e.actor,
-            "recorded_at": e.occurred_at,
-        }
+        ContactView(
+            record_id=e.event_id,
+            date=e.payload["date"],
+            channel=e.payload["channel"],
+            summary=e.reason,
+            recorded_by=e.actor,
+            recorded_at=e.occurred_at,
+        )
         for e in _events(store, CONTACT, customer_id)
     ]
+
+
+def contacts(store: AuditStore, customer_id: str) -> list[dict[str, Any]]:
+    """One customer's recorded contacts, oldest first (JSON-ready)."""
+    return [c.model_dump(mode="json") for c in _contacts(store, customer_id)]
+
+
+def _rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows of a raw-table frame, dates as days and missing values as None."""
+    return [
+        {
+            key: None
+            if value is None or value != value  # NaN / NaT
+            else value.date()
+            if hasattr(value, "date")
+            else value
+            for key, value in row.items()
+        }
+        for row in frame.to_dict("records")
+    ]
+
+
+def customer_records(store: AuditStore, customer_id: str) -> dict[str, Any]:
+    """One customer's reviews, contacts and contract terms, oldest first (JSON-ready)."""
+    return CustomerRecords(
+        customer_id=customer_id,
+        reviews=[ReviewRow.model_validate(r) for r in _rows(reviews_frame(store, customer_id))],
+        contacts=_contacts(store, customer_id),
+        terms=[TermsRow.model_validate(r) for r in _rows(terms_frame(store, customer_id))],
+    ).model_dump(mode="json")
 
 
 def _table(name: str, rows: list[tuple[Any, ...]], date_columns: Iterable[str]) -> pd.DataFrame:

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict
+
 from audit import AuditStore, EventRecord, StoredDecision, StoredEvent
 from management.errors import ConflictError, ForbiddenError, InvalidInputError, NotFoundError
 from management.events import Actor, aware, iter_events, parse_time, utc_now
@@ -40,7 +42,7 @@ from management.proposals import (
     propose,
     states_from_events,
 )
-from rating.chain import ModelDecision, RatedCustomer, rate_customer
+from rating.chain import ChainReason, ModelDecision, RatedCustomer, rate_customer
 from rating.judgement import (
     EXPERT_RATING_REASON,
     Assessment,
@@ -59,8 +61,8 @@ from rating.judgement import (
     score_assessment,
     valid_until,
 )
-from rating.lifecycle import LifecycleConfig, Measure
-from rating.policy import HardRuleHit, RatingPolicy, Tier
+from rating.lifecycle import CustomerStatus, LifecycleConfig, Measure
+from rating.policy import CreditPolicy, HardRuleHit, RatingPolicy, Tier
 from rating.scale import MasterScale
 from rating.sufficiency import SUFFICIENT, Sufficiency, SufficiencyReason
 
@@ -93,6 +95,151 @@ def decision_segment(decision: StoredDecision) -> Segment:
     return dict(segment) if isinstance(segment, Mapping) else {}
 
 
+class AssessmentRecord(BaseModel):
+    """An assessment as recorded in the chain (in a rating and a customer's history)."""
+
+    assessment_id: str
+    customer_id: str
+    analyst: str
+    as_of: date
+    valid_until: date
+    questionnaire_version: str
+    answers: dict[str, str]
+    score: float
+    notches: int
+    comment: str
+    recorded_at: str
+    record_id: int
+
+
+class AssessmentResponse(BaseModel):
+    """A recorded assessment (``POST /assessments``): its id, score, notches and validity."""
+
+    assessment_id: str
+    customer_id: str
+    score: float
+    notches: int
+    valid_until: date
+    questionnaire_version: str
+
+
+class OverrideView(BaseModel):
+    """An override or expert rating: its proposal and decision (decider null while it waits)."""
+
+    override_id: str
+    kind: OverrideKind
+    customer_id: str
+    as_of: date
+    decision_id: str | None
+    base_grade: str
+    proposed_grade: str
+    notches: int
+    reason_code: str
+    reason_list_version: str | None
+    valid_until: date
+    required_role: Role
+    status: ProposalStatus
+    proposer: str
+    proposed_at: str
+    comment: str
+    expires_at: str | None
+    decided_by: str | None
+    decider_role: str | None
+    decided_at: str | None
+    decision_comment: str | None
+
+    @classmethod
+    def of(cls, state: ProposalState) -> OverrideView:
+        """The view of an override or expert rating proposal."""
+        p = state.payload
+        return cls(
+            override_id=state.proposal_id,
+            kind=OverrideKind(state.kind),
+            customer_id=state.subject,
+            as_of=p["as_of"],
+            decision_id=p.get("decision_id"),
+            base_grade=p["base_grade"],
+            proposed_grade=p["proposed_grade"],
+            notches=p["notches"],
+            reason_code=p["reason_code"],
+            reason_list_version=p.get("reason_list_version"),
+            valid_until=p["valid_until"],
+            required_role=state.required_role,
+            status=state.status,
+            proposer=state.proposer,
+            proposed_at=state.proposed_at.isoformat(),
+            comment=state.comment,
+            expires_at=state.expires_at.isoformat() if state.expires_at else None,
+            decided_by=state.decided_by,
+            decider_role=state.decider_role,
+            decided_at=state.decided_at.isoformat() if state.decided_at else None,
+            decision_comment=state.decision_comment,
+        )
+
+
+class CustomerRatingView(BaseModel):
+    """A customer's rating at a date: the model decision and each step of the rating chain."""
+
+    customer_id: str
+    as_of: date
+    decision_id: str
+    decision_as_of: date
+    model_version: str
+    pd: float
+    model_grade: str
+    model_tier: Tier
+    qualitative_notches: int
+    assessment_id: str | None
+    assessment: AssessmentRecord | None
+    adjusted_grade: str
+    override: OverrideView | None
+    final_grade: str
+    tier: Tier
+    policy: CreditPolicy
+    status: CustomerStatus
+    measures: list[str]
+    reasons: list[ChainReason]
+    insufficient_data: bool
+    provisional: bool
+    in_default: bool
+    hard_rules: list[str]
+
+
+class QueueItem(BaseModel):
+    """A customer needing an expert rating, with the pending ones."""
+
+    customer_id: str
+    decision_id: str
+    decision_as_of: date
+    pd: float
+    model_grade: str
+    tier: Tier
+    reasons: list[ChainReason]
+    """The insufficient-data reasons."""
+    pending_expert_ratings: list[str]
+
+
+class Queue(BaseModel):
+    """The analysts' queue at a date."""
+
+    as_of: date
+    customers: list[QueueItem]
+
+
+class HistoryEntry(BaseModel):
+    """One rating or people's event; ``type`` is ``rating``, ``assessment`` or the event kind.
+
+    The kind-specific details follow the common fields.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    record_id: int
+    at: str
+    actor: str
+
+
 @dataclass(frozen=True)
 class RecordedAssessment:
     """A qualitative assessment as recorded."""
@@ -104,23 +251,39 @@ class RecordedAssessment:
     recorded_at: datetime
     record_id: int
 
+    def view(self) -> AssessmentRecord:
+        """Its view."""
+        a = self.assessment
+        return AssessmentRecord(
+            assessment_id=a.assessment_id,
+            customer_id=a.customer_id,
+            analyst=a.analyst,
+            as_of=a.assessed_on,
+            valid_until=a.valid_until,
+            questionnaire_version=a.questionnaire_version,
+            answers=self.answers,
+            score=self.score,
+            notches=a.notches,
+            comment=self.comment,
+            recorded_at=self.recorded_at.isoformat(),
+            record_id=self.record_id,
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready view."""
+        return self.view().model_dump(mode="json")
+
+    def receipt(self) -> dict[str, Any]:
+        """JSON-ready answer to recording it (`AssessmentResponse`)."""
         a = self.assessment
-        return {
-            "assessment_id": a.assessment_id,
-            "customer_id": a.customer_id,
-            "analyst": a.analyst,
-            "as_of": a.assessed_on.isoformat(),
-            "valid_until": a.valid_until.isoformat(),
-            "questionnaire_version": a.questionnaire_version,
-            "answers": self.answers,
-            "score": self.score,
-            "notches": a.notches,
-            "comment": self.comment,
-            "recorded_at": self.recorded_at.isoformat(),
-            "record_id": self.record_id,
-        }
+        return AssessmentResponse(
+            assessment_id=a.assessment_id,
+            customer_id=a.customer_id,
+            score=self.score,
+            notches=a.notches,
+            valid_until=a.valid_until,
+            questionnaire_version=a.questionnaire_version,
+        ).model_dump(mode="json")
 
 
 @dataclass(frozen=True)
@@ -137,31 +300,31 @@ class CustomerRating:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready view: the decision, the parts of the chain, the final tier and policy."""
         r = self.rated
-        return {
-            "customer_id": r.customer_id,
-            "as_of": self.as_of.isoformat(),
-            "decision_id": self.decision.decision_id,
-            "decision_as_of": _decision_as_of(self.decision).isoformat(),
-            "model_version": self.decision.model_version,
-            "pd": r.pd,
-            "model_grade": r.model_grade,
-            "model_tier": r.model_tier.value,
-            "qualitative_notches": r.qualitative_notches,
-            "assessment_id": r.assessment_id,
-            "assessment": self.assessment.to_dict() if self.assessment else None,
-            "adjusted_grade": r.adjusted_grade,
-            "override": override_view(self.override) if self.override else None,
-            "final_grade": r.final_grade,
-            "tier": r.tier.value,
-            "policy": r.policy.model_dump(mode="json"),
-            "status": r.status,
-            "measures": list(r.measures),
-            "reasons": [reason.model_dump(mode="json") for reason in r.reasons],
-            "insufficient_data": r.insufficient_data,
-            "provisional": r.provisional,
-            "in_default": r.in_default,
-            "hard_rules": list(r.hard_rules),
-        }
+        return CustomerRatingView(
+            customer_id=r.customer_id,
+            as_of=self.as_of,
+            decision_id=self.decision.decision_id,
+            decision_as_of=_decision_as_of(self.decision),
+            model_version=self.decision.model_version,
+            pd=r.pd,
+            model_grade=r.model_grade,
+            model_tier=r.model_tier,
+            qualitative_notches=r.qualitative_notches,
+            assessment_id=r.assessment_id,
+            assessment=self.assessment.view() if self.assessment else None,
+            adjusted_grade=r.adjusted_grade,
+            override=OverrideView.of(self.override) if self.override else None,
+            final_grade=r.final_grade,
+            tier=r.tier,
+            policy=r.policy,
+            status=CustomerStatus(r.status),
+            measures=list(r.measures),
+            reasons=list(r.reasons),
+            insufficient_data=r.insufficient_data,
+            provisional=r.provisional,
+            in_default=r.in_default,
+            hard_rules=list(r.hard_rules),
+        ).model_dump(mode="json")
 
 
 # --- assessments ---------------------------------------------------------------------------------
@@ -466,30 +629,7 @@ def override_of(state: ProposalState) -> Override:
 
 def override_view(state: ProposalState) -> dict[str, Any]:
     """JSON-ready view of an override or expert rating: proposal, decision, who and why."""
-    p = state.payload
-    return {
-        "override_id": state.proposal_id,
-        "kind": state.kind,
-        "customer_id": state.subject,
-        "as_of": p["as_of"],
-        "decision_id": p.get("decision_id"),
-        "base_grade": p["base_grade"],
-        "proposed_grade": p["proposed_grade"],
-        "notches": p["notches"],
-        "reason_code": p["reason_code"],
-        "reason_list_version": p.get("reason_list_version"),
-        "valid_until": p["valid_until"],
-        "required_role": state.required_role.value,
-        "status": state.status.value,
-        "proposer": state.proposer,
-        "proposed_at": state.proposed_at.isoformat(),
-        "comment": state.comment,
-        "expires_at": state.expires_at.isoformat() if state.expires_at else None,
-        "decided_by": state.decided_by,
-        "decider_role": state.decider_role,
-        "decided_at": state.decided_at.isoformat() if state.decided_at else None,
-        "decision_comment": state.decision_comment,
-    }
+    return OverrideView.of(state).model_dump(mode="json")
 
 
 @dataclass(frozen=True)
@@ -843,3 +983,29 @@ def insufficient_customers(
         if rating.rated.provisional:
             queue.append(rating)
     return sorted(queue, key=lambda r: r.decision.id)
+
+
+def queue_view(store: AuditStore, rules: RatingRules, as_of: date) -> dict[str, Any]:
+    """The analysts' queue at ``as_of`` (JSON-ready `Queue`).
+
+    Customers needing an expert rating (`insufficient_customers`), each with its
+    insufficient-data reasons and its pending expert ratings.
+    """
+    by_customer: dict[str, list[str]] = {}
+    for proposal in overrides(store, status=ProposalStatus.PENDING):
+        if proposal.kind == OverrideKind.EXPERT_RATING.value:
+            by_customer.setdefault(proposal.subject, []).append(proposal.proposal_id)
+    items = [
+        QueueItem(
+            customer_id=r.rated.customer_id,
+            decision_id=r.decision.decision_id,
+            decision_as_of=_decision_as_of(r.decision),
+            pd=r.rated.pd,
+            model_grade=r.rated.model_grade,
+            tier=r.rated.tier,
+            reasons=[c for c in r.rated.reasons if c.source == "insufficient_data"],
+            pending_expert_ratings=by_customer.get(r.rated.customer_id, []),
+        )
+        for r in insufficient_customers(store, rules, as_of)
+    ]
+    return Queue(as_of=as_of, customers=items).model_dump(mode="json")

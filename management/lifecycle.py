@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from audit import AuditDuplicateEventError, AuditStore, EventRecord, StoredEvent
 from management.errors import ConflictError, InvalidInputError
 from management.events import Actor, aware, iter_events, parse_time, utc_now
@@ -24,6 +26,7 @@ from management.proposals import (
     Proposal,
     ProposalState,
     ProposalStatus,
+    ProposalView,
     decide,
     list_proposals,
     propose,
@@ -52,6 +55,45 @@ Source = Literal["person", "early_warning", "hard_rule"]
 _CONFLICT_CODES = ("same_status", "transition_not_allowed")
 
 
+class _Transition(BaseModel):
+    """A status change's customer, from and to (``from`` is the JSON name)."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    change_id: str
+    customer_id: str
+    from_: CustomerStatus = Field(alias="from")
+    to: CustomerStatus
+
+
+class StatusProposalView(_Transition):
+    """A proposed status change: in effect at once, or pending a second person."""
+
+    status: Literal["effective", "pending"]
+    required_role: Role | None
+
+
+class StatusChangeView(_Transition):
+    """A status change in effect."""
+
+    effective_at: str
+    proposer: str
+    confirmed_by: str | None
+    reason: str
+    exit_by: date | None
+    source: Source
+
+
+class CustomerStatusView(BaseModel):
+    """A customer's status at a date, the change that set it and any pending change."""
+
+    customer_id: str
+    status: CustomerStatus
+    since: str | None
+    change: StatusChangeView | None
+    pending: ProposalView | None
+
+
 @dataclass(frozen=True)
 class StatusChange:
     """One status change that took effect."""
@@ -68,20 +110,24 @@ class StatusChange:
     exit_by: date | None
     source: Source
 
+    def view(self) -> StatusChangeView:
+        """Its view."""
+        return StatusChangeView(
+            change_id=self.change_id,
+            customer_id=self.customer_id,
+            from_=self.status_from,
+            to=self.status_to,
+            effective_at=self.effective_at.isoformat(),
+            proposer=self.proposer,
+            confirmed_by=self.confirmed_by,
+            reason=self.reason,
+            exit_by=self.exit_by,
+            source=self.source,
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready view."""
-        return {
-            "change_id": self.change_id,
-            "customer_id": self.customer_id,
-            "from": self.status_from.value,
-            "to": self.status_to.value,
-            "effective_at": self.effective_at.isoformat(),
-            "proposer": self.proposer,
-            "confirmed_by": self.confirmed_by,
-            "reason": self.reason,
-            "exit_by": self.exit_by.isoformat() if self.exit_by else None,
-            "source": self.source,
-        }
+        return self.view().model_dump(mode="json", by_alias=True)
 
 
 @dataclass(frozen=True)
@@ -102,13 +148,13 @@ class CustomerStatusState:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready view."""
-        return {
-            "customer_id": self.customer_id,
-            "status": self.status.value,
-            "since": self.since.isoformat() if self.since else None,
-            "change": self.change.to_dict() if self.change else None,
-            "pending": self.pending.to_dict() if self.pending else None,
-        }
+        return CustomerStatusView(
+            customer_id=self.customer_id,
+            status=self.status,
+            since=self.since.isoformat() if self.since else None,
+            change=self.change.view() if self.change else None,
+            pending=self.pending.view() if self.pending else None,
+        ).model_dump(mode="json", by_alias=True)
 
 
 @dataclass(frozen=True)
@@ -124,14 +170,14 @@ class StatusProposal:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready view."""
-        return {
-            "change_id": self.change_id,
-            "customer_id": self.customer_id,
-            "from": self.status_from.value,
-            "to": self.status_to.value,
-            "status": self.state,
-            "required_role": self.required_role.value if self.required_role else None,
-        }
+        return StatusProposalView(
+            change_id=self.change_id,
+            customer_id=self.customer_id,
+            from_=self.status_from,
+            to=self.status_to,
+            status=self.state,
+            required_role=self.required_role,
+        ).model_dump(mode="json", by_alias=True)
 
 
 def propose_status_change(

@@ -52,8 +52,25 @@ class MeasureInput(BaseModel):
         return self
 
 
+class MeasureView(BaseModel):
+    """An emergency measure with its status now."""
+
+    measure_id: str
+    title: str
+    status: MeasureStatus
+    scope: MeasureScope
+    effect: MeasureEffect
+    reason: str
+    starts_on: date
+    expires_on: date
+    proposer: str
+    approver: str | None
+    decided_at: str | None
+    decision_comment: str | None
+
+
 @dataclass(frozen=True)
-class MeasureView:
+class MeasureState:
     """A measure with its status at a moment and its proposal."""
 
     measure: Measure
@@ -63,22 +80,21 @@ class MeasureView:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready view."""
         m = self.measure
-        return {
-            "measure_id": m.measure_id,
-            "title": m.title,
-            "status": self.status,
-            "scope": m.scope.model_dump(mode="json"),
-            "effect": m.effect.model_dump(mode="json"),
-            "reason": m.reason,
-            "starts_on": m.starts_on.isoformat(),
-            "expires_on": m.expires_on.isoformat(),
-            "proposer": m.proposer,
-            "approver": m.approver,
-            "decided_at": self.proposal.decided_at.isoformat()
-            if self.proposal.decided_at
-            else None,
-            "decision_comment": self.proposal.decision_comment,
-        }
+        decided_at = self.proposal.decided_at
+        return MeasureView(
+            measure_id=m.measure_id,
+            title=m.title,
+            status=self.status,
+            scope=m.scope,
+            effect=m.effect,
+            reason=m.reason,
+            starts_on=m.starts_on,
+            expires_on=m.expires_on,
+            proposer=m.proposer,
+            approver=m.approver,
+            decided_at=decided_at.isoformat() if decided_at else None,
+            decision_comment=self.proposal.decision_comment,
+        ).model_dump(mode="json")
 
 
 def propose_measure(
@@ -88,7 +104,7 @@ def propose_measure(
     *,
     pending_days: int,
     at: datetime | None = None,
-) -> MeasureView:
+) -> MeasureState:
     """Propose an emergency measure; it acts only once a senior approver approves it.
 
     Raises:
@@ -126,7 +142,7 @@ def decide_measure(
     approve: bool,
     comment: str,
     at: datetime | None = None,
-) -> MeasureView:
+) -> MeasureState:
     """Approve (activate) or reject a proposed measure (a senior approver, not the proposer).
 
     Raises:
@@ -137,7 +153,7 @@ def decide_measure(
     return _view(state, at)
 
 
-def get_measure(store: AuditStore, measure_id: str, *, now: datetime | None = None) -> MeasureView:
+def get_measure(store: AuditStore, measure_id: str, *, now: datetime | None = None) -> MeasureState:
     """One measure and its status at ``now``.
 
     Raises:
@@ -147,7 +163,7 @@ def get_measure(store: AuditStore, measure_id: str, *, now: datetime | None = No
     return _view(get_proposal(store, measure_id, kind=KIND, now=now), now)
 
 
-def list_measures(store: AuditStore, *, now: datetime | None = None) -> list[MeasureView]:
+def list_measures(store: AuditStore, *, now: datetime | None = None) -> list[MeasureState]:
     """Every measure with its status at ``now``, oldest first."""
     now = aware(now or utc_now())
     return [_view(state, now) for state in list_proposals(store, KIND, now=now)]
@@ -159,7 +175,7 @@ def active_measures(store: AuditStore, day: date) -> list[Measure]:
     return [v.measure for v in list_measures(store, now=end) if v.measure.active_at(day)]
 
 
-def _view(state: ProposalState, now: datetime) -> MeasureView:
+def _view(state: ProposalState, now: datetime) -> MeasureState:
     data = state.payload
     approved = state.status is ProposalStatus.APPROVED
     rejected = state.status is ProposalStatus.REJECTED
@@ -182,7 +198,7 @@ def _view(state: ProposalState, now: datetime) -> MeasureView:
         status = "expired" if now.date() >= measure.expires_on else "proposed"
     else:
         status = measure.status_at(now.date())
-    return MeasureView(measure=measure, status=status, proposal=state)
+    return MeasureState(measure=measure, status=status, proposal=state)
 
 
 def measures_by_customer(

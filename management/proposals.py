@@ -105,28 +105,58 @@ class ProposalState:
         """Approved, rejected or expired."""
         return self.status in _DECIDED
 
+    def view(self) -> ProposalView:
+        """Its view."""
+        return ProposalView(
+            proposal_id=self.proposal_id,
+            kind=self.kind,
+            subject=self.subject,
+            payload=self.payload,
+            required_role=self.required_role,
+            proposer=self.proposer,
+            proposer_role=self.proposer_role,
+            proposed_at=self.proposed_at.isoformat(),
+            comment=self.comment,
+            expires_at=self.expires_at.isoformat() if self.expires_at else None,
+            status=self.status,
+            decided_by=self.decided_by,
+            decider_role=self.decider_role,
+            decided_at=self.decided_at.isoformat() if self.decided_at else None,
+            decision_comment=self.decision_comment,
+            decision_payload=self.decision_payload,
+            proposal_record=self.proposal_record,
+            decision_record=self.decision_record,
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready view."""
-        return {
-            "proposal_id": self.proposal_id,
-            "kind": self.kind,
-            "subject": self.subject,
-            "payload": self.payload,
-            "required_role": self.required_role.value,
-            "proposer": self.proposer,
-            "proposer_role": self.proposer_role,
-            "proposed_at": self.proposed_at.isoformat(),
-            "comment": self.comment,
-            "expires_at": self.expires_at.isoformat() if self.expires_at else None,
-            "status": self.status.value,
-            "decided_by": self.decided_by,
-            "decider_role": self.decider_role,
-            "decided_at": self.decided_at.isoformat() if self.decided_at else None,
-            "decision_comment": self.decision_comment,
-            "decision_payload": self.decision_payload,
-            "proposal_record": self.proposal_record,
-            "decision_record": self.decision_record,
-        }
+        return self.view().model_dump(mode="json")
+
+
+class ProposalView(BaseModel):
+    """A proposal waiting (or that waited) for a second person, with its decision.
+
+    Who decided, when and why are null while it waits.
+    """
+
+    proposal_id: str
+    kind: str
+    subject: str
+    payload: dict[str, Any]
+    required_role: Role
+    proposer: str
+    proposer_role: str
+    proposed_at: str
+    comment: str
+    expires_at: str | None
+    status: ProposalStatus
+    decided_by: str | None
+    decider_role: str | None
+    decided_at: str | None
+    decision_comment: str | None
+    decision_payload: dict[str, Any] | None
+    proposal_record: int
+    decision_record: int | None
 
 
 def proposal_event_id(proposal_id: str) -> str:

@@ -12,10 +12,28 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict
+
 from audit import AuditDuplicateEventError, AuditStore, EventRecord, StoredEvent
 from management.events import Actor, aware, iter_events, utc_now
 
 WARNING = "warning.raised"
+
+
+class WarningView(BaseModel):
+    """An early warning of a monitoring run; the run's facts (grade, tier, PD...) follow."""
+
+    model_config = ConfigDict(extra="allow")
+
+    record_id: int
+    recorded_at: str
+    run_id: str
+    as_of: date
+    severity: str
+    action: str
+    triggers: list[str]
+    details: list[str]
+    proposed_status: str | None
 
 
 @dataclass(frozen=True)
@@ -81,7 +99,7 @@ def record_warnings(
 
 
 def warnings_of(store: AuditStore, customer_id: str) -> list[dict[str, Any]]:
-    """One customer's recorded warnings, newest run first."""
+    """One customer's recorded warnings, newest run first (`WarningView`, payload as stored)."""
     found: list[StoredEvent] = list(iter_events(store, kind=WARNING, subject=customer_id))
     return [
         {"record_id": e.id, "recorded_at": e.occurred_at, **e.payload}

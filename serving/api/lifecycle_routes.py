@@ -20,19 +20,32 @@ from features.schema import BoundedDay
 from management import ProposalStatus, list_proposals
 from management.crm import (
     ContactInput,
+    CustomerRecords,
+    RecordedView,
     ReviewInput,
     TermsInput,
-    contacts,
     ensure_known_customer,
     record_contact,
     record_review,
     record_terms,
-    reviews_frame,
-    terms_frame,
 )
+from management.crm import customer_records as records_of
 from management.lifecycle import KIND as STATUS_KIND
-from management.lifecycle import decide_status_change, propose_status_change, status_at
-from management.measures import MeasureInput, decide_measure, list_measures, propose_measure
+from management.lifecycle import (
+    CustomerStatusView,
+    StatusProposalView,
+    decide_status_change,
+    propose_status_change,
+    status_at,
+)
+from management.measures import (
+    MeasureInput,
+    MeasureView,
+    decide_measure,
+    list_measures,
+    propose_measure,
+)
+from management.proposals import ProposalView
 from management.warnings import warnings_of
 from rating.lifecycle import CustomerStatus
 from serving.api.body import json_body, parse_body
@@ -47,16 +60,10 @@ from serving.api.management_routes import (
     _decision,
 )
 from serving.api.responses import (
-    CustomerRecords,
-    CustomerStatusView,
     CustomerWarnings,
     Me,
     Measures,
-    MeasureView,
-    ProposalView,
-    RecordedView,
     StatusChanges,
-    StatusProposalView,
 )
 from serving.auth import Caller, Role
 
@@ -253,35 +260,7 @@ async def post_terms(
 async def customer_records(customer_id: str, state: Any = _STATE) -> JSONResponse:
     """The relationship record: reviews, contacts and contract terms, oldest first."""
     _, audit = state.rules()
-    customer = _customer(customer_id)
-    reviews = await _call(reviews_frame, audit, customer)
-    terms = await _call(terms_frame, audit, customer)
-    return JSONResponse(
-        {
-            "customer_id": customer,
-            "reviews": _records(reviews),
-            "contacts": await _call(contacts, audit, customer),
-            "terms": _records(terms),
-        }
-    )
-
-
-def _records(frame: Any) -> list[dict[str, Any]]:
-    """Rows of a raw-table frame as JSON-ready dicts (dates as ISO days, missing as null)."""
-    rows = []
-    for row in frame.to_dict("records"):
-        rows.append(
-            {
-                key: None
-                if value is None or value != value  # NaN / NaT
-                else value.date().isoformat()
-                if hasattr(value, "date")
-                else value
-                for key, value in row.items()
-                if key != "customer_id"
-            }
-        )
-    return rows
+    return JSONResponse(await _call(records_of, audit, _customer(customer_id)))
 
 
 @router.get(

@@ -25,14 +25,18 @@ from management import Actor, ManagementError, ProposalStatus
 from management.errors import ConflictError, ForbiddenError, InvalidInputError, NotFoundError
 from management.judgement import (
     AssessmentInput,
+    AssessmentResponse,
+    CustomerRatingView,
     OverrideInput,
+    OverrideView,
+    Queue,
     decide_override,
     get_override,
     history,
-    insufficient_customers,
     override_view,
     overrides,
     propose_override,
+    queue_view,
     rating_at,
     record_assessment,
 )
@@ -42,12 +46,8 @@ from serving.api.deps import get_state, require
 from serving.api.errors import ApiError
 from serving.api.idempotency import IdempotentRoute
 from serving.api.responses import (
-    AssessmentResponse,
     CustomerHistory,
-    CustomerRatingView,
     Overrides,
-    OverrideView,
-    Queue,
 )
 from serving.auth import Caller, Role
 from serving.schemas import FieldError
@@ -169,16 +169,7 @@ async def post_assessment(
     rules, audit = state.rules()
     item = AssessmentInput(body.customer_id, body.as_of, body.answers, body.comment)
     recorded = await _call(record_assessment, audit, rules, _actor(caller), item)
-    a = recorded.assessment
-    answer = AssessmentResponse(
-        assessment_id=a.assessment_id,
-        customer_id=a.customer_id,
-        score=recorded.score,
-        notches=a.notches,
-        valid_until=a.valid_until,
-        questionnaire_version=a.questionnaire_version,
-    )
-    return JSONResponse(answer.model_dump(mode="json"), status_code=201)
+    return JSONResponse(recorded.receipt(), status_code=201)
 
 
 @router.post(
@@ -307,26 +298,4 @@ async def analysts_queue(state: Any = _STATE, as_of: QueryDay | None = None) -> 
     Insufficient data and no approved expert rating; pending expert ratings are shown.
     """
     rules, audit = state.rules()
-    day = as_of or date.today()
-    queue = await _call(insufficient_customers, audit, rules, day)
-    pending = await _call(overrides, audit, status=ProposalStatus.PENDING)
-    by_customer: dict[str, list[str]] = {}
-    for proposal in pending:
-        if proposal.kind == OverrideKind.EXPERT_RATING.value:
-            by_customer.setdefault(proposal.subject, []).append(proposal.proposal_id)
-    items = []
-    for rating in queue:
-        view = rating.to_dict()
-        items.append(
-            {
-                "customer_id": view["customer_id"],
-                "decision_id": view["decision_id"],
-                "decision_as_of": view["decision_as_of"],
-                "pd": view["pd"],
-                "model_grade": view["model_grade"],
-                "tier": view["tier"],
-                "reasons": [r for r in view["reasons"] if r["source"] == "insufficient_data"],
-                "pending_expert_ratings": by_customer.get(view["customer_id"], []),
-            }
-        )
-    return JSONResponse({"as_of": day.isoformat(), "customers": items})
+    return JSONResponse(await _call(queue_view, audit, rules, as_of or date.today()))

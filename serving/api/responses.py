@@ -2,7 +2,9 @@
 
 The routes build their bodies as JSON-ready dicts and answer them as they are (the bytes stay
 what they were); these models only describe them. Nested records kept as stored (payloads,
-requests, review details) are described as objects.
+requests, review details) are described as objects. The people's views (assessments,
+overrides, proposals, status changes, records, warnings, measures, the queue) are defined once
+in ``management``, whose ``to_dict`` builds them; here only the lists that wrap them.
 """
 
 from __future__ import annotations
@@ -10,17 +12,17 @@ from __future__ import annotations
 from datetime import date
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 
 from audit import StoredDecision
 from features.spec import FeatureSpec
-from management import ProposalStatus
+from management.judgement import HistoryEntry, OverrideView
+from management.measures import MeasureView
+from management.proposals import ProposalView
+from management.warnings import WarningView
 from rating.calibration import PlattCalibration
-from rating.chain import ChainReason
 from rating.explain import Explanation
-from rating.judgement import OverrideKind, Role
-from rating.lifecycle import CustomerStatus, MeasureEffect, MeasureScope, MeasureStatus
-from rating.policy import CreditPolicy, DefaultStatus, RatingPolicy, Tier
+from rating.policy import CreditPolicy, DefaultStatus, RatingPolicy
 from rating.scale import MasterScale
 
 Json = dict[str, Any]
@@ -199,112 +201,10 @@ class Me(BaseModel):
     role: str
 
 
-class AssessmentResponse(BaseModel):
-    """A recorded assessment (``POST /assessments``)."""
-
-    assessment_id: str
-    customer_id: str
-    score: float
-    notches: int
-    valid_until: date
-    questionnaire_version: str
-
-
-class AssessmentRecord(BaseModel):
-    """An assessment as recorded in the chain (in a rating and a customer's history)."""
-
-    assessment_id: str
-    customer_id: str
-    analyst: str
-    as_of: date
-    valid_until: date
-    questionnaire_version: str
-    answers: dict[str, str]
-    score: float
-    notches: int
-    comment: str
-    recorded_at: str
-    record_id: int
-
-
-class _Decided(BaseModel):
-    """Who decided a proposal, when and why (all null while it waits)."""
-
-    decided_by: str | None
-    decider_role: str | None
-    decided_at: str | None
-    decision_comment: str | None
-
-
-class OverrideView(_Decided):
-    """An override or expert rating: its proposal and decision."""
-
-    override_id: str
-    kind: OverrideKind
-    customer_id: str
-    as_of: date
-    decision_id: str | None
-    base_grade: str
-    proposed_grade: str
-    notches: int
-    reason_code: str
-    reason_list_version: str | None
-    valid_until: date
-    required_role: Role
-    status: ProposalStatus
-    proposer: str
-    proposed_at: str
-    comment: str
-    expires_at: str | None
-
-
 class Overrides(BaseModel):
     """Overrides and expert ratings, oldest first."""
 
     overrides: list[OverrideView]
-
-
-class CustomerRatingView(BaseModel):
-    """A customer's rating at a date: the model decision and each step of the rating chain."""
-
-    customer_id: str
-    as_of: date
-    decision_id: str
-    decision_as_of: date
-    model_version: str
-    pd: float
-    model_grade: str
-    model_tier: Tier
-    qualitative_notches: int
-    assessment_id: str | None
-    assessment: AssessmentRecord | None
-    adjusted_grade: str
-    override: OverrideView | None
-    final_grade: str
-    tier: Tier
-    policy: CreditPolicy
-    status: CustomerStatus
-    measures: list[str]
-    reasons: list[ChainReason]
-    insufficient_data: bool
-    provisional: bool
-    in_default: bool
-    hard_rules: list[str]
-
-
-class _Open(BaseModel):
-    """An entry whose kind-specific details follow its common fields."""
-
-    model_config = ConfigDict(extra="allow")
-
-
-class HistoryEntry(_Open):
-    """One rating or people's event; ``type`` is ``rating``, ``assessment`` or the event kind."""
-
-    type: str
-    record_id: int
-    at: str
-    actor: str
 
 
 class CustomerHistory(BaseModel):
@@ -314,148 +214,10 @@ class CustomerHistory(BaseModel):
     history: list[HistoryEntry]
 
 
-class QueueItem(BaseModel):
-    """A customer needing an expert rating, with the pending ones."""
-
-    customer_id: str
-    decision_id: str
-    decision_as_of: date
-    pd: float
-    model_grade: str
-    tier: Tier
-    reasons: list[ChainReason]
-    """The insufficient-data reasons."""
-    pending_expert_ratings: list[str]
-
-
-class Queue(BaseModel):
-    """The analysts' queue at a date."""
-
-    as_of: date
-    customers: list[QueueItem]
-
-
-class _Transition(BaseModel):
-    """A status change's customer, from and to (``from`` is the JSON name)."""
-
-    model_config = ConfigDict(populate_by_name=True)
-
-    change_id: str
-    customer_id: str
-    from_: CustomerStatus = Field(alias="from")
-    to: CustomerStatus
-
-
-class StatusProposalView(_Transition):
-    """A proposed status change: in effect at once, or pending a second person."""
-
-    status: Literal["effective", "pending"]
-    required_role: Role | None
-
-
-class StatusChangeView(_Transition):
-    """A status change in effect."""
-
-    effective_at: str
-    proposer: str
-    confirmed_by: str | None
-    reason: str
-    exit_by: date | None
-    source: Literal["person", "early_warning", "hard_rule"]
-
-
-class ProposalView(_Decided):
-    """A proposal waiting (or that waited) for a second person, with its decision."""
-
-    proposal_id: str
-    kind: str
-    subject: str
-    payload: Json
-    required_role: Role
-    proposer: str
-    proposer_role: str
-    proposed_at: str
-    comment: str
-    expires_at: str | None
-    status: ProposalStatus
-    decision_payload: Json | None
-    proposal_record: int
-    decision_record: int | None
-
-
 class StatusChanges(BaseModel):
     """Status changes that wait or waited for a second person, oldest first."""
 
     status_changes: list[ProposalView]
-
-
-class CustomerStatusView(BaseModel):
-    """A customer's status at a date, the change that set it and any pending change."""
-
-    customer_id: str
-    status: CustomerStatus
-    since: str | None
-    change: StatusChangeView | None
-    pending: ProposalView | None
-
-
-class RecordedView(BaseModel):
-    """A review, contact or contract terms written to the chain."""
-
-    record_id: str
-    customer_id: str
-    audit_record: int
-
-
-class ReviewRow(BaseModel):
-    """A recorded review (row of the ``reviews`` table)."""
-
-    review_date: date
-    outcome: str
-    next_review_date: date
-
-
-class TermsRow(BaseModel):
-    """A covenant of recorded contract terms (row of the ``contract_terms`` table)."""
-
-    covenant: str
-    threshold: float
-    effective_date: date
-    expiry_date: date | None
-
-
-class ContactView(BaseModel):
-    """A recorded contact with the customer."""
-
-    record_id: str
-    date: date
-    channel: str
-    summary: str
-    recorded_by: str
-    recorded_at: str
-
-
-class CustomerRecords(BaseModel):
-    """The relationship record: reviews, contacts and contract terms, oldest first."""
-
-    customer_id: str
-    reviews: list[ReviewRow]
-    contacts: list[ContactView]
-    terms: list[TermsRow]
-
-
-class WarningView(_Open):
-    """An early warning of a monitoring run; the run's facts (grade, tier, PD...) follow."""
-
-    record_id: int
-    recorded_at: str
-    run_id: str
-    as_of: date
-    severity: str
-    action: str
-    triggers: list[str]
-    details: list[str]
-    proposed_status: str | None
 
 
 class CustomerWarnings(BaseModel):
@@ -463,23 +225,6 @@ class CustomerWarnings(BaseModel):
 
     customer_id: str
     warnings: list[WarningView]
-
-
-class MeasureView(BaseModel):
-    """An emergency measure with its status now."""
-
-    measure_id: str
-    title: str
-    status: MeasureStatus
-    scope: MeasureScope
-    effect: MeasureEffect
-    reason: str
-    starts_on: date
-    expires_on: date
-    proposer: str
-    approver: str | None
-    decided_at: str | None
-    decision_comment: str | None
 
 
 class Measures(BaseModel):
