@@ -20,7 +20,8 @@ A problem found in one range does not stop the read: the later ranges are still 
 problem of every range, their counts summed and the first examples kept. Row examples name the
 row of the file (``row 12``), as the whole-table read does.
 
-CSV folders and databases are read whole, as one range (:func:`features.validate.load_raw_at`).
+CSV folders and databases are read whole (:func:`features.validate.load_raw_at`), then split into
+the same ranges, so every source writes the same files.
 """
 
 from __future__ import annotations
@@ -188,6 +189,27 @@ def _whole(source: RawSource | Path | str) -> bool:
         return True
 
 
+def _ranges_of(tables: RawTables, cut: AsOfCut, chunk_customers: int) -> Iterator[KnownChunk]:
+    """A portfolio read whole, split into the customer ranges a Parquet folder is read in.
+
+    The same ranges give the same output files (one row group per range) from every source.
+    """
+    ids = sorted(tables.customers["customer_id"].dropna().astype(str).unique())
+    for number, where in enumerate(customer_ranges(ids, chunk_customers)):
+        part = {}
+        for name, frame in tables.items():
+            column = frame["customer_id"].astype(object)
+            inside = pd.Series(True, index=frame.index)
+            if where.start is not None:
+                inside &= column.ge(where.start).fillna(False).astype(bool)
+            if where.stop is not None:
+                inside &= column.lt(where.stop).fillna(False).astype(bool)
+            if where.start is not None:
+                inside &= column.notna()
+            part[name] = frame[inside]
+        yield KnownChunk(RawTables.from_mapping(part), cut if number == 0 else AsOfCut(cut.as_of))
+
+
 def iter_known_chunks(
     raw: RawSource | Path | str, as_of: date, chunk_customers: int
 ) -> Iterator[KnownChunk]:
@@ -212,7 +234,7 @@ def iter_known_chunks(
     source = open_raw_source(raw)
     if _whole(source):
         known = load_raw_at(source, as_of)
-        yield KnownChunk(known.tables, known.cut)
+        yield from _ranges_of(known.tables, known.cut, chunk_customers)
         return
     assert isinstance(source, FolderSource)
     try:
