@@ -6,6 +6,7 @@ import json
 import random
 import sqlite3
 import threading
+import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
@@ -163,16 +164,27 @@ def test_given_duplicated_retries_under_load_then_each_decision_logged_once(
     answers: dict[str, list[tuple[int, bytes]]] = {}
     lock = threading.Lock()
 
-    def send(item: tuple[str, str]) -> None:
-        key, customer = item
-        response = client.post(
-            "/score", json=bodies[customer], headers=_keyed(tokens["scorer"], key)
-        )
-        if response.status_code == 200 and rng.random() < 0.3:
-            # a sequential retry right after the answer
-            again = client.post(
+    in_flight: list[str] = []
+
+    def post(key: str, customer: str):  # type: ignore[no-untyped-def]
+        """One call as a credit system makes it: a 409 in flight is retried after Retry-After."""
+        while True:
+            response = client.post(
                 "/score", json=bodies[customer], headers=_keyed(tokens["scorer"], key)
             )
+            if response.status_code != 409:
+                return response
+            assert response.json()["error"]["code"] == "idempotency_key_in_flight"
+            with lock:
+                in_flight.append(response.headers["Retry-After"])
+            time.sleep(0.05)  # the header says 1 s; the test need not wait that long
+
+    def send(item: tuple[str, str]) -> None:
+        key, customer = item
+        response = post(key, customer)
+        if response.status_code == 200 and rng.random() < 0.3:
+            # a sequential retry right after the answer
+            again = post(key, customer)
             with lock:
                 answers.setdefault(key, []).append((again.status_code, again.content))
         with lock:
@@ -181,7 +193,9 @@ def test_given_duplicated_retries_under_load_then_each_decision_logged_once(
     # When they are all sent
     with ThreadPoolExecutor(max_workers=16) as pool:
         list(pool.map(send, sends))
-    # Then every call was answered 200 with its key's first answer, byte for byte
+    # Then every call was answered 200 with its key's first answer, byte for byte (a retry that
+    # outwaited the first call's answer under load was told when to come back)
+    assert set(in_flight) <= {"1"}
     statuses = Counter(status for got in answers.values() for status, _ in got)
     assert set(statuses) == {200}, statuses
     for key, got in answers.items():
