@@ -49,7 +49,7 @@ lint: install
 
 test: lint
 	rm -f .coverage .coverage.*
-	$(RUN)/pytest -n 2 --dist loadfile --cov --cov-report=
+	$(RUN)/pytest -n 2 --dist loadgroup --cov --cov-report=
 	$(RUN)/python scripts/coverage_gate.py --min $(COVERAGE_MIN) $(COVERED_PACKAGES)
 
 demo: install

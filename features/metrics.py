@@ -17,7 +17,6 @@ features, rating; monitoring -> features, rating) while ``features`` imports not
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import roc_auc_score
 
 from features.errors import RiskgradeError
 
@@ -46,6 +45,9 @@ def auc(y: np.ndarray, score: np.ndarray) -> float:
         raise MetricError("labels must be 0 or 1")
     if np.unique(y).size < 2:
         return float("nan")
+    # imported here: scikit-learn (and scipy.stats) would add seconds to every CLI start
+    from sklearn.metrics import roc_auc_score
+
     return float(roc_auc_score(y, score))
 
 

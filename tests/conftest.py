@@ -197,3 +197,14 @@ def spark():  # type: ignore[no-untyped-def]
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Schedule whole files on one xdist worker (``--dist loadgroup``), every Spark file on one.
+
+    Like ``--dist loadfile`` (module fixtures are built once), except that the Spark tests
+    share one worker and so one JVM and one Spark session instead of one per worker.
+    """
+    for item in items:
+        group = "spark" if item.get_closest_marker("spark") else item.nodeid.split("::")[0]
+        item.add_marker(pytest.mark.xdist_group(group))

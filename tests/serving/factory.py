@@ -239,7 +239,7 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def serve_process(
-    command: list[str], env: dict[str, str], base: str, *, timeout_s: float = 90
+    command: list[str], env: dict[str, str], base: str, *, timeout_s: float = 180
 ) -> Iterator[subprocess.Popen[bytes]]:
     """Run a serving command in a session of its own; yields the process once ``base`` is ready.
 
