@@ -80,7 +80,7 @@ class ProposalState(BaseModel):
     Projected from the audit chain; who decided, when and why are null while it waits.
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, json_schema_serialization_defaults_required=True)
 
     proposal_id: str
     kind: str
@@ -93,14 +93,14 @@ class ProposalState(BaseModel):
     comment: str
     expires_at: IsoTime | None
     status: ProposalStatus
-    decided_by: str | None
-    decider_role: str | None
-    decided_at: IsoTime | None
-    decision_comment: str | None
-    decision_payload: dict[str, Any] | None
+    decided_by: str | None = None
+    decider_role: str | None = None
+    decided_at: IsoTime | None = None
+    decision_comment: str | None = None
+    decision_payload: dict[str, Any] | None = None
     proposal_record: int
     """Record id of the proposal event in the audit chain."""
-    decision_record: int | None
+    decision_record: int | None = None
     """Record id of the decision event (None while pending)."""
 
     @property
@@ -428,13 +428,7 @@ def _project(proposed: StoredEvent, decision: StoredEvent | None, now: datetime)
         comment=proposed.reason,
         expires_at=parse_time(expires) if expires else None,
         status=ProposalStatus.PENDING,
-        decided_by=None,
-        decider_role=None,
-        decided_at=None,
-        decision_comment=None,
-        decision_payload=None,
         proposal_record=proposed.id,
-        decision_record=None,
     )
     if decision is not None and parse_time(decision.occurred_at) <= now:
         return _with_decision(state, decision)
