@@ -28,11 +28,8 @@ class MetricError(RiskgradeError, ValueError):
     """Inputs a metric cannot be computed on (labels not 0/1, arrays of different shapes)."""
 
 
-def auc(y: np.ndarray, score: np.ndarray) -> float:
-    """Area under the ROC curve of ``score`` against 0/1 (or boolean) labels ``y``.
-
-    Returns NaN when ``y`` holds one class only (the AUC is undefined there; scikit-learn
-    would raise), so windows without a default report a missing AUC rather than fail.
+def labels_and_scores(y: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """0/1 (or boolean) labels and their scores as float arrays, checked for a metric.
 
     Raises:
         MetricError: if the arrays are not equal 1-d arrays or a label is not 0 or 1.
@@ -43,6 +40,19 @@ def auc(y: np.ndarray, score: np.ndarray) -> float:
         raise MetricError(f"labels {y.shape} and scores {score.shape} must be equal 1-d arrays")
     if not np.isin(y, (0.0, 1.0)).all():
         raise MetricError("labels must be 0 or 1")
+    return y, score
+
+
+def auc(y: np.ndarray, score: np.ndarray) -> float:
+    """Area under the ROC curve of ``score`` against 0/1 (or boolean) labels ``y``.
+
+    Returns NaN when ``y`` holds one class only (the AUC is undefined there; scikit-learn
+    would raise), so windows without a default report a missing AUC rather than fail.
+
+    Raises:
+        MetricError: if the arrays are not equal 1-d arrays or a label is not 0 or 1.
+    """
+    y, score = labels_and_scores(y, score)
     if np.unique(y).size < 2:
         return float("nan")
     # imported here: scikit-learn (and scipy.stats) would add seconds to every CLI start

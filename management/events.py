@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
 from audit import AuditStore, EventQuery, StoredEvent
 
@@ -46,6 +46,12 @@ def aware(moment: datetime) -> datetime:
 def parse_time(text: str) -> datetime:
     """A stored ``occurred_at`` / ``created_at`` back as an aware datetime."""
     return aware(datetime.fromisoformat(text))
+
+
+IsoTime = Annotated[
+    datetime, PlainSerializer(datetime.isoformat, return_type=str, when_used="json")
+]
+"""A moment kept as a datetime and written to JSON by ``isoformat`` (a string in the schema)."""
 
 
 def iter_events(

@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict
 
 from audit import AuditStore, EventRecord, StoredDecision, StoredEvent
 from management.errors import ConflictError, ForbiddenError, InvalidInputError, NotFoundError
-from management.events import Actor, aware, iter_events, parse_time, utc_now
+from management.events import Actor, IsoTime, aware, iter_events, parse_time, utc_now
 from management.lifecycle import stricter_at
 from management.measures import active_measures
 from management.proposals import (
@@ -108,7 +108,7 @@ class AssessmentRecord(BaseModel):
     score: float
     notches: int
     comment: str
-    recorded_at: str
+    recorded_at: IsoTime
     record_id: int
 
 
@@ -140,12 +140,12 @@ class OverrideView(BaseModel):
     required_role: Role
     status: ProposalStatus
     proposer: str
-    proposed_at: str
+    proposed_at: IsoTime
     comment: str
-    expires_at: str | None
+    expires_at: IsoTime | None
     decided_by: str | None
     decider_role: str | None
-    decided_at: str | None
+    decided_at: IsoTime | None
     decision_comment: str | None
 
     @classmethod
@@ -167,12 +167,12 @@ class OverrideView(BaseModel):
             required_role=state.required_role,
             status=state.status,
             proposer=state.proposer,
-            proposed_at=state.proposed_at.isoformat(),
+            proposed_at=state.proposed_at,
             comment=state.comment,
-            expires_at=state.expires_at.isoformat() if state.expires_at else None,
+            expires_at=state.expires_at,
             decided_by=state.decided_by,
             decider_role=state.decider_role,
-            decided_at=state.decided_at.isoformat() if state.decided_at else None,
+            decided_at=state.decided_at,
             decision_comment=state.decision_comment,
         )
 
@@ -265,7 +265,7 @@ class RecordedAssessment:
             score=self.score,
             notches=a.notches,
             comment=self.comment,
-            recorded_at=self.recorded_at.isoformat(),
+            recorded_at=self.recorded_at,
             record_id=self.record_id,
         )
 
@@ -274,16 +274,9 @@ class RecordedAssessment:
         return self.view().model_dump(mode="json")
 
     def receipt(self) -> dict[str, Any]:
-        """JSON-ready answer to recording it (`AssessmentResponse`)."""
-        a = self.assessment
-        return AssessmentResponse(
-            assessment_id=a.assessment_id,
-            customer_id=a.customer_id,
-            score=self.score,
-            notches=a.notches,
-            valid_until=a.valid_until,
-            questionnaire_version=a.questionnaire_version,
-        ).model_dump(mode="json")
+        """JSON-ready answer to recording it (`AssessmentResponse`: part of its view)."""
+        receipt = AssessmentResponse.model_validate(self.view(), from_attributes=True)
+        return receipt.model_dump(mode="json")
 
 
 @dataclass(frozen=True)

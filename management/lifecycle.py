@@ -26,7 +26,6 @@ from management.proposals import (
     Proposal,
     ProposalState,
     ProposalStatus,
-    ProposalView,
     decide,
     list_proposals,
     propose,
@@ -91,7 +90,7 @@ class CustomerStatusView(BaseModel):
     status: CustomerStatus
     since: str | None
     change: StatusChangeView | None
-    pending: ProposalView | None
+    pending: ProposalState | None
 
 
 @dataclass(frozen=True)
@@ -153,7 +152,7 @@ class CustomerStatusState:
             status=self.status,
             since=self.since.isoformat() if self.since else None,
             change=self.change.view() if self.change else None,
-            pending=self.pending.view() if self.pending else None,
+            pending=self.pending,
         ).model_dump(mode="json", by_alias=True)
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -34,7 +33,7 @@ from audit import (
     StoredEvent,
 )
 from management.errors import ConflictError, ForbiddenError, NotFoundError
-from management.events import Actor, aware, iter_events, parse_time, utc_now
+from management.events import Actor, IsoTime, aware, iter_events, parse_time, utc_now
 from rating.judgement import Role
 
 SYSTEM_ACTOR = Actor(name="riskgrade", role="system")
@@ -75,9 +74,13 @@ class Proposal(BaseModel):
     """Undecided at this moment, it expires (None: never)."""
 
 
-@dataclass(frozen=True)
-class ProposalState:
-    """A proposal and its decision, as projected from the audit chain."""
+class ProposalState(BaseModel):
+    """A proposal waiting (or that waited) for a second person, with its decision.
+
+    Projected from the audit chain; who decided, when and why are null while it waits.
+    """
+
+    model_config = ConfigDict(frozen=True, json_schema_serialization_defaults_required=True)
 
     proposal_id: str
     kind: str
@@ -86,16 +89,16 @@ class ProposalState:
     required_role: Role
     proposer: str
     proposer_role: str
-    proposed_at: datetime
+    proposed_at: IsoTime
     comment: str
-    expires_at: datetime | None
+    expires_at: IsoTime | None
     status: ProposalStatus
     decided_by: str | None = None
     decider_role: str | None = None
-    decided_at: datetime | None = None
+    decided_at: IsoTime | None = None
     decision_comment: str | None = None
     decision_payload: dict[str, Any] | None = None
-    proposal_record: int = 0
+    proposal_record: int
     """Record id of the proposal event in the audit chain."""
     decision_record: int | None = None
     """Record id of the decision event (None while pending)."""
@@ -105,58 +108,9 @@ class ProposalState:
         """Approved, rejected or expired."""
         return self.status in _DECIDED
 
-    def view(self) -> ProposalView:
-        """Its view."""
-        return ProposalView(
-            proposal_id=self.proposal_id,
-            kind=self.kind,
-            subject=self.subject,
-            payload=self.payload,
-            required_role=self.required_role,
-            proposer=self.proposer,
-            proposer_role=self.proposer_role,
-            proposed_at=self.proposed_at.isoformat(),
-            comment=self.comment,
-            expires_at=self.expires_at.isoformat() if self.expires_at else None,
-            status=self.status,
-            decided_by=self.decided_by,
-            decider_role=self.decider_role,
-            decided_at=self.decided_at.isoformat() if self.decided_at else None,
-            decision_comment=self.decision_comment,
-            decision_payload=self.decision_payload,
-            proposal_record=self.proposal_record,
-            decision_record=self.decision_record,
-        )
-
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready view."""
-        return self.view().model_dump(mode="json")
-
-
-class ProposalView(BaseModel):
-    """A proposal waiting (or that waited) for a second person, with its decision.
-
-    Who decided, when and why are null while it waits.
-    """
-
-    proposal_id: str
-    kind: str
-    subject: str
-    payload: dict[str, Any]
-    required_role: Role
-    proposer: str
-    proposer_role: str
-    proposed_at: str
-    comment: str
-    expires_at: str | None
-    status: ProposalStatus
-    decided_by: str | None
-    decider_role: str | None
-    decided_at: str | None
-    decision_comment: str | None
-    decision_payload: dict[str, Any] | None
-    proposal_record: int
-    decision_record: int | None
+        return self.model_dump(mode="json")
 
 
 def proposal_event_id(proposal_id: str) -> str:
@@ -479,22 +433,19 @@ def _project(proposed: StoredEvent, decision: StoredEvent | None, now: datetime)
     if decision is not None and parse_time(decision.occurred_at) <= now:
         return _with_decision(state, decision)
     if state.expires_at is not None and now >= state.expires_at:
-        return _replace(state, status=ProposalStatus.EXPIRED)
+        return state.model_copy(update={"status": ProposalStatus.EXPIRED})
     return state
 
 
 def _with_decision(state: ProposalState, decision: StoredEvent) -> ProposalState:
-    return _replace(
-        state,
-        status=ProposalStatus(decision.payload["decision"]),
-        decided_by=decision.actor,
-        decider_role=decision.role,
-        decided_at=parse_time(decision.occurred_at),
-        decision_comment=decision.reason,
-        decision_payload=dict(decision.payload.get("data") or {}),
-        decision_record=decision.id,
+    return state.model_copy(
+        update={
+            "status": ProposalStatus(decision.payload["decision"]),
+            "decided_by": decision.actor,
+            "decider_role": decision.role,
+            "decided_at": parse_time(decision.occurred_at),
+            "decision_comment": decision.reason,
+            "decision_payload": dict(decision.payload.get("data") or {}),
+            "decision_record": decision.id,
+        }
     )
-
-
-def _replace(state: ProposalState, **changes: Any) -> ProposalState:
-    return replace(state, **changes)

@@ -17,7 +17,7 @@ import typer
 
 from rating.output import columns_help
 from riskgrade import cli_data, cli_judgement, cli_lifecycle, cli_monitor, cli_stress
-from riskgrade.cli_common import audit_key, audit_store, environment, people_store
+from riskgrade.cli_common import audit_key, audit_store, environment
 from riskgrade.cli_common import champion_bundle as _champion_bundle
 from riskgrade.cli_common import read_at as _read_at
 from riskgrade.cli_common import require_date as _require_date
@@ -601,8 +601,9 @@ def score(
         console.print(f"wrote {int(counts['customers'].sum()):,} ratings to {out}/as_of={day}")
         return
     from serving.batch import score_to_file
+    from serving.stores import people_store
 
-    store = people_store(settings, required=record)
+    store = people_store(environment(), settings.paths.audit_db, required=record)
     recorder = _ScoreRecorder(store, settings, raw, day, lang.value, chunk_size) if record else None
     try:
         with Progress(console=err_console, transient=True) as progress:

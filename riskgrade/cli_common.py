@@ -42,8 +42,9 @@ def environment() -> RiskgradeSettings:
 
 def audit_key() -> bytes | None:
     """The audit checkpoint key (``RISKGRADE_AUDIT_KEY``), None when unset."""
-    secret = environment().audit_key
-    return secret.get_secret_value().encode() if secret is not None else None
+    from serving.stores import audit_key as key_of
+
+    return key_of(environment())
 
 
 def require_date(value: str, option: str) -> date:
@@ -99,25 +100,9 @@ def audit_store(settings: Params, db: Path | None = None, *, create: bool = Fals
     Raises:
         FileNotFoundError: if the SQLite file does not exist and ``create`` is off.
     """
-    from audit import AuditConfig, open_audit_store
+    from serving.stores import open_store
 
-    url = environment().audit_url
-    if url and db is None:
-        return open_audit_store(AuditConfig(url=url), key=audit_key())
-    path = db or settings.paths.audit_db
-    if not path.is_file() and not create:
-        raise FileNotFoundError(f"audit database {path} does not exist")
-    return open_audit_store(AuditConfig(path=path), key=audit_key())
-
-
-def people_store(settings: Params, *, required: bool = False) -> AuditStore | None:
-    """The audit store holding people's decisions; None when there is none yet.
-
-    With ``required`` the SQLite store is created when missing.
-    """
-    if not required and not (environment().audit_url or settings.paths.audit_db.is_file()):
-        return None
-    return audit_store(settings, None, create=required)
+    return open_store(environment(), settings.paths.audit_db, db, create=create)
 
 
 ParamsOption = Annotated[Path, typer.Option(help="params.yaml")]

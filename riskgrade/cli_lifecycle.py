@@ -7,6 +7,7 @@ logic is in ``management`` (``management.crm``, ``management.lifecycle``,
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 from enum import StrEnum
 from pathlib import Path
@@ -88,35 +89,41 @@ def _import(
     console.print(f"recorded {len(recorded):,} {kind} from {file} by {by}")
 
 
-@reviews_app.command("import")
-def reviews_import(
-    file: FileArgument,
-    by: ByOption,
-    raw: RawOption = None,
-    db: AuditDbOption = None,
-    params: ParamsOption = DEFAULT_PARAMS_PATH,
-) -> None:
-    """Record credit reviews from a CSV file: all of them, or none with every problem listed.
+def _import_command(kind: Literal["reviews", "contacts"], doc: str) -> Callable[..., None]:
+    """The ``import`` command of ``kind`` (the same options for reviews and contacts)."""
+
+    def command(
+        file: FileArgument,
+        by: ByOption,
+        raw: RawOption = None,
+        db: AuditDbOption = None,
+        params: ParamsOption = DEFAULT_PARAMS_PATH,
+    ) -> None:
+        _import(kind, file, by, raw, db, params)
+
+    command.__doc__ = doc
+    return command
+
+
+reviews_import = reviews_app.command("import")(
+    _import_command(
+        "reviews",
+        """Record credit reviews from a CSV file: all of them, or none with every problem listed.
 
     Columns: customer_id, review_date, outcome (satisfactory, watch, tighten, exit), notes,
     next_review_date.
-    """
-    _import("reviews", file, by, raw, db, params)
-
-
-@contacts_app.command("import")
-def contacts_import(
-    file: FileArgument,
-    by: ByOption,
-    raw: RawOption = None,
-    db: AuditDbOption = None,
-    params: ParamsOption = DEFAULT_PARAMS_PATH,
-) -> None:
-    """Record contacts from a CSV file: all of them, or none with every problem listed.
+    """,
+    )
+)
+contacts_import = contacts_app.command("import")(
+    _import_command(
+        "contacts",
+        """Record contacts from a CSV file: all of them, or none with every problem listed.
 
     Columns: customer_id, date, channel (visit, call, email, letter, meeting), summary.
-    """
-    _import("contacts", file, by, raw, db, params)
+    """,
+    )
+)
 
 
 @status_app.command("list")

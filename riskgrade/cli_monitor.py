@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from riskgrade.cli_common import champion_bundle, people_store, read_at, require_date
+from riskgrade.cli_common import champion_bundle, environment, read_at, require_date
 from riskgrade.config import DEFAULT_PARAMS_PATH, load_params
 
 _TRIGGER_SHORT = {
@@ -227,6 +227,7 @@ def register(app: typer.Typer) -> None:
         from monitoring.run import run_monitoring
         from monitoring.store import MonitoringStore
         from riskgrade.console import console, err_console
+        from serving.stores import people_store
 
         day = require_date(as_of, "--as-of")
         if lang not in ("en", "zh"):
@@ -241,7 +242,7 @@ def register(app: typer.Typer) -> None:
         tables = read_at(raw, day).tables
         judgement = load_judgement(raw, day, tables.customers["customer_id"])
         records = load_records(raw, day, tables.customers["customer_id"])
-        audit = people_store(settings, required=record)
+        audit = people_store(environment(), settings.paths.audit_db, required=record)
         statuses, measures = (
             management_inputs(audit, tables.customers, day) if audit is not None else (None, None)
         )

@@ -21,7 +21,7 @@ import pandas as pd
 from scipy.special import logit
 from scipy.stats import beta, binom, fisher_exact, norm, rankdata
 
-from features.metrics import auc
+from features.metrics import MetricError, auc, labels_and_scores
 from rating.calibration import PlattCalibration
 from rating.scale import MasterScale
 from training.calibrate import anchor_intercept
@@ -33,13 +33,10 @@ NOT_ASSESSABLE = "not assessable"
 
 
 def _check(y: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    y = np.asarray(y, dtype=np.float64)
-    score = np.asarray(score, dtype=np.float64)
-    if y.shape != score.shape or y.ndim != 1:
-        raise TrainingError(f"labels {y.shape} and scores {score.shape} must be equal 1-d arrays")
-    if not np.isin(y, (0.0, 1.0)).all():
-        raise TrainingError("labels must be 0 or 1")
-    return y, score
+    try:
+        return labels_and_scores(y, score)
+    except MetricError as error:
+        raise TrainingError(str(error)) from None
 
 
 def ks_statistic(y: np.ndarray, score: np.ndarray) -> float:

@@ -45,7 +45,7 @@ from management.measures import (
     list_measures,
     propose_measure,
 )
-from management.proposals import ProposalView
+from management.proposals import ProposalState
 from management.warnings import warnings_of
 from rating.lifecycle import CustomerStatus
 from serving.api.body import json_body, parse_body
@@ -191,7 +191,7 @@ async def _decide_status(
     return JSONResponse(decided.to_dict())
 
 
-@router.post("/status-changes/{change_id}/approve", **_decision(ProposalView))
+@router.post("/status-changes/{change_id}/approve", **_decision(ProposalState))
 async def approve_status_change(
     change_id: str, request: Request, caller: Caller = _ANALYST, state: Any = _STATE
 ) -> JSONResponse:
@@ -203,7 +203,7 @@ async def approve_status_change(
     return await _decide_status(change_id, request, caller, state, approve=True)
 
 
-@router.post("/status-changes/{change_id}/reject", **_decision(ProposalView))
+@router.post("/status-changes/{change_id}/reject", **_decision(ProposalState))
 async def reject_status_change(
     change_id: str, request: Request, caller: Caller = _ANALYST, state: Any = _STATE
 ) -> JSONResponse:

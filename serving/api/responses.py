@@ -18,7 +18,7 @@ from audit import StoredDecision
 from features.spec import FeatureSpec
 from management.judgement import HistoryEntry, OverrideView
 from management.measures import MeasureView
-from management.proposals import ProposalView
+from management.proposals import ProposalState
 from management.warnings import WarningView
 from rating.calibration import PlattCalibration
 from rating.explain import Explanation
@@ -217,7 +217,7 @@ class CustomerHistory(BaseModel):
 class StatusChanges(BaseModel):
     """Status changes that wait or waited for a second person, oldest first."""
 
-    status_changes: list[ProposalView]
+    status_changes: list[ProposalState]
 
 
 class CustomerWarnings(BaseModel):
