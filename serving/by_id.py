@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import date
 from functools import lru_cache
 from typing import Any, Literal, TypeVar
 
@@ -78,7 +77,7 @@ def read_requests(
 ) -> list[tuple[dict[str, Any], dict[str, Any]] | BatchError]:
     """The full request body of each by-id request and what was read for it.
 
-    One read per as-of date for all the customers asked at that date.
+    One read of the store for all of them (one statement on a database), whatever their dates.
 
     Returns:
         Per request, the body and the read, or the error naming a customer the store does not
@@ -88,15 +87,18 @@ def read_requests(
         RawDataError: if the store cannot be read.
     """
     out: list[tuple[dict[str, Any], dict[str, Any]] | BatchError] = []
-    per_day: dict[date, dict[str, pd.DataFrame]] = {}
-    for day in sorted({item.as_of for item in items}):
-        ids = sorted({item.customer_id for item in items if item.as_of == day})
-        per_day[day] = store.read_customers_at(ids, day)
+    wanted = {
+        day: sorted({item.customer_id for item in items if item.as_of == day})
+        for day in sorted({item.as_of for item in items})
+    }
+    per_day = store.read_customers_by_day(wanted)
     for item in items:
-        tables = {
-            table: frame[frame["customer_id"] == item.customer_id].reset_index(drop=True)
-            for table, frame in per_day[item.as_of].items()
-        }
+        tables = per_day[item.as_of]
+        if len(wanted[item.as_of]) > 1:  # the day's read holds other customers too
+            tables = {
+                table: frame[frame["customer_id"] == item.customer_id].reset_index(drop=True)
+                for table, frame in tables.items()
+            }
         try:
             out.append(_request(store, item, tables))
         except BatchError as error:
