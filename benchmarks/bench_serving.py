@@ -28,7 +28,17 @@ same run also serves REV's service from a temporary git worktree, with this envi
 measures both at 8 and 32 clients, alternating (``batching_vs_baseline``); ``--baseline-only``
 measures just that and updates that section of the existing JSON.
 
+With ``--by-id``, only scoring by customer id is measured and written to the ``by_id`` section
+of the existing JSON: the same customers in a throwaway PostgreSQL store (plus other customers,
+loaded by ``load_folder`` with its indexes, then ANALYZE); the in-process floor (store read +
+``compute_feature_row`` + ``pred_contrib``, with the read also timed as one query per table);
+a by-id ``/score`` on ``bentoml serve`` with ``RISKGRADE_RAW_URL`` and ``mlflow models serve``
+of the same bundle doing the same read (``baselines/mlflow_by_id_model.py``), 1 worker each,
+sequential and at 1/8/32 clients, in alternating rounds. Targets: p50 <= 2x the floor;
+throughput >= 3x MLflow's at 8 and 32 clients.
+
 Usage: ``uv run python benchmarks/bench_serving.py [--customers 24] [--requests 200]``
+(``--by-id [--by-id-rounds 3] [--by-id-filler 2000]``)
 """
 
 from __future__ import annotations
