@@ -28,7 +28,17 @@ same run also serves REV's service from a temporary git worktree, with this envi
 measures both at 8 and 32 clients, alternating (``batching_vs_baseline``); ``--baseline-only``
 measures just that and updates that section of the existing JSON.
 
+With ``--by-id``, only scoring by customer id is measured and written to the ``by_id`` section
+of the existing JSON: the same customers in a throwaway PostgreSQL store (plus other customers,
+loaded by ``load_folder`` with its indexes, then ANALYZE); the in-process floor (store read +
+``compute_feature_row`` + ``pred_contrib``, with the read also timed as one query per table);
+a by-id ``/score`` on ``bentoml serve`` with ``RISKGRADE_RAW_URL`` and ``mlflow models serve``
+of the same bundle doing the same read (``baselines/mlflow_by_id_model.py``), 1 worker each,
+sequential and at 1/8/32 clients, in alternating rounds. Targets: p50 <= 2x the floor;
+throughput >= 3x MLflow's at 8 and 32 clients.
+
 Usage: ``uv run python benchmarks/bench_serving.py [--customers 24] [--requests 200]``
+(``--by-id [--by-id-rounds 3] [--by-id-filler 2000]``)
 """
 
 from __future__ import annotations
@@ -60,7 +70,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from audit import AuditConfig, open_audit_store  # noqa: E402
+from features.asof import cut_tables  # noqa: E402
 from features.catalog import FEATURE_SPEC, compute_feature_row, compute_features  # noqa: E402
+from features.dbload import load_folder  # noqa: E402
+from features.io import RawTables, write_raw  # noqa: E402
+from features.schema import TABLES  # noqa: E402
+from features.source import DatabaseSource, point_in_time_query  # noqa: E402
 from features.spec import FeatureKind  # noqa: E402
 from rating.bundle import Bundle, write_bundle  # noqa: E402
 from rating.calibration import PlattCalibration  # noqa: E402
@@ -400,6 +415,7 @@ def serve_bento(
     tag: str = "",
     service: str | None = None,
     extra_path: Path | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> tuple[subprocess.Popen, str, Path]:
     """``bentoml serve`` of the service in ``source`` (this checkout, or another revision's)."""
     port = free_port()
@@ -415,6 +431,7 @@ def serve_bento(
         "RISKGRADE_BATCHING": "true" if batching else "false",
         "BENTOML_HOME": str(work / "bentoml"),
         "BENTOML_DO_NOT_TRACK": "true",
+        **(extra_env or {}),
     }
     command = [sys.executable, "-m", "bentoml", "serve", service or args.service]
     command += ["--host", "127.0.0.1", "--port", str(port)]
@@ -622,10 +639,13 @@ def log_pyfunc(work: Path, bundle: Bundle, python_model: Path, example, name: st
     return f"models:/{name}/{info.registered_model_version}"
 
 
-def mlflow_serve(work: Path, model_uri: str, workers: int) -> tuple[subprocess.Popen, str]:
+def mlflow_serve(
+    work: Path, model_uri: str, workers: int, extra_env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen, str]:
     port = free_port()
     uri = f"sqlite:///{work / 'mlflow.db'}"
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PYTHONPATH": str(ROOT), "PATH": VENV_PATH}
+    env.update(extra_env or {})
     command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", model_uri]
     command += ["--env-manager", "local", "--host", "127.0.0.1", "-p", str(port)]
     command += ["-w", str(workers)]
@@ -696,6 +716,253 @@ def mlflow_runs(work: Path, bundle: Bundle, rows: np.ndarray, raw: list[bytes], 
     return out
 
 
+# -- scoring by customer id (--by-id) --------------------------------------------------------
+
+
+def _suffixed(raw: RawTables, suffix: str) -> RawTables:
+    """``raw`` with its ids made unique to one part of the store (``suffix`` appended)."""
+    tables = {}
+    for table, frame in raw.items():
+        frame = frame.copy()
+        for column in ("customer_id", "facility_id", "txn_id"):
+            if column in frame:
+                frame[column] = frame[column].astype(str) + suffix
+        tables[table] = frame
+    return RawTables.from_mapping(tables)
+
+
+def by_id_store(per_group: int, filler: int) -> tuple[RawTables, list[str]]:
+    """The workload's customers (the ``/score`` mix) and ``filler`` others; the workload's ids."""
+    import pandas as pd
+
+    parts = []
+    for k, n_transactions in enumerate(TRANSACTION_MIX):
+        raw = make_portfolio(
+            per_group,
+            seed=21 + k,
+            n_statements=12,
+            n_facilities=5,
+            n_instalments=36,
+            n_transactions=n_transactions,
+        )
+        parts.append(_suffixed(raw, f"-T{n_transactions}"))
+    ids = [cid for part in parts for cid in sorted(part.customers["customer_id"])]
+    if filler:
+        parts.append(_suffixed(make_portfolio(filler, seed=99, n_transactions=120), "-F"))
+    tables = {
+        table: pd.concat([getattr(part, table) for part in parts], ignore_index=True)
+        for table in TABLES
+    }
+    return RawTables.from_mapping(tables), ids
+
+
+def by_id_floor(engine: Engine, source: DatabaseSource, ids: list[str], rounds: int) -> dict:
+    """The in-process floor of a by-id ``/score``: store read + features + ``pred_contrib``.
+
+    Also timed alone: the read as one statement (what the service does) and as one
+    point-in-time query per table on one connection (the read before).
+    """
+    booster = engine.model.booster
+    index = engine._catalog_index
+    stages: dict[str, list[float]] = {
+        "read_one_statement": [],
+        "read_one_query_per_table": [],
+        "compute_feature_row": [],
+        "pred_contrib": [],
+    }
+    floor: list[float] = []
+    clock = time.perf_counter
+
+    def per_table(cid: str) -> dict:
+        with source.connect() as connection:
+            known = {
+                table: source.query(table, point_in_time_query(table, AS_OF, [cid]), connection)
+                for table in TABLES
+            }
+        return cut_tables(known.items(), AS_OF)[0]
+
+    for _ in range(rounds):
+        for cid in ids:
+            t0 = clock()
+            tables = source.read_customers_at([cid], AS_OF)
+            t1 = clock()
+            values = compute_feature_row(RawTables.from_mapping(tables), AS_OF)
+            t2 = clock()
+            assert values is not None
+            row = np.ascontiguousarray(values[index][None, :])
+            t3 = clock()
+            booster.predict(row, pred_contrib=True, num_threads=1)
+            t4 = clock()
+            per_table(cid)
+            t5 = clock()
+            for name, elapsed in zip(stages, (t1 - t0, t5 - t4, t2 - t1, t4 - t3), strict=True):
+                stages[name].append(elapsed)
+            floor.append((t2 - t0) + (t4 - t3))
+    return {
+        "floor_read_features_pred_contrib": percentiles(floor),
+        "stages": {name: percentiles(samples) for name, samples in stages.items()},
+    }
+
+
+def by_id_runs(work: Path, bundle: Bundle, url: str, ids: list[str], args) -> dict:
+    """A by-id ``/score`` served by BentoML and by ``mlflow models serve`` (same store read).
+
+    Both servers (1 worker each) stay up; each round measures one then the other, sequential
+    and at 1/8/32 clients, so a round's ratio saw the same machine load.
+    """
+    import pandas as pd
+
+    tokens = work / "tokens.json"
+    token = create_token(tokens, "bench", "scorer")
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    day = AS_OF.isoformat()
+    bodies = [json.dumps({"customer_id": cid, "as_of": day}).encode() for cid in ids]
+    frames = [
+        json.dumps(
+            {"dataframe_split": {"columns": ["customer_id", "as_of"], "data": [[cid, day]]}}
+        ).encode()
+        for cid in ids
+    ]
+    store = {"RISKGRADE_RAW_URL": url}
+    model_uri = log_pyfunc(
+        work,
+        bundle,
+        ROOT / "benchmarks/baselines/mlflow_by_id_model.py",
+        pd.DataFrame({"customer_id": ids[:1], "as_of": [day]}),
+        "riskgrade-bench-by-id",
+    )
+    bento, base, _ = serve_bento(
+        work, bundle, tokens, args, workers=1, batching=True, tag="-by-id", extra_env=store
+    )
+    try:
+        mlflow, mlflow_base = mlflow_serve(work, model_uri, 1, extra_env=store)
+    except Exception:
+        stop(bento)
+        raise
+    sides = {
+        "bentoml": (f"{base}/score", headers, bodies),
+        "mlflow_models_serve": (
+            f"{mlflow_base}/invocations",
+            {"Content-Type": "application/json"},
+            frames,
+        ),
+    }
+    runs: dict[str, list[dict]] = {side: [] for side in sides}
+    try:
+        for side, (target, side_headers, side_bodies) in sides.items():
+            check = httpx.post(target, content=side_bodies[0], headers=side_headers, timeout=60)
+            if check.status_code != 200:
+                raise RuntimeError(f"{side} answered {check.status_code}: {check.text}")
+            load(target, side_headers, side_bodies, clients=1, per_client=20)  # warm-up
+        for _ in range(args.by_id_rounds):
+            for side, (target, side_headers, side_bodies) in sides.items():
+                runs[side].append(
+                    {
+                        "load_average_1min": round(os.getloadavg()[0], 2),
+                        "sequential": load(target, side_headers, side_bodies, 1, args.requests),
+                        "concurrent": concurrency_sweep(
+                            target, side_headers, side_bodies, args.load_requests
+                        ),
+                    }
+                )
+    finally:
+        stop(bento)
+        stop(mlflow)
+    return runs
+
+
+def by_id_benchmark(args) -> dict:
+    """The by-id figures: in-process floor, BentoML and MLflow over the same PostgreSQL store."""
+    from tests.conftest import create_pg_database, start_pg_cluster
+
+    started = time.perf_counter()
+    before = [round(x, 2) for x in os.getloadavg()]
+    work = Path(tempfile.mkdtemp(prefix="bench-serving-by-id-"))
+    bundle = bench_bundle(work / "bundle", trees=args.trees)
+    engine = Engine(RatingModel(bundle))
+    raw, ids = by_id_store(max(1, args.customers // len(TRANSACTION_MIX)), args.by_id_filler)
+    write_raw(raw, work / "raw")
+    with start_pg_cluster() as cluster:
+        url = create_pg_database(cluster, "bench_by_id")
+        load_folder(work / "raw", url)
+        source = DatabaseSource(url, pooled=True)
+        with source.connect(write=True) as connection:  # planner statistics, as a bank keeps
+            connection.autocommit = True
+            connection.execute("ANALYZE")
+        with source.connect() as connection:
+            version = connection.execute("SHOW server_version").fetchone()[0]
+        source.read_customers_at(ids[:1], AS_OF)  # warm: pool, catalog
+        gc.collect()
+        floor = by_id_floor(engine, source, ids, args.rounds)
+        source.close()
+        runs = by_id_runs(work, bundle, url, ids, args)
+
+    def median_rps(side: str, k: int) -> float:
+        return float(np.median([r["concurrent"][k]["throughput_rps"] for r in runs[side]]))
+
+    def median_p50(side: str) -> float:
+        return float(np.median([r["sequential"]["p50_ms"] for r in runs[side]]))
+
+    floor_p50 = floor["floor_read_features_pred_contrib"]["p50_ms"]
+    p50 = median_p50("bentoml")
+    over_mlflow = {
+        str(c): ratio(median_rps("bentoml", k), median_rps("mlflow_models_serve", k))
+        for k, c in enumerate(CONCURRENCY)
+    }
+    per_round = {
+        str(c): [
+            ratio(o["concurrent"][k]["throughput_rps"], m["concurrent"][k]["throughput_rps"])
+            for o, m in zip(runs["bentoml"], runs["mlflow_models_serve"], strict=True)
+        ]
+        for k, c in enumerate(CONCURRENCY)
+    }
+    ratios = {
+        "score_by_id_p50_ms": p50,
+        "floor_p50_ms": floor_p50,
+        "score_by_id_p50_over_floor_p50": ratio(p50, floor_p50),
+        "target_p50_over_floor_max": 2.0,
+        "mlflow_by_id_p50_ms": median_p50("mlflow_models_serve"),
+        "median_throughput_rps": {
+            str(c): {side: median_rps(side, k) for side in runs} for k, c in enumerate(CONCURRENCY)
+        },
+        "throughput_over_mlflow": over_mlflow,
+        "throughput_over_mlflow_per_round": per_round,
+        "target_throughput_over_mlflow_min": 3.0,
+    }
+    ratios["goals_met"] = {
+        "p50_within_2x_floor": ratios["score_by_id_p50_over_floor_p50"] <= 2.0,
+        "throughput_3x_mlflow_at_8": over_mlflow["8"] >= 3.0,
+        "throughput_3x_mlflow_at_32": over_mlflow["32"] >= 3.0,
+    }
+    return {
+        "what": "POST /score by customer id ({customer_id, as_of}): the records read from "
+        "PostgreSQL in one statement, features, pred_contrib, reasons, audited; against "
+        "mlflow models serve of the same bundle doing the same read (no audit)",
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "load_average_1_5_15_before": before,
+        "load_average_1_5_15_after": [round(x, 2) for x in os.getloadavg()],
+        "store": {
+            "backend": f"PostgreSQL {version} (throwaway cluster on the same 2 cores)",
+            "customers": len(raw.customers),
+            "rows": raw.row_counts(),
+            "indexes": "riskgrade load's (customer_id, date) indexes; ANALYZE after the load",
+            "workload_customers": len(ids),
+            "transactions_per_workload_customer": list(TRANSACTION_MIX),
+        },
+        "workers": "1 for both servers",
+        "load_generator": (
+            f"wrk, {GENERATOR['seconds']} s per measurement"
+            if GENERATOR["name"] == "wrk"
+            else "httpx threads"
+        )
+        + ", on the same 2 cores as the servers and PostgreSQL",
+        "in_process": floor,
+        "runs": runs,
+        "ratios": ratios,
+        "wall_s": round(time.perf_counter() - started, 1),
+    }
+
+
 def ratio(a: float, b: float) -> float:
     return round(a / b, 3) if b else math.inf
 
@@ -734,6 +1001,16 @@ def main() -> None:
         help="with --baseline-ref: do not also serve this checkout with the old batcher",
     )
     parser.add_argument(
+        "--by-id",
+        action="store_true",
+        help="measure only scoring by customer id (PostgreSQL store) and update its section "
+        "(by_id) of --out",
+    )
+    parser.add_argument("--by-id-rounds", type=int, default=3, help="alternating rounds")
+    parser.add_argument(
+        "--by-id-filler", type=int, default=2000, help="other customers in the by-id store"
+    )
+    parser.add_argument(
         "--baseline-only",
         action="store_true",
         help="with --baseline-ref: measure only that comparison and update its section of --out",
@@ -750,6 +1027,14 @@ def main() -> None:
         parser.error("--baseline-only needs --baseline-ref")
     LOAD_BEFORE[:] = [round(x, 2) for x in os.getloadavg()]
     started = time.perf_counter()
+    if args.by_id:
+        by_id = by_id_benchmark(args)
+        document = json.loads(args.out.read_text()) if args.out.exists() else {}
+        document["by_id"] = by_id
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(document, indent=2) + "\n")
+        print(json.dumps(by_id, indent=2))
+        return
 
     work = Path(tempfile.mkdtemp(prefix="bench-serving-"))
     bundle = bench_bundle(work / "bundle", trees=args.trees)

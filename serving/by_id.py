@@ -3,7 +3,8 @@
 With a raw store configured (``RISKGRADE_RAW_URL``: a PostgreSQL or DuckDB URL, or a folder),
 ``/score``, ``/explain`` and each item of ``/score_batch`` may carry only ``customer_id`` and
 ``as_of`` (and ``lang``, ``chart``). :func:`expand_by_id` reads that customer's records known at
-``as_of`` from the store (indexed lookups, the as-of cut in the query) and writes them into the
+``as_of`` from the store (indexed lookups, the as-of cut in the query; one statement for all
+the requests of a call, and for all the calls waiting while a read runs) and writes them into the
 request as ``riskgrade request-example`` would; the request is then validated and decided
 exactly as a body that carried them. The audit log keeps the expanded body, so replay gives the
 same answer however the store grows, plus what was read: the source, the query bounds, the
@@ -14,7 +15,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import date
+import threading
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal, TypeVar
 
@@ -60,6 +62,90 @@ def raw_store(url: str) -> RawSource:
     return DatabaseSource(url, pooled=True) if is_url(url) else open_raw_source(url)
 
 
+_Result = list[tuple[dict[str, Any], dict[str, Any]] | BatchError]
+
+
+@dataclass
+class _Wanted:
+    """One caller's requests waiting for a read, then its results or the read's error."""
+
+    items: list[ByIdRequest]
+    results: _Result | None = None
+    error: Exception | None = None
+
+
+class SharedReads:
+    """Concurrent by-id reads of one store merged: one read (one statement) for all waiting.
+
+    A caller whose requests arrive while a read is running waits for it to end; then one of
+    the waiting callers reads for all of them at once. A lone caller reads at once.
+    """
+
+    def __init__(self, store: RawSource) -> None:
+        """Merge the reads of ``store``."""
+        self.store = store
+        self.reads = 0
+        """Reads made (statements, on a database)."""
+        self._pending: list[_Wanted] = []
+        self._reading = False
+        self._turn = threading.Condition()
+
+    @property
+    def waiting(self) -> int:
+        """Callers waiting for the next read."""
+        with self._turn:
+            return len(self._pending)
+
+    def read(self, items: list[ByIdRequest]) -> _Result:
+        """:func:`read_requests` of ``items``, read together with the callers waiting now.
+
+        Raises:
+            RawDataError: if the store cannot be read.
+        """
+        wanted = _Wanted(list(items))
+        with self._turn:
+            self._pending.append(wanted)
+            while wanted.results is None and wanted.error is None:
+                if self._reading:
+                    self._turn.wait()
+                    continue
+                self._reading = True
+                batch, self._pending = self._pending, []
+                self._turn.release()
+                try:
+                    self._read(batch)
+                finally:
+                    self._turn.acquire()
+                    self._reading = False
+                    self._turn.notify_all()
+        if wanted.error is not None:
+            raise wanted.error
+        return wanted.results  # type: ignore[return-value]
+
+    def _read(self, batch: list[_Wanted]) -> None:
+        self.reads += 1
+        try:
+            results = read_requests(self.store, [item for w in batch for item in w.items])
+        except Exception as error:  # every waiting caller gets it (RawDataError: a 503)
+            for w in batch:
+                w.error = error
+            return
+        start = 0
+        for w in batch:
+            w.results = results[start : start + len(w.items)]
+            start += len(w.items)
+
+
+@lru_cache(maxsize=4)
+def shared_reads(url: str) -> SharedReads:
+    """The merged reads of the service's raw store for ``url`` (one per worker).
+
+    Raises:
+        RawDataError: for an unsupported URL.
+    """
+    return SharedReads(raw_store(url))
+
+
 def _is_by_id(item: object) -> bool:
     return isinstance(item, dict) and "customer_id" in item and not any(k in item for k in _RECORDS)
 
@@ -78,7 +164,7 @@ def read_requests(
 ) -> list[tuple[dict[str, Any], dict[str, Any]] | BatchError]:
     """The full request body of each by-id request and what was read for it.
 
-    One read per as-of date for all the customers asked at that date.
+    One read of the store for all of them (one statement on a database), whatever their dates.
 
     Returns:
         Per request, the body and the read, or the error naming a customer the store does not
@@ -88,15 +174,18 @@ def read_requests(
         RawDataError: if the store cannot be read.
     """
     out: list[tuple[dict[str, Any], dict[str, Any]] | BatchError] = []
-    per_day: dict[date, dict[str, pd.DataFrame]] = {}
-    for day in sorted({item.as_of for item in items}):
-        ids = sorted({item.customer_id for item in items if item.as_of == day})
-        per_day[day] = store.read_customers_at(ids, day)
+    wanted = {
+        day: sorted({item.customer_id for item in items if item.as_of == day})
+        for day in sorted({item.as_of for item in items})
+    }
+    per_day = store.read_customers_by_day(wanted)
     for item in items:
-        tables = {
-            table: frame[frame["customer_id"] == item.customer_id].reset_index(drop=True)
-            for table, frame in per_day[item.as_of].items()
-        }
+        tables = per_day[item.as_of]
+        if len(wanted[item.as_of]) > 1:  # the day's read holds other customers too
+            tables = {
+                table: frame[frame["customer_id"] == item.customer_id].reset_index(drop=True)
+                for table, frame in tables.items()
+            }
         try:
             out.append(_request(store, item, tables))
         except BatchError as error:
@@ -181,7 +270,7 @@ def expand_by_id(
             ]
             raise validation_error(fields) from error
     try:
-        results = read_requests(raw_store(url), list(requests.values()))
+        results = shared_reads(url).read(list(requests.values()))
     except RawDataError as error:
         raise ApiError(503, "not_ready", f"raw store unavailable: {error}") from error
     reads: dict[str, dict[str, Any]] = {}

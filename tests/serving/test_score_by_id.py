@@ -7,6 +7,8 @@ replay gives the recorded answer after the store has grown.
 from __future__ import annotations
 
 import os
+import threading
+import time
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -17,10 +19,11 @@ import pytest
 
 from audit import verify
 from features.dbload import load_folder
-from features.io import RawTables, write_raw
+from features.io import RawDataError, RawTables, write_raw
 from features.source import DatabaseSource
 from features.synthetic import GeneratorConfig, generate_tables
 from serving.batch import request_example
+from serving.by_id import ByIdRequest, SharedReads
 from tests.conftest import create_pg_database
 from tests.serving.conftest import auth
 
@@ -210,3 +213,62 @@ def test_given_an_unsupported_raw_url_when_the_service_starts_then_the_variable_
     ):
         ServiceConfig.from_env({"RISKGRADE_RAW_URL": "mysql://user@host/db"})
     assert ServiceConfig.from_env({"RISKGRADE_RAW_URL": "duckdb:///raw.duckdb"}).raw_url
+
+
+class _Gated(DatabaseSource):
+    """A real store whose reads wait for a gate (to hold one read while others arrive)."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url, pooled=True)
+        self.calls: list[dict[date, list[str]]] = []
+        self.entered = threading.Event()
+        self.gate = threading.Event()
+
+    def read_customers_by_day(self, wanted):  # type: ignore[no-untyped-def]
+        self.calls.append({day: list(ids) for day, ids in wanted.items()})
+        self.entered.set()
+        assert self.gate.wait(30)
+        return super().read_customers_by_day(wanted)
+
+
+def test_given_concurrent_by_id_calls_when_a_read_runs_then_the_waiting_ones_share_one_read(
+    store: Store,
+) -> None:
+    # Given the merged reads of a store, and a first call whose read is held
+    source = _Gated(store.urls["postgresql"])
+    reads = SharedReads(source)
+    cids = store.customers[:5]
+    got: dict[str, Any] = {}
+
+    def call(cid: str) -> None:
+        got[cid] = reads.read([ByIdRequest(customer_id=cid, as_of=AS_OF)])
+
+    threads = [threading.Thread(target=call, args=(cid,)) for cid in cids]
+    threads[0].start()
+    assert source.entered.wait(30)
+    # When four more calls arrive while it runs
+    for thread in threads[1:]:
+        thread.start()
+    deadline = time.monotonic() + 30
+    while reads.waiting < 4 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert reads.waiting == 4
+    source.gate.set()
+    for thread in threads:
+        thread.join(30)
+    # Then the four shared one read (one statement), and each got its own customer's request
+    assert reads.reads == 2
+    assert source.calls == [{AS_OF: cids[:1]}, {AS_OF: sorted(cids[1:])}]
+    for cid in cids:
+        [(body, read)] = got[cid]
+        assert body == request_example(store.raw, cid, AS_OF)
+        assert read["customer_id"] == cid and read["rows"]["customers"] == 1
+
+
+def test_given_an_unreachable_store_when_read_then_the_error_and_the_next_read_runs() -> None:
+    reads = SharedReads(DatabaseSource("postgresql://nobody:pw@127.0.0.1:1/db", pooled=True))
+    item = ByIdRequest(customer_id="C1", as_of=AS_OF)
+    for _ in range(2):  # a failed read leaves no caller waiting for ever
+        with pytest.raises(RawDataError, match="cannot connect"):
+            reads.read([item])
+    assert reads.reads == 2 and reads.waiting == 0
