@@ -6,7 +6,7 @@ For each portfolio size (100k and 1M customers by default), four runs, each in i
 * spark features: ``features.spark.engine.features_at`` (read Parquet, translated plan, write
   partitioned Parquet) on ``local[2]``;
 * polars scoring: features then ``rate_features`` / ``chunk_table`` chunk by chunk (the
-  ``riskgrade score`` path), 2 threads;
+  ``riskgrade score`` path), 2 polars threads and 2 LightGBM threads for the SHAP pass;
 * spark scoring: ``serving.spark_batch.score_to_parquet`` (features, ``mapInArrow`` rating with
   the shipped bundle, partitioned Parquet) on ``local[2]``.
 
@@ -84,6 +84,7 @@ def _work_split(spark: SparkSession, group: str) -> dict[str, object]:
         "stages": len(tasks),
         "tasks": sum(tasks),
         "max_tasks_in_a_stage": max(tasks, default=0),
+        "tasks_per_stage": tasks,
     }
 
 
@@ -148,7 +149,9 @@ def run_polars_score(raw_dir: Path, bundle_dir: Path) -> dict[str, object]:
     model = RatingModel.load(bundle_dir)
     frames = read_frames(raw_dir, AS_OF)
     rows = 0
-    for chunk in iter_rated_chunks(frames, AS_OF, model, chunk_size=10_000):
+    # The SHAP pass on every core, as ``riskgrade score`` runs it (serving.batch.score_to_file).
+    chunks = iter_rated_chunks(frames, AS_OF, model, chunk_size=10_000, num_threads=CORES)
+    for chunk in chunks:
         rows += len(chunk_table(chunk, AS_OF, model))
     return {
         "wall_s": round(time.perf_counter() - started, 2),
@@ -183,6 +186,9 @@ RUNS: dict[str, Callable[..., dict[str, object]]] = {
     "spark_score": run_spark_score,
 }
 
+BIGDATA = Path("/work/bigdata")
+"""Shared generated portfolios (``p100k``, ``p1m``), used when present."""
+
 
 def _child(kind: str, *args: str) -> dict[str, object]:
     env = {**os.environ, "POLARS_MAX_THREADS": str(CORES)}
@@ -200,6 +206,9 @@ def _child(kind: str, *args: str) -> dict[str, object]:
 def _raw_dir(customers: int) -> Path:
     from features.synthetic import GeneratorConfig, generate
 
+    shared = {100_000: BIGDATA / "p100k", 1_000_000: BIGDATA / "p1m"}.get(customers)
+    if shared is not None and (shared / "customers.parquet").is_file():
+        return shared
     raw_dir = DATA / "raw_1m" if customers == 1_000_000 else DATA / f"spark_{customers}"
     if not raw_dir.exists():
         seed = 1 if customers == 1_000_000 else 42
@@ -207,9 +216,91 @@ def _raw_dir(customers: int) -> Path:
     return raw_dir
 
 
+def _load() -> list[float]:
+    return [round(v, 2) for v in os.getloadavg()]
+
+
+def _ratios(run: dict[str, Any]) -> None:
+    """Spark over polars for each part whose two runs were measured in the same invocation."""
+    for what in ("features", "score"):
+        spark_run, polars_run = run.get(f"spark_{what}"), run.get(f"polars_{what}")
+        key = f"{what}_spark_over_polars"
+        same = (
+            isinstance(spark_run, dict)
+            and isinstance(polars_run, dict)
+            and spark_run.get("invocation") == polars_run.get("invocation")
+        )
+        if same:
+            run[key] = round(spark_run["wall_s"] / polars_run["wall_s"], 2)  # type: ignore[index]
+        else:
+            run.pop(key, None)
+
+
+def _score_estimates(runs: list[dict[str, Any]]) -> None:
+    """Scoring wall time of sizes not scored, scaled from the largest size scored (labelled).
+
+    Scoring = features + the SHAP pass; the rating part (score minus features of the same
+    engine) is scaled linearly with customers, the features part is the size's own measure.
+    """
+    scored = [r for r in runs if isinstance(r.get("spark_score"), dict)]
+    scored = [r for r in scored if isinstance(r.get("polars_score"), dict)]
+    for run in runs:
+        run.pop("score_estimate", None)
+        if not scored or isinstance(run.get("spark_score"), dict):
+            continue
+        base = max(scored, key=lambda r: r["customers"])
+        scale = run["customers"] / base["customers"]
+        estimate: dict[str, Any] = {
+            "kind": "ESTIMATE, not a measurement",
+            "from_customers": base["customers"],
+            "method": (
+                "rating time (score wall - features wall, same engine) of the "
+                f"{base['customers']} run x {scale:g}, plus this size's measured features wall"
+            ),
+        }
+        for engine in ("polars", "spark"):
+            features = run.get(f"{engine}_features")
+            rating = base[f"{engine}_score"]["wall_s"] - base[f"{engine}_features"]["wall_s"]
+            estimate[f"{engine}_rating_s"] = round(rating * scale)
+            if isinstance(features, dict):
+                estimate[f"{engine}_score_wall_s"] = round(rating * scale + features["wall_s"])
+        run["score_estimate"] = estimate
+
+
+def _save(entry: dict[str, Any]) -> None:
+    """Merge one size's runs into the results file (other sizes and parts keep theirs)."""
+    report: dict[str, Any] = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    report.update(
+        {
+            "benchmark": "spark",
+            "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
+            "as_of": AS_OF.isoformat(),
+            "master": f"local[{CORES}]",
+            "spark_conf": SPARK_CONF,
+        }
+    )
+    runs = {r["customers"]: r for r in report.get("runs", [])}
+    old = runs.get(entry["customers"], {})
+    runs[entry["customers"]] = {**old, **entry}
+    ordered = sorted(runs.values(), key=lambda r: r["customers"])
+    for run in ordered:
+        _ratios(run)
+    _score_estimates(ordered)
+    report["runs"] = ordered
+    tmp = RESULTS.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(report, indent=2) + "\n")
+    os.replace(tmp, RESULTS)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--sizes", type=int, nargs="*", default=[100_000, 1_000_000])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument(
+        "--parts", nargs="+", choices=["features", "score"], default=["features", "score"]
+    )
+    parser.add_argument(
+        "--engines", nargs="+", choices=["polars", "spark"], default=["polars", "spark"]
+    )
     parser.add_argument("--raw", type=Path, default=None, help="use this raw folder (one size)")
     parser.add_argument("--child", nargs="+", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -217,38 +308,31 @@ def main() -> None:
         kind, *rest = args.child
         print(json.dumps(RUNS[kind](*(Path(r) for r in rest))))
         return
+    if args.raw is not None and len(args.sizes) != 1:
+        parser.error("--raw needs exactly one --sizes value")
     DATA.mkdir(parents=True, exist_ok=True)
-    bundle_dir = _bundle()
-    runs = []
+    bundle_dir = _bundle() if "score" in args.parts else None
+    invocation = time.strftime("%Y-%m-%dT%H:%M:%S")
     for customers in args.sizes:
         raw_dir = args.raw or _raw_dir(customers)
-        run: dict[str, Any] = {"customers": customers, "cores": CORES, "raw": str(raw_dir)}
-        run["load_average_1m_before"] = round(os.getloadavg()[0], 2)
-        for kind in RUNS:
-            extra = [str(bundle_dir)] if kind.endswith("score") else []
-            run[kind] = _child(kind, str(raw_dir), *extra)
-            print(kind, json.dumps(run[kind]), flush=True)
-        for what in ("features", "score"):
-            spark_s = run[f"spark_{what}"]["wall_s"]
-            polars_s = run[f"polars_{what}"]["wall_s"]
-            run[f"{what}_spark_over_polars"] = round(spark_s / polars_s, 2)
-        run["measured_at"] = time.strftime("%Y-%m-%dT%H:%M:%S")
-        runs.append(run)
-    report: dict[str, Any] = {
-        "benchmark": "spark",
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
-        "as_of": AS_OF.isoformat(),
-        "spark_conf": SPARK_CONF,
-        "runs": runs,
-    }
-    if RESULTS.exists():  # sizes not run this time keep their last measurement
-        done = {run["customers"] for run in runs}
-        kept = [
-            r for r in json.loads(RESULTS.read_text()).get("runs", []) if r["customers"] not in done
-        ]
-        report["runs"] = sorted(kept + runs, key=lambda r: r["customers"])
-    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps(report, indent=2))
+        for part in args.parts:
+            for engine in args.engines:
+                kind = f"{engine}_{part}"
+                extra = [str(bundle_dir)] if part == "score" else []
+                before = _load()
+                result = _child(kind, str(raw_dir), *extra)
+                result.update(
+                    {
+                        "load_average_before": before,
+                        "load_average_after": _load(),
+                        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                        "invocation": invocation,
+                    }
+                )
+                print(customers, kind, json.dumps(result), flush=True)
+                # Written as soon as it is measured: a later timeout loses nothing.
+                _save({"customers": customers, "cores": CORES, "raw": str(raw_dir), kind: result})
+    print(RESULTS.read_text())
 
 
 if __name__ == "__main__":

@@ -6,6 +6,11 @@ against the manifest and the manifest against the driver's bundle hash before it
 partition is rated with ``mapInArrow``: Arrow record batches in, the rows of
 ``rating.portfolio.rate_features`` and ``chunk_table`` out (the polars path's code), so the
 output has the columns and values of ``serving.batch.score_portfolio``.
+
+Rating costs CPU per customer (the SHAP pass), not bytes: the rows to rate are spread over
+``spark.sql.shuffle.partitions`` partitions by customer (a fixed count, which adaptive query
+execution keeps; sized by bytes it would merge them into a few 64 MB tasks and leave most
+executor cores idle). Each task runs LightGBM on one thread, as Spark runs one task per core.
 """
 
 from __future__ import annotations
@@ -74,7 +79,10 @@ def _output_table(
         for cid, day, kind in features.select("customer_id", "default_date", "default_type").rows()
         if day is not None
     }
-    rated = rate_features(features.drop("default_date", "default_type"), model, statuses)
+    # One LightGBM thread: Spark already runs one task per executor core.
+    rated = rate_features(
+        features.drop("default_date", "default_type"), model, statuses, num_threads=1
+    )
     return chunk_table(rated, as_of, model, lang)
 
 
@@ -166,6 +174,8 @@ def score_spark(
         )
     )
     inputs = features.drop("as_of").join(defaulted, on="customer_id", how="left")
+    partitions = int(spark.conf.get("spark.sql.shuffle.partitions") or "200")
+    inputs = inputs.repartition(partitions, "customer_id")
 
     def rate(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         executor_model = _executor_model(bundle_name, bundle_hash)
@@ -192,20 +202,21 @@ def score_to_parquet(
     """Score on Spark and write ``<out>/as_of=<date>/part-*.parquet``.
 
     Returns:
-        Customers and customers in default per tier (a small summary, computed by Spark).
+        Customers and customers in default per tier (a small summary, computed by Spark from
+        the written files: each customer is rated once and nothing is held in memory).
     """
-    rated = score_spark(spark, raw, as_of, bundle_dir, lang).cache()
-    try:
-        write_partitioned([(f"as_of={as_of.isoformat()}", rated.drop("as_of"))], out)
-        counts: pd.DataFrame = (
-            rated.groupBy("tier")
-            .agg(
-                F.count(F.lit(1)).alias("customers"),
-                F.sum(F.col("in_default").cast("bigint")).alias("in_default"),
-            )
-            .toPandas()
+    rated = score_spark(spark, raw, as_of, bundle_dir, lang).drop("as_of")
+    partition = f"as_of={as_of.isoformat()}"
+    write_partitioned([(partition, rated)], out)
+    counts: pd.DataFrame = (
+        spark.read.schema(rated.schema)  # an empty portfolio writes no part file
+        .parquet(f"{str(out).rstrip('/')}/{partition}")
+        .groupBy("tier")
+        .agg(
+            F.count(F.lit(1)).alias("customers"),
+            F.sum(F.col("in_default").cast("bigint")).alias("in_default"),
         )
-    finally:
-        rated.unpersist()
+        .toPandas()
+    )
     order = ["low", "medium", "high", "restricted"]
     return counts.set_index("tier").reindex(order, fill_value=0).astype(np.int64)
