@@ -60,6 +60,35 @@ def _rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
+def _tree_cpu_s(root: int | None = None) -> float:
+    """CPU seconds (user + system) of a process and all its descendants, live or reaped.
+
+    Under a loaded machine wall time measures the scheduler's share as much as the work; the
+    CPU time of the whole tree (for Spark: driver, JVM, Python workers) does not. A live
+    process's own ticks plus its reaped children's (``cutime``/``cstime``) are summed over the
+    tree, so no process is counted twice.
+    """
+    root = os.getpid() if root is None else root
+    parent: dict[int, int] = {}
+    ticks: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # exited meanwhile
+            continue
+        fields = text[text.rindex(")") + 2 :].split()
+        pid = int(stat.parent.name)
+        parent[pid] = int(fields[1])
+        ticks[pid] = sum(int(v) for v in fields[11:15])  # utime stime cutime cstime
+    tree, frontier = {root}, [root]
+    while frontier:
+        current = frontier.pop()
+        children = [pid for pid, ppid in parent.items() if ppid == current]
+        tree.update(children)
+        frontier.extend(children)
+    return round(sum(ticks.get(pid, 0) for pid in tree) / os.sysconf("SC_CLK_TCK"), 1)
+
+
 def _jvm_peak_mb(spark: SparkSession) -> float | None:
     """Peak RSS (VmHWM) of the driver JVM started by this Python process."""
     gateway = getattr(spark.sparkContext, "_gateway", None)
@@ -104,6 +133,7 @@ def run_polars_features(raw_dir: Path) -> dict[str, object]:
     features = compute_features_chunked(raw_dir, AS_OF, chunk_customers=100_000)
     return {
         "wall_s": round(time.perf_counter() - started, 2),
+        "cpu_s": _tree_cpu_s(),
         "rows": features.height,
         "driver_peak_rss_mb": _rss_mb(),
     }
@@ -121,6 +151,7 @@ def run_spark_features(raw_dir: Path) -> dict[str, object]:
     wall = time.perf_counter() - started
     result = {
         "wall_s": round(wall, 2),
+        "cpu_s": _tree_cpu_s(),
         "session_start_s": round(session_s, 2),
         "rows": rows,
         "driver_peak_rss_mb": _rss_mb(),
@@ -155,6 +186,7 @@ def run_polars_score(raw_dir: Path, bundle_dir: Path) -> dict[str, object]:
         rows += len(chunk_table(chunk, AS_OF, model))
     return {
         "wall_s": round(time.perf_counter() - started, 2),
+        "cpu_s": _tree_cpu_s(),
         "rows": rows,
         "driver_peak_rss_mb": _rss_mb(),
     }
@@ -170,6 +202,7 @@ def run_spark_score(raw_dir: Path, bundle_dir: Path) -> dict[str, object]:
         counts = score_to_parquet(spark, str(raw_dir), AS_OF, bundle_dir, str(Path(out) / "s"))
     result = {
         "wall_s": round(time.perf_counter() - started, 2),
+        "cpu_s": _tree_cpu_s(),
         "rows": int(counts["customers"].sum()),
         "driver_peak_rss_mb": _rss_mb(),
         "driver_jvm_peak_rss_mb": _jvm_peak_mb(spark),
@@ -232,8 +265,12 @@ def _ratios(run: dict[str, Any]) -> None:
         )
         if same:
             run[key] = round(spark_run["wall_s"] / polars_run["wall_s"], 2)  # type: ignore[index]
+            if spark_run.get("cpu_s") and polars_run.get("cpu_s"):  # type: ignore[union-attr]
+                cpu = spark_run["cpu_s"] / polars_run["cpu_s"]  # type: ignore[index]
+                run[f"{what}_spark_over_polars_cpu"] = round(cpu, 2)
         else:
             run.pop(key, None)
+            run.pop(f"{what}_spark_over_polars_cpu", None)
 
 
 def _score_estimates(runs: list[dict[str, Any]]) -> None:
