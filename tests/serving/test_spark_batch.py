@@ -19,6 +19,8 @@ from serving.spark_batch import _executor_model, score_spark, ship_bundle
 
 pytestmark = pytest.mark.spark
 
+SHUFFLE = "spark.sql.shuffle.partitions"
+
 
 def test_spark_scores_equal_the_polars_path(
     spark, portfolio: RawTables, as_of: date, bundle: Bundle, tmp_path: Path
@@ -94,3 +96,27 @@ def test_score_command_on_spark_writes_the_polars_columns(
     assert set(written.columns) == set(expected.columns) - {"as_of"}
     assert sorted(written["customer_id"]) == sorted(expected["customer_id"])
     assert "Customers by tier" in result.output
+
+
+def test_rating_runs_in_the_configured_partitions_even_under_adaptive_execution(
+    spark, portfolio: RawTables, as_of: date, bundle: Bundle, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    from pyspark.sql import functions as F  # noqa: N812
+
+    # Given adaptive execution on (it merges small shuffles into as few tasks as the bytes
+    # allow) and 4 shuffle partitions
+    write_raw(portfolio, tmp_path / "raw")
+    saved = {k: spark.conf.get(k) for k in ("spark.sql.adaptive.enabled", SHUFFLE)}
+    spark.conf.set("spark.sql.adaptive.enabled", "true")
+    spark.conf.set(SHUFFLE, "4")
+    try:
+        # When Spark rates the portfolio
+        rated = score_spark(spark, tmp_path / "raw", as_of, bundle.path)
+        used = rated.select(F.spark_partition_id().alias("p")).distinct().count()
+        rows = rated.count()
+    finally:
+        for key, value in saved.items():
+            spark.conf.set(key, value)
+    # Then the customers are rated in 4 partitions (tasks), not merged into fewer
+    assert rows == len(score_portfolio(portfolio, as_of, bundle.path))
+    assert used == 4
