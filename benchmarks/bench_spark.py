@@ -10,12 +10,18 @@ For each portfolio size (100k and 1M customers by default), four runs, each in i
 * spark scoring: ``serving.spark_batch.score_to_parquet`` (features, ``mapInArrow`` rating with
   the shipped bundle, partitioned Parquet) on ``local[2]``.
 
-Recorded per run: wall time, peak RSS of the driver (the Python process, and for Spark also the
-driver JVM, which in local mode holds the executor), and for Spark the jobs, stages and tasks
-the work split into (``StatusTracker``), i.e. the units a cluster runs in parallel. Spark is
-expected to be slower on 2 local cores: it pays for the JVM, shuffles and Arrow hand-offs that
-buy scale-out. Results: ``benchmarks/results/spark.json`` (sizes not run keep their last
-figures). The 1M portfolio is ``benchmarks/data/raw_1m`` (shared with bench_features.py).
+Recorded per run: wall time, CPU time of the run's whole process tree (driver, JVM, Python
+workers: the fair figure on a shared machine), peak RSS of the driver (the Python process, and
+for Spark also the driver JVM, which in local mode holds the executor), load averages before
+and after, and for Spark the jobs, stages and tasks the work split into (``StatusTracker``),
+i.e. the units a cluster runs in parallel. Spark is expected to be slower on 2 local cores: it
+pays for the JVM, shuffles and Arrow hand-offs that buy scale-out.
+
+Each run is written into ``benchmarks/results/spark.json`` as soon as it finishes (other sizes
+and parts keep their figures); ratios are computed only between runs of one invocation. One
+size or part at a time: ``--sizes 1000000 --parts features --engines polars spark``. The
+portfolios are ``/work/bigdata/p100k`` and ``p1m`` when present, else generated into
+``benchmarks/data``.
 """
 
 from __future__ import annotations

@@ -8,9 +8,10 @@ partition is rated with ``mapInArrow``: Arrow record batches in, the rows of
 output has the columns and values of ``serving.batch.score_portfolio``.
 
 Rating costs CPU per customer (the SHAP pass), not bytes: the rows to rate are spread over
-``spark.sql.shuffle.partitions`` partitions by customer (a fixed count, which adaptive query
-execution keeps; sized by bytes it would merge them into a few 64 MB tasks and leave most
-executor cores idle). Each task runs LightGBM on one thread, as Spark runs one task per core.
+``spark.sql.shuffle.partitions`` partitions by customer, and ``score_to_parquet`` runs its
+query with adaptive partition coalescing off (coalescing sizes partitions by bytes and merged
+the rating of 100k customers into 2-3 tasks, which leaves most executor cores idle on a
+cluster). Each task runs LightGBM on one thread, as Spark runs one task per core.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
@@ -191,6 +193,23 @@ def score_spark(
     return inputs.mapInArrow(rate, spark_schema)
 
 
+_COALESCE = "spark.sql.adaptive.coalescePartitions.enabled"
+
+
+@contextmanager
+def _partitions_kept(spark: SparkSession) -> Iterator[None]:
+    """Run the enclosed queries with adaptive partition coalescing off (restored after)."""
+    before = spark.conf.get(_COALESCE, None)
+    spark.conf.set(_COALESCE, "false")
+    try:
+        yield
+    finally:
+        if before is None:
+            spark.conf.unset(_COALESCE)
+        else:
+            spark.conf.set(_COALESCE, before)
+
+
 def score_to_parquet(
     spark: SparkSession,
     raw: str | Path,
@@ -207,7 +226,8 @@ def score_to_parquet(
     """
     rated = score_spark(spark, raw, as_of, bundle_dir, lang).drop("as_of")
     partition = f"as_of={as_of.isoformat()}"
-    write_partitioned([(partition, rated)], out)
+    with _partitions_kept(spark):
+        write_partitioned([(partition, rated)], out)
     counts: pd.DataFrame = (
         spark.read.schema(rated.schema)  # an empty portfolio writes no part file
         .parquet(f"{str(out).rstrip('/')}/{partition}")
