@@ -6,16 +6,22 @@ For each portfolio size (100k and 1M customers by default), four runs, each in i
 * spark features: ``features.spark.engine.features_at`` (read Parquet, translated plan, write
   partitioned Parquet) on ``local[2]``;
 * polars scoring: features then ``rate_features`` / ``chunk_table`` chunk by chunk (the
-  ``riskgrade score`` path), 2 threads;
+  ``riskgrade score`` path), 2 polars threads and 2 LightGBM threads for the SHAP pass;
 * spark scoring: ``serving.spark_batch.score_to_parquet`` (features, ``mapInArrow`` rating with
   the shipped bundle, partitioned Parquet) on ``local[2]``.
 
-Recorded per run: wall time, peak RSS of the driver (the Python process, and for Spark also the
-driver JVM, which in local mode holds the executor), and for Spark the jobs, stages and tasks
-the work split into (``StatusTracker``), i.e. the units a cluster runs in parallel. Spark is
-expected to be slower on 2 local cores: it pays for the JVM, shuffles and Arrow hand-offs that
-buy scale-out. Results: ``benchmarks/results/spark.json`` (sizes not run keep their last
-figures). The 1M portfolio is ``benchmarks/data/raw_1m`` (shared with bench_features.py).
+Recorded per run: wall time, CPU time of the run's whole process tree (driver, JVM, Python
+workers: the fair figure on a shared machine), peak RSS of the driver (the Python process, and
+for Spark also the driver JVM, which in local mode holds the executor), load averages before
+and after, and for Spark the jobs, stages and tasks the work split into (``StatusTracker``),
+i.e. the units a cluster runs in parallel. Spark is expected to be slower on 2 local cores: it
+pays for the JVM, shuffles and Arrow hand-offs that buy scale-out.
+
+Each run is written into ``benchmarks/results/spark.json`` as soon as it finishes (other sizes
+and parts keep their figures); ratios are computed only between runs of one invocation. One
+size or part at a time: ``--sizes 1000000 --parts features --engines polars spark``. The
+portfolios are ``/work/bigdata/p100k`` and ``p1m`` when present, else generated into
+``benchmarks/data``.
 """
 
 from __future__ import annotations
@@ -60,6 +66,35 @@ def _rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
+def _tree_cpu_s(root: int | None = None) -> float:
+    """CPU seconds (user + system) of a process and all its descendants, live or reaped.
+
+    Under a loaded machine wall time measures the scheduler's share as much as the work; the
+    CPU time of the whole tree (for Spark: driver, JVM, Python workers) does not. A live
+    process's own ticks plus its reaped children's (``cutime``/``cstime``) are summed over the
+    tree, so no process is counted twice.
+    """
+    root = os.getpid() if root is None else root
+    parent: dict[int, int] = {}
+    ticks: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # exited meanwhile
+            continue
+        fields = text[text.rindex(")") + 2 :].split()
+        pid = int(stat.parent.name)
+        parent[pid] = int(fields[1])
+        ticks[pid] = sum(int(v) for v in fields[11:15])  # utime stime cutime cstime
+    tree, frontier = {root}, [root]
+    while frontier:
+        current = frontier.pop()
+        children = [pid for pid, ppid in parent.items() if ppid == current]
+        tree.update(children)
+        frontier.extend(children)
+    return round(sum(ticks.get(pid, 0) for pid in tree) / os.sysconf("SC_CLK_TCK"), 1)
+
+
 def _jvm_peak_mb(spark: SparkSession) -> float | None:
     """Peak RSS (VmHWM) of the driver JVM started by this Python process."""
     gateway = getattr(spark.sparkContext, "_gateway", None)
@@ -84,6 +119,7 @@ def _work_split(spark: SparkSession, group: str) -> dict[str, object]:
         "stages": len(tasks),
         "tasks": sum(tasks),
         "max_tasks_in_a_stage": max(tasks, default=0),
+        "tasks_per_stage": tasks,
     }
 
 
@@ -103,6 +139,7 @@ def run_polars_features(raw_dir: Path) -> dict[str, object]:
     features = compute_features_chunked(raw_dir, AS_OF, chunk_customers=100_000)
     return {
         "wall_s": round(time.perf_counter() - started, 2),
+        "cpu_s": _tree_cpu_s(),
         "rows": features.height,
         "driver_peak_rss_mb": _rss_mb(),
     }
@@ -120,6 +157,7 @@ def run_spark_features(raw_dir: Path) -> dict[str, object]:
     wall = time.perf_counter() - started
     result = {
         "wall_s": round(wall, 2),
+        "cpu_s": _tree_cpu_s(),
         "session_start_s": round(session_s, 2),
         "rows": rows,
         "driver_peak_rss_mb": _rss_mb(),
@@ -148,10 +186,13 @@ def run_polars_score(raw_dir: Path, bundle_dir: Path) -> dict[str, object]:
     model = RatingModel.load(bundle_dir)
     frames = read_frames(raw_dir, AS_OF)
     rows = 0
-    for chunk in iter_rated_chunks(frames, AS_OF, model, chunk_size=10_000):
+    # The SHAP pass on every core, as ``riskgrade score`` runs it (serving.batch.score_to_file).
+    chunks = iter_rated_chunks(frames, AS_OF, model, chunk_size=10_000, num_threads=CORES)
+    for chunk in chunks:
         rows += len(chunk_table(chunk, AS_OF, model))
     return {
         "wall_s": round(time.perf_counter() - started, 2),
+        "cpu_s": _tree_cpu_s(),
         "rows": rows,
         "driver_peak_rss_mb": _rss_mb(),
     }
@@ -167,6 +208,7 @@ def run_spark_score(raw_dir: Path, bundle_dir: Path) -> dict[str, object]:
         counts = score_to_parquet(spark, str(raw_dir), AS_OF, bundle_dir, str(Path(out) / "s"))
     result = {
         "wall_s": round(time.perf_counter() - started, 2),
+        "cpu_s": _tree_cpu_s(),
         "rows": int(counts["customers"].sum()),
         "driver_peak_rss_mb": _rss_mb(),
         "driver_jvm_peak_rss_mb": _jvm_peak_mb(spark),
@@ -182,6 +224,9 @@ RUNS: dict[str, Callable[..., dict[str, object]]] = {
     "polars_score": run_polars_score,
     "spark_score": run_spark_score,
 }
+
+BIGDATA = Path("/work/bigdata")
+"""Shared generated portfolios (``p100k``, ``p1m``), used when present."""
 
 
 def _child(kind: str, *args: str) -> dict[str, object]:
@@ -200,6 +245,9 @@ def _child(kind: str, *args: str) -> dict[str, object]:
 def _raw_dir(customers: int) -> Path:
     from features.synthetic import GeneratorConfig, generate
 
+    shared = {100_000: BIGDATA / "p100k", 1_000_000: BIGDATA / "p1m"}.get(customers)
+    if shared is not None and (shared / "customers.parquet").is_file():
+        return shared
     raw_dir = DATA / "raw_1m" if customers == 1_000_000 else DATA / f"spark_{customers}"
     if not raw_dir.exists():
         seed = 1 if customers == 1_000_000 else 42
@@ -207,9 +255,95 @@ def _raw_dir(customers: int) -> Path:
     return raw_dir
 
 
+def _load() -> list[float]:
+    return [round(v, 2) for v in os.getloadavg()]
+
+
+def _ratios(run: dict[str, Any]) -> None:
+    """Spark over polars for each part whose two runs were measured in the same invocation."""
+    for what in ("features", "score"):
+        spark_run, polars_run = run.get(f"spark_{what}"), run.get(f"polars_{what}")
+        key = f"{what}_spark_over_polars"
+        same = (
+            isinstance(spark_run, dict)
+            and isinstance(polars_run, dict)
+            and spark_run.get("invocation") == polars_run.get("invocation")
+        )
+        if same:
+            run[key] = round(spark_run["wall_s"] / polars_run["wall_s"], 2)  # type: ignore[index]
+            if spark_run.get("cpu_s") and polars_run.get("cpu_s"):  # type: ignore[union-attr]
+                cpu = spark_run["cpu_s"] / polars_run["cpu_s"]  # type: ignore[index]
+                run[f"{what}_spark_over_polars_cpu"] = round(cpu, 2)
+        else:
+            run.pop(key, None)
+            run.pop(f"{what}_spark_over_polars_cpu", None)
+
+
+def _score_estimates(runs: list[dict[str, Any]]) -> None:
+    """Scoring wall time of sizes not scored, scaled from the largest size scored (labelled).
+
+    Scoring = features + the SHAP pass; the rating part (score minus features of the same
+    engine) is scaled linearly with customers, the features part is the size's own measure.
+    """
+    scored = [r for r in runs if isinstance(r.get("spark_score"), dict)]
+    scored = [r for r in scored if isinstance(r.get("polars_score"), dict)]
+    for run in runs:
+        run.pop("score_estimate", None)
+        if not scored or isinstance(run.get("spark_score"), dict):
+            continue
+        base = max(scored, key=lambda r: r["customers"])
+        scale = run["customers"] / base["customers"]
+        estimate: dict[str, Any] = {
+            "kind": "ESTIMATE, not a measurement",
+            "from_customers": base["customers"],
+            "method": (
+                "rating time (score wall - features wall, same engine) of the "
+                f"{base['customers']} run x {scale:g}, plus this size's measured features wall"
+            ),
+        }
+        for engine in ("polars", "spark"):
+            features = run.get(f"{engine}_features")
+            rating = base[f"{engine}_score"]["wall_s"] - base[f"{engine}_features"]["wall_s"]
+            estimate[f"{engine}_rating_s"] = round(rating * scale)
+            if isinstance(features, dict):
+                estimate[f"{engine}_score_wall_s"] = round(rating * scale + features["wall_s"])
+        run["score_estimate"] = estimate
+
+
+def _save(entry: dict[str, Any]) -> None:
+    """Merge one size's runs into the results file (other sizes and parts keep theirs)."""
+    report: dict[str, Any] = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    report.update(
+        {
+            "benchmark": "spark",
+            "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
+            "as_of": AS_OF.isoformat(),
+            "master": f"local[{CORES}]",
+            "spark_conf": SPARK_CONF,
+        }
+    )
+    runs = {r["customers"]: r for r in report.get("runs", [])}
+    old = runs.get(entry["customers"], {})
+    runs[entry["customers"]] = {**old, **entry}
+    ordered = sorted(runs.values(), key=lambda r: r["customers"])
+    for run in ordered:
+        _ratios(run)
+    _score_estimates(ordered)
+    report["runs"] = ordered
+    tmp = RESULTS.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(report, indent=2) + "\n")
+    os.replace(tmp, RESULTS)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--sizes", type=int, nargs="*", default=[100_000, 1_000_000])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument(
+        "--parts", nargs="+", choices=["features", "score"], default=["features", "score"]
+    )
+    parser.add_argument(
+        "--engines", nargs="+", choices=["polars", "spark"], default=["polars", "spark"]
+    )
     parser.add_argument("--raw", type=Path, default=None, help="use this raw folder (one size)")
     parser.add_argument("--child", nargs="+", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -217,38 +351,31 @@ def main() -> None:
         kind, *rest = args.child
         print(json.dumps(RUNS[kind](*(Path(r) for r in rest))))
         return
+    if args.raw is not None and len(args.sizes) != 1:
+        parser.error("--raw needs exactly one --sizes value")
     DATA.mkdir(parents=True, exist_ok=True)
-    bundle_dir = _bundle()
-    runs = []
+    bundle_dir = _bundle() if "score" in args.parts else None
+    invocation = time.strftime("%Y-%m-%dT%H:%M:%S")
     for customers in args.sizes:
         raw_dir = args.raw or _raw_dir(customers)
-        run: dict[str, Any] = {"customers": customers, "cores": CORES, "raw": str(raw_dir)}
-        run["load_average_1m_before"] = round(os.getloadavg()[0], 2)
-        for kind in RUNS:
-            extra = [str(bundle_dir)] if kind.endswith("score") else []
-            run[kind] = _child(kind, str(raw_dir), *extra)
-            print(kind, json.dumps(run[kind]), flush=True)
-        for what in ("features", "score"):
-            spark_s = run[f"spark_{what}"]["wall_s"]
-            polars_s = run[f"polars_{what}"]["wall_s"]
-            run[f"{what}_spark_over_polars"] = round(spark_s / polars_s, 2)
-        run["measured_at"] = time.strftime("%Y-%m-%dT%H:%M:%S")
-        runs.append(run)
-    report: dict[str, Any] = {
-        "benchmark": "spark",
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
-        "as_of": AS_OF.isoformat(),
-        "spark_conf": SPARK_CONF,
-        "runs": runs,
-    }
-    if RESULTS.exists():  # sizes not run this time keep their last measurement
-        done = {run["customers"] for run in runs}
-        kept = [
-            r for r in json.loads(RESULTS.read_text()).get("runs", []) if r["customers"] not in done
-        ]
-        report["runs"] = sorted(kept + runs, key=lambda r: r["customers"])
-    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps(report, indent=2))
+        for part in args.parts:
+            for engine in args.engines:
+                kind = f"{engine}_{part}"
+                extra = [str(bundle_dir)] if part == "score" else []
+                before = _load()
+                result = _child(kind, str(raw_dir), *extra)
+                result.update(
+                    {
+                        "load_average_before": before,
+                        "load_average_after": _load(),
+                        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                        "invocation": invocation,
+                    }
+                )
+                print(customers, kind, json.dumps(result), flush=True)
+                # Written as soon as it is measured: a later timeout loses nothing.
+                _save({"customers": customers, "cores": CORES, "raw": str(raw_dir), kind: result})
+    print(RESULTS.read_text())
 
 
 if __name__ == "__main__":

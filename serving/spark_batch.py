@@ -6,6 +6,12 @@ against the manifest and the manifest against the driver's bundle hash before it
 partition is rated with ``mapInArrow``: Arrow record batches in, the rows of
 ``rating.portfolio.rate_features`` and ``chunk_table`` out (the polars path's code), so the
 output has the columns and values of ``serving.batch.score_portfolio``.
+
+Rating costs CPU per customer (the SHAP pass), not bytes: the rows to rate are spread over
+``spark.sql.shuffle.partitions`` partitions by customer, and ``score_to_parquet`` runs its
+query with adaptive partition coalescing off (coalescing sizes partitions by bytes and merged
+the rating of 100k customers into 2-3 tasks, which leaves most executor cores idle on a
+cluster). Each task runs LightGBM on one thread, as Spark runs one task per core.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
@@ -74,7 +81,10 @@ def _output_table(
         for cid, day, kind in features.select("customer_id", "default_date", "default_type").rows()
         if day is not None
     }
-    rated = rate_features(features.drop("default_date", "default_type"), model, statuses)
+    # One LightGBM thread: Spark already runs one task per executor core.
+    rated = rate_features(
+        features.drop("default_date", "default_type"), model, statuses, num_threads=1
+    )
     return chunk_table(rated, as_of, model, lang)
 
 
@@ -166,6 +176,8 @@ def score_spark(
         )
     )
     inputs = features.drop("as_of").join(defaulted, on="customer_id", how="left")
+    partitions = int(spark.conf.get("spark.sql.shuffle.partitions") or "200")
+    inputs = inputs.repartition(partitions, "customer_id")
 
     def rate(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         executor_model = _executor_model(bundle_name, bundle_hash)
@@ -181,6 +193,23 @@ def score_spark(
     return inputs.mapInArrow(rate, spark_schema)
 
 
+_COALESCE = "spark.sql.adaptive.coalescePartitions.enabled"
+
+
+@contextmanager
+def _partitions_kept(spark: SparkSession) -> Iterator[None]:
+    """Run the enclosed queries with adaptive partition coalescing off (restored after)."""
+    before = spark.conf.get(_COALESCE, None)
+    spark.conf.set(_COALESCE, "false")
+    try:
+        yield
+    finally:
+        if before is None:
+            spark.conf.unset(_COALESCE)
+        else:
+            spark.conf.set(_COALESCE, before)
+
+
 def score_to_parquet(
     spark: SparkSession,
     raw: str | Path,
@@ -192,20 +221,22 @@ def score_to_parquet(
     """Score on Spark and write ``<out>/as_of=<date>/part-*.parquet``.
 
     Returns:
-        Customers and customers in default per tier (a small summary, computed by Spark).
+        Customers and customers in default per tier (a small summary, computed by Spark from
+        the written files: each customer is rated once and nothing is held in memory).
     """
-    rated = score_spark(spark, raw, as_of, bundle_dir, lang).cache()
-    try:
-        write_partitioned([(f"as_of={as_of.isoformat()}", rated.drop("as_of"))], out)
-        counts: pd.DataFrame = (
-            rated.groupBy("tier")
-            .agg(
-                F.count(F.lit(1)).alias("customers"),
-                F.sum(F.col("in_default").cast("bigint")).alias("in_default"),
-            )
-            .toPandas()
+    rated = score_spark(spark, raw, as_of, bundle_dir, lang).drop("as_of")
+    partition = f"as_of={as_of.isoformat()}"
+    with _partitions_kept(spark):
+        write_partitioned([(partition, rated)], out)
+    counts: pd.DataFrame = (
+        spark.read.schema(rated.schema)  # an empty portfolio writes no part file
+        .parquet(f"{str(out).rstrip('/')}/{partition}")
+        .groupBy("tier")
+        .agg(
+            F.count(F.lit(1)).alias("customers"),
+            F.sum(F.col("in_default").cast("bigint")).alias("in_default"),
         )
-    finally:
-        rated.unpersist()
+        .toPandas()
+    )
     order = ["low", "medium", "high", "restricted"]
     return counts.set_index("tier").reindex(order, fill_value=0).astype(np.int64)

@@ -15,9 +15,12 @@ from serving.batch import score_portfolio
 
 pytest.importorskip("pyspark")
 
-from serving.spark_batch import _executor_model, score_spark, ship_bundle
+from serving.spark_batch import _executor_model, score_spark, score_to_parquet, ship_bundle
 
 pytestmark = pytest.mark.spark
+
+SHUFFLE = "spark.sql.shuffle.partitions"
+COALESCE = "spark.sql.adaptive.coalescePartitions.enabled"
 
 
 def test_spark_scores_equal_the_polars_path(
@@ -94,3 +97,29 @@ def test_score_command_on_spark_writes_the_polars_columns(
     assert set(written.columns) == set(expected.columns) - {"as_of"}
     assert sorted(written["customer_id"]) == sorted(expected["customer_id"])
     assert "Customers by tier" in result.output
+
+
+def test_rating_runs_in_the_configured_partitions_even_under_adaptive_execution(
+    spark, portfolio: RawTables, as_of: date, bundle: Bundle, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    # Given adaptive execution on (it merges small shuffles into as few tasks as the bytes
+    # allow) and 4 shuffle partitions
+    write_raw(portfolio, tmp_path / "raw")
+    keys = ("spark.sql.adaptive.enabled", SHUFFLE, COALESCE)
+    saved = {k: spark.conf.get(k, None) for k in keys}
+    spark.conf.set("spark.sql.adaptive.enabled", "true")
+    spark.conf.set(COALESCE, "true")
+    spark.conf.set(SHUFFLE, "4")
+    try:
+        # When Spark rates the portfolio into Parquet
+        score_to_parquet(spark, tmp_path / "raw", as_of, bundle.path, tmp_path / "out")
+        coalescing = spark.conf.get(COALESCE)
+    finally:
+        for key, value in saved.items():
+            spark.conf.unset(key) if value is None else spark.conf.set(key, value)
+    # Then the customers were rated in 4 tasks (one file each), not merged into fewer, and
+    # the session's setting is back
+    folder = tmp_path / "out" / f"as_of={as_of.isoformat()}"
+    assert len(list(folder.glob("part-*.parquet"))) == 4
+    assert len(pd.read_parquet(folder)) == len(score_portfolio(portfolio, as_of, bundle.path))
+    assert coalescing == "true"
