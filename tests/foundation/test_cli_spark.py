@@ -29,6 +29,7 @@ def _params(root: Path, **features: object) -> str:
         "features": features,
         "train": {
             "gates": {"min_auc": 0.5, "max_red_grades": 9, "max_ece": 0.5},
+            "family": {"choice": "lgbm"},  # the subject is the Spark-written input, not the CV
             "show_progress": False,
         },
     }

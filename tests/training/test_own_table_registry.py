@@ -19,7 +19,7 @@ from mlflow.tracking import MlflowClient
 from rating.compat import ModelIncompatibleError, check_compatible, incompatible_features
 from tests.cli_helpers import run_main
 from tests.training.conftest import make_dataset, small_spec
-from training.config import GateConfig, LgbmConfig, RegistryConfig, TrainConfig
+from training.config import FamilyConfig, GateConfig, LgbmConfig, RegistryConfig, TrainConfig
 from training.errors import TrainingError
 from training.pipeline import own_model_name, train_dataset
 
@@ -51,6 +51,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
             "lgbm": FAST,
             "gates": {**RELAXED, "require_monotone_grades": False},
             "registry": {"tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}"},
+            "family": {"choice": "lgbm"},  # the subject is the registry, not the family's CV
             "show_progress": False,
         },
     }
@@ -63,6 +64,7 @@ def _portfolio_config(home: Path) -> TrainConfig:
         lgbm=LgbmConfig(**FAST),
         gates=GateConfig(**RELAXED, require_monotone_grades=False),
         registry=RegistryConfig(tracking_uri=f"sqlite:///{home / 'mlflow.db'}"),
+        family=FamilyConfig(choice="lgbm"),
         show_progress=False,
     )
 
