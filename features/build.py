@@ -96,7 +96,7 @@ Bounds = dict[tuple[str, str], tuple[pd.Timestamp, pd.Timestamp]]
 
 
 def _day(value: object) -> pd.Timestamp:
-    return pd.Timestamp(value).normalize()  # type: ignore[arg-type]
+    return pd.Timestamp(value).normalize()
 
 
 def event_bounds(raw: RawTables) -> Bounds:
@@ -419,7 +419,8 @@ def _parquet_bounds(source: RawSource) -> Bounds | None:
                 return None
             scan = pl.scan_parquet(path).select(column)
             dtype = scan.collect_schema()[column]
-            if not (dtype == pl.Date or (dtype == pl.Datetime and dtype.time_zone is None)):
+            naive = isinstance(dtype, pl.Datetime) and dtype.time_zone is None
+            if not (dtype == pl.Date or naive):
                 return None
             span = scan.select(pl.col(column).min().alias("low"), pl.col(column).max())
             low, high = span.collect().row(0)
