@@ -166,6 +166,7 @@ def _stored(root: Path) -> dict[str, pd.DataFrame]:
     }
 
 
+@pytest.mark.slow  # four monitoring runs through the command line
 def test_given_ranges_of_37_customers_when_monitored_then_report_store_and_record_equal(
     scenario: Scenario, tmp_path: Path, monkeypatch: Any
 ) -> None:
