@@ -25,7 +25,10 @@ Writes ``benchmarks/results/portfolio_commands.json``: the commands measured are
 portfolio's entry (each result names its commit and load); ``--replace`` starts it afresh.
 Usage: uv run python benchmarks/bench_portfolio_commands.py --raw /work/bigdata/p100k
          --bundle reports/bundle [--as-of 2025-12-31] [--commands validate score ...]
-         [--timeout 3600]
+         [--timeout 3600] [--source DIR --source-commit SHA --label 100k-before]
+
+``--source`` measures the commands of another source tree (a base commit unpacked with
+``git archive``) in this environment: the before figures of a change, as the after ones.
 """
 
 from __future__ import annotations
@@ -74,12 +77,14 @@ def command_line(name: str, raw: Path, as_of: str, bundle: Path, work: Path) -> 
     return [str(RIGRADE), *lines[name]]
 
 
-def run_measured(argv: list[str], cwd: Path, timeout: float) -> dict[str, Any]:
+def run_measured(
+    argv: list[str], cwd: Path, timeout: float, env: dict[str, str] | None = None
+) -> dict[str, Any]:
     """Run one process to the end: wall, CPU, peak RSS (GB), exit code, loads, stderr tail."""
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryFile() as err:
         start = time.perf_counter()
-        child = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=err)
+        child = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=err)
         deadline = start + timeout
         while True:
             pid, status, usage = os.wait4(child.pid, os.WNOHANG)
@@ -200,6 +205,14 @@ def main() -> None:
     parser.add_argument("--label", default=None, help="entry name (default: customers)")
     parser.add_argument("--note", default="", help="free text kept with the entry")
     parser.add_argument("--replace", action="store_true", help="drop the entry's old figures")
+    parser.add_argument(
+        "--source",
+        type=Path,
+        default=None,
+        help="run the commands from this source tree instead (e.g. `git archive <base>` "
+        "unpacked: the before figures of a change, same environment)",
+    )
+    parser.add_argument("--source-commit", default="", help="the commit of --source")
     parser.add_argument("--kernel", choices=("read", "features", "score"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     as_of = date.fromisoformat(args.as_of)
@@ -217,7 +230,7 @@ def main() -> None:
         "raw": str(raw),
         "as_of": args.as_of,
         "bundle": bundle_shape(bundle),
-        "commit": git_commit(),
+        "commit": args.source_commit if args.source else git_commit(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": {
             "cpus": len(os.sched_getaffinity(0)),
@@ -238,7 +251,11 @@ def main() -> None:
             print(name, "kernel", entry["kernels"][name], flush=True)
         for name in args.commands if not args.kernels_only else ():
             argv = command_line(name, raw, args.as_of, bundle, work)
-            result = run_measured(argv, REPO, args.timeout)
+            if args.source:  # the other tree's code and params.yaml, this environment
+                env = {**os.environ, "PYTHONPATH": str(args.source.resolve())}
+                result = run_measured(argv, args.source.resolve(), args.timeout, env)
+            else:
+                result = run_measured(argv, REPO, args.timeout)
             result["commit"] = entry["commit"]
             result["argv"] = " ".join(["riskgrade", *argv[1:]]).replace(str(work), "<work>")
             entry["commands"][name] = result

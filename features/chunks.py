@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from datetime import date
 from itertools import pairwise
 from pathlib import Path
+from typing import Literal
 
 import pandas as pd
 import polars as pl
@@ -46,6 +47,7 @@ from features.validate import (
     Problem,
     RawValidationError,
     ValidationReport,
+    load_raw,
     load_raw_at,
     validate_tables,
 )
@@ -211,7 +213,10 @@ def _ranges_of(tables: RawTables, cut: AsOfCut, chunk_customers: int) -> Iterato
 
 
 def iter_known_chunks(
-    raw: RawSource | Path | str, as_of: date, chunk_customers: int
+    raw: RawSource | Path | str,
+    as_of: date,
+    chunk_customers: int,
+    mode: Literal["cut", "strict"] = "cut",
 ) -> Iterator[KnownChunk]:
     """The portfolio as known at ``as_of``, one validated customer range at a time.
 
@@ -220,6 +225,9 @@ def iter_known_chunks(
         as_of: the point in time (later records are left out, as :func:`load_raw_at` does).
         chunk_customers: customers known at ``as_of`` per range (the rows of later customers
             go with the range their id falls in, and are left out there).
+        mode: ``cut`` leaves later records out; ``strict`` keeps every record and reports
+            one dated after ``as_of`` as a problem, as :func:`load_raw` does (the training
+            set's extract: each snapshot takes its own point in time).
 
     Yields:
         One :class:`KnownChunk` per range, in customer-id order.
@@ -233,6 +241,9 @@ def iter_known_chunks(
         raise ValueError(f"chunk size must be at least 1, got {chunk_customers}")
     source = open_raw_source(raw)
     if _whole(source):
+        if mode == "strict":
+            yield from _ranges_of(load_raw(source, as_of), AsOfCut(as_of), chunk_customers)
+            return
         known = load_raw_at(source, as_of)
         yield from _ranges_of(known.tables, known.cut, chunk_customers)
         return
@@ -242,6 +253,9 @@ def iter_known_chunks(
         ids = folder.customer_ids(as_of)
     except (OSError, pa.ArrowException, pl.exceptions.PolarsError):
         # an unreadable file or customers without their columns: the whole read reports it
+        if mode == "strict":
+            yield KnownChunk(load_raw(source, as_of), AsOfCut(as_of))
+            return
         known = load_raw_at(source, as_of)
         yield KnownChunk(known.tables, known.cut)
         return
@@ -257,7 +271,10 @@ def iter_known_chunks(
                 read_problems.append(
                     Problem(table, "(file)", "readable table file", 1, (str(error),))
                 )
-        tables, cut = cut_tables(frames, as_of)
+        if mode == "strict":
+            tables, cut = dict(frames), AsOfCut(as_of)
+        else:
+            tables, cut = cut_tables(frames, as_of)
         report = validate_tables(tables, as_of)
         for table, n in report.row_counts.items():
             if table in tables:

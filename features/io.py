@@ -223,12 +223,21 @@ class ChunkedFileWriter:
         os.close(handle)
         self._tmp = Path(name)
 
-    def write(self, frame: pd.DataFrame) -> None:
-        """Append one chunk (same columns, in the same order, as every other)."""
+    def write(self, frame: pd.DataFrame | pa.Table) -> None:
+        """Append one chunk (same columns, in the same order, as every other).
+
+        An Arrow table (Parquet only) is written as it is: one row group.
+        """
         if self._csv:
+            if isinstance(frame, pa.Table):
+                raise TypeError("a CSV file takes pandas chunks")
             frame.to_csv(self._tmp, mode="a", header=not self._started, index=False)
         else:
-            table = pa.Table.from_pandas(frame, preserve_index=False)
+            table = (
+                frame
+                if isinstance(frame, pa.Table)
+                else pa.Table.from_pandas(frame, preserve_index=False)
+            )
             if self.schema is None:
                 self.schema = table.schema
             elif not self._started:  # the given types, with the first chunk's pandas metadata

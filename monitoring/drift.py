@@ -46,14 +46,13 @@ DRIFT_COLUMNS = [
 ]
 
 
-def bin_shares(values: np.ndarray, reference: Mapping[str, Any]) -> np.ndarray:
-    """Shares of ``values`` in the reference bins, the missing share last.
+def bin_counts(values: np.ndarray, reference: Mapping[str, Any]) -> np.ndarray:
+    """Counts of ``values`` in the reference bins, the missing count last (as floats).
 
     Raises:
         ValueError: if the reference entry has an unknown kind.
     """
     x = np.asarray(values, dtype=np.float64)
-    n = len(x)
     missing = np.isnan(x)
     present = x[~missing]
     kind = reference.get("kind")
@@ -71,7 +70,17 @@ def bin_shares(values: np.ndarray, reference: Mapping[str, Any]) -> np.ndarray:
         counts = np.append(counts, int(unknown.sum()))
     else:
         raise ValueError(f"reference entry has unknown kind {kind!r}")
-    counts = np.append(counts, int(missing.sum())).astype(np.float64)
+    return np.append(counts, int(missing.sum())).astype(np.float64)
+
+
+def bin_shares(values: np.ndarray, reference: Mapping[str, Any]) -> np.ndarray:
+    """Shares of ``values`` in the reference bins, the missing share last.
+
+    Raises:
+        ValueError: if the reference entry has an unknown kind.
+    """
+    counts = bin_counts(values, reference)
+    n = len(values)
     return counts / n if n else counts
 
 
@@ -97,14 +106,14 @@ def _row(
     name: str,
     group: str,
     kind: str,
-    values: np.ndarray,
+    tally: _Bins,
     reference: Mapping[str, Any] | None,
     reference_rows: int,
     config: DriftConfig,
 ) -> dict[str, Any]:
-    n = len(values)
-    missing = float(np.isnan(values).mean()) if n else math.nan
-    if reference is None or n == 0:
+    n = tally.n
+    missing = tally.missing / n if n else math.nan
+    if reference is None or n == 0 or tally.counts is None:
         return {
             "feature": name,
             "group": group,
@@ -120,7 +129,7 @@ def _row(
             "shares": [],
             "reference_shares": [],
         }
-    actual = bin_shares(values, reference)
+    actual = tally.counts / n
     expected = reference_shares(reference)
     value = psi_of_shares(expected, actual, config.epsilon)
     used_bins = int(np.count_nonzero((expected > 0) | (actual > 0)))
@@ -143,11 +152,98 @@ def _row(
     }
 
 
+class _Bins:
+    """Values seen so far of one column: their number, missing count and reference bin counts."""
+
+    def __init__(self, reference: Mapping[str, Any] | None) -> None:
+        self.reference = reference
+        self.n = 0
+        self.missing = 0
+        self.counts: np.ndarray | None = None
+
+    def add(self, values: np.ndarray) -> None:
+        x = np.asarray(values, dtype=np.float64)
+        self.n += len(x)
+        self.missing += int(np.isnan(x).sum())
+        if self.reference is None:
+            return
+        counts = bin_counts(x, self.reference)
+        self.counts = counts if self.counts is None else self.counts + counts
+
+
 def has_reference(reference: Mapping[str, Any]) -> bool:
     """Whether a bundle reference holds feature distributions (training writes them)."""
     return isinstance(reference.get("features"), Mapping) and isinstance(
         reference.get("score"), Mapping
     )
+
+
+class DriftTally:
+    """Drift of a portfolio rated in parts: each part's values binned, the counts summed.
+
+    The bins are the reference's, so the counts of the parts add up to those of the whole
+    portfolio and :meth:`table` equals :func:`drift_table` of all the rows at once.
+    """
+
+    def __init__(
+        self,
+        feature_names: Sequence[str],
+        spec: FeatureSpec,
+        reference: Mapping[str, Any],
+        config: DriftConfig | None = None,
+    ) -> None:
+        """Start with no rows.
+
+        Raises:
+            ValueError: if the reference has no feature distributions.
+        """
+        if not has_reference(reference):
+            raise ValueError("the bundle's reference holds no 'features'/'score' distributions")
+        self.names = list(feature_names)
+        self.spec, self.reference = spec, reference
+        self.config = config or DriftConfig()
+        features: Mapping[str, Any] = reference["features"]
+        self.score = _Bins(reference["score"])
+        self.columns = [_Bins(features.get(name)) for name in self.names]
+
+    def add(self, features: np.ndarray, pd_: np.ndarray) -> None:
+        """Count the next customers: their model input (spec order) and model PDs.
+
+        Raises:
+            ValueError: if the matrix does not match the names.
+        """
+        matrix = np.asarray(features, dtype=np.float64)
+        if matrix.ndim != 2 or matrix.shape[1] != len(self.names):
+            raise ValueError(
+                f"features must be (n, {len(self.names)}) for the names given, got {matrix.shape}"
+            )
+        self.score.add(np.asarray(pd_, dtype=np.float64))
+        for j, column in enumerate(self.columns):
+            column.add(matrix[:, j])
+
+    def table(self) -> pd.DataFrame:
+        """The drift rows of every customer counted (see :func:`drift_table`)."""
+        rows_ref = int(self.reference.get("rows", 0))
+        score = _row(
+            SCORE_ROW, "score", "numeric", self.score, self.reference["score"], rows_ref,
+            self.config,
+        )  # fmt: skip
+        rows = []
+        for name, column in zip(self.names, self.columns, strict=True):
+            definition = self.spec.by_name(name)
+            rows.append(
+                _row(
+                    name,
+                    definition.group.value,
+                    definition.kind.value,
+                    column,
+                    column.reference,
+                    rows_ref,
+                    self.config,
+                )
+            )
+        rows.sort(key=lambda r: -r["psi"] if math.isfinite(r["psi"]) else math.inf)
+        return pd.DataFrame([score, *rows], columns=DRIFT_COLUMNS)
 
 
 def drift_table(
@@ -175,38 +271,11 @@ def drift_table(
     Raises:
         ValueError: if the matrix does not match the names or the reference has no features.
     """
-    config = config or DriftConfig()
     matrix = np.asarray(features, dtype=np.float64)
     if matrix.ndim != 2 or matrix.shape[1] != len(feature_names):
         raise ValueError(
             f"features must be (n, {len(feature_names)}) for the names given, got {matrix.shape}"
         )
-    if not has_reference(reference):
-        raise ValueError("the bundle's reference holds no 'features'/'score' distributions")
-    rows_ref = int(reference.get("rows", 0))
-    ref_features: Mapping[str, Any] = reference["features"]
-    score = _row(
-        SCORE_ROW,
-        "score",
-        "numeric",
-        np.asarray(pd_, dtype=np.float64),
-        reference["score"],
-        rows_ref,
-        config,
-    )
-    rows = []
-    for j, name in enumerate(feature_names):
-        definition = spec.by_name(name)
-        rows.append(
-            _row(
-                name,
-                definition.group.value,
-                definition.kind.value,
-                matrix[:, j],
-                ref_features.get(name),
-                rows_ref,
-                config,
-            )
-        )
-    rows.sort(key=lambda r: -r["psi"] if math.isfinite(r["psi"]) else math.inf)
-    return pd.DataFrame([score, *rows], columns=DRIFT_COLUMNS)
+    tally = DriftTally(feature_names, spec, reference, config)
+    tally.add(matrix, pd_)
+    return tally.table()

@@ -8,7 +8,7 @@ confirms (the system never changes a status by itself).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -123,15 +123,20 @@ def record_run(
     return RecordedRun(warnings=added, proposals=proposed)
 
 
-def run_scores(run: MonitoringRun, raw: RawTables, policy_version: str) -> pd.DataFrame:
+def run_scores(
+    run: MonitoringRun, raw: RawTables, policy_version: str, *, only: pd.Series | None = None
+) -> pd.DataFrame:
     """A run's ratings in the columns batch scoring gives (reasons as codes, no texts).
 
     Args:
         run: the monitoring run.
         raw: the raw tables it rated (the default type of customers in default).
         policy_version: the bundle's policy version.
+        only: these customer ids only (the customers of ``raw`` when it is one range).
     """
     ratings = run.ratings
+    if only is not None:
+        ratings = ratings[ratings["customer_id"].astype(str).isin(set(only.astype(str)))]
     statuses = default_statuses(raw.defaults, run.info.as_of)
     ids = ratings["customer_id"].astype(str)
     return pd.DataFrame(
@@ -157,7 +162,7 @@ def run_scores(run: MonitoringRun, raw: RawTables, policy_version: str) -> pd.Da
 def record_ratings(
     audit: AuditStore,
     run: MonitoringRun,
-    raw: RawTables,
+    raw: RawTables | Iterable[RawTables],
     bundle_dir: Path,
     judgement: JudgementConfig,
     lifecycle: LifecycleConfig,
@@ -174,7 +179,8 @@ def record_ratings(
     Args:
         audit: the audit store.
         run: the monitoring run.
-        raw: the raw tables it rated.
+        raw: the raw tables it rated, whole or as customer ranges in customer order (each
+            range's ratings are judged and recorded with that range's records).
         bundle_dir: the bundle it rated with.
         judgement: questionnaire, override and data-sufficiency settings.
         lifecycle: each status's effect on the policy.
@@ -185,6 +191,21 @@ def record_ratings(
     model = as_model(bundle_dir)
     rules = RatingRules(model.scale, model.policy, judgement, lifecycle)
     as_of = run.info.as_of
-    judged = judge_scores(run_scores(run, raw, model.policy_version), raw, audit, rules, as_of)
     batch = BatchRun(run.run_id, "monitor", as_of, source, lang)
-    return record_batch(audit, judged, raw, batch, rules, progress=progress)
+    total = len(run.ratings)
+    parts = [raw] if isinstance(raw, RawTables) else raw
+    written = skipped = done = 0
+    for part in parts:
+        only = None if isinstance(raw, RawTables) else part.customers["customer_id"]
+        scores = run_scores(run, part, model.policy_version, only=only)
+        judged = judge_scores(scores, part, audit, rules, as_of)
+        offset = done
+
+        def report(n: int, _: int, offset: int = offset) -> None:
+            if progress is not None:
+                progress(offset + n, total)
+
+        recorded = record_batch(audit, judged, part, batch, rules, progress=report)
+        written, skipped = written + recorded.written, skipped + recorded.skipped
+        done += len(judged)
+    return RecordedBatch(run.run_id, total, written, skipped)

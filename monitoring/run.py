@@ -12,6 +12,7 @@ reviews, the early-warning list (one row per customer) and the counts by segment
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -19,16 +20,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from features.asof import AsOfCut
+from features.chunks import iter_known_chunks, merge_cuts
 from features.covenants import COVENANT_FEATURES, CovenantConfig
 from features.groups import financial
 from features.groups.common import to_frames
 from features.io import RawTables
 from features.judgement import JudgementTables
 from features.records import RecordTables, cut_records, empty_records
+from features.source import RawSource
 from features.spec import FeatureSpec
 from monitoring.config import DEFAULT_STORE, MonitoringConfig, MonitoringError
 from monitoring.covenants import CHECK_COLUMNS, check_covenants
-from monitoring.drift import DRIFT_COLUMNS, drift_table, has_reference
+from monitoring.drift import DRIFT_COLUMNS, DriftTally, has_reference
 from monitoring.judgement import JudgementFindings, monitor_judgement
 from monitoring.migration import TIER_LABELS, MigrationMatrix, explain_moves, migration_matrix
 from monitoring.outcomes import AUC_COLUMNS, GRADE_OUTCOME_COLUMNS, grade_outcomes, is_due
@@ -153,14 +157,14 @@ def ratings_frame(
 
 def _outcomes(
     store: MonitoringStore,
-    raw: RawTables,
+    defaults: pd.DataFrame,
     as_of: date,
     scale: MasterScale,
     config: MonitoringConfig,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     horizon = config.outcomes.horizon_months
     due = [info for info in store.runs_up_to(as_of) if is_due(info.as_of, as_of, horizon)]
-    known = raw.defaults[pd.to_datetime(raw.defaults["default_date"]) <= pd.Timestamp(as_of)]
+    known = defaults[pd.to_datetime(defaults["default_date"]) <= pd.Timestamp(as_of)]
     ratings = store.ratings_of(
         [i.run_id for i in due], ["customer_id", "grade", "pd", "in_default"]
     )
@@ -176,6 +180,215 @@ def _outcomes(
         else pd.DataFrame(columns=GRADE_OUTCOME_COLUMNS)
     )
     return by_grade, pd.DataFrame(records, columns=AUC_COLUMNS)
+
+
+@dataclass(frozen=True)
+class RatedPortfolio:
+    """What a monitoring run keeps of the portfolio: per-customer results, no raw record.
+
+    Built range by range (`rate_parts`): each customer range is rated, then only its
+    ratings, SHAP vectors, drift bin counts, data sufficiency and covenant features are kept.
+    """
+
+    as_of: date
+    ratings: pd.DataFrame
+    """`monitoring.store.RATING_COLUMNS`, sorted by customer."""
+    texts: pd.Series
+    """Each customer's reason text, by customer id."""
+    contributions: np.ndarray
+    feature_names: list[str]
+    drift: DriftTally | None
+    """Bin counts of the performing customers; None without a reference."""
+    sufficiency: pd.DataFrame
+    covenant_features: pd.DataFrame
+    """``customer_id`` and `COVENANT_FEATURE_NAMES` at ``as_of``."""
+    previous_covenant_features: pd.DataFrame | None
+    """The same at the previous run's date (from the records known at ``as_of``)."""
+    defaults: pd.DataFrame
+    """The ``defaults`` rows (known at ``as_of``)."""
+    customers: pd.DataFrame
+    """``customer_id``, ``industry``, ``region``, ``size_class`` of every customer."""
+    row_counts: dict[str, int]
+
+
+def _previous_info(
+    store: MonitoringStore, as_of: date, previous_run_id: str | None, config: MonitoringConfig
+) -> RunInfo | None:
+    """The run to compare with (see `run_monitoring`).
+
+    Raises:
+        MonitoringError: for an unknown previous run or one dated after ``as_of``.
+    """
+    if previous_run_id is None and config.auto_previous:
+        previous_run_id = store.latest_before(as_of)
+    previous_info = store.run_info(previous_run_id) if previous_run_id else None
+    if previous_info is not None and previous_info.as_of > as_of:
+        raise MonitoringError(
+            f"previous run {previous_info.run_id} is dated {previous_info.as_of}, "
+            f"after as_of {as_of}"
+        )
+    return previous_info
+
+
+def previous_run(
+    store_path: Path | str,
+    as_of: date,
+    previous_run_id: str | None = None,
+    config: MonitoringConfig | None = None,
+) -> RunInfo | None:
+    """The run a monitoring run at ``as_of`` compares with (None for the first run).
+
+    Raises:
+        MonitoringError: for an unknown previous run or one dated after ``as_of``.
+    """
+    config = config or MonitoringConfig()
+    return _previous_info(MonitoringStore(store_path), as_of, previous_run_id, config)
+
+
+_SEGMENTS = ["customer_id", "industry", "region", "size_class"]
+
+
+def rate_parts(
+    parts: Iterable[RawTables],
+    as_of: date,
+    bundle_dir: Bundle | RatingModel | Path | str,
+    config: MonitoringConfig | None = None,
+    *,
+    previous_as_of: date | None = None,
+    judgement_config: JudgementConfig | None = None,
+    progress: Progress | None = None,
+) -> RatedPortfolio:
+    """Rate a portfolio given in customer ranges and keep what a monitoring run needs.
+
+    Every result kept is per customer, so the ranges give what the whole portfolio gives
+    (the drift as bin counts summed over the ranges).
+
+    Args:
+        parts: the raw tables known at ``as_of`` (validated), one customer range each, in
+            customer order (a whole portfolio is one part).
+        as_of: rating date.
+        bundle_dir: the model bundle (folder, loaded bundle or model).
+        config: monitoring settings (chunk size, drift thresholds, language).
+        previous_as_of: the previous run's date (its covenant features are computed too).
+        judgement_config: the data-sufficiency rule.
+        progress: optional callback ``(customers done, customers done)`` after each range.
+
+    Raises:
+        ModelIncompatibleError: if the bundle needs features the feature code does not compute.
+    """
+    config = config or MonitoringConfig()
+    judgement_config = judgement_config or JudgementConfig()
+    model = as_model(bundle_dir)
+    reference = model.bundle.reference
+    drift = (
+        DriftTally(model.spec.names, model.spec, reference, config.drift)
+        if has_reference(reference)
+        else None
+    )
+    kept: dict[str, list[pd.DataFrame]] = {
+        k: [] for k in ("ratings", "sufficiency", "covenants", "previous", "defaults", "customers")
+    }
+    texts: list[pd.Series] = []
+    contributions: list[np.ndarray] = []
+    row_counts: dict[str, int] = {}
+    done = 0
+    for raw in parts:
+        rating = rate_portfolio(raw, as_of, model, config.chunk_size)
+        ratings, text = ratings_frame(rating, raw, config.lang)
+        performing = ~ratings["in_default"].to_numpy()
+        if drift is not None:
+            drift.add(rating.features[performing], rating.result.pd[performing])
+        kept["ratings"].append(ratings)
+        texts.append(text)
+        contributions.append(rating.result.contributions)
+        kept["sufficiency"].append(
+            data_sufficiency(
+                ratings["customer_id"],
+                raw.financial_statements,
+                raw.credit_facilities,
+                raw.transactions,
+                as_of,
+                judgement_config.data_sufficiency,
+            )
+        )
+        kept["covenants"].append(covenant_features(raw, as_of))
+        if previous_as_of is not None:
+            kept["previous"].append(covenant_features(raw, previous_as_of))
+        kept["defaults"].append(raw.defaults)
+        kept["customers"].append(raw.customers[_SEGMENTS])
+        for table, n in raw.row_counts().items():
+            row_counts[table] = row_counts.get(table, 0) + n
+        done += len(ratings)
+        if progress is not None:
+            progress(done, done)
+
+    def joined(name: str) -> pd.DataFrame:
+        return pd.concat(kept[name], ignore_index=True)
+
+    n_features = len(model.spec.names)
+    return RatedPortfolio(
+        as_of=as_of,
+        ratings=joined("ratings"),
+        texts=pd.concat(texts),
+        contributions=np.concatenate(contributions) if contributions else np.zeros((0, n_features)),
+        feature_names=list(model.spec.names),
+        drift=drift,
+        sufficiency=joined("sufficiency"),
+        covenant_features=joined("covenants"),
+        previous_covenant_features=joined("previous") if previous_as_of is not None else None,
+        defaults=joined("defaults"),
+        customers=joined("customers"),
+        row_counts=row_counts,
+    )
+
+
+def rate_source(
+    raw: RawSource | Path | str,
+    as_of: date,
+    bundle_dir: Bundle | RatingModel | Path | str,
+    config: MonitoringConfig | None = None,
+    *,
+    previous_as_of: date | None = None,
+    judgement_config: JudgementConfig | None = None,
+    progress: Progress | None = None,
+) -> tuple[RatedPortfolio, AsOfCut]:
+    """`rate_parts` of a raw folder or database read as known at ``as_of``, range by range.
+
+    Each range of ``config.chunk_size`` customers is read, cut at ``as_of`` and validated
+    (`features.chunks.iter_known_chunks`), rated and dropped: memory follows the range and
+    the per-customer results, not the raw records.
+
+    Returns:
+        The rated portfolio and what the point-in-time read left out.
+
+    Raises:
+        RawValidationError: listing every problem of the records known at ``as_of``.
+        ModelIncompatibleError: if the bundle needs features the feature code does not compute.
+    """
+    config = config or MonitoringConfig()
+    cuts: list[AsOfCut] = []
+
+    def parts() -> Iterator[RawTables]:
+        for chunk in iter_known_chunks(raw, as_of, config.chunk_size):
+            cuts.append(chunk.cut)
+            yield chunk.tables
+
+    rated = rate_parts(
+        parts(),
+        as_of,
+        bundle_dir,
+        config,
+        previous_as_of=previous_as_of,
+        judgement_config=judgement_config,
+        progress=progress,
+    )
+    return rated, merge_cuts(cuts, as_of)
+
+
+def raw_ranges(raw: RawSource | Path | str, as_of: date, chunk_size: int) -> Iterator[RawTables]:
+    """The raw tables known at ``as_of``, one validated customer range at a time."""
+    for chunk in iter_known_chunks(raw, as_of, chunk_size):
+        yield chunk.tables
 
 
 def run_monitoring(
@@ -225,30 +438,62 @@ def run_monitoring(
     """
     config = config or MonitoringConfig()
     model = as_model(bundle_dir)
+    previous_info = previous_run(store_path, as_of, previous_run_id, config)
+    rated = rate_parts(
+        [raw],
+        as_of,
+        model,
+        config,
+        previous_as_of=previous_info.as_of if previous_info is not None else None,
+        judgement_config=judgement_config,
+        progress=progress,
+    )
+    return finish_run(
+        rated,
+        model,
+        store_path,
+        previous_info,
+        config,
+        created_at=created_at,
+        judgement=judgement,
+        judgement_config=judgement_config,
+        records=records,
+        covenant_config=covenant_config,
+        measures=measures,
+        statuses=statuses,
+    )
+
+
+def finish_run(
+    rated: RatedPortfolio,
+    bundle_dir: Bundle | RatingModel | Path | str,
+    store_path: Path | str,
+    previous_info: RunInfo | None,
+    config: MonitoringConfig | None = None,
+    *,
+    created_at: datetime | None = None,
+    judgement: JudgementTables | None = None,
+    judgement_config: JudgementConfig | None = None,
+    records: RecordTables | None = None,
+    covenant_config: CovenantConfig | None = None,
+    measures: pd.DataFrame | None = None,
+    statuses: pd.Series | None = None,
+) -> MonitoringRun:
+    """Store a rated portfolio as a run and compare it with ``previous_info``.
+
+    ``rated`` comes from `rate_parts` with the previous run's date; the other arguments are
+    those of `run_monitoring`.
+    """
+    config = config or MonitoringConfig()
+    model = as_model(bundle_dir)
     bundle = model.bundle
     store = MonitoringStore(store_path)
-    if previous_run_id is None and config.auto_previous:
-        previous_run_id = store.latest_before(as_of)
-    previous_info = store.run_info(previous_run_id) if previous_run_id else None
-    if previous_info is not None and previous_info.as_of > as_of:
-        raise MonitoringError(
-            f"previous run {previous_info.run_id} is dated {previous_info.as_of}, "
-            f"after as_of {as_of}"
-        )
-
-    rating = rate_portfolio(raw, as_of, model, config.chunk_size, progress)
-    ratings, texts = ratings_frame(rating, raw, config.lang)
+    as_of = rated.as_of
+    ratings, texts = rated.ratings, rated.texts
     performing = ~ratings["in_default"].to_numpy()
     notes: list[str] = []
-    if has_reference(bundle.reference):
-        drift = drift_table(
-            rating.features[performing],
-            rating.feature_names,
-            rating.result.pd[performing],
-            model.spec,
-            bundle.reference,
-            config.drift,
-        )
+    if rated.drift is not None:
+        drift = rated.drift.table()
     else:
         drift = pd.DataFrame(columns=DRIFT_COLUMNS)
         notes.append("the bundle has no reference distributions: drift not computed")
@@ -266,14 +511,14 @@ def run_monitoring(
         model_version=bundle.metadata.version,
         bundle_hash=bundle.bundle_hash,
         spec_version=model.spec.version,
-        feature_names=rating.feature_names,
+        feature_names=rated.feature_names,
         customers=len(ratings),
         performing=int(performing.sum()),
-        row_counts=raw.row_counts(),
+        row_counts=rated.row_counts,
         notes=notes,
     )
-    store.save_run(info, ratings, rating.result.contributions, drift)
-    current = StoredRun(info=info, ratings=ratings, contributions=rating.result.contributions)
+    store.save_run(info, ratings, rated.contributions, drift)
+    current = StoredRun(info=info, ratings=ratings, contributions=rated.contributions)
 
     tier_matrix = grade_matrix = None
     previous_drift = None
@@ -298,11 +543,15 @@ def run_monitoring(
     schedule = review_schedule(
         ratings, _store_reviews(store, records, as_of), model.policy, as_of, records.reviews
     )
-    checks = covenant_checks(raw, records.contract_terms, as_of, covenant_config)
+    checks = _checks(records.contract_terms, rated.covenant_features, as_of, covenant_config)
     previous_checks = None
     if previous_info is not None:
-        previous_checks = covenant_checks(
-            raw, records.contract_terms, previous_info.as_of, covenant_config
+        assert rated.previous_covenant_features is not None  # rated with the previous date
+        previous_checks = _checks(
+            records.contract_terms,
+            rated.previous_covenant_features,
+            previous_info.as_of,
+            covenant_config,
         )
     warnings = early_warnings(
         ratings,
@@ -316,21 +565,22 @@ def run_monitoring(
         statuses=statuses,
     )
     segments = segment_table(ratings, previous_ratings, warnings, statuses)
-    by_grade, auc_history = _outcomes(store, raw, as_of, model.scale, config)
+    by_grade, auc_history = _outcomes(store, rated.defaults, as_of, model.scale, config)
     judgement_config = judgement_config or JudgementConfig()
-    sufficiency = data_sufficiency(
-        ratings["customer_id"],
-        raw.financial_statements,
-        raw.credit_facilities,
-        raw.transactions,
-        as_of,
-        judgement_config.data_sufficiency,
-    )
+    sufficiency = rated.sufficiency
     insufficient = int((~sufficiency["sufficient"].to_numpy() & performing).sum())
     findings = None
     if judgement is not None:
         findings = _judgement(
-            store, raw, ratings, as_of, model, judgement, judgement_config, sufficiency, config
+            store,
+            rated.defaults,
+            ratings,
+            as_of,
+            model,
+            judgement,
+            judgement_config,
+            sufficiency,
+            config,
         )
     return MonitoringRun(
         info=info,
@@ -358,6 +608,18 @@ def run_monitoring(
     )
 
 
+def _checks(
+    terms: pd.DataFrame,
+    features: pd.DataFrame,
+    as_of: date,
+    config: CovenantConfig | None,
+) -> pd.DataFrame:
+    """The covenant checks of the terms against every customer's covenant features."""
+    if terms.empty:
+        return pd.DataFrame(columns=CHECK_COLUMNS)
+    return check_covenants(terms, features, as_of, config)
+
+
 def _store_reviews(store: MonitoringStore, records: RecordTables, as_of: date) -> pd.Series:
     """Last reviews the monitoring store knows.
 
@@ -372,6 +634,31 @@ def _store_reviews(store: MonitoringStore, records: RecordTables, as_of: date) -
     )
 
 
+COVENANT_FEATURE_NAMES = sorted({feature for feature, _ in COVENANT_FEATURES.values()})
+"""The financial features the covenants are checked against."""
+
+
+def covenant_features(raw: RawTables, as_of: date, ids: set[str] | None = None) -> pd.DataFrame:
+    """``customer_id`` and the covenant features at ``as_of`` (`features.groups.financial`).
+
+    Args:
+        raw: the raw tables (a portfolio or a customer range of it).
+        as_of: the date of the features (statements known then).
+        ids: only these customers (None: every customer of ``raw``).
+    """
+    if ids is not None:
+        raw = RawTables(
+            **{
+                name: frame[frame["customer_id"].astype(str).isin(ids)]
+                for name, frame in raw.items()
+            }
+        )
+    features = financial.compute(to_frames(raw), as_of).select(
+        "customer_id", *COVENANT_FEATURE_NAMES
+    )
+    return features.to_pandas()
+
+
 def covenant_checks(
     raw: RawTables, terms: pd.DataFrame, as_of: date, config: CovenantConfig | None = None
 ) -> pd.DataFrame:
@@ -383,17 +670,12 @@ def covenant_checks(
     if terms.empty:
         return pd.DataFrame(columns=CHECK_COLUMNS)
     ids = set(terms["customer_id"].astype(str))
-    subset = RawTables(
-        **{name: frame[frame["customer_id"].astype(str).isin(ids)] for name, frame in raw.items()}
-    )
-    names = sorted({feature for feature, _ in COVENANT_FEATURES.values()})
-    features = financial.compute(to_frames(subset), as_of).select("customer_id", *names)
-    return check_covenants(terms, features.to_pandas(), as_of, config)
+    return check_covenants(terms, covenant_features(raw, as_of, ids), as_of, config)
 
 
 def _judgement(
     store: MonitoringStore,
-    raw: RawTables,
+    defaults: pd.DataFrame,
     ratings: pd.DataFrame,
     as_of: date,
     model: RatingModel,
@@ -410,7 +692,7 @@ def _judgement(
         latest = due[-1]
         columns = ["customer_id", "industry", "pd", "grade", "in_default", "hard_rules"]
         past = (store.ratings_of([latest.run_id], columns).drop(columns="run_id"), latest.as_of)
-    known = raw.defaults[pd.to_datetime(raw.defaults["default_date"]) <= pd.Timestamp(as_of)]
+    known = defaults[pd.to_datetime(defaults["default_date"]) <= pd.Timestamp(as_of)]
     return monitor_judgement(
         ratings,
         as_of,

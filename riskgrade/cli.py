@@ -285,15 +285,20 @@ def features_at(
 def features_build(
     raw: Annotated[str | None, typer.Option(help=f"{RAW_HELP} (default from params)")] = None,
     out: Annotated[Path | None, typer.Option(help="dataset folder (default from params)")] = None,
+    chunk_size: Annotated[int, typer.Option(help="customers per chunk", min=1)] = 10_000,
     engine: EngineOption = EngineName.polars,
     spark_master: SparkMasterOption = None,
     params: ParamsOption = DEFAULT_PARAMS_PATH,
 ) -> None:
-    """The training set: (customer, snapshot) rows, features and the 12-month default label."""
+    """The training set: (customer, snapshot) rows, features and the 12-month default label.
+
+    The polars engine reads and validates one range of --chunk-size customers at a time and
+    computes its rows at every snapshot; the dataset appears when complete.
+    """
+    import pandas as pd
     from rich.progress import Progress
 
-    from features.build import build_dataset, write_dataset
-    from features.validate import load_raw
+    from features.build import build_dataset_chunked
 
     settings = _params(params)
     raw_dir, out_dir = raw or settings.paths.raw, out or settings.paths.dataset
@@ -305,20 +310,27 @@ def features_build(
         dates = build_dataset_spark(session, source, _uri(out_dir), settings.features)
         console.print(f"wrote {len(dates)} snapshot partitions to {out_dir} (Spark)")
         return
-    tables = load_raw(raw_dir)
     with Progress(console=err_console, transient=True) as progress:
-        task = progress.add_task("snapshots", total=None)
-        dataset = build_dataset(
-            tables,
+        task = progress.add_task("customers", total=None)
+        card = build_dataset_chunked(
+            raw_dir,
+            out_dir,
             settings.features,
-            progress=lambda done, total: progress.update(task, completed=done, total=total),
+            chunk_customers=chunk_size,
+            progress=lambda done: progress.update(task, completed=done),
         )
-    card = write_dataset(dataset, out_dir)
-    per_snapshot = dataset.groupby("snapshot_date")["default_12m"].agg(["size", "mean"])
-    per_snapshot.columns = ["rows", "default_rate"]
+    snapshots = card["snapshots"]
+    assert isinstance(snapshots, list)
+    per_snapshot = pd.DataFrame(
+        {
+            "rows": [s["rows"] for s in snapshots],
+            "default_rate": [s["default_rate"] for s in snapshots],
+        },
+        index=pd.DatetimeIndex([s["snapshot_date"] for s in snapshots], name="snapshot_date"),
+    )
     console.print(frame_table(per_snapshot, "Rows and default rate per snapshot", index=True))
     console.print(
-        f"wrote {len(dataset):,} rows to {out_dir} (content hash {card['content_sha256']})"
+        f"wrote {card['rows']:,} rows to {out_dir} (content hash {card['content_sha256']})"
     )
 
 

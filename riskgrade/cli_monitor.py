@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from riskgrade.cli_common import champion_bundle, environment, read_at, require_date
+from riskgrade.cli_common import champion_bundle, environment, require_date
 from riskgrade.config import DEFAULT_PARAMS_PATH, load_params
 
 _TRIGGER_SHORT = {
@@ -202,6 +202,10 @@ def register(app: typer.Typer) -> None:
         ] = None,
         rows: Annotated[int, typer.Option(help="rows shown per table", min=1)] = 20,
         lang: Annotated[str, typer.Option(help="reason language: en or zh")] = "en",
+        chunk_size: Annotated[
+            int | None,
+            typer.Option(help="customers per chunk (default: monitoring.chunk_size)", min=1),
+        ] = None,
         record: Annotated[
             bool,
             typer.Option(
@@ -215,7 +219,11 @@ def register(app: typer.Typer) -> None:
             Path, typer.Option("--params", help="params.yaml with seeds, paths and settings")
         ] = DEFAULT_PARAMS_PATH,
     ) -> None:
-        """Re-rate the portfolio, store the run; print migration, drift and early warnings."""
+        """Re-rate the portfolio, store the run; print migration, drift and early warnings.
+
+        The raw data is read, validated and rated one range of --chunk-size customers at a
+        time; only each customer's results are kept.
+        """
         import pandas as pd
         from rich.progress import Progress
 
@@ -224,7 +232,7 @@ def register(app: typer.Typer) -> None:
         from features.source import open_raw_source
         from monitoring.lifecycle import management_inputs, record_ratings, record_run
         from monitoring.report import write_report
-        from monitoring.run import run_monitoring
+        from monitoring.run import finish_run, previous_run, rate_source, raw_ranges
         from monitoring.store import MonitoringStore
         from riskgrade.console import console, err_console
         from serving.stores import people_store
@@ -233,36 +241,49 @@ def register(app: typer.Typer) -> None:
         if lang not in ("en", "zh"):
             raise typer.BadParameter(f"{lang!r} is not en or zh", param_hint="--lang")
         settings = load_params(params)
+        config = settings.monitoring.model_copy(
+            update={"lang": lang, **({"chunk_size": chunk_size} if chunk_size else {})}
+        )
         bundle_dir, _ = champion_bundle(settings, bundle)
         if reviews is not None:
             added = MonitoringStore(store).record_reviews(pd.read_csv(reviews))
             err_console.print(f"recorded {added} review(s) from {reviews}")
+        previous_info = previous_run(store, day, previous, config)
         # The folder as known at as_of: a later extract gives the same run (older runs are
         # back-tested with the defaults known at as_of).
-        tables = read_at(raw, day).tables
-        judgement = load_judgement(raw, day, tables.customers["customer_id"])
-        records = load_records(raw, day, tables.customers["customer_id"])
-        audit = people_store(environment(), settings.paths.audit_db, required=record)
-        statuses, measures = (
-            management_inputs(audit, tables.customers, day) if audit is not None else (None, None)
-        )
         with Progress(console=err_console, transient=True) as progress:
             task = progress.add_task("rating", total=None)
-            run = run_monitoring(
-                tables,
+            rated, cut = rate_source(
+                raw,
                 day,
                 bundle_dir,
-                store,
-                previous,
-                settings.monitoring.model_copy(update={"lang": lang}),
-                progress=lambda done, total: progress.update(task, completed=done, total=total),
-                judgement=judgement,
+                config,
+                previous_as_of=previous_info.as_of if previous_info is not None else None,
                 judgement_config=settings.rating.judgement,
-                records=records,
-                covenant_config=settings.covenants,
-                measures=measures,
-                statuses=statuses,
+                progress=lambda done, _: progress.update(task, completed=done),
             )
+        if not cut.empty:
+            err_console.print(cut.summary())
+        customers = rated.customers
+        judgement = load_judgement(raw, day, customers["customer_id"])
+        records = load_records(raw, day, customers["customer_id"])
+        audit = people_store(environment(), settings.paths.audit_db, required=record)
+        statuses, measures = (
+            management_inputs(audit, customers, day) if audit is not None else (None, None)
+        )
+        run = finish_run(
+            rated,
+            bundle_dir,
+            store,
+            previous_info,
+            config,
+            judgement=judgement,
+            judgement_config=settings.rating.judgement,
+            records=records,
+            covenant_config=settings.covenants,
+            measures=measures,
+            statuses=statuses,
+        )
         _print_run(run, rows)
         if record and audit is not None:
             with Progress(console=err_console, transient=True) as progress:
@@ -270,7 +291,7 @@ def register(app: typer.Typer) -> None:
                 decisions = record_ratings(
                     audit,
                     run,
-                    tables,
+                    raw_ranges(raw, day, config.chunk_size),
                     bundle_dir,
                     settings.rating.judgement,
                     settings.rating.lifecycle,
