@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -12,15 +11,16 @@ import pytest
 from typer.testing import CliRunner
 
 from riskgrade.cli import app
+from tests.cli_helpers import run_main
 
 runner = CliRunner(env={"COLUMNS": "200"})
 
 
-def _riskgrade(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    script = Path(sys.executable).with_name("riskgrade")
-    return subprocess.run(
-        [str(script), *args], capture_output=True, text=True, cwd=cwd, check=False
-    )
+def _riskgrade(*args: str) -> subprocess.CompletedProcess[str]:
+    """``riskgrade ARGS`` through the console entry point, in process (the hostile-CLI catalogue
+    runs the installed script itself)."""
+    code, out, err = run_main(*args)
+    return subprocess.CompletedProcess(["riskgrade", *args], code, out, err)
 
 
 def test_validate_prints_row_counts(sample_raw_dir: Path) -> None:

@@ -96,18 +96,11 @@ def test_replay_without_the_archived_bundle_is_a_clear_error(audited: Path, tmp_
 def test_given_an_unknown_record_when_shown_or_replayed_then_exit_2_naming_it(
     audited: Path, command: str
 ) -> None:
-    import subprocess
-    import sys
+    from tests.cli_helpers import run_main
 
-    script = Path(sys.executable).with_name("riskgrade")
-    done = subprocess.run(
-        [str(script), "audit", command, "999", "--params", str(audited / "params.yaml")],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert done.returncode == 2 and "Traceback" not in done.stderr
-    assert "no audit record with id 999" in done.stderr
+    code, _, stderr = run_main("audit", command, "999", "--params", str(audited / "params.yaml"))
+    assert code == 2 and "Traceback" not in stderr
+    assert "no audit record with id 999" in stderr
 
 
 @pytest.fixture(scope="module")

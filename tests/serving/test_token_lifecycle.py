@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -15,6 +13,7 @@ from typer.testing import CliRunner
 from riskgrade.cli import app as cli_app
 from serving.auth import create_token, revoke_token
 from serving.batch import request_example
+from tests.cli_helpers import run_main
 from tests.serving.conftest import auth
 from tests.serving.factory import bentoml_serve
 
@@ -180,15 +179,9 @@ def test_given_cli_when_tokens_created_listed_revoked_then_no_secret_is_shown(tm
     ],
 )
 def test_given_bad_token_arguments_when_run_then_one_error_line_exit_2(tmp_path, args, message):
-    script = Path(sys.executable).with_name("riskgrade")
-    done = subprocess.run(
-        [str(script), "token", *args, "--store", str(tmp_path / "tokens.json")],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert done.returncode == 2
-    (line,) = done.stderr.strip().splitlines()
+    code, _, stderr = run_main("token", *args, "--store", str(tmp_path / "tokens.json"))
+    assert code == 2
+    (line,) = stderr.strip().splitlines()
     assert (
         line.startswith("error: ") and message in line and not (tmp_path / "tokens.json").exists()
     )
