@@ -396,11 +396,13 @@ def parse_scoring_body(
             when the store cannot be read.
     """
     items: dict[str, Any] = {}
+    document: Any = None
     if url is not None or len(body) <= 65_536:  # no store: only a small body can be by id
         try:
-            items = _by_id_items(json.loads(body), limits.max_batch)
+            document = json.loads(body)
         except (ValueError, UnicodeDecodeError):
-            items = {}  # validation names the problem
+            document = None  # validation names the problem
+        items = _by_id_items(document, limits.max_batch)
     batch = model is ScoreBatchRequest
     if "" in items and batch:  # a batch route's body is a batch: validation says so
         items = {}
@@ -423,7 +425,6 @@ def parse_scoring_body(
             wanted[pointer] = ByIdRequest.model_validate_json(_compact(item), strict=True)
         except ValidationError as error:
             problems += _fields(error, _loc(pointer))
-    document: Any = json.loads(body) if batch else {}
     others: dict[str, ScoreRequest] = {}
     if batch:  # the body requests of a mixed batch, each validated as a body's
         for i, other in enumerate(document["requests"]):
@@ -464,10 +465,10 @@ def parse_scoring_body(
     if not batch:
         return Parsed(decided[""], [sources[""]])
     pointers = [f"/requests/{i}" for i in range(len(document["requests"]))]
-    requests = [decided.get(p) or others[p] for p in pointers]
+    requests = [decided[p] if p in decided else others[p] for p in pointers]
     return Parsed(
         ScoreBatchRequest.model_construct(requests=requests),
-        [sources.get(p) or RequestSource(body, p) for p in pointers],
+        [sources[p] if p in sources else RequestSource(body, p) for p in pointers],
     )
 
 

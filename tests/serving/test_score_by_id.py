@@ -328,6 +328,77 @@ def test_given_by_id_requests_when_invalid_then_4xx_naming_the_field(
         assert "pw" not in answer.json()["error"]["message"]
 
 
+def test_given_a_mixed_batch_when_scored_then_each_request_recorded_as_it_came(
+    store: Store, service_client
+) -> None:
+    # Given a batch of a body and a by-id request
+    body_cid, id_cid = store.customers[:2]
+    body = request_example(store.raw, body_cid, AS_OF)
+    by_id = {"customer_id": id_cid, "as_of": AS_OF.isoformat()}
+    with service_client(RISKGRADE_RAW_URL=store.urls["postgresql"]) as (client, tokens, _):
+        scorer, auditor = auth(tokens["scorer"]), auth(tokens["auditor"])
+        # When it is scored, and each alone from a body
+        mixed = client.post("/score_batch", json={"requests": [body, by_id]}, headers=scorer)
+        assert mixed.status_code == 200, mixed.text
+        alone = [
+            client.post("/score", json=request_example(store.raw, cid, AS_OF), headers=scorer)
+            for cid in (body_cid, id_cid)
+        ]
+        # Then the same decisions, and each record keeps its request as it came
+        for got, expected in zip(mixed.json()["results"], alone, strict=True):
+            _same_decision(got, expected.json())
+        first, second = (
+            client.get(f"/audit/{r['decision_id']}", headers=auditor).json()
+            for r in mixed.json()["results"]
+        )
+        assert first["request"] == body and "read" not in first["payload"]
+        assert second["request"] == {**by_id, "read": second["payload"]["read"]}
+        # And an invalid body next to a by-id request is named at its place in the batch
+        bad = {**body, "as_of": "2024-02-30"}
+        answer = client.post("/score_batch", json={"requests": [by_id, bad]}, headers=scorer)
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["error"]["fields"][0]["loc"] == "requests.1.as_of"
+
+
+def test_given_stored_records_breaking_the_contract_when_scored_by_id_then_422_naming_them(
+    store: Store, service_client, tmp_path: Path
+) -> None:
+    # Given a store where one customer's transaction has a negative amount
+    url = f"duckdb:///{tmp_path / 'broken.duckdb'}"
+    load_folder(store.folder, url)
+    broken, fine = store.customers[:2]
+    with DatabaseSource(url).connect(write=True) as conn:
+        conn.execute(
+            "UPDATE transactions SET amount = -5 WHERE txn_id = (SELECT min(txn_id) FROM "
+            f"transactions WHERE customer_id = '{broken}' AND ts < TIMESTAMP '2024-12-01')"
+        )
+        conn.commit()
+    day = AS_OF.isoformat()
+    with service_client(RISKGRADE_RAW_URL=url) as (client, tokens, _):
+        headers = auth(tokens["scorer"])
+        # When it is scored by id, alone and in a batch with a customer whose records are fine
+        alone = client.post("/score", json={"customer_id": broken, "as_of": day}, headers=headers)
+        ok = client.post("/score", json={"customer_id": fine, "as_of": day}, headers=headers)
+        batch = {
+            "requests": [{"customer_id": fine, "as_of": day}, {"customer_id": broken, "as_of": day}]
+        }
+        both = client.post("/score_batch", json=batch, headers=headers)
+    # Then 422 naming the customer, the table and column; the other customer is decided
+    assert alone.status_code == 422, alone.text
+    said = alone.json()["error"]
+    assert said["fields"][0]["loc"] == "customer_id"
+    assert f"records of customer '{broken}'" in said["message"]
+    assert (
+        "break the raw-data contract" in said["message"]
+        and "transactions.amount" in said["message"]
+    )
+    assert ok.status_code == 200, ok.text
+    assert (
+        both.status_code == 422
+        and both.json()["error"]["fields"][0]["loc"] == "requests.1.customer_id"
+    )
+
+
 def test_given_an_unsupported_raw_url_when_the_service_starts_then_the_variable_is_named() -> None:
     from serving.service import ServiceConfig, ServiceConfigError
 
