@@ -27,6 +27,7 @@ from typing import Any
 from features.asof import read_bounds
 from features.digest import record_digests
 from features.errors import RiskgradeError
+from features.io import RawDataError
 from features.source import open_raw_source
 from serving.by_id import ByIdRequest, customer_reads, decidable
 from serving.engine import Engine
@@ -99,8 +100,13 @@ class ReadingRescorer:
                 f"the read of customer {customer_id} recorded bounds {read['bounds']}; this "
                 f"version reads {bounds} at {as_of}: replay with the version that decided"
             )
-        source = open_raw_source(self._location(read))
-        tables = source.read_customers_at([customer_id], as_of)
+        try:
+            source = open_raw_source(self._location(read))
+            tables = source.read_customers_at([customer_id], as_of)
+        except RawDataError as error:
+            raise BatchReplayError(
+                f"cannot read the records of customer {customer_id} again: {error}"
+            ) from error
         digest, rows = record_digests(tables, [customer_id])[customer_id]
         if digest != read.get("records_sha256"):
             then = read.get("rows")

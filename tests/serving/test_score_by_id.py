@@ -190,6 +190,16 @@ def test_given_a_by_id_decision_when_the_store_grows_or_changes_then_replay_tell
         said = changed.json()["error"]["message"]
         assert f"records of customer {cid} within the recorded bounds" in said
         assert "changed since the decision" in said and "'defaults': 0" in said
+    # And a service without a store, or with one it cannot reach, answers 409 naming why
+    for env in ({}, {"RISKGRADE_RAW_URL": "postgresql://nobody:pw@127.0.0.1:1/db"}):
+        with service_client(**env) as (client, tokens, _):
+            answer = client.post(
+                f"/audit/{first['decision_id']}/replay", headers=auth(tokens["auditor"])
+            )
+        assert answer.status_code == 409, answer.text
+        said = answer.json()["error"]["message"]
+        assert "pw" not in said
+        assert ("cannot read the records" if env else "set RISKGRADE_RAW_URL") in said
     params = _params(tmp_path, bundle, audit_db)
     # And offline: without a store named, exit 2 naming what is missing
     code, text = _replay_cli(params, first["decision_id"])
