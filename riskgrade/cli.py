@@ -840,31 +840,43 @@ def audit_replay(
     db: AuditDbOption = None,
     raw: Annotated[
         str | None,
-        typer.Option(help="batch decisions: raw source to re-read (default: the one recorded)"),
+        typer.Option(
+            help="decisions that read a raw store: the store to re-read (default: a batch "
+            "decision's recorded source; by customer id, RISKGRADE_RAW_URL)"
+        ),
     ] = None,
     params: ParamsOption = DEFAULT_PARAMS_PATH,
 ) -> None:
     """Re-score a stored decision with its recorded bundle; exit 1 if the result differs.
 
-    A batch decision (score/monitor --record) is re-scored from its customer's records read
-    again from the raw source, after checking they are those the run rated (their SHA-256).
+    A batch decision (score/monitor --record) or a decision by customer id is re-scored from
+    its customer's records read again (within the recorded bounds) from the raw source, after
+    checking they are those it was decided on (their SHA-256); exit 1 when they changed.
     """
+    from rich.markup import escape
+
     from audit import replay
     from rating.model import RatingModel
-    from serving.batch_record import ReadingRescorer
+    from serving.batch_record import ReadingRescorer, RecordsChangedError
     from serving.engine import Engine
 
     settings = _params(params)
     store = _audit_store(settings, db)
+    service_store = environment().raw_url
 
     def load(bundle_hash: str) -> ReadingRescorer:
         folder = settings.paths.bundles / bundle_hash
         if not folder.is_dir():
             raise FileNotFoundError(f"bundle {bundle_hash} is not in the archive {folder.parent}")
-        return ReadingRescorer(Engine(RatingModel.load(folder, expected_hash=bundle_hash)), raw)
+        engine = Engine(RatingModel.load(folder, expected_hash=bundle_hash))
+        return ReadingRescorer(engine, raw, service_store)
 
     key: int | str = int(record) if record.isdigit() else record
-    result = replay(store, key, load)
+    try:
+        result = replay(store, key, load)
+    except RecordsChangedError as error:
+        err_console.print(f"[bold red]not replayed:[/] {escape(str(error))}", soft_wrap=True)
+        raise typer.Exit(error.exit_code) from None
     console.print(
         rows_table(
             f"Replay of decision {result.decision_id}",

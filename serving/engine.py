@@ -41,8 +41,29 @@ class ScoringError(ValueError):
         self.loc = loc
 
 
+@dataclass(frozen=True)
+class StoredRecords:
+    """A request by customer id's records as read from the raw store (``serving.by_id``)."""
+
+    frames: FeatureFrames
+    """The customer's rows in the frames the feature groups read."""
+    default: DefaultStatus | None
+    """The customer's default status at the request's ``as_of`` (None: not in default)."""
+
+
+def stored_records(request: ScoreRequest) -> StoredRecords | None:
+    """The records read from the raw store for a request by customer id (None: a body)."""
+    stored = request._stored
+    return stored if isinstance(stored, StoredRecords) else None
+
+
 def request_frames(request: ScoreRequest) -> FeatureFrames:
-    """The raw records of a request as the polars frames the feature groups read."""
+    """The raw records of a request as the polars frames the feature groups read.
+
+    A request by customer id brings its frames from the store read (``StoredRecords``).
+    """
+    if (stored := stored_records(request)) is not None:
+        return stored.frames
     customer = request.customer
     if customer is None:
         raise ScoringError("request carries no raw records", "customer")
@@ -128,6 +149,8 @@ _Row = tuple[np.ndarray, dict[str, float], DefaultStatus | None]
 
 def request_default(request: ScoreRequest) -> DefaultStatus | None:
     """The default status of a request's customer at its ``as_of`` (None: not in default)."""
+    if (stored := stored_records(request)) is not None:
+        return stored.default
     if not request.defaults:
         return None
     records = [(d.default_date, d.default_type) for d in request.defaults]
@@ -459,6 +482,14 @@ class Engine:
             validated = ScoreRequest.model_validate(body)
         except ValueError as error:
             raise ScoringError(f"stored request does not validate: {error}") from error
+        return self.rescore_request(validated)
+
+    def rescore_request(self, validated: ScoreRequest) -> dict[str, Any]:
+        """:meth:`rescore` of a validated request (a by-id one carries its store records).
+
+        Raises:
+            ScoringError: if the request cannot be scored.
+        """
         rows = self.features([validated])
         result = self.score(rows)
         return {

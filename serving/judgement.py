@@ -22,7 +22,7 @@ from management.measures import active_measures
 from rating.judgement import DataSufficiencyConfig
 from rating.lifecycle import Measure
 from rating.sufficiency import SUFFICIENT, Sufficiency, record_sufficiency
-from serving.engine import Decision
+from serving.engine import Decision, stored_records
 from serving.schemas import ScoreRequest
 
 
@@ -33,6 +33,15 @@ def request_sufficiency(request: ScoreRequest, config: DataSufficiencyConfig) ->
     """
     if request.customer is None:
         return SUFFICIENT
+    if (stored := stored_records(request)) is not None:  # by id: the frames read
+        frames = stored.frames
+        return record_sufficiency(
+            frames.financial_statements.get_column("published_date").to_list(),
+            frames.credit_facilities.get_column("opened").to_list(),
+            frames.transactions.get_column("ts").to_list(),
+            request.as_of,
+            config,
+        )
     return record_sufficiency(
         [s.published_date for s in request.statements],
         [f.opened for f in request.facilities],

@@ -23,6 +23,7 @@ from pydantic import (
     ConfigDict,
     Field,
     NaiveDatetime,
+    PrivateAttr,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -242,6 +243,9 @@ class ScoreRequest(_Strict):
     """The customer's defaults known at ``as_of``: one on or before it rates the customer
     in default (default grade, restricted tier), with raw records or a feature vector."""
     feature_vector: FeatureVector | None = None
+    _stored: Any = PrivateAttr(default=None)
+    """A request by customer id: the records read from the raw store for it
+    (``serving.engine.StoredRecords``, set by ``serving.by_id``), in place of the lists."""
 
     @field_validator("statements", "facilities", "transactions", "defaults")
     @classmethod

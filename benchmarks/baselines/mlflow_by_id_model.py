@@ -3,10 +3,11 @@
 An MLflow model *from code* (nothing pickled) that does what a by-id ``POST /score`` does, with
 the same code: read the customer's records known at ``as_of`` from the raw store named by
 ``RISKGRADE_RAW_URL`` (``serving.by_id.read_requests``: the same one-statement read, pooled
-PostgreSQL connections), build and validate the request (``serving.schemas``), compute its
-features and decide (``serving.engine``). Only the audit commit is left out, which favours
-MLflow. Each input row is ``customer_id`` and ``as_of`` (ISO date); each output row is the
-decision JSON. Used by ``benchmarks/bench_serving.py --by-id`` only.
+PostgreSQL connections, the same contract check and records digest), make the request carrying
+those records (``serving.by_id.decidable``), compute its features and decide
+(``serving.engine``). Only the audit commit is left out, which favours MLflow. Each input row
+is ``customer_id`` and ``as_of`` (ISO date); each output row is the decision JSON. Used by
+``benchmarks/bench_serving.py --by-id`` only.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from mlflow.pyfunc import PythonModel, PythonModelContext
 
 from rating.model import RatingModel
 from serving.batch import BatchError
-from serving.by_id import ByIdRequest, raw_store, read_requests
+from serving.by_id import ByIdRequest, decidable, raw_store, read_requests
 from serving.engine import Engine, RequestSource
 from serving.schemas import ScoreRequest
 
@@ -47,13 +48,13 @@ class ByIdModel(PythonModel):
             for cid, day in zip(model_input["customer_id"], model_input["as_of"], strict=True)
         ]
         requests, sources = [], []
-        for result in read_requests(raw_store(self.url), items):
+        for item, result in zip(items, read_requests(raw_store(self.url), items), strict=True):
             if isinstance(result, BatchError):
                 raise result
-            body, read = result
-            raw = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-            requests.append(ScoreRequest.model_validate_json(raw, strict=True))
-            sources.append(RequestSource(raw, read=read))
+            requests.append(decidable(item, result, ScoreRequest, None))
+            received = {"customer_id": item.customer_id, "as_of": item.as_of.isoformat()}
+            raw = json.dumps({**received, "read": result.read}, separators=(",", ":")).encode()
+            sources.append(RequestSource(raw, read=result.read))
         decisions = self.engine.decide(requests, "mlflow", sources=sources)
         return pd.DataFrame({"decision": [json.dumps(d.response) for d in decisions]})
 

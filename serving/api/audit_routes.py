@@ -16,7 +16,8 @@ from serving.api.idempotency import IdempotentRoute
 from serving.api.ids import stored_decision
 from serving.api.responses import ChainCheck
 from serving.auth import Role
-from serving.engine import Engine, ScoringError
+from serving.batch_record import BatchReplayError, ReadingRescorer
+from serving.engine import ScoringError
 
 router = APIRouter(
     prefix="/audit",
@@ -48,9 +49,9 @@ async def audit_replay(record_id: str, state: Any = _STATE) -> JSONResponse:
     engine, audit = state.ready_engine()
     record = await stored_decision(audit, record_id)
 
-    def loader(bundle_hash: str) -> Engine:
-        if bundle_hash == engine.bundle_hash:
-            return engine
+    def loader(bundle_hash: str) -> ReadingRescorer:
+        if bundle_hash == engine.bundle_hash:  # by id: the records read again from the store
+            return ReadingRescorer(engine, store=state.config.raw_url)
         raise ApiError(
             409,
             "model_unavailable",
@@ -60,7 +61,8 @@ async def audit_replay(record_id: str, state: Any = _STATE) -> JSONResponse:
 
     try:
         result = await run_in_threadpool(replay, audit, record.id, loader)
-    except (AuditError, ScoringError) as error:
-        # The record exists but cannot be re-scored (damaged body, request no longer valid).
+    except (AuditError, ScoringError, BatchReplayError) as error:
+        # The record exists but cannot be re-scored (damaged body, request no longer valid,
+        # its customer's records changed in the store or the store unreadable).
         raise ApiError(409, "replay_failed", str(error)) from error
     return JSONResponse(result.to_dict())

@@ -20,7 +20,7 @@ from serving.api.idempotency import IDEMPOTENCY, Idempotency, IdempotentRoute
 from serving.api.responses import ExplainResponse, ModelInfo, ScoreBatchResponse, ScoreResponse
 from serving.auth import Caller, Role
 from serving.by_id import scoring_body
-from serving.engine import RequestSource, ScoringJob
+from serving.engine import ScoringJob
 from serving.schemas import ExplainRequest, ScoreBatchRequest, ScoreRequest
 
 router = APIRouter(tags=["scoring"], route_class=IdempotentRoute)
@@ -54,12 +54,12 @@ _CALL = Depends(_Call)
 
 async def _decide_one(call: _Call, model: type[ScoreRequest]) -> JSONResponse:
     """Decide a call of one request (``/score``, ``/explain``): its response."""
-    body, raw, read = await scoring_body(call.request, call.state.config, model)
+    parsed = await scoring_body(call.request, call.state.config, model)
+    body = parsed.body
     charts = [body.chart] if isinstance(body, ExplainRequest) else None
-    source = RequestSource(raw, read=read.get(""))
     answer = _answer(call.key, lambda responses: responses[0])
     kind = "score" if charts is None else "explain"
-    job = ScoringJob([body], call.caller.name, kind, charts, [source], answer)
+    job = ScoringJob([body], call.caller.name, kind, charts, parsed.sources, answer)
     return JSONResponse((await call.state.decide(job))[0])
 
 
@@ -77,11 +77,10 @@ async def score(call: _Call = _CALL) -> JSONResponse:
 )
 async def score_batch(call: _Call = _CALL) -> JSONResponse:
     """Score many customers, one audit record each (scorer)."""
-    body, raw, read = await scoring_body(call.request, call.state.config, ScoreBatchRequest)
-    pointers = [f"/requests/{i}" for i in range(len(body.requests))]
-    sources = [RequestSource(raw, p, read=read.get(p)) for p in pointers]
+    parsed = await scoring_body(call.request, call.state.config, ScoreBatchRequest)
     answer = _answer(call.key, lambda responses: {"results": responses})
-    job = ScoringJob(body.requests, call.caller.name, "score", sources=sources, answer=answer)
+    requests = parsed.body.requests
+    job = ScoringJob(requests, call.caller.name, "score", sources=parsed.sources, answer=answer)
     return JSONResponse({"results": await call.state.decide(job)})
 
 

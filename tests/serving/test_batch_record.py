@@ -211,6 +211,6 @@ def test_given_a_batch_decision_when_replayed_then_equal_and_a_changed_source_is
             str(folder / "params.yaml"),
         ],
     )
-    # Then replay refuses, naming why
-    assert result.exit_code != 0
-    assert "differ from those the batch run rated" in str(result.exception or result.output)
+    # Then replay refuses, naming why, with the exit code of a result that differs
+    assert result.exit_code == 1
+    assert "differ from those the batch run rated" in _text(result.output)
