@@ -38,6 +38,9 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "train": {
             "registry": {"tracking_uri": f"sqlite:///{root / 'mlflow.db'}"},
             "gates": {"min_auc": 0.55, "max_red_grades": 9, "max_ece": 0.5},
+            # the commands' chain is the subject; the family choice has its own tests
+            # (tests/training/test_family.py) and `make demo` runs it end to end
+            "family": {"choice": "lgbm"},
             "show_progress": False,
         },
     }

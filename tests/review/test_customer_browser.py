@@ -1,7 +1,7 @@
-"""The customer page in a real headless browser against a real ``bentoml serve``: an analyst
-proposes a suspension through the API, an approver confirms it on the page, the status and
-policy change; the proposer's own confirmation on the page is refused (four eyes).
-Screenshots go to ``reports/review/`` (paths printed).
+"""The customer page in a real headless browser against the service served over HTTP
+(``asgi_serve``): an analyst proposes a suspension through the API, an approver confirms it
+on the page, the status and policy change; the proposer's own confirmation on the page is
+refused (four eyes). Screenshots go to ``reports/review/`` (paths printed).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from rating.bundle import Bundle
 from serving.auth import create_token
 from serving.batch import request_example
 from tests.review.test_review_browser import ARTEFACTS, CHROMIUM, CHROMIUM_ARGS
-from tests.serving.factory import AS_OF, bentoml_serve
+from tests.serving.factory import AS_OF, asgi_serve
 
 pytestmark = [
     pytest.mark.slow,
@@ -33,7 +33,7 @@ def test_given_a_pending_suspension_when_an_approver_confirms_on_the_page_then_a
     people = {"scorer": "scorer", "ann": "analyst", "bob": "approver"}
     tokens = {name: create_token(tokens_path, name, role) for name, role in people.items()}
     customer = str(raw.customers["customer_id"].iloc[0])
-    with bentoml_serve(trained.path, tokens_path, tmp_path) as base:
+    with asgi_serve(trained.path, tokens_path, tmp_path) as base:
         # Given a rated customer and ann's proposal to suspend it (through the API)
         body = request_example(raw, customer, AS_OF)
         scorer = {"Authorization": f"Bearer {tokens['scorer']}"}

@@ -1,5 +1,6 @@
 """The review page in a real headless browser (Playwright driving Debian's chromium) against
-a real ``bentoml serve`` process: sign in, search, open a decision, see its waterfall; a scorer
+the service's app served over HTTP in process (``asgi_serve``; real ``bentoml serve`` is
+tested in tests/serving): sign in, search, open a decision, see its waterfall; a scorer
 token is refused. Screenshots are kept under ``reports/review/`` (paths printed).
 
 Needs ``apt-get install -y chromium`` (``/usr/bin/chromium``); skipped with a reason otherwise.
@@ -19,7 +20,7 @@ import pytest
 from rating.bundle import Bundle
 from serving.auth import create_token
 from serving.batch import request_example
-from tests.serving.factory import AS_OF, bentoml_serve
+from tests.serving.factory import AS_OF, asgi_serve
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path(os.environ.get("RISKGRADE_CHROMIUM", "/usr/bin/chromium"))
@@ -46,10 +47,10 @@ pytestmark = [
 
 @pytest.fixture
 def served(tmp_path, trained: Bundle, raw):
-    """``bentoml serve`` on loopback with decisions of three customers (one explained)."""
+    """The service on loopback with decisions of three customers (one explained)."""
     tokens_path = tmp_path / "tokens.json"
     tokens = {r: create_token(tokens_path, f"{r}-user", r) for r in ("scorer", "auditor")}
-    with bentoml_serve(trained.path, tokens_path, tmp_path) as base:
+    with asgi_serve(trained.path, tokens_path, tmp_path) as base:
         scorer = {"Authorization": f"Bearer {tokens['scorer']}"}
         customers = list(raw.customers["customer_id"])[:3]
         for cid in customers:

@@ -1,4 +1,5 @@
-"""The review page's human judgement in a real headless browser against ``bentoml serve``.
+"""The review page's human judgement in a real headless browser against the service
+served over HTTP (``asgi_serve``).
 
 An analyst proposes an override through the API; on the page, an approver who proposed one
 himself is refused his own (four eyes), another approver approves the analyst's, the rating
@@ -18,7 +19,7 @@ from rating.config import default_rating_config
 from serving.auth import create_token
 from serving.batch import request_example
 from tests.review.test_review_browser import ARTEFACTS, CHROMIUM, CHROMIUM_ARGS
-from tests.serving.factory import AS_OF, bentoml_serve
+from tests.serving.factory import AS_OF, asgi_serve
 
 pytestmark = [
     pytest.mark.slow,
@@ -38,13 +39,13 @@ def _other(grade: str) -> str:
 
 @pytest.fixture
 def served(tmp_path, trained: Bundle, raw):
-    """``bentoml serve`` with two scored customers, one override proposed by ann (analyst) and
+    """The service with two scored customers, one override proposed by ann (analyst) and
     one by dan (approver)."""
     tokens_path = tmp_path / "tokens.json"
     people = {"scorer": "scorer", "auditor": "auditor", "ann": "analyst", "bob": "approver"}
     people["dan"] = "approver"
     tokens = {name: create_token(tokens_path, name, role) for name, role in people.items()}
-    with bentoml_serve(trained.path, tokens_path, tmp_path) as base:
+    with asgi_serve(trained.path, tokens_path, tmp_path) as base:
 
         def call(method: str, path: str, who: str, body: object = None) -> httpx.Response:
             headers = {"Authorization": f"Bearer {tokens[who]}"}

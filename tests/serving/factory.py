@@ -279,6 +279,55 @@ def serve_process(
 
 
 @contextlib.contextmanager
+def asgi_serve(
+    bundle_dir: Path, tokens: Path, workdir: Path, *, timeout_s: float = 60
+) -> Iterator[str]:
+    """Serve the service's ASGI app (what ``bentoml serve`` mounts) with uvicorn in a thread.
+
+    For tests whose subject is what a client does over HTTP (the review page in a browser),
+    not BentoML's process model: the same routes, settings and audit log as
+    :func:`bentoml_serve`, without a server process to start. The settings are read from the
+    environment when the app starts, so they are set for the block and restored after it.
+    """
+    import threading
+
+    import uvicorn
+
+    env = {
+        "RISKGRADE_BUNDLE": str(bundle_dir),
+        "RISKGRADE_AUDIT_DB": str(workdir / "audit.db"),
+        "RISKGRADE_TOKENS": str(tokens),
+        "RISKGRADE_AUDIT_KEY": "test-key",
+    }
+    saved = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)
+    port = free_port()
+    config = uvicorn.Config(
+        shared_asgi_app(), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
+    )  # type: ignore[arg-type]
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="asgi-serve", daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout_s
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise AssertionError("the in-process server did not start")
+            time.sleep(0.05)
+        assert httpx.get(f"{base}/readyz", timeout=10).status_code == 200
+        yield base
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@contextlib.contextmanager
 def bentoml_serve(
     bundle_dir: Path,
     tokens: Path,
