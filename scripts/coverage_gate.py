@@ -67,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {error}", file=sys.stderr)
             return 2
         mark = "" if percent >= args.min else f"  below {args.min:g}%"
-        print(f"{package + '/':<12} {statements:>7} {missed:>7} {percent:>6.1f}%{mark}")
+        name = package + "/" if Path(package).is_dir() else package
+        print(f"{name:<12} {statements:>7} {missed:>7} {percent:>6.1f}%{mark}")
         if mark:
             failed.append(package)
     if failed:
