@@ -37,6 +37,7 @@ import gc
 import logging
 import os
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, cast
@@ -168,6 +169,9 @@ class ServiceConfigError(ValueError):
     """The service's configuration (environment) is invalid."""
 
 
+_AUDIT_RETRY_S = 1.0
+"""Seconds between attempts to open an audit store that could not be opened."""
+
 _SETTINGS: dict[str, tuple[str | None, str]] = {
     "bundle": (None, "bundle"),
     "bundle_hash": (None, "bundle_hash"),
@@ -216,13 +220,9 @@ class ServingState:
         self.tokens = TokenStore(config.tokens)
         if self.tokens.problem is not None:
             logger.error("no token is accepted until the file is fixed: %s", self.tokens.problem)
-        try:
-            key = config.audit_key.get_secret_value().encode() if config.audit_key else None
-            self.audit = open_audit_store(config.audit, key=key)
-            if self.audit.uses_dev_key:
-                logger.warning("audit checkpoints are signed with the development key")
-        except AuditError as error:
-            self.problems["audit"] = str(error)
+        self._audit_lock = threading.Lock()
+        self._audit_tried = 0.0
+        self.open_audit()
         try:
             rating = default_rating_config(config.params)
             self.lifecycle = rating.lifecycle
@@ -237,6 +237,34 @@ class ServingState:
             self.load_model(config.bundle, config.bundle_hash)
         except ApiError as error:
             logger.error("not ready: %s", error.message)
+
+    def open_audit(self) -> AuditStore | None:
+        """The audit store, opened now if it is not open yet (at most once per retry interval).
+
+        A worker that could not open it at start (e.g. another worker held the SQLite file's
+        lock while creating it, or PostgreSQL was down) tries again on a later call instead of
+        staying unready for good; until then the problem is kept for the readiness probe.
+        """
+        if self.audit is not None:
+            return self.audit
+        with self._audit_lock:
+            now = time.monotonic()
+            if self.audit is not None or now - self._audit_tried < _AUDIT_RETRY_S:
+                return self.audit
+            self._audit_tried = now
+            config = self.config
+            try:
+                key = config.audit_key.get_secret_value().encode() if config.audit_key else None
+                audit = open_audit_store(config.audit, key=key)
+            except AuditError as error:
+                self.problems["audit"] = str(error)
+                logger.error("audit store unavailable (retried on a later call): %s", error)
+                return None
+            if audit.uses_dev_key:
+                logger.warning("audit checkpoints are signed with the development key")
+            self.audit = audit
+            self.problems.pop("audit", None)
+            return audit
 
     def load_model(self, bundle: Path, expected_hash: str | None) -> None:
         """Load and verify a bundle and swap it in; on failure keep serving the old one.
@@ -259,6 +287,7 @@ class ServingState:
 
     def is_ready(self) -> bool:
         """Bundle verified, tokens loaded and the audit store writable."""
+        self.open_audit()
         return (
             self.engine is not None
             and self.judgement is not None
@@ -270,6 +299,7 @@ class ServingState:
 
     def ready_engine(self) -> tuple[Engine, AuditStore]:
         """The engine and audit store, or 503 when the service is not ready."""
+        self.open_audit()
         if self.engine is None or self.audit is None or self.judgement is None:
             problems = "; ".join(f"{k}: {v}" for k, v in self.problems.items())
             raise ApiError(503, "not_ready", f"service not ready ({problems or 'starting'})")

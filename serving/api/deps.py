@@ -49,9 +49,10 @@ def audit_store(state: Any) -> AuditStore:
     Raises:
         ApiError: 503 when it is unavailable.
     """
-    if state.audit is None:
+    audit: AuditStore | None = state.open_audit()
+    if audit is None:
         raise ApiError(503, "not_ready", "audit store unavailable")
-    return state.audit
+    return audit
 
 
 def authenticate(

@@ -42,6 +42,28 @@ def test_given_missing_bundle_when_started_then_not_ready_and_scoring_503(
         assert response.json()["error"]["code"] == "not_ready"
 
 
+def test_given_an_audit_store_unopenable_at_start_when_it_recovers_then_served_without_restart(
+    service_client, tmp_path, body, monkeypatch
+):
+    import serving.service
+
+    monkeypatch.setattr(serving.service, "_AUDIT_RETRY_S", 0.0)
+    # Given a worker that could not open its audit store at start (not a database there)
+    audit_db = tmp_path / "audit.db"
+    audit_db.write_bytes(b"not a database, " * 64)
+    with service_client() as (client, tokens, _):
+        assert client.get("/readyz").status_code == 503
+        refused = client.post("/score", json=body, headers=auth(tokens["scorer"]))
+        assert refused.status_code == 503 and refused.json()["error"]["code"] == "not_ready"
+        # When the store can be opened again (the file is fixed)
+        audit_db.unlink()
+        # Then the next calls are served and recorded, without a restart
+        assert client.get("/readyz").status_code == 200
+        answered = client.post("/score", json=body, headers=auth(tokens["scorer"]))
+        assert answered.status_code == 200
+    assert verify(audit_db, key=b"test-key").records == 1
+
+
 def test_given_tampered_bundle_when_started_then_not_ready(service_client, bundle, tmp_path):
     import shutil
 
