@@ -1,7 +1,8 @@
 """Validation of a raw folder against the contract: every problem in one report.
 
 Each table is checked lazily against its pandera schema (types, bounds, keys, row
-checks); then the cross-table rules are checked (known customer and facility ids,
+checks): first by the fast verdict derived from that schema (`features.contract_check`), which
+only ever says "valid"; on any failure or doubt pandera validates and reports; then the cross-table rules are checked (known customer and facility ids,
 no event after the as-of date). Nothing stops at the first problem.
 
 ``validate_raw_dir`` (the ``validate`` command) reads a folder a chunk of rows at a time:
@@ -29,6 +30,7 @@ import pandera.pandas as pa
 import polars as pl
 
 from features.asof import AsOfCut, LaterCount, count_later
+from features.contract_check import fast_coerce
 from features.errors import RiskgradeError
 from features.io import RawDataError, RawTables
 from features.schema import AS_OF_COLUMNS, SCHEMAS, TABLES
@@ -141,6 +143,9 @@ def _case_tallies(table: str, cases: pd.DataFrame) -> dict[_TallyKey, _Tally]:
 def _schema_problems(table: str, frame: pd.DataFrame, report: ValidationReport) -> pd.DataFrame:
     """Validate one table; record its problems and return the coerced frame (best effort)."""
     schema = SCHEMAS[table]
+    passed = fast_coerce(schema, frame)
+    if passed is not None:
+        return passed
     try:
         return schema.validate(frame, lazy=True)
     except pa.errors.SchemaErrors as errors:
@@ -159,7 +164,19 @@ def _coerce_leniently(table: str, frame: pd.DataFrame) -> pd.DataFrame:
             result[name] = pd.to_datetime(result[name], errors="coerce")
         elif column.dtype.type is str:
             result[name] = result[name].astype("string")
+        elif str(column.dtype).startswith("str") and result[name].dtype == object:
+            result[name] = _as_text(result[name])
     return result
+
+
+def _as_text(values: pd.Series) -> pd.Series:
+    """Non-text values of an object column as their text (nulls kept): ids compare as text."""
+    other = values.notna() & ~values.map(lambda v: isinstance(v, str)).astype(bool)
+    if not other.any():
+        return values
+    values = values.copy()
+    values[other] = values[other].astype(str)
+    return values
 
 
 def _among(values: pd.Series, known: pd.Index) -> pd.Series:
@@ -474,11 +491,13 @@ def _stream_table(
     count = 0
     for chunk in source.read_chunks(table, rows):
         count += len(chunk)
-        try:
-            coerced = schema.validate(chunk, lazy=True)
-        except pa.errors.SchemaErrors as errors:
-            tallies.add(errors.failure_cases)
-            coerced = _coerce_leniently(table, chunk)
+        coerced = fast_coerce(schema, chunk)
+        if coerced is None:
+            try:
+                coerced = schema.validate(chunk, lazy=True)
+            except pa.errors.SchemaErrors as errors:
+                tallies.add(errors.failure_cases)
+                coerced = _coerce_leniently(table, chunk)
         keys.add(chunk)
         cross.add(table, coerced)
         if later is not None:
