@@ -84,6 +84,17 @@ def _str_length(stats: dict[str, Any]) -> Verdict:
     return verdict
 
 
+def _among(values: Any, *, allowed: bool) -> Verdict:
+    """``isin`` (or ``notin``): decided on the column's distinct values (few, for codes)."""
+
+    def verdict(data: pd.Series) -> Any:
+        distinct = pd.Series(data.unique(), dtype=data.dtype)
+        found = distinct.isin(values)
+        return found if allowed else ~found
+
+    return verdict
+
+
 _BUILT_IN: dict[str, Callable[[dict[str, Any]], Verdict]] = {
     "equal_to": lambda s: _compare(operator.eq, s["value"]),
     "not_equal_to": lambda s: _compare(operator.ne, s["value"]),
@@ -92,8 +103,8 @@ _BUILT_IN: dict[str, Callable[[dict[str, Any]], Verdict]] = {
     "less_than": lambda s: _compare(operator.lt, s["max_value"]),
     "less_than_or_equal_to": lambda s: _compare(operator.le, s["max_value"]),
     "in_range": _in_range,
-    "isin": lambda s: lambda data: data.isin(s["allowed_values"]),
-    "notin": lambda s: lambda data: ~data.isin(s["forbidden_values"]),
+    "isin": lambda s: _among(s["allowed_values"], allowed=True),
+    "notin": lambda s: _among(s["forbidden_values"], allowed=False),
     "str_length": _str_length,
 }
 """Pandera's built-in checks this module evaluates from their statistics."""
@@ -255,12 +266,17 @@ def fast_coerce(schema: pa.DataFrameSchema, frame: pd.DataFrame) -> pd.DataFrame
     if plan.strict and len(frame.columns) != len(names):
         return None
     try:
-        result = frame.copy()
+        changed = {}
         for column in plan.columns:
-            series = _column_ok(column, result[column.name])
+            given = frame[column.name]
+            series = _column_ok(column, given)
             if series is None:
                 return None
-            result[column.name] = series
+            if series.dtype != given.dtype:
+                changed[column.name] = series
+        result = frame.copy()  # pandera's copy, with the coerced columns
+        for name, series in changed.items():
+            result[name] = series
         for check in plan.table_checks:
             if not _table_check_ok(check, result):
                 return None
