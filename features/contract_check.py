@@ -36,6 +36,7 @@ from __future__ import annotations
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -223,11 +224,18 @@ def _all_true(result: Any) -> bool:
     raise TypeError(f"a check answered with {type(result).__name__}")
 
 
+@lru_cache(maxsize=256)
+def _engine_dtype(dtype: Any) -> Any:
+    """Pandera's data type of a pandas dtype (a pure function of it, so cached)."""
+    return Engine.dtype(dtype)
+
+
 def _column_ok(column: _ColumnPlan, series: pd.Series) -> pd.Series | None:
     """The coerced column when it passes every rule of ``column``, else ``None``."""
-    if column.coerce:
+    already = isinstance(series.dtype, np.dtype) and _engine_dtype(series.dtype) == column.dtype
+    if column.coerce and not already:  # a numpy column of the very dtype coerces to itself
         series = column.dtype.try_coerce(series)
-    if not _all_true(column.dtype.check(Engine.dtype(series.dtype), series)):
+    if not _all_true(column.dtype.check(_engine_dtype(series.dtype), series)):
         return None
     nulls = series.hasnans
     if nulls and not column.nullable:

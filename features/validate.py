@@ -224,38 +224,43 @@ class _CrossTable:
             self._ids.update(frame["customer_id"].dropna())
             self._customer_rows += len(frame)
         if table != "customers" and self.known is not None and "customer_id" in frame:
-            unknown = frame.loc[~_among(frame["customer_id"], self.known), "customer_id"]
-            check = "customer_id known in customers"
-            self._add((1, position, 0), table, "customer_id", check, unknown)
+            unknown = ~_among(frame["customer_id"], self.known)
+            if unknown.any():
+                check = "customer_id known in customers"
+                failing = frame.loc[unknown, "customer_id"]
+                self._add((1, position, 0), table, "customer_id", check, failing)
         pair = {"facility_id", "customer_id"}
         if table == "credit_facilities" and pair <= set(frame.columns):
             self._owners = [] if self._owners is None else self._owners
             self._owners.append(frame[["facility_id", "customer_id"]])
         if table == "repayments" and self.owner is not None and pair <= set(frame.columns):
             known_facility = _among(frame["facility_id"], self.owner.index)
-            self._add(
-                (2, position, 0),
-                table,
-                "facility_id",
-                "facility_id known in credit_facilities",
-                frame.loc[~known_facility, "facility_id"],
-            )
+            if not known_facility.all():
+                self._add(
+                    (2, position, 0),
+                    table,
+                    "facility_id",
+                    "facility_id known in credit_facilities",
+                    frame.loc[~known_facility, "facility_id"],
+                )
             expected_owner = frame["facility_id"].map(self.owner)
             mismatch = known_facility & (expected_owner != frame["customer_id"])
-            self._add(
-                (3, position, 0),
-                table,
-                "customer_id",
-                "customer_id equals the facility's customer_id",
-                frame.loc[mismatch, "facility_id"],
-            )
+            if mismatch.any():
+                self._add(
+                    (3, position, 0),
+                    table,
+                    "customer_id",
+                    "customer_id equals the facility's customer_id",
+                    frame.loc[mismatch, "facility_id"],
+                )
         if self.as_of is None:
             return
         for index, column in enumerate(AS_OF_COLUMNS.get(table, ())):
             if column in frame and pd.api.types.is_datetime64_any_dtype(frame[column]):
-                late = frame.loc[frame[column] >= self.limit, column]
-                check = f"not after as-of {self.as_of.isoformat()}"
-                self._add((4, position, index), table, column, check, late)
+                after = frame[column] >= self.limit
+                if after.any():
+                    check = f"not after as-of {self.as_of.isoformat()}"
+                    self._add((4, position, index), table, column, check, frame.loc[after, column])
 
     def end(self, table: str) -> None:
         """Close ``table``: its ids become the reference of the tables after it."""
