@@ -61,8 +61,9 @@ def _compare(op: Callable[[Any, Any], Any], value: Any) -> Verdict:
 
 
 def _in_range(stats: dict[str, Any]) -> Verdict:
-    low = _compare(operator.ge if stats.get("include_min", True) else operator.gt, stats["min_value"])
-    high = _compare(operator.le if stats.get("include_max", True) else operator.lt, stats["max_value"])
+    above = operator.ge if stats.get("include_min", True) else operator.gt
+    below = operator.le if stats.get("include_max", True) else operator.lt
+    low, high = _compare(above, stats["min_value"]), _compare(below, stats["max_value"])
     return lambda data: np.asarray(low(data), dtype=bool) & np.asarray(high(data), dtype=bool)
 
 
@@ -111,7 +112,7 @@ _BUILT_IN: dict[str, Callable[[dict[str, Any]], Verdict]] = {
 """Pandera's built-in checks this module evaluates from their statistics."""
 
 
-class NotDerivable(Exception):
+class NotDerivableError(Exception):
     """A schema holds something the fast verdict cannot read off: pandera decides."""
 
 
@@ -136,10 +137,10 @@ class _TablePlan:
 
 def _check_verdict(check: pa.Check) -> Verdict:
     if check.groupby is not None or check.raise_warning:
-        raise NotDerivable(f"check {check.name!r}: groupby or warning")
+        raise NotDerivableError(f"check {check.name!r}: groupby or warning")
     if check.statistics:  # a built-in check: its arguments are its statistics
         if check.name not in _BUILT_IN:
-            raise NotDerivable(f"built-in check {check.name!r}")
+            raise NotDerivableError(f"built-in check {check.name!r}")
         return _BUILT_IN[check.name](dict(check.statistics))
     function = check._check_fn
     if check.element_wise:
@@ -151,7 +152,7 @@ def _plan(schema: pa.DataFrameSchema) -> _TablePlan:
     """Read the rules of ``schema`` off it.
 
     Raises:
-        NotDerivable: if the schema holds a rule this module does not evaluate.
+        NotDerivableError: if the schema holds a rule this module does not evaluate.
     """
     if (
         schema.index is not None
@@ -162,7 +163,7 @@ def _plan(schema: pa.DataFrameSchema) -> _TablePlan:
         or schema.drop_invalid_rows
         or getattr(schema, "parsers", None)
     ):
-        raise NotDerivable(f"schema {schema.name!r}: index, dtype, order or filtering")
+        raise NotDerivableError(f"schema {schema.name!r}: index, dtype, order or filtering")
     columns = []
     for name, column in schema.columns.items():
         if (
@@ -173,7 +174,7 @@ def _plan(schema: pa.DataFrameSchema) -> _TablePlan:
             or column.drop_invalid_rows
             or column.dtype is None
         ):
-            raise NotDerivable(f"column {name!r}: regex, optional, default or parser")
+            raise NotDerivableError(f"column {name!r}: regex, optional, default or parser")
         checks = tuple((_check_verdict(c), bool(c.ignore_na)) for c in column.checks)
         coerce = bool(schema.coerce or column.coerce)
         columns.append(
@@ -181,12 +182,13 @@ def _plan(schema: pa.DataFrameSchema) -> _TablePlan:
         )
     for check in schema.checks:
         if check.groupby is not None or check.raise_warning or check.element_wise:
-            raise NotDerivable(f"table check {check.name!r}: groupby, warning or element-wise")
+            raise NotDerivableError(f"table check {check.name!r}: groupby, warning or element-wise")
         if check.statistics:
-            raise NotDerivable(f"table check {check.name!r}: a built-in check on a table")
+            raise NotDerivableError(f"table check {check.name!r}: a built-in check on a table")
     unique: tuple[tuple[str, ...], ...] = ()
     if schema.unique:
-        sets = schema.unique if not all(isinstance(x, str) for x in schema.unique) else [schema.unique]
+        one = all(isinstance(x, str) for x in schema.unique)
+        sets = [schema.unique] if one else schema.unique
         unique = tuple(tuple(s) for s in sets)
     return _TablePlan(tuple(columns), bool(schema.strict), tuple(schema.checks), unique)
 
@@ -201,7 +203,7 @@ def plan_of(schema: pa.DataFrameSchema) -> _TablePlan | None:
         return cached[1]
     try:
         plan: _TablePlan | None = _plan(schema)
-    except NotDerivable:
+    except NotDerivableError:
         plan = None
     _PLANS[id(schema)] = (schema, plan)
     return plan
@@ -292,6 +294,6 @@ def fast_coerce(schema: pa.DataFrameSchema, frame: pd.DataFrame) -> pd.DataFrame
             subset = [name for name in key if name in result]
             if subset and result.duplicated(subset=subset).any():
                 return None
-    except Exception:  # noqa: BLE001 - any surprise is doubt: pandera decides and reports
+    except Exception:  # any surprise is doubt: pandera decides and reports
         return None
     return result

@@ -2,8 +2,9 @@
 
 Each table is checked lazily against its pandera schema (types, bounds, keys, row
 checks): first by the fast verdict derived from that schema (`features.contract_check`), which
-only ever says "valid"; on any failure or doubt pandera validates and reports; then the cross-table rules are checked (known customer and facility ids,
-no event after the as-of date). Nothing stops at the first problem.
+only ever says "valid"; on any failure or doubt pandera validates and reports. Then the
+cross-table rules are checked (known customer and facility ids, no event after the
+as-of date). Nothing stops at the first problem.
 
 ``validate_raw_dir`` (the ``validate`` command) reads a folder a chunk of rows at a time:
 each chunk goes through the same pandera schema, keys are checked across chunks by a hash

@@ -324,7 +324,7 @@ def test_given_table_rules_when_checked_then_row_checks_keys_and_columns_match_p
             {"x": pa.Column(int)}, checks=[pa.Check(lambda r: r["x"] > 0, element_wise=True)]
         ),
     ],
-    ids=["index", "ordered", "optional", "regex", "groupby", "str_matches", "table-builtin", "rows"],
+    ids=["index", "ordered", "optional", "regex", "groupby", "str_matches", "table-check", "rows"],
 )
 def test_given_a_rule_not_derivable_when_checked_then_pandera_always_decides(
     schema: pa.DataFrameSchema,
