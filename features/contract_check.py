@@ -234,8 +234,8 @@ def _engine_dtype(dtype: Any) -> Any:
 
 def _column_ok(column: _ColumnPlan, series: pd.Series) -> pd.Series | None:
     """The coerced column when it passes every rule of ``column``, else ``None``."""
-    already = isinstance(series.dtype, np.dtype) and _engine_dtype(series.dtype) == column.dtype
-    if column.coerce and not already:  # a numpy column of the very dtype coerces to itself
+    already = series.dtype != object and _engine_dtype(series.dtype) == column.dtype
+    if column.coerce and not already:  # a typed column of the very dtype coerces to itself
         series = column.dtype.try_coerce(series)
     if not _all_true(column.dtype.check(_engine_dtype(series.dtype), series)):
         return None
