@@ -1,8 +1,10 @@
 """Validation of a raw folder against the contract: every problem in one report.
 
 Each table is checked lazily against its pandera schema (types, bounds, keys, row
-checks); then the cross-table rules are checked (known customer and facility ids,
-no event after the as-of date). Nothing stops at the first problem.
+checks): first by the fast verdict derived from that schema (`features.contract_check`), which
+only ever says "valid"; on any failure or doubt pandera validates and reports. Then the
+cross-table rules are checked (known customer and facility ids, no event after the
+as-of date). Nothing stops at the first problem.
 
 ``validate_raw_dir`` (the ``validate`` command) reads a folder a chunk of rows at a time:
 each chunk goes through the same pandera schema, keys are checked across chunks by a hash
@@ -29,6 +31,7 @@ import pandera.pandas as pa
 import polars as pl
 
 from features.asof import AsOfCut, LaterCount, count_later
+from features.contract_check import fast_coerce
 from features.errors import RiskgradeError
 from features.io import RawDataError, RawTables
 from features.schema import AS_OF_COLUMNS, SCHEMAS, TABLES
@@ -141,6 +144,9 @@ def _case_tallies(table: str, cases: pd.DataFrame) -> dict[_TallyKey, _Tally]:
 def _schema_problems(table: str, frame: pd.DataFrame, report: ValidationReport) -> pd.DataFrame:
     """Validate one table; record its problems and return the coerced frame (best effort)."""
     schema = SCHEMAS[table]
+    passed = fast_coerce(schema, frame)
+    if passed is not None:
+        return passed
     try:
         return schema.validate(frame, lazy=True)
     except pa.errors.SchemaErrors as errors:
@@ -159,7 +165,19 @@ def _coerce_leniently(table: str, frame: pd.DataFrame) -> pd.DataFrame:
             result[name] = pd.to_datetime(result[name], errors="coerce")
         elif column.dtype.type is str:
             result[name] = result[name].astype("string")
+        elif str(column.dtype).startswith("str") and result[name].dtype == object:
+            result[name] = _as_text(result[name])
     return result
+
+
+def _as_text(values: pd.Series) -> pd.Series:
+    """Non-text values of an object column as their text (nulls kept): ids compare as text."""
+    other = values.notna() & ~values.map(lambda v: isinstance(v, str)).astype(bool)
+    if not other.any():
+        return values
+    values = values.copy()
+    values[other] = values[other].astype(str)
+    return values
 
 
 def _among(values: pd.Series, known: pd.Index) -> pd.Series:
@@ -207,38 +225,43 @@ class _CrossTable:
             self._ids.update(frame["customer_id"].dropna())
             self._customer_rows += len(frame)
         if table != "customers" and self.known is not None and "customer_id" in frame:
-            unknown = frame.loc[~_among(frame["customer_id"], self.known), "customer_id"]
-            check = "customer_id known in customers"
-            self._add((1, position, 0), table, "customer_id", check, unknown)
+            unknown = ~_among(frame["customer_id"], self.known)
+            if unknown.any():
+                check = "customer_id known in customers"
+                failing = frame.loc[unknown, "customer_id"]
+                self._add((1, position, 0), table, "customer_id", check, failing)
         pair = {"facility_id", "customer_id"}
         if table == "credit_facilities" and pair <= set(frame.columns):
             self._owners = [] if self._owners is None else self._owners
             self._owners.append(frame[["facility_id", "customer_id"]])
         if table == "repayments" and self.owner is not None and pair <= set(frame.columns):
             known_facility = _among(frame["facility_id"], self.owner.index)
-            self._add(
-                (2, position, 0),
-                table,
-                "facility_id",
-                "facility_id known in credit_facilities",
-                frame.loc[~known_facility, "facility_id"],
-            )
+            if not known_facility.all():
+                self._add(
+                    (2, position, 0),
+                    table,
+                    "facility_id",
+                    "facility_id known in credit_facilities",
+                    frame.loc[~known_facility, "facility_id"],
+                )
             expected_owner = frame["facility_id"].map(self.owner)
             mismatch = known_facility & (expected_owner != frame["customer_id"])
-            self._add(
-                (3, position, 0),
-                table,
-                "customer_id",
-                "customer_id equals the facility's customer_id",
-                frame.loc[mismatch, "facility_id"],
-            )
+            if mismatch.any():
+                self._add(
+                    (3, position, 0),
+                    table,
+                    "customer_id",
+                    "customer_id equals the facility's customer_id",
+                    frame.loc[mismatch, "facility_id"],
+                )
         if self.as_of is None:
             return
         for index, column in enumerate(AS_OF_COLUMNS.get(table, ())):
             if column in frame and pd.api.types.is_datetime64_any_dtype(frame[column]):
-                late = frame.loc[frame[column] >= self.limit, column]
-                check = f"not after as-of {self.as_of.isoformat()}"
-                self._add((4, position, index), table, column, check, late)
+                after = frame[column] >= self.limit
+                if after.any():
+                    check = f"not after as-of {self.as_of.isoformat()}"
+                    self._add((4, position, index), table, column, check, frame.loc[after, column])
 
     def end(self, table: str) -> None:
         """Close ``table``: its ids become the reference of the tables after it."""
@@ -474,11 +497,13 @@ def _stream_table(
     count = 0
     for chunk in source.read_chunks(table, rows):
         count += len(chunk)
-        try:
-            coerced = schema.validate(chunk, lazy=True)
-        except pa.errors.SchemaErrors as errors:
-            tallies.add(errors.failure_cases)
-            coerced = _coerce_leniently(table, chunk)
+        coerced = fast_coerce(schema, chunk)
+        if coerced is None:
+            try:
+                coerced = schema.validate(chunk, lazy=True)
+            except pa.errors.SchemaErrors as errors:
+                tallies.add(errors.failure_cases)
+                coerced = _coerce_leniently(table, chunk)
         keys.add(chunk)
         cross.add(table, coerced)
         if later is not None:
