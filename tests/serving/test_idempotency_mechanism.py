@@ -37,6 +37,7 @@ def app(tmp_path: Path):  # type: ignore[no-untyped-def]
     state = SimpleNamespace(
         tokens=TokenStore(tokens_path),
         audit=store,
+        open_audit=lambda: store,
         config=SimpleNamespace(limits=RequestLimits(), timeout_s=30.0),
     )
     calls: list[str] = []
